@@ -1,0 +1,147 @@
+"""The one place that owns sliding-window arithmetic.
+
+Every layer, the summary, the calculator and the docs call these functions:
+the output-size formula of a convolution or pooling window, the 'same'
+padding rule, the transposed-convolution output size and the receptive-field
+step. Nothing else in convscope re-derives them.
+
+Notation (per spatial axis): ``n`` input size, ``k`` kernel size, ``s``
+stride, ``p`` zero padding on each side, ``d`` dilation. The effective
+kernel extent is ``d*(k-1) + 1``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+
+def effective_kernel(kernel: int, dilation: int = 1) -> int:
+    """Span of a dilated kernel: ``d*(k-1) + 1`` input positions."""
+    return dilation * (kernel - 1) + 1
+
+
+def conv_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0,
+                     dilation: int = 1, ceil_mode: bool = False,
+                     padding_after: int | None = None) -> int:
+    """Output length of a sliding window along one axis.
+
+    ``out = floor((n + p_before + p_after - d*(k-1) - 1) / s) + 1``; with
+    symmetric padding this is the lecture's ``(W - F + 2P)/S + 1``.
+
+    Args:
+        size (int): input length ``n``.
+        kernel (int): window length ``k``.
+        stride (int, default 1): step ``s``.
+        padding (int, default 0): zeros before the input (and after it,
+            unless ``padding_after`` is given).
+        dilation (int, default 1): spacing ``d`` between window taps.
+        ceil_mode (bool, default False): round up instead of down, as
+            PyTorch's pooling does: a last window that would start inside the
+            right padding is dropped.
+        padding_after (int or None): zeros after the input, for asymmetric
+            padding such as 'same' at even kernels.
+
+    Returns:
+        int: the output length; it may be ``<= 0`` when the window does not
+        fit, which callers turn into an error naming their layer.
+    """
+    after = padding if padding_after is None else padding_after
+    span = size + padding + after - effective_kernel(kernel, dilation)
+    if span < 0:
+        return 0
+    if ceil_mode:
+        out = -(-span // stride) + 1
+        # PyTorch: the last window must start inside the input or left padding
+        if (out - 1) * stride >= size + padding:
+            out -= 1
+        return out
+    return span // stride + 1
+
+
+def same_padding(size: int, kernel: int, stride: int = 1,
+                 dilation: int = 1) -> tuple[int, int]:
+    """Padding (before, after) that gives ``out = ceil(n / s)``.
+
+    This is TensorFlow's 'SAME' rule, valid at any stride (PyTorch accepts
+    padding='same' only at stride 1, where it agrees with this rule). An odd
+    total puts the extra zero after the input (bottom/right).
+    """
+    out = -(-size // stride)
+    total = max((out - 1) * stride + effective_kernel(kernel, dilation) - size, 0)
+    return total // 2, total - total // 2
+
+
+def conv_transpose_output_size(size: int, kernel: int, stride: int = 1,
+                               padding: int = 0, dilation: int = 1,
+                               output_padding: int = 0) -> int:
+    """Output length of a transposed convolution along one axis.
+
+    ``out = (n - 1)*s - 2p + d*(k-1) + output_padding + 1``, the inverse of
+    :func:`conv_output_size` (``output_padding`` picks among the input
+    sizes that a strided convolution maps to the same output size).
+    """
+    return (size - 1) * stride - 2 * padding + effective_kernel(kernel, dilation) + output_padding
+
+
+def adaptive_window(index: int, in_size: int, out_size: int) -> tuple[int, int]:
+    """[start, end) of output cell ``index`` of an adaptive pool (PyTorch's rule)."""
+    start = (index * in_size) // out_size
+    end = -(-((index + 1) * in_size) // out_size)
+    return start, end
+
+
+@dataclass(frozen=True)
+class ReceptiveField:
+    """Receptive field of one feature-map position along one axis.
+
+    Attributes:
+        size: how many input pixels one output position sees.
+        jump: distance in input pixels between neighbouring output positions
+            (the effective stride; may be fractional after upsampling).
+        start: input coordinate of the centre of output position 0. Its
+            negative offset ``-(start - (size-1)/2)`` is the effective padding.
+    """
+    size: float = 1
+    jump: float = 1
+    start: float = 0.0  # centre of input pixel 0
+
+    @property
+    def padding(self) -> float:
+        """Effective zero padding: how far the first window reaches left of pixel 0."""
+        return (self.size - 1) / 2 - self.start
+
+
+def receptive_field_step(rf: ReceptiveField, kernel: int, stride: int = 1,
+                         padding: int = 0, dilation: int = 1) -> ReceptiveField:
+    """Receptive field after a conv/pool window applied to a map with field ``rf``.
+
+    ``size' = size + (d*(k-1)) * jump``, ``jump' = jump * s``,
+    ``start' = start + ((d*(k-1))/2 - p) * jump``.
+    Three stacked 3x3 stride-1 convs give sizes 3, 5, 7.
+    """
+    extent = effective_kernel(kernel, dilation) - 1
+    return ReceptiveField(
+        size=rf.size + extent * rf.jump,
+        jump=rf.jump * stride,
+        start=rf.start + (extent / 2 - padding) * rf.jump,
+    )
+
+
+def normalize_tuple(value, n: int, name: str, layer: str = "") -> tuple[int, ...]:
+    """Turn an int or a length-``n`` sequence of ints into an n-tuple.
+
+    Raises:
+        TypeError: when ``value`` is neither an int nor a sequence of ints.
+        ValueError: when the sequence has the wrong length.
+    """
+    where = f"{layer}: " if layer else ""
+    if isinstance(value, bool):
+        raise TypeError(f"{where}{name} must be an int or a tuple of {n} ints, got bool {value!r}")
+    if isinstance(value, int) or (hasattr(value, "__index__") and not isinstance(value, Sequence)):
+        return (int(value),) * n
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        if len(value) != n or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            raise ValueError(f"{where}{name} must be an int or a tuple of {n} ints, got {value!r}")
+        return tuple(int(v) for v in value)
+    raise TypeError(f"{where}{name} must be an int or a tuple of {n} ints, got "
+                    f"{type(value).__name__} {value!r}")

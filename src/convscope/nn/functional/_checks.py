@@ -1,0 +1,74 @@
+"""Argument and input checks shared by the functional ops and the layers.
+
+Every message names the layer (its repr, or the function name), what was
+expected and what was received.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ...autograd.tensor import Tensor
+from ...kernels.geometry import normalize_tuple
+
+
+def check_tensor(x, layer: str, name: str = "input") -> Tensor:
+    """Raise TypeError unless ``x`` is a Tensor."""
+    if not isinstance(x, Tensor):
+        hint = " (wrap arrays with convscope.tensor(...))" if isinstance(x, np.ndarray) else ""
+        raise TypeError(f"{layer} expects a convscope Tensor as {name}, got {type(x).__name__}{hint}")
+    return x
+
+
+def check_ndim(x: Tensor, allowed: tuple, layer: str, layout: str) -> None:
+    """Raise ValueError unless ``x.ndim`` is one of ``allowed``; ``layout`` names the axes."""
+    if x.ndim not in allowed:
+        want = " or ".join(f"{n}-D" for n in allowed)
+        raise ValueError(f"{layer} expects a {want} input {layout}, got {x.ndim}-D input of "
+                         f"shape {tuple(x.shape)}")
+
+
+def check_float(x: Tensor, layer: str, name: str = "input") -> None:
+    if x.dtype.kind != "f":
+        raise TypeError(f"{layer} expects a floating-point {name}, got dtype {x.dtype} "
+                        f"(convert with .float())")
+
+
+def check_same_dtype(x: Tensor, w: Tensor, layer: str) -> None:
+    if x.dtype != w.dtype:
+        raise TypeError(f"{layer}: input dtype {x.dtype} does not match weight dtype {w.dtype}; "
+                        f"convert the input (.float()/.double()) or the layer (.to(dtype))")
+
+
+def positive_tuple(value, n: int, name: str, layer: str) -> tuple:
+    """An n-tuple of ints >= 1, or a ValueError naming the layer."""
+    out = normalize_tuple(value, n, name, layer)
+    if any(v < 1 for v in out):
+        raise ValueError(f"{layer}: {name} must be positive, got {value!r}")
+    return out
+
+
+def nonnegative_tuple(value, n: int, name: str, layer: str) -> tuple:
+    """An n-tuple of ints >= 0, or a ValueError naming the layer."""
+    out = normalize_tuple(value, n, name, layer)
+    if any(v < 0 for v in out):
+        raise ValueError(f"{layer}: {name} must be non-negative, got {value!r}")
+    return out
+
+
+def check_finite(x: Tensor, layer: str, name: str = "input") -> None:
+    """Raise ValueError when NaN or inf reaches ``layer`` (a loss), saying how many."""
+    data = x.data
+    if data.dtype.kind == "f" and not np.isfinite(data).all():
+        bad = int((~np.isfinite(data)).sum())
+        kinds = []
+        if np.isnan(data).any():
+            kinds.append("NaN")
+        if np.isinf(data).any():
+            kinds.append("inf")
+        raise ValueError(f"{layer}: {name} contains {bad} non-finite value(s) ({'/'.join(kinds)}) "
+                         f"out of {data.size}; expected finite numbers (the model has likely diverged: "
+                         f"lower the learning rate)")
+
+
+def fmt_hw(t: tuple) -> str:
+    return "x".join(str(v) for v in t)

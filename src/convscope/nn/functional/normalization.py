@@ -1,0 +1,61 @@
+"""batch_norm (torch.nn.functional name, arguments and defaults)."""
+from __future__ import annotations
+
+
+
+from ...ops import norm as B
+from ._checks import check_tensor
+
+
+def batch_norm_impl(input, running_mean, running_var, weight, bias, training, momentum, eps, layer):
+    check_tensor(input, layer)
+    if input.ndim < 2:
+        raise ValueError(f"{layer} expects input of shape (N, C) or (N, C, ...), got shape "
+                         f"{tuple(input.shape)}")
+    c = input.shape[1]
+    for name, t in (("running_mean", running_mean), ("running_var", running_var),
+                    ("weight", weight), ("bias", bias)):
+        if t is not None and tuple(t.shape) != (c,):
+            raise ValueError(f"{layer} expects {t.shape[0] if t.ndim else 0} channels ({name} has shape "
+                             f"{tuple(t.shape)}), got {c} channels in input of shape {tuple(input.shape)}")
+    if (weight is None) != (bias is None):
+        raise ValueError(f"{layer}: give both weight and bias, or neither")
+    if not training:
+        if running_mean is None or running_var is None:
+            raise ValueError(f"{layer}: evaluation needs running_mean and running_var")
+        return B.BatchNormEval.apply(input, running_mean.data, running_var.data, weight, bias, float(eps))
+    count = input.data.size // c
+    if count <= 1:
+        raise ValueError(f"{layer}: training needs more than 1 value per channel to compute batch "
+                         f"statistics, got input of shape {tuple(input.shape)} (use batch size > 1 or "
+                         f"call .eval())")
+    out, mean, var = B.BatchNormTrain.apply(input, weight, bias, float(eps))
+    if running_mean is not None:
+        m = running_mean.dtype.type(momentum)
+        running_mean.data *= 1 - m
+        running_mean.data += m * mean.data.astype(running_mean.dtype)
+    if running_var is not None:
+        m = running_var.dtype.type(momentum)
+        unbiased = var.data * var.dtype.type(count / (count - 1))
+        running_var.data *= 1 - m
+        running_var.data += m * unbiased.astype(running_var.dtype)
+    return out
+
+
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
+               momentum=0.1, eps=1e-5):
+    """Normalise each channel, as torch.nn.functional.batch_norm.
+
+    Training: use the batch's mean and biased variance over (N, H, W), and
+    update running_mean/running_var in place with ``momentum`` (the running
+    variance takes the unbiased estimate). Evaluation: use the running
+    statistics.
+
+    Shape:
+        input (N, C) or (N, C, H, W) -> same shape; statistics (C,).
+    """
+    return batch_norm_impl(input, running_mean, running_var, weight, bias, training, momentum, eps,
+                           "batch_norm")
+
+
+__all__ = ["batch_norm"]

@@ -1,0 +1,137 @@
+"""Max, average and adaptive pooling (torch.nn.functional names and defaults)."""
+from __future__ import annotations
+
+from ...kernels.geometry import conv_output_size, effective_kernel
+from ...ops import pool as P
+from ._checks import check_float, check_ndim, check_tensor, fmt_hw, nonnegative_tuple, positive_tuple
+
+
+def _pool_args(input, kernel_size, stride, padding, dilation, layer):
+    check_tensor(input, layer)
+    check_float(input, layer)
+    check_ndim(input, (3, 4), layer, "(N, C, H, W)")
+    kernel = positive_tuple(kernel_size, 2, "kernel_size", layer)
+    stride = kernel if stride is None or (not isinstance(stride, int) and len(stride) == 0) \
+        else positive_tuple(stride, 2, "stride", layer)
+    padding = nonnegative_tuple(padding, 2, "padding", layer)
+    dilation = positive_tuple(dilation, 2, "dilation", layer)
+    for i in range(2):
+        if padding[i] > kernel[i] // 2:
+            raise ValueError(f"{layer}: padding {fmt_hw(padding)} must be at most half the kernel "
+                             f"size {fmt_hw(kernel)}")
+    return kernel, stride, padding, dilation
+
+
+def _out_size(x, kernel, stride, padding, dilation, ceil_mode, layer):
+    size = x.shape[-2:]
+    out = tuple(conv_output_size(size[i], kernel[i], stride[i], padding[i], dilation[i], ceil_mode)
+                for i in range(2))
+    if any(o < 1 for o in out):
+        span = tuple(effective_kernel(kernel[i], dilation[i]) for i in range(2))
+        raise ValueError(f"{layer}: window {fmt_hw(span)} is larger than the padded input "
+                         f"{fmt_hw(tuple(size[i] + 2 * padding[i] for i in range(2)))} (input of shape "
+                         f"{tuple(x.shape)}); expected spatial size at least the window")
+    return out
+
+
+def _batched(input):
+    return (input.unsqueeze(0), True) if input.ndim == 3 else (input, False)
+
+
+def max_pool2d_impl(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, layer):
+    kernel, stride, padding, dilation = _pool_args(input, kernel_size, stride, padding, dilation, layer)
+    _out_size(input, kernel, stride, padding, dilation, ceil_mode, layer)
+    x, unbatched = _batched(input)
+    out, idx = P.MaxPool2d.apply(x, kernel, stride, padding, dilation, bool(ceil_mode))
+    if unbatched:
+        out, idx = out.squeeze(0), idx.squeeze(0)
+    return (out, idx) if return_indices else out
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False):
+    """2-D max pooling; padding counts as -inf, tied maxima send the gradient to the first one.
+
+    Args:
+        input (Tensor): (N, C, H, W) or (C, H, W).
+        kernel_size (int or (int, int)); stride (default kernel_size); padding (<= kernel/2);
+        dilation; ceil_mode (bool): round the output size up; return_indices (bool): also
+        return the flat h*W + w index of each maximum.
+
+    Shape:
+        H_out = floor((H + 2*padding - dilation*(KH-1) - 1) / stride) + 1 (ceil with ceil_mode).
+
+    Example:
+        >>> F.max_pool2d(convscope.randn(1, 6, 28, 28), 2).shape
+        (1, 6, 14, 14)
+    """
+    return max_pool2d_impl(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices,
+                           "max_pool2d")
+
+
+def avg_pool2d_impl(input, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                    divisor_override, layer):
+    kernel, stride, padding, _ = _pool_args(input, kernel_size, stride, padding, 1, layer)
+    _out_size(input, kernel, stride, padding, (1, 1), ceil_mode, layer)
+    if divisor_override is not None and (not isinstance(divisor_override, int) or divisor_override == 0):
+        raise ValueError(f"{layer}: divisor_override must be a non-zero int, got {divisor_override!r}")
+    x, unbatched = _batched(input)
+    out = P.AvgPool2d.apply(x, kernel, stride, padding, bool(ceil_mode), bool(count_include_pad),
+                            divisor_override)
+    return out.squeeze(0) if unbatched else out
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None):
+    """2-D average pooling, as torch.nn.functional.avg_pool2d.
+
+    ``count_include_pad`` decides whether zero padding counts in the divisor.
+
+    Shape:
+        H_out = floor((H + 2*padding - KH) / stride) + 1 (ceil with ceil_mode).
+    """
+    return avg_pool2d_impl(input, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                           divisor_override, "avg_pool2d")
+
+
+def _adaptive_size(input, output_size, layer):
+    check_tensor(input, layer)
+    check_float(input, layer)
+    check_ndim(input, (3, 4), layer, "(N, C, H, W)")
+    if isinstance(output_size, (tuple, list)) and len(output_size) == 2:
+        size = tuple(input.shape[-2 + i] if output_size[i] is None else output_size[i] for i in range(2))
+    else:
+        size = output_size
+    size = positive_tuple(size, 2, "output_size", layer)
+    return size
+
+
+def adaptive_avg_pool2d_impl(input, output_size, layer):
+    size = _adaptive_size(input, output_size, layer)
+    x, unbatched = _batched(input)
+    out = P.AdaptiveAvgPool2d.apply(x, size)
+    return out.squeeze(0) if unbatched else out
+
+
+def adaptive_avg_pool2d(input, output_size):
+    """Average pooling to a fixed (H_out, W_out); cell i covers [floor(i*H/H_out), ceil((i+1)*H/H_out)).
+
+    Example:
+        >>> F.adaptive_avg_pool2d(convscope.randn(2, 64, 8, 8), 1).shape
+        (2, 64, 1, 1)
+    """
+    return adaptive_avg_pool2d_impl(input, output_size, "adaptive_avg_pool2d")
+
+
+def adaptive_max_pool2d_impl(input, output_size, return_indices, layer):
+    size = _adaptive_size(input, output_size, layer)
+    x, unbatched = _batched(input)
+    out, idx = P.AdaptiveMaxPool2d.apply(x, size)
+    if unbatched:
+        out, idx = out.squeeze(0), idx.squeeze(0)
+    return (out, idx) if return_indices else out
+
+
+def adaptive_max_pool2d(input, output_size, return_indices=False):
+    """Max pooling to a fixed (H_out, W_out), cells as in adaptive_avg_pool2d."""
+    return adaptive_max_pool2d_impl(input, output_size, return_indices, "adaptive_max_pool2d")

@@ -1,0 +1,10 @@
+"""Layers and containers."""
+from .activation import LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
+from .container import ModuleList, Sequential
+from .conv import Conv1d, Conv2d, ConvTranspose2d
+from .dropout import Dropout, Upsample
+from .linear import Flatten, Identity, Linear
+from .loss import CrossEntropyLoss, MSELoss, NLLLoss
+from .module import IncompatibleKeys, Module, RemovableHandle, StateDictError
+from .normalization import BatchNorm1d, BatchNorm2d
+from .pooling import AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d

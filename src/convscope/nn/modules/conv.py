@@ -1,0 +1,171 @@
+"""Conv1d, Conv2d and ConvTranspose2d layers (torch.nn names, arguments and defaults)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..functional._checks import nonnegative_tuple, positive_tuple
+from ..functional.conv import PADDING_MODES, _check_padding_arg, conv_nd, conv_transpose_nd
+from .. import init
+from ..parameter import Parameter
+from ._util import compact, kwargs_repr
+from .module import Module
+
+
+class _ConvNd(Module):
+    _nd = 2
+    _transposed = False
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
+                 bias, padding_mode, output_padding=0, dtype=None):
+        super().__init__()
+        name = type(self).__name__
+        for arg, value in (("in_channels", in_channels), ("out_channels", out_channels)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name}: {arg} must be a positive int, got {value!r}")
+        if not isinstance(groups, int) or groups < 1:
+            raise ValueError(f"{name}: groups must be a positive int, got {groups!r}")
+        if in_channels % groups:
+            raise ValueError(f"{name}: groups={groups} must divide in_channels={in_channels}")
+        if out_channels % groups:
+            raise ValueError(f"{name}: groups={groups} must divide out_channels={out_channels}")
+        if padding_mode not in PADDING_MODES:
+            raise ValueError(f"{name}: padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}")
+        if self._transposed and padding_mode != "zeros":
+            raise ValueError(f"{name}: only padding_mode='zeros' is supported, got {padding_mode!r}")
+        n = self._nd
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size = positive_tuple(kernel_size, n, "kernel_size", name)
+        self.stride = positive_tuple(stride, n, "stride", name)
+        self.padding = _check_padding_arg(padding, n, name)
+        self.dilation = positive_tuple(dilation, n, "dilation", name)
+        self.output_padding = nonnegative_tuple(output_padding, n, "output_padding", name)
+        self.groups, self.padding_mode = groups, padding_mode
+        if self._transposed:
+            shape = (in_channels, out_channels // groups) + self.kernel_size
+        else:
+            shape = (out_channels, in_channels // groups) + self.kernel_size
+        dtype = np.dtype(dtype or np.float32)
+        self.weight = Parameter(np.empty(shape, dtype=dtype))
+        if bias:
+            self.bias = Parameter(np.empty((out_channels,), dtype=dtype))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """PyTorch's default: kaiming_uniform_(a=sqrt(5)) = U(+-1/sqrt(fan_in)) for weight and bias."""
+        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            fan_in, _ = init._calculate_fan_in_and_fan_out(self.weight)
+            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+            init.uniform_(self.bias, -bound, bound)
+
+    def extra_repr(self) -> str:
+        zeros = (0,) * self._nd
+        ones = (1,) * self._nd
+        text = f"{self.in_channels}, {self.out_channels}, kernel_size={compact(self.kernel_size)}"
+        rest = kwargs_repr([("stride", self.stride, ones), ("padding", self.padding, zeros),
+                            ("output_padding", self.output_padding, zeros),
+                            ("dilation", self.dilation, ones), ("groups", self.groups, 1),
+                            ("bias", self.bias is not None, True),
+                            ("padding_mode", self.padding_mode, "zeros")])
+        return text + (", " + rest if rest else "")
+
+
+class Conv2d(_ConvNd):
+    """2-D convolution layer: ``out_channels`` filters, each as deep as the input (C_in/groups).
+
+    Args:
+        in_channels, out_channels (int); kernel_size (int or (int, int));
+        stride (default 1); padding (int, tuple, 'valid' or 'same', default 0; 'same' works at
+        any stride, beyond PyTorch, see functional.conv2d); dilation (default 1);
+        groups (default 1); bias (default True); padding_mode ('zeros', 'reflect', 'replicate',
+        'circular').
+
+    Shape:
+        (N, C_in, H, W) -> (N, C_out, H_out, W_out),
+        H_out = floor((H + 2*padding - dilation*(KH-1) - 1) / stride) + 1.
+        Parameters: (KH*KW*C_in/groups + 1) * C_out, whatever the input size.
+
+    Example:
+        >>> nn.Conv2d(3, 10, 5, padding=2)(convscope.randn(1, 3, 32, 32)).shape
+        (1, 10, 32, 32)
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
+                 groups=1, bias=True, padding_mode="zeros", device=None, dtype=None):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
+                         bias, padding_mode, dtype=dtype)
+
+    def forward(self, input):
+        return conv_nd(input, self.weight, self.bias, self.stride, self.padding, self.dilation,
+                       self.groups, self.padding_mode, self._layer_name(), 2)
+
+
+class Conv1d(_ConvNd):
+    """1-D convolution layer over (N, C_in, L) sequences.
+
+    Shape:
+        L_out = floor((L + 2*padding - dilation*(K-1) - 1) / stride) + 1.
+    """
+    _nd = 1
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
+                 groups=1, bias=True, padding_mode="zeros", device=None, dtype=None):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
+                         bias, padding_mode, dtype=dtype)
+
+    def forward(self, input):
+        return conv_nd(input, self.weight, self.bias, self.stride, self.padding, self.dilation,
+                       self.groups, self.padding_mode, self._layer_name(), 1)
+
+
+class ConvTranspose2d(_ConvNd):
+    """2-D transposed convolution ("deconvolution"), the learnable upsampling of segmentation nets.
+
+    Shape:
+        (N, C_in, H, W) -> (N, C_out, H_out, W_out),
+        H_out = (H - 1)*stride - 2*padding + dilation*(KH-1) + output_padding + 1.
+        weight: (C_in, C_out/groups, KH, KW).
+
+    Example:
+        >>> nn.ConvTranspose2d(8, 4, 2, stride=2)(convscope.randn(1, 8, 4, 4)).shape
+        (1, 4, 8, 8)
+    """
+    _transposed = True
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0,
+                 groups=1, bias=True, dilation=1, padding_mode="zeros", device=None, dtype=None):
+        if isinstance(padding, str):
+            raise ValueError(f"ConvTranspose2d: padding must be an int or a tuple of 2 ints, got {padding!r}")
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
+                         bias, padding_mode, output_padding=output_padding, dtype=dtype)
+        for i in range(2):
+            if self.output_padding[i] >= max(self.stride[i], self.dilation[i]):
+                raise ValueError(f"ConvTranspose2d: output_padding {self.output_padding} must be smaller "
+                                 f"than stride {self.stride} or dilation {self.dilation}")
+
+    def forward(self, input, output_size=None):
+        output_padding = self.output_padding
+        if output_size is not None:
+            output_padding = self._output_padding_for(input, output_size)
+        return conv_transpose_nd(input, self.weight, self.bias, self.stride, self.padding,
+                                 output_padding, self.groups, self.dilation, self._layer_name())
+
+    def _output_padding_for(self, input, output_size):
+        """The output_padding that produces ``output_size`` (H_out, W_out), as PyTorch does."""
+        from ...kernels.geometry import conv_transpose_output_size
+        size = tuple(output_size)[-2:]
+        pads = []
+        for i in range(2):
+            smallest = conv_transpose_output_size(input.shape[-2 + i], self.kernel_size[i], self.stride[i],
+                                                  self.padding[i], self.dilation[i], 0)
+            extra = size[i] - smallest
+            if not 0 <= extra < max(self.stride[i], self.dilation[i]):
+                raise ValueError(f"{self._layer_name()}: output_size {tuple(size)} is not reachable from "
+                                 f"input {tuple(input.shape)}; expected sizes from {smallest} to "
+                                 f"{smallest + max(self.stride[i], self.dilation[i]) - 1} along axis {i}")
+            pads.append(extra)
+        return tuple(pads)

@@ -1,0 +1,47 @@
+"""Dropout and Upsample layers (torch.nn names and defaults)."""
+from __future__ import annotations
+
+from .. import functional as F
+from ..functional.resample import interpolate_impl
+from .module import Module
+
+
+class Dropout(Module):
+    """Zero elements with probability p while training (scaling the rest by 1/(1-p)); identity in eval."""
+
+    def __init__(self, p: float = 0.5, inplace: bool = False):
+        super().__init__()
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"Dropout: p must be in [0, 1], got {p!r}")
+        self.p, self.inplace = p, inplace
+
+    def forward(self, input):
+        return F.dropout(input, self.p, self.training)
+
+    def extra_repr(self):
+        return f"p={self.p}"
+
+
+class Upsample(Module):
+    """Resize feature maps by 'nearest' or 'bilinear' interpolation (no parameters).
+
+    Example:
+        >>> nn.Upsample(scale_factor=2)(convscope.randn(1, 3, 4, 4)).shape
+        (1, 3, 8, 8)
+    """
+
+    def __init__(self, size=None, scale_factor=None, mode: str = "nearest", align_corners=None):
+        super().__init__()
+        if mode not in ("nearest", "bilinear"):
+            raise ValueError(f"Upsample: mode must be 'nearest' or 'bilinear', got {mode!r}")
+        if (size is None) == (scale_factor is None):
+            raise ValueError("Upsample: give exactly one of size or scale_factor")
+        self.size, self.scale_factor, self.mode, self.align_corners = size, scale_factor, mode, align_corners
+
+    def forward(self, input):
+        return interpolate_impl(input, self.size, self.scale_factor, self.mode, self.align_corners,
+                                self._layer_name())
+
+    def extra_repr(self):
+        what = f"size={self.size}" if self.size is not None else f"scale_factor={self.scale_factor}"
+        return f"{what}, mode={self.mode!r}"

@@ -1,0 +1,111 @@
+"""MaxPool2d, AvgPool2d, AdaptiveAvgPool2d and AdaptiveMaxPool2d layers (torch.nn names)."""
+from __future__ import annotations
+
+from ..functional import pooling as P
+from ..functional._checks import nonnegative_tuple, positive_tuple
+from ._util import compact, kwargs_repr
+from .module import Module
+
+
+class _Pool2d(Module):
+    def __init__(self, kernel_size, stride, padding, dilation=1):
+        super().__init__()
+        name = type(self).__name__
+        self.kernel_size = positive_tuple(kernel_size, 2, "kernel_size", name)
+        self.stride = self.kernel_size if stride is None else positive_tuple(stride, 2, "stride", name)
+        self.padding = nonnegative_tuple(padding, 2, "padding", name)
+        self.dilation = positive_tuple(dilation, 2, "dilation", name)
+        if any(self.padding[i] > self.kernel_size[i] // 2 for i in range(2)):
+            raise ValueError(f"{name}: padding {compact(self.padding)} must be at most half the "
+                             f"kernel size {compact(self.kernel_size)}")
+
+
+class MaxPool2d(_Pool2d):
+    """Max over each KH x KW window (no parameters).
+
+    Args:
+        kernel_size; stride (default kernel_size); padding (default 0); dilation (default 1);
+        return_indices (default False); ceil_mode (default False).
+
+    Shape:
+        H_out = floor((H + 2*padding - dilation*(KH-1) - 1) / stride) + 1 (ceil with ceil_mode).
+
+    Example:
+        >>> nn.MaxPool2d(2)(convscope.randn(1, 6, 28, 28)).shape
+        (1, 6, 14, 14)
+    """
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False,
+                 ceil_mode=False):
+        super().__init__(kernel_size, stride, padding, dilation)
+        self.return_indices, self.ceil_mode = return_indices, ceil_mode
+
+    def forward(self, input):
+        return P.max_pool2d_impl(input, self.kernel_size, self.stride, self.padding, self.dilation,
+                                 self.ceil_mode, self.return_indices, self._layer_name())
+
+    def extra_repr(self):
+        text = f"kernel_size={compact(self.kernel_size)}"
+        rest = kwargs_repr([("stride", self.stride, self.kernel_size), ("padding", self.padding, (0, 0)),
+                            ("dilation", self.dilation, (1, 1)), ("ceil_mode", self.ceil_mode, False)])
+        return text + (", " + rest if rest else "")
+
+
+class AvgPool2d(_Pool2d):
+    """Average over each KH x KW window (no parameters).
+
+    Args:
+        kernel_size; stride (default kernel_size); padding; ceil_mode (default False);
+        count_include_pad (default True); divisor_override (default None).
+    """
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+                 divisor_override=None):
+        super().__init__(kernel_size, stride, padding)
+        self.ceil_mode, self.count_include_pad = ceil_mode, count_include_pad
+        self.divisor_override = divisor_override
+
+    def forward(self, input):
+        return P.avg_pool2d_impl(input, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+                                 self.count_include_pad, self.divisor_override, self._layer_name())
+
+    def extra_repr(self):
+        text = f"kernel_size={compact(self.kernel_size)}"
+        rest = kwargs_repr([("stride", self.stride, self.kernel_size), ("padding", self.padding, (0, 0)),
+                            ("ceil_mode", self.ceil_mode, False),
+                            ("count_include_pad", self.count_include_pad, True)])
+        return text + (", " + rest if rest else "")
+
+
+class AdaptiveAvgPool2d(Module):
+    """Average-pool to a fixed output size (1 gives global average pooling).
+
+    Example:
+        >>> nn.AdaptiveAvgPool2d(1)(convscope.randn(2, 64, 8, 8)).shape
+        (2, 64, 1, 1)
+    """
+
+    def __init__(self, output_size):
+        super().__init__()
+        self.output_size = output_size
+
+    def forward(self, input):
+        return P.adaptive_avg_pool2d_impl(input, self.output_size, self._layer_name())
+
+    def extra_repr(self):
+        return f"output_size={compact(self.output_size)}"
+
+
+class AdaptiveMaxPool2d(Module):
+    """Max-pool to a fixed output size."""
+
+    def __init__(self, output_size, return_indices=False):
+        super().__init__()
+        self.output_size, self.return_indices = output_size, return_indices
+
+    def forward(self, input):
+        return P.adaptive_max_pool2d_impl(input, self.output_size, self.return_indices,
+                                          self._layer_name())
+
+    def extra_repr(self):
+        return f"output_size={compact(self.output_size)}"

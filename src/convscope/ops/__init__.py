@@ -1,0 +1,1 @@
+"""Differentiable ops: one autograd Function (tape node) per primitive."""

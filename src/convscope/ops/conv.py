@@ -1,0 +1,43 @@
+"""Convolution and transposed convolution as tape nodes over the NumPy kernels."""
+from __future__ import annotations
+
+from ..autograd.function import Function
+from ..kernels import conv as K
+
+
+class Conv2d(Function):
+    """Shape: x (N, C_in, H, W), weight (C_out, C_in/groups, KH, KW) -> (N, C_out, H_out, W_out).
+
+    ``padding`` is ((top, bottom), (left, right)) zeros, already resolved.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, stride, padding, dilation, groups):
+        out, saved = K.conv2d_forward(x, weight, bias, stride, padding, dilation, groups)
+        ctx.saved_conv = saved
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        gx, gw, gb = K.conv2d_backward(g, ctx.saved_conv, need_input=need_x,
+                                       need_weight=need_w, need_bias=need_b)
+        return gx, gw, gb, None, None, None, None
+
+
+class ConvTranspose2d(Function):
+    """Shape: x (N, C_in, H, W), weight (C_in, C_out/groups, KH, KW) -> (N, C_out, H_out, W_out)."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, stride, padding, output_padding, dilation, groups):
+        out, saved = K.conv_transpose2d_forward(x, weight, bias, stride, padding,
+                                                output_padding, dilation, groups)
+        ctx.saved_conv = saved
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        gx, gw, gb = K.conv_transpose2d_backward(g, ctx.saved_conv, need_input=need_x,
+                                                 need_weight=need_w, need_bias=need_b)
+        return gx, gw, gb, None, None, None, None, None

@@ -1,0 +1,30 @@
+"""The fully connected layer ``y = x W^T + b`` as one tape node."""
+from __future__ import annotations
+
+from ..autograd.function import Function
+
+
+class Linear(Function):
+    """Shape: x (*, in_features), weight (out_features, in_features), bias (out_features,)."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        ctx.x, ctx.weight, ctx.has_bias = x, weight, bias is not None
+        out = x @ weight.T
+        if bias is not None:
+            out += bias
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        x, w = ctx.x, ctx.weight
+        need_x, need_w, need_b = ctx.needs_input_grad
+        gx = g @ w if need_x else None
+        gw = gb = None
+        if need_w:
+            g2 = g.reshape(-1, g.shape[-1])          # (N*, out_features)
+            x2 = x.reshape(-1, x.shape[-1])          # (N*, in_features)
+            gw = g2.T @ x2                           # (out_features, in_features)
+        if need_b and ctx.has_bias:
+            gb = g.reshape(-1, g.shape[-1]).sum(axis=0)
+        return gx, gw, gb

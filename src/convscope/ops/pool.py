@@ -1,0 +1,79 @@
+"""Pooling, padding and resampling as tape nodes over the NumPy kernels."""
+from __future__ import annotations
+
+from ..autograd.function import Function
+from ..kernels import pad as KP
+from ..kernels import pool as K
+from ..kernels import resample as KR
+
+
+class MaxPool2d(Function):
+    """Returns (out, indices); indices are flat h*W + w positions in each input plane."""
+
+    @staticmethod
+    def forward(ctx, x, kernel, stride, padding, dilation, ceil_mode):
+        out, idx = K.max_pool2d_forward(x, kernel, stride, padding, dilation, ceil_mode)
+        ctx.idx, ctx.shape = idx, x.shape
+        return out, idx
+
+    @staticmethod
+    def backward(ctx, g):
+        return (K.max_pool2d_backward(g, ctx.idx, ctx.shape),) + (None,) * 5
+
+
+class AvgPool2d(Function):
+    @staticmethod
+    def forward(ctx, x, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override):
+        ctx.args = (kernel, stride, padding, ceil_mode, count_include_pad, divisor_override)
+        ctx.shape = x.shape
+        return K.avg_pool2d_forward(x, kernel, stride, padding, ceil_mode,
+                                    count_include_pad, divisor_override)
+
+    @staticmethod
+    def backward(ctx, g):
+        return (K.avg_pool2d_backward(g, ctx.shape, *ctx.args),) + (None,) * 6
+
+
+class AdaptiveAvgPool2d(Function):
+    @staticmethod
+    def forward(ctx, x, output_size):
+        ctx.shape = x.shape
+        return K.adaptive_avg_pool2d_forward(x, output_size)
+
+    @staticmethod
+    def backward(ctx, g):
+        return K.adaptive_avg_pool2d_backward(g, ctx.shape), None
+
+
+class AdaptiveMaxPool2d(Function):
+    @staticmethod
+    def forward(ctx, x, output_size):
+        out, idx = K.adaptive_max_pool2d_forward(x, output_size)
+        ctx.idx, ctx.shape = idx, x.shape
+        return out, idx
+
+    @staticmethod
+    def backward(ctx, g):
+        return K.max_pool2d_backward(g, ctx.idx, ctx.shape), None
+
+
+class Pad(Function):
+    @staticmethod
+    def forward(ctx, x, pads, mode, value):
+        ctx.shape, ctx.pads, ctx.mode = x.shape, pads, mode
+        return KP.pad_forward(x, pads, mode, value)
+
+    @staticmethod
+    def backward(ctx, g):
+        return KP.pad_backward(g, ctx.shape, ctx.pads, ctx.mode), None, None, None
+
+
+class Interpolate(Function):
+    @staticmethod
+    def forward(ctx, x, size, mode, align_corners, scale_factor):
+        ctx.shape, ctx.args = x.shape, (size, mode, align_corners, scale_factor)
+        return KR.interpolate_forward(x, size, mode, align_corners, scale_factor)
+
+    @staticmethod
+    def backward(ctx, g):
+        return (KR.interpolate_backward(g, ctx.shape, *ctx.args),) + (None,) * 4

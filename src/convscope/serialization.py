@@ -1,0 +1,83 @@
+"""save/load: one .npz file of named arrays, no pickle anywhere, written atomically."""
+from __future__ import annotations
+
+import os
+import tempfile
+import zipfile
+from collections import OrderedDict
+
+import numpy as np
+
+from .autograd.tensor import Tensor
+
+
+class CheckpointError(ValueError):
+    """A file is not a readable convscope/.npz weights file (corrupt, foreign or truncated)."""
+
+
+def atomic_write(path, write) -> None:
+    """Call ``write(fileobj)`` on a temp file next to ``path``, then rename it into place.
+
+    A failure (or Ctrl-C) leaves any existing file at ``path`` untouched.
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save(state_dict, path) -> None:
+    """Write a mapping of name -> Tensor/array to one ``.npz`` file, atomically.
+
+    Args:
+        state_dict (mapping): e.g. ``model.state_dict()``; values Tensors or NumPy arrays.
+        path (str or Path): destination (``.npz`` is not appended automatically).
+
+    Raises:
+        TypeError: a value is not numeric (nothing would need pickle to store it).
+    """
+    arrays = OrderedDict()
+    for key, value in state_dict.items():
+        array = value.data if isinstance(value, Tensor) else np.asarray(value)
+        if array.dtype.kind not in "biuf":
+            raise TypeError(f"save: value for {key!r} has dtype {array.dtype}; only numeric arrays "
+                            f"can be saved without pickle")
+        arrays[str(key)] = array
+    atomic_write(path, lambda f: np.savez(f, **arrays))
+
+
+def load(path) -> "OrderedDict[str, Tensor]":
+    """Read a file written by :func:`save` (or any .npz of numeric arrays) as name -> Tensor.
+
+    Never unpickles: object arrays are refused.
+
+    Raises:
+        FileNotFoundError: no such file.
+        CheckpointError: the file is corrupt, truncated or not an .npz of numeric arrays.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no such weights file: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            if not isinstance(archive, np.lib.npyio.NpzFile):
+                raise CheckpointError(f"{path} is a single .npy array, not an .npz of named arrays")
+            out = OrderedDict()
+            for key in archive.files:
+                out[key] = Tensor._wrap(np.array(archive[key]), False)
+            return out
+    except CheckpointError:
+        raise
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as err:
+        raise CheckpointError(f"{path} is not a readable convscope weights file (.npz of numeric "
+                              f"arrays): {err}") from None

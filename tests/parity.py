@@ -1,0 +1,119 @@
+"""Test helper: run the same computation in convscope and PyTorch and compare everything.
+
+``assert_parity(ours, theirs, arrays)`` feeds the same NumPy arrays to both
+functions, compares the outputs, back-propagates the same random upstream
+gradient and compares the gradient of every floating-point input.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+import convscope as cs
+
+TOL = {np.float32: dict(rtol=1e-5, atol=1e-6), np.float64: dict(rtol=1e-10, atol=1e-12)}
+
+
+def _tol(dtype, scale=1.0):
+    t = TOL[np.dtype(dtype).type]
+    return dict(rtol=t["rtol"], atol=t["atol"] * scale)
+
+
+def assert_close(ours, theirs, dtype, what, scale=1.0):
+    ours = np.asarray(ours)
+    theirs = np.asarray(theirs)
+    assert ours.shape == theirs.shape, f"{what}: shape {ours.shape} != torch {theirs.shape}"
+    assert ours.dtype == theirs.dtype, f"{what}: dtype {ours.dtype} != torch {theirs.dtype}"
+    np.testing.assert_allclose(ours, theirs, err_msg=what, **_tol(dtype, scale))
+
+
+def assert_parity(ours, theirs, arrays, grad=True, seed=0, scale=1.0, extra_grads=None):
+    """Compare forward outputs and input gradients of ``ours`` and ``theirs``.
+
+    Args:
+        ours / theirs: callables taking the inputs (convscope Tensors / torch tensors) and
+            returning one tensor (or a tuple whose first element is differentiable).
+        arrays: NumPy arrays (floats require grad, ints do not) or None.
+        scale: multiplies the absolute tolerance for values that are sums of many terms
+            of size ~1 (documented at each use).
+        extra_grads: optional callables (module_ours, module_theirs) -> list of (name, ours, theirs)
+            arrays evaluated after backward (parameters' gradients).
+    """
+    dtype = next(a.dtype for a in arrays if a is not None and a.dtype.kind == "f")
+    cs_in = [None if a is None else cs.tensor(a, dtype=a.dtype, requires_grad=a.dtype.kind == "f" and grad)
+             for a in arrays]
+    th_in = [None if a is None else torch.tensor(a, requires_grad=a.dtype.kind == "f" and grad)
+             for a in arrays]
+    out_c = ours(*cs_in)
+    out_t = theirs(*th_in)
+    if isinstance(out_c, tuple):
+        for i, (c, t) in enumerate(zip(out_c[1:], out_t[1:])):
+            assert_close(c.numpy(), t.detach().numpy(), dtype, f"extra output {i}")
+        out_c, out_t = out_c[0], out_t[0]
+    assert_close(out_c.numpy(), out_t.detach().numpy(), dtype, "forward", scale)
+    if not grad:
+        return out_c
+    rng = np.random.default_rng(seed + 1)
+    upstream = rng.standard_normal(out_c.shape).astype(dtype)
+    out_c.backward(cs.tensor(upstream, dtype=dtype))
+    out_t.backward(torch.tensor(upstream))
+    for i, (c, t) in enumerate(zip(cs_in, th_in)):
+        if c is None or not c.requires_grad:
+            continue
+        assert t.grad is not None, f"torch gave no grad for input {i}"
+        assert c.grad is not None, f"convscope gave no grad for input {i}"
+        assert_close(c.grad.numpy(), t.grad.numpy(), dtype, f"grad of input {i}", scale)
+    if extra_grads:
+        for name, gc, gt in extra_grads():
+            assert_close(gc, gt, dtype, f"grad of {name}", scale)
+    return out_c
+
+
+def numerical_grad(fn, arrays, index, eps=1e-6):
+    """Central-difference gradient of sum(fn(*arrays) * weights) w.r.t. arrays[index] in float64."""
+    base = [a.copy() for a in arrays]
+    x = base[index]
+    grad = np.zeros_like(x)
+    it = np.nditer(x, flags=["multi_index"])
+    for _ in it:
+        i = it.multi_index
+        old = x[i]
+        x[i] = old + eps
+        plus = fn(*base)
+        x[i] = old - eps
+        minus = fn(*base)
+        x[i] = old
+        grad[i] = (plus - minus) / (2 * eps)
+    return grad
+
+
+def assert_gradcheck(op, arrays, seed=0, eps=1e-6, rtol=1e-6, atol=1e-8):
+    """Float64 central differences against convscope's analytic gradient, independent of PyTorch.
+
+    ``op`` maps convscope Tensors to a Tensor; the scalar checked is sum(op(x) * w) for a
+    fixed random w, so every output element's gradient path is exercised.
+    """
+    arrays = [None if a is None else np.asarray(a, dtype=np.float64) if a.dtype.kind == "f" else a
+              for a in arrays]
+    rng = np.random.default_rng(seed + 7)
+    probe = op(*[None if a is None else cs.tensor(a, dtype=a.dtype) for a in arrays])
+    probe = probe[0] if isinstance(probe, tuple) else probe
+    weights = rng.standard_normal(probe.shape)
+
+    def scalar(*arrs):
+        with cs.no_grad():
+            out = op(*[None if a is None else cs.tensor(a, dtype=a.dtype) for a in arrs])
+        out = out[0] if isinstance(out, tuple) else out
+        return float((out.numpy() * weights).sum())
+
+    tensors = [None if a is None else cs.tensor(a, dtype=a.dtype, requires_grad=a.dtype.kind == "f")
+               for a in arrays]
+    out = op(*tensors)
+    out = out[0] if isinstance(out, tuple) else out
+    out.backward(cs.tensor(weights, dtype=np.float64))
+    for i, (a, t) in enumerate(zip(arrays, tensors)):
+        if a is None or a.dtype.kind != "f":
+            continue
+        expected = numerical_grad(scalar, arrays, i, eps)
+        np.testing.assert_allclose(t.grad.numpy(), expected, rtol=rtol, atol=atol,
+                                   err_msg=f"gradcheck of input {i}")
