@@ -71,7 +71,7 @@ def assert_parity(ours, theirs, arrays, grad=True, seed=0, scale=1.0, extra_grad
 
 def numerical_grad(fn, arrays, index, eps=1e-6):
     """Central-difference gradient of sum(fn(*arrays) * weights) w.r.t. arrays[index] in float64."""
-    base = [a.copy() for a in arrays]
+    base = [None if a is None else a.copy() for a in arrays]
     x = base[index]
     grad = np.zeros_like(x)
     it = np.nditer(x, flags=["multi_index"])

@@ -1,0 +1,152 @@
+"""Time one training step and one inference pass in convscope and in PyTorch (CPU), same process.
+
+    python benchmarks/bench_train_step.py [--repeats 20] [--threads 2]
+
+Models: (a) LeNet-5 at batch 64 on 1x28x28, (b) CIFAR ResNet-20 with BatchNorm at batch
+64 on 3x32x32. A training step is forward, cross-entropy, backward and an SGD-momentum
+update. Prints the median time of each and the ratio convscope / PyTorch.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+import numpy as np
+
+
+def _threads(n):
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, str(n))
+
+
+def torch_resnet20(tnn, F):
+    """The same option-A CIFAR ResNet-20 in PyTorch (the benchmark's baseline)."""
+    class Shortcut(tnn.Module):
+        def __init__(self, cin, cout, s):
+            super().__init__()
+            self.cin, self.cout, self.s = cin, cout, s
+
+        def forward(self, x):
+            e = self.cout - self.cin
+            return F.pad(x[:, :, ::self.s, ::self.s], (0, 0, 0, 0, e // 2, e - e // 2))
+
+    class Block(tnn.Module):
+        def __init__(self, cin, c, s):
+            super().__init__()
+            self.conv1 = tnn.Conv2d(cin, c, 3, s, 1, bias=False)
+            self.bn1 = tnn.BatchNorm2d(c)
+            self.conv2 = tnn.Conv2d(c, c, 3, 1, 1, bias=False)
+            self.bn2 = tnn.BatchNorm2d(c)
+            self.shortcut = Shortcut(cin, c, s) if (s != 1 or cin != c) else tnn.Identity()
+
+        def forward(self, x):
+            out = F.relu(self.bn1(self.conv1(x)))
+            return F.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+
+    layers = [tnn.Conv2d(3, 16, 3, 1, 1, bias=False), tnn.BatchNorm2d(16), tnn.ReLU()]
+    cin = 16
+    for c, s in ((16, 1), (32, 2), (64, 2)):
+        for i in range(3):
+            layers.append(Block(cin, c, s if i == 0 else 1))
+            cin = c
+    layers += [tnn.AdaptiveAvgPool2d(1), tnn.Flatten(), tnn.Linear(64, 10)]
+    return tnn.Sequential(*layers)
+
+
+def torch_lenet5(tnn):
+    return tnn.Sequential(tnn.Conv2d(1, 6, 5, padding=2), tnn.ReLU(), tnn.MaxPool2d(2),
+                          tnn.Conv2d(6, 16, 5), tnn.ReLU(), tnn.MaxPool2d(2), tnn.Flatten(),
+                          tnn.Linear(400, 120), tnn.ReLU(), tnn.Linear(120, 84), tnn.ReLU(),
+                          tnn.Linear(84, 10))
+
+
+def median_time(fn, repeats, warmup=3):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def bench_pair(name, ours, theirs, shape, repeats):
+    import torch
+
+    import convscope as cs
+    from convscope import nn, optim
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(shape).astype(np.float32)
+    y = rng.integers(0, 10, shape[0])
+    xc, yc = cs.tensor(x), cs.tensor(y)
+    xt, yt = torch.tensor(x), torch.tensor(y)
+    oc = optim.SGD(ours.parameters(), lr=0.01, momentum=0.9)
+    ot = torch.optim.SGD(theirs.parameters(), lr=0.01, momentum=0.9)
+
+    def step_c():
+        oc.zero_grad()
+        loss = nn.functional.cross_entropy(ours(xc), yc)
+        loss.backward()
+        oc.step()
+
+    def step_t():
+        ot.zero_grad()
+        loss = torch.nn.functional.cross_entropy(theirs(xt), yt)
+        loss.backward()
+        ot.step()
+
+    def infer_c():
+        with cs.no_grad():
+            ours(xc)
+
+    def infer_t():
+        with torch.no_grad():
+            theirs(xt)
+
+    ours.train()
+    theirs.train()
+    tc, tt = median_time(step_c, repeats), median_time(step_t, repeats)
+    ours.eval()
+    theirs.eval()
+    ic, it = median_time(infer_c, repeats), median_time(infer_t, repeats)
+    print(f"{name:<22} train step  convscope {tc * 1e3:8.1f} ms   PyTorch {tt * 1e3:8.1f} ms   "
+          f"ratio {tc / tt:5.2f}")
+    print(f"{'':<22} inference   convscope {ic * 1e3:8.1f} ms   PyTorch {it * 1e3:8.1f} ms   "
+          f"ratio {ic / it:5.2f}")
+    return dict(model=name, train_ratio=tc / tt, infer_ratio=ic / it, train_ms=tc * 1e3,
+                torch_train_ms=tt * 1e3, infer_ms=ic * 1e3, torch_infer_ms=it * 1e3)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--only", choices=["lenet5", "resnet20"], default=None)
+    args = parser.parse_args(argv)
+    _threads(args.threads)
+    import torch
+    import torch.nn.functional as TF
+
+    import convscope as cs
+    from convscope import models
+
+    torch.set_num_threads(args.threads)
+    print(f"threads: {args.threads} (torch {torch.__version__}, numpy {np.__version__})")
+    results = []
+    cs.manual_seed(0)
+    torch.manual_seed(0)
+    if args.only in (None, "lenet5"):
+        results.append(bench_pair("LeNet-5 (batch 64)", models.create("lenet5", in_channels=1),
+                                  torch_lenet5(torch.nn), (64, 1, 28, 28), args.repeats))
+    if args.only in (None, "resnet20"):
+        results.append(bench_pair("ResNet-20 (batch 64)", models.create("resnet20"),
+                                  torch_resnet20(torch.nn, TF), (64, 3, 32, 32), args.repeats))
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""The model registry: ``list_models()``, ``create(name, ...)`` and per-model metadata."""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Callable
+
+_REGISTRY: dict[str, "ModelInfo"] = {}
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What convscope knows about a registered model.
+
+    Attributes:
+        name: registry name, e.g. ``'resnet18'``.
+        builder: ``builder(num_classes=..., in_channels=..., **kw) -> Module``.
+        input_size: default (C, H, W) input.
+        mean, std: per-channel normalisation the model was designed for.
+        gradcam_layer: dotted name of the layer Grad-CAM should target.
+        citation: the paper the architecture comes from.
+        family: e.g. 'resnet', 'vgg'.
+    """
+    name: str
+    builder: Callable
+    input_size: tuple
+    mean: tuple = ()
+    std: tuple = ()
+    gradcam_layer: str | None = None
+    citation: str = ""
+    family: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+def register(name: str, *, input_size, mean=(), std=(), gradcam_layer=None, citation="", family=""):
+    """Decorator that adds a builder function to the registry under ``name``."""
+    def wrap(builder):
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} is registered twice")
+        _REGISTRY[name] = ModelInfo(name, builder, tuple(input_size), tuple(mean), tuple(std),
+                                    gradcam_layer, citation, family)
+        return builder
+    return wrap
+
+
+def list_models() -> list[str]:
+    """Names of every registered model, sorted."""
+    _load_all()
+    return sorted(_REGISTRY)
+
+
+def model_info(name: str) -> ModelInfo:
+    """Metadata of a registered model; unknown names raise ValueError listing the valid ones."""
+    _load_all()
+    if name not in _REGISTRY:
+        close = difflib.get_close_matches(name, _REGISTRY, n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise ValueError(f"unknown model {name!r}{hint}; valid names: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name]
+
+
+def create(name: str, num_classes: int = 10, in_channels: int | None = None, **kwargs):
+    """Build a registered model.
+
+    Args:
+        name (str): one of :func:`list_models`.
+        num_classes (int, default 10): size of the classifier output.
+        in_channels (int, optional): input channels (default: the model's own, e.g. 3).
+        **kwargs: model-specific options (e.g. ``input_size`` for 'simple').
+
+    Returns:
+        Module: the model, with ``model.model_name`` and ``model.model_config`` set so a
+        checkpoint can rebuild it.
+
+    Example:
+        >>> convscope.models.create('lenet5', num_classes=10, in_channels=1)
+    """
+    info = model_info(name)
+    if not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"create({name!r}): num_classes must be a positive int, got {num_classes!r}")
+    if in_channels is None:
+        in_channels = info.input_size[0]
+    if not isinstance(in_channels, int) or in_channels < 1:
+        raise ValueError(f"create({name!r}): in_channels must be a positive int, got {in_channels!r}")
+    model = info.builder(num_classes=num_classes, in_channels=in_channels, **kwargs)
+    object.__setattr__(model, "model_name", name)
+    object.__setattr__(model, "model_config", dict(num_classes=num_classes, in_channels=in_channels, **kwargs))
+    return model
+
+
+def _load_all():
+    # importing the model modules runs their @register decorators
+    from . import lenet, resnet_cifar, simple  # noqa: F401
+    try:
+        from . import zoo  # noqa: F401  (the rest of the zoo, when present)
+    except ImportError:
+        pass

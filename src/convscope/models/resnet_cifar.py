@@ -1,0 +1,109 @@
+"""CIFAR ResNets (He et al. 2015, section 4.2): resnet20/32/44/56/110 with option-A shortcuts.
+
+Three stages of n basic blocks (16, 32, 64 filters) on 32x32 input, 6n+2 layers.
+Option A: when a block halves the map and doubles the channels, the identity
+shortcut subsamples by 2 and zero-pads the new channels, so shortcuts add no
+parameters (ResNet-20: 269,722 parameters).
+"""
+from __future__ import annotations
+
+from .. import nn
+from ..nn import functional as F
+from .registry import register
+
+
+class ShortcutA(nn.Module):
+    """Identity shortcut for a downsampling block: x[:, :, ::s, ::s] with zero channels appended.
+
+    Shape:
+        (N, C_in, H, W) -> (N, C_out, ceil(H/s), ceil(W/s)).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int):
+        super().__init__()
+        self.in_channels, self.out_channels, self.stride = in_channels, out_channels, stride
+
+    def forward(self, x):
+        s = self.stride
+        x = x[:, :, ::s, ::s]
+        extra = self.out_channels - self.in_channels
+        return F.pad(x, (0, 0, 0, 0, extra // 2, extra - extra // 2))
+
+    def extra_repr(self):
+        return f"{self.in_channels}, {self.out_channels}, stride={self.stride}"
+
+
+class BasicBlockA(nn.Module):
+    """conv3x3-BN-ReLU-conv3x3-BN plus the shortcut, then ReLU."""
+
+    def __init__(self, in_channels: int, channels: int, stride: int = 1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, channels, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(channels)
+        self.relu = nn.ReLU()
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(channels)
+        if stride != 1 or in_channels != channels:
+            self.shortcut = ShortcutA(in_channels, channels, stride)
+        else:
+            self.shortcut = nn.Identity()
+
+    def forward(self, x):
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + self.shortcut(x))
+
+
+class CifarResNet(nn.Module):
+    """ResNet for 32x32 images with ``depth = 6n + 2`` layers.
+
+    Shape:
+        (N, in_channels, 32, 32) -> (N, num_classes).
+    """
+
+    def __init__(self, depth: int = 20, num_classes: int = 10, in_channels: int = 3):
+        super().__init__()
+        if (depth - 2) % 6:
+            raise ValueError(f"CifarResNet: depth must be 6n+2 (20, 32, 44, 56, 110), got {depth}")
+        n = (depth - 2) // 6
+        self.conv1 = nn.Conv2d(in_channels, 16, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(16)
+        self.relu = nn.ReLU()
+        self.layer1 = self._stage(16, 16, n, 1)
+        self.layer2 = self._stage(16, 32, n, 2)
+        self.layer3 = self._stage(32, 64, n, 2)
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.flatten = nn.Flatten()
+        self.fc = nn.Linear(64, num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    @staticmethod
+    def _stage(in_channels, channels, blocks, stride):
+        layers = [BasicBlockA(in_channels, channels, stride)]
+        layers += [BasicBlockA(channels, channels) for _ in range(blocks - 1)]
+        return nn.Sequential(*layers)
+
+    def forward(self, x):
+        x = self.relu(self.bn1(self.conv1(x)))
+        x = self.layer3(self.layer2(self.layer1(x)))
+        return self.fc(self.flatten(self.avgpool(x)))
+
+
+_CITATION = ("He, Zhang, Ren, Sun. Deep Residual Learning for Image Recognition. CVPR 2016 "
+             "(arXiv:1512.03385), CIFAR-10 networks of section 4.2, option A.")
+_CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
+_CIFAR_STD = (0.2470, 0.2435, 0.2616)
+
+
+def _register(depth):
+    @register(f"resnet{depth}", input_size=(3, 32, 32), mean=_CIFAR_MEAN, std=_CIFAR_STD,
+              gradcam_layer="layer3", family="resnet_cifar", citation=_CITATION)
+    def build(num_classes=10, in_channels=3):
+        return CifarResNet(depth, num_classes, in_channels)
+    return build
+
+
+for _depth in (20, 32, 44, 56, 110):
+    _register(_depth)
