@@ -115,9 +115,9 @@ def load_checkpoint(path) -> Checkpoint:
         raise CheckpointError(f"{path} is a folder without best.npz or last.npz")
     try:
         archive = np.load(path, allow_pickle=False)
-    except Exception as err:  # noqa: BLE001 - any failure to parse means "not a checkpoint"
-        raise CheckpointError(f"{path} is not a convscope checkpoint (corrupt or foreign file): "
-                              f"{err}") from None
+    except Exception:  # noqa: BLE001 - any failure to parse means "not a checkpoint"
+        raise CheckpointError(f"{path} is not a convscope checkpoint: it is not a readable .npz "
+                              f"archive (corrupt, truncated or another kind of file)") from None
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise CheckpointError(f"{path} is a plain .npy array, not a convscope checkpoint")
     try:

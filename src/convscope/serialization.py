@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-import zipfile
 from collections import OrderedDict
 
 import numpy as np
@@ -69,15 +68,15 @@ def load(path) -> "OrderedDict[str, Tensor]":
     if not os.path.exists(path):
         raise FileNotFoundError(f"no such weights file: {path}")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            if not isinstance(archive, np.lib.npyio.NpzFile):
-                raise CheckpointError(f"{path} is a single .npy array, not an .npz of named arrays")
-            out = OrderedDict()
-            for key in archive.files:
-                out[key] = Tensor._wrap(np.array(archive[key]), False)
-            return out
-    except CheckpointError:
-        raise
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as err:
-        raise CheckpointError(f"{path} is not a readable convscope weights file (.npz of numeric "
-                              f"arrays): {err}") from None
+        archive = np.load(path, allow_pickle=False)
+    except Exception:  # noqa: BLE001 - any failure to parse means "not a weights file"
+        raise CheckpointError(f"{path} is not a readable convscope weights file: not an .npz archive "
+                              f"of numeric arrays (corrupt, truncated or another kind of file)") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise CheckpointError(f"{path} is a single .npy array, not an .npz of named arrays")
+    try:
+        with archive:
+            return OrderedDict((key, Tensor._wrap(np.array(archive[key]), False)) for key in archive.files)
+    except Exception:  # noqa: BLE001 - e.g. a truncated member or an object array
+        raise CheckpointError(f"{path} is corrupt: its arrays could not be read (truncated file, or "
+                              f"object arrays that would need pickle)") from None

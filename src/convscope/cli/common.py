@@ -1,0 +1,49 @@
+"""Shared CLI plumbing: one-line errors, --debug, --json output and HxW parsing."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+class UsageError(ValueError):
+    """A malformed command-line value (reported with the command's usage line)."""
+
+
+def parse_hw(text: str, name: str = "size") -> tuple:
+    """'28' -> (28, 28); '32x48' -> (32, 48)."""
+    parts = str(text).lower().replace("×", "x").split("x")
+    try:
+        values = tuple(int(p) for p in parts)
+    except ValueError:
+        raise UsageError(f"{name} must look like 28 or 32x48, got {text!r}") from None
+    if len(values) == 1:
+        values = values * 2
+    if len(values) != 2 or min(values) < 1:
+        raise UsageError(f"{name} must look like 28 or 32x48 with positive numbers, got {text!r}")
+    return values
+
+
+def add_common(parser: argparse.ArgumentParser, json_flag: bool = True) -> None:
+    if json_flag:
+        parser.add_argument("--json", action="store_true",
+                            help="end by printing one JSON object with the results")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+
+
+def emit_json(obj) -> None:
+    print(json.dumps(obj, default=_default))
+
+
+def _default(value):
+    import numpy as np
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+def err(command: str, message) -> None:
+    text = str(message).splitlines()[0] if str(message) else type(message).__name__
+    print(f"convscope {command}: error: {text}", file=sys.stderr)

@@ -1,0 +1,63 @@
+"""Entry point of the `convscope` command: parse, dispatch, and turn errors into one line."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .common import UsageError, err
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import evaluate_cmd, predict_cmd, train_cmd
+    parser = argparse.ArgumentParser(
+        prog="convscope",
+        description="convscope: build, train, inspect and explain CNNs on NumPy.")
+    from .. import __version__
+    parser.add_argument("--version", action="version", version=f"convscope {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    parsers = {"train": train_cmd.add_parser(sub), "evaluate": evaluate_cmd.add_parser(sub),
+               "predict": predict_cmd.add_parser(sub)}
+    for name, module in _optional_commands():
+        parsers[name] = module.add_parser(sub)
+    parser._command_parsers = parsers
+    return parser
+
+
+def _optional_commands():
+    import importlib
+    for name in ("summary", "calc", "explain"):
+        try:
+            yield name, importlib.import_module(f".{name}_cmd", __package__)
+        except ModuleNotFoundError as e:
+            if e.name != f"{__package__}.{name}_cmd":
+                raise
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from ..checkpoint import CheckpointError
+    from ..data import DataError
+    from ..train import TrainingDiverged
+    try:
+        return args.handler(args)
+    except UsageError as e:
+        if args.debug:
+            raise
+        parser._command_parsers[args.command].print_usage(sys.stderr)
+        err(args.command, e)
+        return 2
+    except (DataError, CheckpointError, TrainingDiverged, FileNotFoundError, IsADirectoryError,
+            PermissionError, ValueError, TypeError) as e:
+        if args.debug:
+            raise
+        err(args.command, e)
+        return 1
+    except KeyboardInterrupt:
+        print(f"convscope {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""Training configuration: defaults, TOML files and validation."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULERS = ("none", "step", "multistep", "cosine")
+AUGMENTATIONS = ("none", "flip", "crop", "crop+flip")
+DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3, "adamw": 1e-3}
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (also what a TOML config file may set).
+
+    Attributes:
+        data: dataset spec ('digits', 'mnist:PATH', 'cifar10:PATH', 'folder:PATH', 'npz:PATH').
+        model: registry name ('simple', 'lenet5', 'resnet20', ...).
+        epochs, batch_size, seed: the usual.
+        optimizer: 'sgd' (with momentum), 'adam' or 'adamw'; lr None picks 0.05 / 1e-3.
+        scheduler: 'none', 'step' (step_size, gamma), 'multistep' (milestones, gamma) or 'cosine'.
+        test_split: fraction held out (stratified, seeded) when the source has one split.
+        image_size: (H, W) to resize folder images to; mode: 'auto', 'gray' or 'rgb'.
+        augment: 'none', 'flip', 'crop' or 'crop+flip' (random crop with padding crop_padding).
+        label_smoothing: cross-entropy label smoothing.
+        out: run folder (default: a new folder under ./runs/).
+    """
+    data: str = "digits"
+    model: str = "simple"
+    epochs: int = 15
+    batch_size: int = 32
+    optimizer: str = "sgd"
+    lr: float | None = None
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    scheduler: str = "cosine"
+    step_size: int = 10
+    gamma: float = 0.1
+    milestones: list = field(default_factory=list)
+    seed: int = 0
+    test_split: float = 0.2
+    image_size: list | None = None
+    mode: str = "auto"
+    augment: str = "none"
+    crop_padding: int = 4
+    label_smoothing: float = 0.0
+    out: str | None = None
+
+    def validate(self) -> "TrainConfig":
+        """Raise ValueError naming the first bad setting; fill lr's default."""
+        def bad(name, expected):
+            raise ValueError(f"{name} must be {expected}, got {getattr(self, name)!r}")
+        if not isinstance(self.epochs, int) or self.epochs < 1:
+            bad("epochs", "a positive integer")
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            bad("batch_size", "a positive integer")
+        if self.optimizer not in OPTIMIZERS:
+            bad("optimizer", f"one of {', '.join(OPTIMIZERS)}")
+        if self.scheduler not in SCHEDULERS:
+            bad("scheduler", f"one of {', '.join(SCHEDULERS)}")
+        if self.augment not in AUGMENTATIONS:
+            bad("augment", f"one of {', '.join(AUGMENTATIONS)}")
+        if self.lr is None:
+            self.lr = DEFAULT_LR[self.optimizer]
+        if not self.lr > 0:
+            bad("lr", "a positive number")
+        if not 0.0 < self.test_split < 1.0:
+            bad("test_split", "a fraction between 0 and 1")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            bad("label_smoothing", "in [0, 1)")
+        if self.weight_decay < 0 or self.momentum < 0:
+            bad("weight_decay" if self.weight_decay < 0 else "momentum", "non-negative")
+        if self.mode not in ("auto", "gray", "rgb"):
+            bad("mode", "'auto', 'gray' or 'rgb'")
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def field_names(cls) -> set:
+        return {f.name for f in dataclasses.fields(cls)}
+
+    @classmethod
+    def from_dict(cls, values: dict, source: str = "config") -> "TrainConfig":
+        unknown = set(values) - cls.field_names()
+        if unknown:
+            raise ValueError(f"{source}: unknown setting(s) {', '.join(sorted(unknown))}; valid: "
+                             f"{', '.join(sorted(cls.field_names()))}")
+        return cls(**values)
+
+
+def read_toml(path) -> dict:
+    """Read a TOML config; settings may sit at the top level or in a [train] table."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+    try:
+        with open(path, "rb") as f:
+            doc = tomllib.load(f)
+    except FileNotFoundError:
+        raise ValueError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ValueError(f"config file {path} is not valid TOML: {err}") from None
+    values = dict(doc.get("train", {}))
+    values.update({k: v for k, v in doc.items() if not isinstance(v, dict)})
+    values = {k.replace("-", "_"): v for k, v in values.items()}
+    unknown = set(values) - TrainConfig.field_names()
+    if unknown:
+        raise ValueError(f"config file {path}: unknown setting(s) {', '.join(sorted(unknown))}")
+    return values

@@ -1,0 +1,104 @@
+"""Use a trained checkpoint: evaluate it on a data set or predict classes of image files.
+
+Both apply exactly the preprocessing stored with the model at training time: the same
+channel mode and image size, then the training split's per-channel mean/std.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..autograd.grad_mode import no_grad
+from ..autograd.tensor import Tensor
+from ..checkpoint import load_checkpoint
+from .metrics import classification_report
+
+
+class Predictor:
+    """A model rebuilt from a checkpoint together with its preprocessing.
+
+    Attributes:
+        model (Module): in eval mode.
+        checkpoint (Checkpoint): the loaded file.
+        normalizer (Normalizer): the training split's statistics.
+        input_shape (tuple): (C, H, W) the model was trained on.
+        classes (list): class names.
+    """
+
+    def __init__(self, path):
+        from ..data import Normalizer
+        self.checkpoint = load_checkpoint(path)
+        self.model = self.checkpoint.build_model()
+        pre = self.checkpoint.preprocessing
+        self.normalizer = Normalizer.from_dict(pre["normalizer"]) if "normalizer" in pre else None
+        self.input_shape = tuple(pre.get("input_shape") or ())
+        self.classes = self.checkpoint.classes or [str(i) for i in range(self._num_classes())]
+
+    def _num_classes(self):
+        return int(self.checkpoint.model_config.get("num_classes", 0))
+
+    def logits(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Raw scores (N, num_classes) for images (N, C, H, W) in [0, 1] (normalised here)."""
+        outs = []
+        with no_grad():
+            for i in range(0, len(x), batch_size):
+                xb = x[i:i + batch_size]
+                if self.normalizer is not None:
+                    xb = self.normalizer(xb)
+                outs.append(self.model(Tensor._wrap(np.ascontiguousarray(xb, dtype=np.float32), False)).data)
+        return np.concatenate(outs) if outs else np.zeros((0, len(self.classes)), np.float32)
+
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
+        z = self.logits(x)
+        z = z - z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(axis=1, keepdims=True)
+
+    def load_image(self, path) -> np.ndarray:
+        """(1, C, H, W) in [0, 1] from any image file, converted as the training data was."""
+        from ..data import prepare_image
+        c, h, w = self.input_shape
+        return prepare_image(path, c, (h, w))
+
+    def predict_files(self, paths, top_k: int = 5) -> list:
+        """Top-k classes with probabilities for each image file (all files are checked first)."""
+        images = [self.load_image(p) for p in paths]
+        probs = self.probabilities(np.concatenate(images)) if images else np.zeros((0, 0))
+        k = max(1, min(top_k, probs.shape[1] if probs.size else 1))
+        out = []
+        for path, p in zip(paths, probs):
+            order = np.argsort(-p, kind="stable")[:k]
+            out.append({"image": str(path),
+                        "top": [{"class": self.classes[i], "index": int(i), "probability": float(p[i])}
+                                for i in order]})
+        return out
+
+    def evaluate(self, data_spec: str | None = None, split: str = "test") -> dict:
+        """Accuracy, per-class precision/recall and the confusion matrix on a data set.
+
+        The same hold-out as in training is used when the spec, test_split and seed match.
+        """
+        from ..data import DataError, load_dataset
+        info = self.checkpoint.meta.get("data", {})
+        spec = data_spec or info.get("spec")
+        if not spec:
+            raise ValueError("evaluate needs --data: the checkpoint does not name its data set")
+        c, h, w = self.input_shape
+        splits = load_dataset(spec, test_split=info.get("test_split", 0.2), seed=info.get("seed", 0),
+                              image_size=(h, w), mode="gray" if c == 1 else "rgb")
+        if splits.num_classes != len(self.classes):
+            raise DataError(f"{spec} has {splits.num_classes} classes but the checkpoint's model predicts "
+                            f"{len(self.classes)} ({', '.join(map(str, self.classes[:10]))})")
+        if split == "test":
+            parts = [splits.test]
+        elif split == "train":
+            parts = [splits.train]
+        elif split == "all":
+            parts = [splits.train, splits.test]
+        else:
+            raise ValueError(f"split must be 'test', 'train' or 'all', got {split!r}")
+        x = np.concatenate([p.x for p in parts])
+        y = np.concatenate([p.y for p in parts])
+        pred = self.logits(x).argmax(axis=1)
+        report = classification_report(y, pred, len(self.classes), self.classes)
+        report.update(data=spec, split=split, note=splits.note)
+        return report

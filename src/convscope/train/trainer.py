@@ -1,0 +1,302 @@
+"""The training loop: data -> model -> loss -> backward -> optimizer -> checkpoints and metrics.
+
+A run lives in one folder (``--out``): ``last.npz`` (saved atomically after every epoch
+and on Ctrl-C, enough to resume exactly), ``best.npz`` (the best test accuracy so far),
+``history.csv`` / ``history.json`` and ``curve.png``.
+
+Exact resume: the data order of epoch e is a function of (seed, e), augmentation of
+(seed, e, batch), and dropout draws from convscope's global generator whose state is
+saved in the checkpoint, so a resumed run ends with the same weights as an uninterrupted one.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sys
+import time
+from datetime import datetime
+
+import numpy as np
+
+from .. import random as cs_random
+from ..autograd.grad_mode import no_grad
+from ..autograd.tensor import Tensor
+from ..checkpoint import load_checkpoint, save_checkpoint
+from ..nn import functional as F
+from ..serialization import CheckpointError, atomic_write
+from .config import TrainConfig
+from .optim_factory import make_optimizer, make_scheduler
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss (or the weights) became NaN/inf; the last good checkpoint is kept."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training: the state was saved and the run can be resumed."""
+
+    def __init__(self, message, result):
+        super().__init__(message)
+        self.result = result
+
+
+def default_out_dir(config: TrainConfig) -> str:
+    data = config.data.split(":")[0]
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = os.path.join("runs", f"{config.model}-{data}-{stamp}")
+    out, i = base, 1
+    while os.path.exists(out):
+        out, i = f"{base}-{i}", i + 1
+    return out
+
+
+class Trainer:
+    """Train a registered model on a data set spec.
+
+    Args:
+        config (TrainConfig): the run's settings.
+        progress (bool, default True): show a tqdm bar per epoch (on stderr).
+        log (callable, default print to stderr): receives one-line status messages.
+
+    Example:
+        >>> result = Trainer(TrainConfig(data='digits', model='simple', epochs=3)).fit()
+        >>> result['test_accuracy']
+    """
+
+    def __init__(self, config: TrainConfig, progress: bool = True, log=None):
+        self.config = config.validate()
+        self.progress = progress
+        self.log = log or (lambda msg: print(msg, file=sys.stderr))
+
+    # ------------------------------------------------------------------ setup
+    def _setup(self, resume: bool):
+        from .. import models
+        from ..data import DataLoader, Normalizer, load_dataset
+
+        cfg = self.config
+        self.out = cfg.out or default_out_dir(cfg)
+        last = os.path.join(self.out, "last.npz")
+        ckpt = None
+        if resume:
+            if not os.path.exists(last):
+                raise ValueError(f"--resume: no checkpoint to resume in {self.out} (expected {last})")
+            ckpt = load_checkpoint(last)
+            saved = ckpt.meta.get("train_config", {})
+            for key in ("data", "model", "seed", "batch_size", "optimizer", "scheduler"):
+                if key in saved and saved[key] != getattr(cfg, key):
+                    self.log(f"resume: using the run's {key}={saved[key]!r} (not {getattr(cfg, key)!r})")
+            epochs = cfg.epochs
+            merged = dict(saved, out=self.out, epochs=epochs)
+            self.config = cfg = TrainConfig.from_dict(merged, "checkpoint").validate()
+        elif os.path.exists(last):
+            raise ValueError(f"{self.out} already holds a run (last.npz); pass --resume to continue it "
+                             f"or choose another --out")
+        cs_random.manual_seed(cfg.seed)
+        self.splits = load_dataset(cfg.data, test_split=cfg.test_split, seed=cfg.seed,
+                                   image_size=cfg.image_size, mode=cfg.mode)
+        if self.splits.note:
+            self.log(self.splits.note)
+        train, test = self.splits.train, self.splits.test
+        c, h, w = train.input_shape
+        kwargs = {"input_size": [h, w]} if cfg.model == "simple" else {}
+        self.model = models.create(cfg.model, num_classes=train.num_classes, in_channels=c, **kwargs)
+        if ckpt is not None:
+            if ckpt.model_name != cfg.model:
+                raise CheckpointError(f"{last} holds a {ckpt.model_name!r} model, not {cfg.model!r}")
+            self.model.load_state_dict(ckpt.model_state)
+            self.normalizer = Normalizer.from_dict(ckpt.preprocessing["normalizer"])
+        else:
+            self.normalizer = Normalizer.fit(train.x)
+        self.optimizer = make_optimizer(cfg, self.model.parameters())
+        self.scheduler = make_scheduler(cfg, self.optimizer)
+        self.train_loader = DataLoader(train, cfg.batch_size, shuffle=True, seed=cfg.seed,
+                                       transform=self._augmentation(train.input_shape),
+                                       normalizer=self.normalizer)
+        self.test_loader = DataLoader(test, 256, shuffle=False, seed=cfg.seed, normalizer=self.normalizer)
+        self.history, self.state = [], {"epoch": 0, "batch": 0, "best_accuracy": -1.0, "seconds": 0.0,
+                                        "running": [0.0, 0, 0]}
+        if ckpt is not None:
+            from ..optim import state_dict_from_arrays
+            self.history = ckpt.history
+            self.state = dict(ckpt.meta["train_state"])
+            self.optimizer.load_state_dict(state_dict_from_arrays(ckpt.optim_state, ckpt.meta["optimizer"]))
+            if self.scheduler is not None:
+                self.scheduler.load_state_dict(ckpt.meta["scheduler"])
+            cs_random.set_rng_state(self.state["rng"])
+            where = f"epoch {self.state['epoch'] + 1}" + (f", batch {self.state['batch']}"
+                                                          if self.state["batch"] else "")
+            self.log(f"resuming {self.out} at {where} of {cfg.epochs}")
+
+    def _augmentation(self, shape):
+        from ..data import Compose, RandomCrop, RandomHorizontalFlip
+        aug = self.config.augment
+        steps = []
+        if "crop" in aug:
+            steps.append(RandomCrop(tuple(shape[1:]), self.config.crop_padding))
+        if "flip" in aug:
+            steps.append(RandomHorizontalFlip())
+        return Compose(steps) if steps else None
+
+    # -------------------------------------------------------------- the loop
+    def fit(self, resume: bool = False) -> dict:
+        """Train for ``config.epochs`` epochs (continuing a saved run with ``resume``).
+
+        Returns:
+            dict: test_accuracy, best_accuracy, checkpoint (best.npz), last, out, epochs,
+            seconds, history, status ('completed').
+
+        Raises:
+            TrainingDiverged: NaN/inf loss or weights (last good checkpoint kept).
+            TrainingInterrupted: Ctrl-C (state saved in last.npz; resume continues exactly).
+        """
+        self._setup(resume)
+        cfg = self.config
+        os.makedirs(self.out, exist_ok=True)
+        start = time.perf_counter() - self.state["seconds"]
+        while self.state["epoch"] < cfg.epochs:
+            epoch = self.state["epoch"]
+            try:
+                train_loss, train_acc = self._train_epoch(epoch, start)
+            except KeyboardInterrupt:
+                self.state["seconds"] = time.perf_counter() - start
+                self._save(os.path.join(self.out, "last.npz"))
+                msg = (f"interrupted in epoch {epoch + 1} at batch {self.state['batch']}: saved "
+                       f"{os.path.join(self.out, 'last.npz')}; continue with --resume --out {self.out}")
+                raise TrainingInterrupted(msg, self._result("interrupted", start)) from None
+            test_loss, test_acc = self.evaluate_loader(self.test_loader)
+            if self.scheduler is not None:
+                self.scheduler.step()
+            self._check_weights(epoch)
+            self.history.append({"epoch": epoch + 1, "train_loss": train_loss, "train_accuracy": train_acc,
+                                 "test_loss": test_loss, "test_accuracy": test_acc,
+                                 "lr": self.optimizer.param_groups[0]["lr"],
+                                 "seconds": round(time.perf_counter() - start, 3)})
+            self.state.update(epoch=epoch + 1, batch=0, running=[0.0, 0, 0],
+                              seconds=time.perf_counter() - start)
+            improved = test_acc > self.state["best_accuracy"]
+            if improved:
+                self.state["best_accuracy"] = test_acc
+            self._save(os.path.join(self.out, "last.npz"))
+            if improved:
+                self._save(os.path.join(self.out, "best.npz"))
+            self._write_history()
+            self.log(f"epoch {epoch + 1}/{cfg.epochs}: train loss {train_loss:.4f} acc {100 * train_acc:.2f}% | "
+                     f"test loss {test_loss:.4f} acc {100 * test_acc:.2f}%" + (" (best)" if improved else ""))
+        return self._result("completed", start)
+
+    def _train_epoch(self, epoch: int, start: float):
+        cfg = self.config
+        self.model.train()
+        first = self.state["batch"] if self.state["epoch"] == epoch else 0
+        loss_sum, correct, seen = self.state["running"] if first else (0.0, 0, 0)
+        bar = self._bar(epoch, first)
+        t0, images = time.perf_counter(), 0
+        for b, (x, y) in enumerate(self.train_loader.iter_epoch(epoch, first), start=first):
+            logits = self.model(Tensor._wrap(x, False))
+            if not np.isfinite(logits.data).all():
+                self._diverged(epoch, b, "the model's outputs contain NaN/inf")
+            loss = F.cross_entropy(logits, Tensor._wrap(y, False), label_smoothing=cfg.label_smoothing)
+            value = loss.item()
+            if not np.isfinite(value):
+                self._diverged(epoch, b, f"the loss is {value}")
+            self.optimizer.zero_grad()
+            loss.backward()
+            self.optimizer.step()
+            n = len(y)
+            loss_sum += value * n
+            correct += int((logits.data.argmax(axis=1) == y).sum())
+            seen += n
+            images += n
+            self.state.update(epoch=epoch, batch=b + 1, running=[loss_sum, correct, seen],
+                              rng=cs_random.get_rng_state())
+            if bar is not None:
+                rate = images / max(time.perf_counter() - t0, 1e-9)
+                bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{100 * correct / seen:.2f}%",
+                                img_s=f"{rate:.0f}", refresh=False)
+                bar.update(1)
+        if bar is not None:
+            bar.close()
+        return loss_sum / max(seen, 1), correct / max(seen, 1)
+
+    def _bar(self, epoch, first):
+        if not self.progress:
+            return None
+        from tqdm import tqdm
+        return tqdm(total=len(self.train_loader), initial=first, file=sys.stderr, leave=True,
+                    desc=f"epoch {epoch + 1}/{self.config.epochs}", unit="batch", dynamic_ncols=True)
+
+    def evaluate_loader(self, loader):
+        """Mean cross-entropy and accuracy of the model over a loader (eval mode, no tape)."""
+        self.model.eval()
+        loss_sum, correct, seen = 0.0, 0, 0
+        with no_grad():
+            for x, y in loader:
+                logits = self.model(Tensor._wrap(x, False))
+                if not np.isfinite(logits.data).all():
+                    return float("nan"), 0.0
+                loss_sum += F.cross_entropy(logits, Tensor._wrap(y, False), reduction="sum").item()
+                correct += int((logits.data.argmax(axis=1) == y).sum())
+                seen += len(y)
+        return loss_sum / max(seen, 1), correct / max(seen, 1)
+
+    # ------------------------------------------------------------ bookkeeping
+    def _diverged(self, epoch, batch, what):
+        last = os.path.join(self.out, "last.npz")
+        kept = (f"kept the last good checkpoint {last} (epoch {self.state['epoch']})"
+                if os.path.exists(last) else "no checkpoint had been saved yet")
+        raise TrainingDiverged(f"training diverged in epoch {epoch + 1}, batch {batch + 1}: {what}; "
+                               f"{kept}; try a lower --lr (now {self.config.lr})")
+
+    def _check_weights(self, epoch):
+        for name, p in self.model.named_parameters():
+            if not np.isfinite(p.data).all():
+                self._diverged(epoch, len(self.train_loader) - 1, f"parameter {name} became NaN/inf")
+
+    def _save(self, path):
+        from ..optim import state_dict_to_arrays
+        arrays, optim_meta = state_dict_to_arrays(self.optimizer.state_dict())
+        self.state["rng"] = cs_random.get_rng_state()
+        meta = {
+            "classes": self.splits.classes,
+            "preprocessing": {"normalizer": self.normalizer.to_dict(),
+                              "input_shape": list(self.splits.input_shape),
+                              "mode": self.config.mode, "image_size": self.config.image_size},
+            "data": {"spec": self.config.data, "test_split": self.config.test_split,
+                     "seed": self.config.seed, "note": self.splits.note},
+            "history": self.history,
+            "train_config": self.config.to_dict(),
+            "train_state": self.state,
+            "optimizer": optim_meta,
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+        }
+        save_checkpoint(path, self.model, meta=meta, optim_arrays=arrays)
+
+    def _write_history(self):
+        if not self.history:
+            return
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=list(self.history[0]))
+        writer.writeheader()
+        writer.writerows(self.history)
+        atomic_write(os.path.join(self.out, "history.csv"), lambda f: f.write(text.getvalue().encode()))
+        atomic_write(os.path.join(self.out, "history.json"),
+                     lambda f: f.write(json.dumps(self.history, indent=1).encode()))
+        from .plots import plot_history
+        plot_history(self.history, os.path.join(self.out, "curve.png"),
+                     title=f"{self.config.model} on {self.config.data}")
+
+    def _result(self, status, start):
+        last = self.history[-1] if self.history else {}
+        return {
+            "status": status,
+            "test_accuracy": last.get("test_accuracy"),
+            "best_accuracy": self.state["best_accuracy"] if self.state["best_accuracy"] >= 0 else None,
+            "checkpoint": os.path.join(self.out, "best.npz"),
+            "last": os.path.join(self.out, "last.npz"),
+            "out": self.out,
+            "epochs": len(self.history),
+            "seconds": round(time.perf_counter() - start, 3),
+            "history": self.history,
+        }
