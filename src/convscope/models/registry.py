@@ -90,8 +90,4 @@ def create(name: str, num_classes: int = 10, in_channels: int | None = None, **k
 
 def _load_all():
     # importing the model modules runs their @register decorators
-    from . import lenet, resnet_cifar, simple  # noqa: F401
-    try:
-        from . import zoo  # noqa: F401  (the rest of the zoo, when present)
-    except ImportError:
-        pass
+    from . import lenet, resnet_cifar, simple, zoo  # noqa: F401

@@ -55,14 +55,27 @@ def _fan(tensor: Tensor, mode: str) -> int:
     return fan_in if mode == "fan_in" else fan_out
 
 
+def _draw_dtype(tensor: Tensor):
+    # draw float32 directly for float32 tensors: half the memory traffic of float64 + cast
+    return np.float32 if tensor.data.dtype == np.float32 else np.float64
+
+
 def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0, generator=None) -> Tensor:
     """Fill with U(a, b)."""
-    return _fill(tensor, _rng(generator).uniform(a, b, tensor.shape))
+    dtype = _draw_dtype(tensor)
+    values = _rng(generator).random(tensor.shape, dtype=dtype)
+    values *= dtype(b - a)
+    values += dtype(a)
+    return _fill(tensor, values)
 
 
 def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, generator=None) -> Tensor:
     """Fill with N(mean, std^2): the lecture's plain Gaussian initialisation (e.g. std=0.01)."""
-    return _fill(tensor, _rng(generator).normal(mean, std, tensor.shape))
+    dtype = _draw_dtype(tensor)
+    values = _rng(generator).standard_normal(tensor.shape, dtype=dtype)
+    values *= dtype(std)
+    values += dtype(mean)
+    return _fill(tensor, values)
 
 
 def trunc_normal_(tensor: Tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, generator=None) -> Tensor:

@@ -88,6 +88,9 @@ class Trainer:
                 if key in saved and saved[key] != getattr(cfg, key):
                     self.log(f"resume: using the run's {key}={saved[key]!r} (not {getattr(cfg, key)!r})")
             epochs = cfg.epochs
+            if epochs != saved.get("epochs", epochs) and saved.get("scheduler") not in (None, "none"):
+                self.log(f"resume: the run was planned for {saved['epochs']} epochs; its {saved['scheduler']} "
+                         f"learning-rate schedule keeps that plan while training to epoch {epochs}")
             merged = dict(saved, out=self.out, epochs=epochs)
             self.config = cfg = TrainConfig.from_dict(merged, "checkpoint").validate()
         elif os.path.exists(last):
@@ -156,35 +159,38 @@ class Trainer:
         os.makedirs(self.out, exist_ok=True)
         start = time.perf_counter() - self.state["seconds"]
         while self.state["epoch"] < cfg.epochs:
-            epoch = self.state["epoch"]
             try:
-                train_loss, train_acc = self._train_epoch(epoch, start)
+                self._run_epoch(self.state["epoch"], start)
             except KeyboardInterrupt:
+                # state holds the last finished batch: resuming replays exactly from there
                 self.state["seconds"] = time.perf_counter() - start
                 self._save(os.path.join(self.out, "last.npz"))
-                msg = (f"interrupted in epoch {epoch + 1} at batch {self.state['batch']}: saved "
-                       f"{os.path.join(self.out, 'last.npz')}; continue with --resume --out {self.out}")
+                msg = (f"interrupted in epoch {self.state['epoch'] + 1} after batch {self.state['batch']}: "
+                       f"saved {os.path.join(self.out, 'last.npz')}; continue with --resume --out {self.out}")
                 raise TrainingInterrupted(msg, self._result("interrupted", start)) from None
-            test_loss, test_acc = self.evaluate_loader(self.test_loader)
-            if self.scheduler is not None:
-                self.scheduler.step()
-            self._check_weights(epoch)
-            self.history.append({"epoch": epoch + 1, "train_loss": train_loss, "train_accuracy": train_acc,
-                                 "test_loss": test_loss, "test_accuracy": test_acc,
-                                 "lr": self.optimizer.param_groups[0]["lr"],
-                                 "seconds": round(time.perf_counter() - start, 3)})
-            self.state.update(epoch=epoch + 1, batch=0, running=[0.0, 0, 0],
-                              seconds=time.perf_counter() - start)
-            improved = test_acc > self.state["best_accuracy"]
-            if improved:
-                self.state["best_accuracy"] = test_acc
-            self._save(os.path.join(self.out, "last.npz"))
-            if improved:
-                self._save(os.path.join(self.out, "best.npz"))
-            self._write_history()
-            self.log(f"epoch {epoch + 1}/{cfg.epochs}: train loss {train_loss:.4f} acc {100 * train_acc:.2f}% | "
-                     f"test loss {test_loss:.4f} acc {100 * test_acc:.2f}%" + (" (best)" if improved else ""))
         return self._result("completed", start)
+
+    def _run_epoch(self, epoch: int, start: float) -> None:
+        cfg = self.config
+        train_loss, train_acc = self._train_epoch(epoch, start)
+        test_loss, test_acc = self.evaluate_loader(self.test_loader)
+        self._check_weights(epoch)
+        lr = self.optimizer.param_groups[0]["lr"]
+        if self.scheduler is not None:
+            self.scheduler.step()
+        self.history.append({"epoch": epoch + 1, "train_loss": train_loss, "train_accuracy": train_acc,
+                             "test_loss": test_loss, "test_accuracy": test_acc, "lr": lr,
+                             "seconds": round(time.perf_counter() - start, 3)})
+        improved = test_acc > self.state["best_accuracy"]
+        self.state.update(epoch=epoch + 1, batch=0, running=[0.0, 0, 0],
+                          seconds=time.perf_counter() - start,
+                          best_accuracy=max(test_acc, self.state["best_accuracy"]))
+        self._save(os.path.join(self.out, "last.npz"))
+        if improved:
+            self._save(os.path.join(self.out, "best.npz"))
+        self._write_history()
+        self.log(f"epoch {epoch + 1}/{cfg.epochs}: train loss {train_loss:.4f} acc {100 * train_acc:.2f}% | "
+                 f"test loss {test_loss:.4f} acc {100 * test_acc:.2f}%" + (" (best)" if improved else ""))
 
     def _train_epoch(self, epoch: int, start: float):
         cfg = self.config
@@ -194,7 +200,8 @@ class Trainer:
         bar = self._bar(epoch, first)
         t0, images = time.perf_counter(), 0
         for b, (x, y) in enumerate(self.train_loader.iter_epoch(epoch, first), start=first):
-            logits = self.model(Tensor._wrap(x, False))
+            with np.errstate(over="ignore", invalid="ignore"):   # divergence is reported below
+                logits = self.model(Tensor._wrap(x, False))
             if not np.isfinite(logits.data).all():
                 self._diverged(epoch, b, "the model's outputs contain NaN/inf")
             loss = F.cross_entropy(logits, Tensor._wrap(y, False), label_smoothing=cfg.label_smoothing)
