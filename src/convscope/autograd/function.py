@@ -17,7 +17,16 @@ backward, the model summary and explanations (via ``ctx.inputs``).
 """
 from __future__ import annotations
 
+import itertools
+
 from .grad_mode import is_grad_enabled
+
+_sequence = itertools.count()
+
+
+def next_seq() -> int:
+    """A fresh number in the node creation order (used as a marker by the analysis hooks)."""
+    return next(_sequence)
 
 
 class Context:
@@ -31,6 +40,9 @@ class Context:
         hooks: callables run on the gradient of the output before it flows on.
         retained: a weak reference to the output tensor when it asked to keep
             its ``.grad`` (``retain_grad()``), else None.
+        seq: creation order of recorded nodes (the analysis tools attribute nodes to the
+            module whose forward was running).
+        out_shape: shape of the op's output.
     """
 
     def __init__(self, fn, inputs, needs_input_grad):
@@ -51,7 +63,7 @@ class Context:
 
     def release(self):
         """Drop saved arrays after backward so memory is freed (keeps the graph shape)."""
-        keep = {"fn", "inputs", "needs_input_grad", "hooks", "retained"}
+        keep = {"fn", "inputs", "needs_input_grad", "hooks", "retained", "seq", "out_shape", "geometry"}
         for key in [k for k in self.__dict__ if k not in keep]:
             del self.__dict__[key]
         self.released = True
@@ -102,6 +114,8 @@ class Function:
         result = Tensor._wrap(out, record)
         if record:
             result.grad_fn = ctx
+            ctx.seq = next(_sequence)
+            ctx.out_shape = result.data.shape
         if extras is not None:
             return (result,) + tuple(Tensor._wrap(e, False) for e in extras)
         return result

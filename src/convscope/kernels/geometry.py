@@ -145,3 +145,33 @@ def normalize_tuple(value, n: int, name: str, layer: str = "") -> tuple[int, ...
         return tuple(int(v) for v in value)
     raise TypeError(f"{where}{name} must be an int or a tuple of {n} ints, got "
                     f"{type(value).__name__} {value!r}")
+
+
+def receptive_field_transpose_step(rf: ReceptiveField, kernel: int, stride: int = 1,
+                                   padding: int = 0, dilation: int = 1) -> ReceptiveField:
+    """Receptive field after a transposed convolution (learnable upsampling).
+
+    Output position ``o`` gathers the input-map positions ``i`` with
+    ``o = i*s - p + d*k`` for a tap k, i.e. at most ``ceil((d*(K-1)+1) / s)``
+    neighbouring positions; neighbouring outputs are ``jump / s`` input pixels apart.
+    """
+    taps = -(-effective_kernel(kernel, dilation) // stride)
+    return ReceptiveField(
+        size=rf.size + (taps - 1) * rf.jump,
+        jump=rf.jump / stride,
+        start=rf.start + (padding - (effective_kernel(kernel, dilation) - 1) / 2) / stride * rf.jump,
+    )
+
+
+def receptive_field_union(fields) -> ReceptiveField | None:
+    """The field covering all of ``fields`` (where branches meet, e.g. a residual add).
+
+    The result spans from the leftmost to the rightmost input pixel any branch sees,
+    i.e. the maximum over the paths; the jump is the largest branch jump.
+    """
+    fields = [f for f in fields if f is not None]
+    if not fields:
+        return None
+    left = min(f.start - (f.size - 1) / 2 for f in fields)
+    right = max(f.start + (f.size - 1) / 2 for f in fields)
+    return ReceptiveField(size=right - left + 1, jump=max(f.jump for f in fields), start=(left + right) / 2)

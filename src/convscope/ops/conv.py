@@ -15,6 +15,8 @@ class Conv2d(Function):
     def forward(ctx, x, weight, bias, stride, padding, dilation, groups):
         out, saved = K.conv2d_forward(x, weight, bias, stride, padding, dilation, groups)
         ctx.saved_conv = saved
+        ctx.geometry = dict(kernel=weight.shape[2:], stride=stride, padding=padding,
+                            dilation=dilation, groups=groups)
         return out
 
     @staticmethod
@@ -33,6 +35,8 @@ class ConvTranspose2d(Function):
         out, saved = K.conv_transpose2d_forward(x, weight, bias, stride, padding,
                                                 output_padding, dilation, groups)
         ctx.saved_conv = saved
+        ctx.geometry = dict(kernel=weight.shape[2:], stride=stride, padding=padding,
+                            dilation=dilation, groups=groups, output_padding=output_padding)
         return out
 
     @staticmethod

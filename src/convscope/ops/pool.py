@@ -14,6 +14,7 @@ class MaxPool2d(Function):
     def forward(ctx, x, kernel, stride, padding, dilation, ceil_mode):
         out, idx = K.max_pool2d_forward(x, kernel, stride, padding, dilation, ceil_mode)
         ctx.idx, ctx.shape = idx, x.shape
+        ctx.geometry = dict(kernel=kernel, stride=stride, padding=padding, dilation=dilation)
         return out, idx
 
     @staticmethod
@@ -26,6 +27,7 @@ class AvgPool2d(Function):
     def forward(ctx, x, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override):
         ctx.args = (kernel, stride, padding, ceil_mode, count_include_pad, divisor_override)
         ctx.shape = x.shape
+        ctx.geometry = dict(kernel=kernel, stride=stride, padding=padding, dilation=(1, 1))
         return K.avg_pool2d_forward(x, kernel, stride, padding, ceil_mode,
                                     count_include_pad, divisor_override)
 
@@ -37,7 +39,7 @@ class AvgPool2d(Function):
 class AdaptiveAvgPool2d(Function):
     @staticmethod
     def forward(ctx, x, output_size):
-        ctx.shape = x.shape
+        ctx.shape, ctx.output_size = x.shape, output_size
         return K.adaptive_avg_pool2d_forward(x, output_size)
 
     @staticmethod
@@ -49,7 +51,7 @@ class AdaptiveMaxPool2d(Function):
     @staticmethod
     def forward(ctx, x, output_size):
         out, idx = K.adaptive_max_pool2d_forward(x, output_size)
-        ctx.idx, ctx.shape = idx, x.shape
+        ctx.idx, ctx.shape, ctx.output_size = idx, x.shape, output_size
         return out, idx
 
     @staticmethod

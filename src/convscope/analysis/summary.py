@@ -1,0 +1,182 @@
+"""``convscope.summary(model, input_size)``: per-layer shapes, parameters, MACs and receptive fields.
+
+Everything comes from one recorded forward pass at batch 1 (see graph.py), so it works on
+any Module built from convscope.nn, branches included.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..autograd.grad_mode import enable_grad
+from ..autograd.tensor import Tensor
+from .graph import analyse_tape, record_modules
+
+
+def parse_input_size(value) -> tuple:
+    """'3x224x224' or (3, 224, 224) -> (C, H, W); '224x224' means one channel... is refused."""
+    if isinstance(value, str):
+        parts = value.lower().replace("×", "x").split("x")
+        try:
+            dims = tuple(int(p) for p in parts)
+        except ValueError:
+            raise ValueError(f"input size must look like CxHxW, e.g. 3x224x224, got {value!r}") from None
+    else:
+        dims = tuple(int(v) for v in value)
+    if len(dims) != 3 or min(dims) < 1:
+        raise ValueError(f"input size must be three positive numbers CxHxW, e.g. 3x224x224, got {value!r}")
+    return dims
+
+
+def _fmt_rf(rfs, attr):
+    if rfs is None:
+        return None
+    values = [getattr(r, attr) for r in rfs]
+    values = [int(v) if float(v).is_integer() else round(float(v), 3) for v in values]
+    return values[0] if values[0] == values[1] else values
+
+
+@dataclass
+class LayerRow:
+    name: str
+    type: str
+    output_shape: tuple
+    params: int
+    macs: int
+    rf: tuple | None
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "type": self.type, "output_shape": list(self.output_shape),
+                "params": self.params, "macs": self.macs, "receptive_field": _fmt_rf(self.rf, "size"),
+                "stride": _fmt_rf(self.rf, "jump"), "padding": _fmt_rf(self.rf, "padding")}
+
+
+class Summary:
+    """The result of :func:`summary`: ``rows`` plus totals; ``str()`` is the terminal table."""
+
+    def __init__(self, model_name, input_size, rows, total_params, trainable_params, total_macs,
+                 receptive_field, layers_counted, output_shape):
+        self.model_name, self.input_size, self.rows = model_name, input_size, rows
+        self.total_params, self.trainable_params, self.total_macs = total_params, trainable_params, total_macs
+        self.receptive_field, self.layers_counted = receptive_field, layers_counted
+        self.output_shape = output_shape
+
+    def to_dict(self) -> dict:
+        """The JSON document of ``convscope summary --json``."""
+        return {"model": self.model_name, "input_size": list(self.input_size),
+                "output_shape": list(self.output_shape),
+                "layers": [r.to_dict() for r in self.rows],
+                "total_params": self.total_params, "trainable_params": self.trainable_params,
+                "total_macs": self.total_macs,
+                "receptive_field": _fmt_rf(self.receptive_field, "size"),
+                "layers_counted": self.layers_counted}
+
+    def __str__(self) -> str:
+        from ..cli.tables import format_table
+        rows = []
+        for r in self.rows:
+            d = r.to_dict()
+            rf = "" if d["receptive_field"] is None else str(d["receptive_field"])
+            rows.append((r.name, r.type, "x".join(map(str, r.output_shape)), f"{r.params:,}",
+                         f"{r.macs:,}", rf, "" if d["stride"] is None else str(d["stride"]),
+                         "" if d["padding"] is None else str(d["padding"])))
+        c, h, w = self.input_size
+        table = format_table(["layer", "type", "output", "params", "MACs", "RF", "jump", "RF pad"], rows,
+                             align="llrrrrrr", title=f"{self.model_name} on a {c}x{h}x{w} input")
+        rf = _fmt_rf(self.receptive_field, "size")
+        lines = [table, "",
+                 f"total parameters:      {self.total_params:,} ({self.trainable_params:,} trainable)",
+                 f"multiply-accumulates:  {self.total_macs:,} ({self.total_macs / 1e9:.2f} G) per image",
+                 f"layers (conv + FC on the deepest path): {self.layers_counted}",
+                 f"receptive field of the last feature map: {rf if rf is not None else 'n/a'} pixels"]
+        return "\n".join(lines)
+
+
+def summary(model, input_size, model_name: str | None = None) -> Summary:
+    """Shapes, parameters, MACs and receptive fields of every layer of ``model``.
+
+    Args:
+        model (Module): any convscope.nn model.
+        input_size (str or tuple): (C, H, W) or 'CxHxW' of one input image.
+        model_name (str, optional): label for the table (default: the model's registry name).
+
+    Returns:
+        Summary: ``rows`` (one per leaf layer, plus blocks whose forward merges branches),
+        ``total_params``, ``trainable_params``, ``total_macs`` (per image), ``receptive_field``
+        (of the last feature map before flatten/global pooling; the maximum over all paths),
+        ``layers_counted`` (conv + FC layers on the deepest path: VGG-16 gives 16).
+
+    Raises:
+        ValueError: a malformed size, or an input too small for the model (naming the layer
+            where the feature map vanishes).
+
+    Example:
+        >>> print(convscope.summary(convscope.models.create('lenet5', in_channels=1), '1x28x28'))
+    """
+    c, h, w = parse_input_size(input_size)
+    name = model_name or getattr(model, "model_name", type(model).__name__)
+    params = list(model.parameters())
+    dtype = params[0].dtype if params else np.float32
+    x = Tensor(np.zeros((1, c, h, w), dtype=dtype), requires_grad=True)
+    was_training = model.training
+    model.eval()
+    records, stack, remove = record_modules(model)
+    try:
+        with enable_grad():
+            out = model(x)
+    except (ValueError, TypeError) as err:
+        where = next((r for r in reversed(stack) if r.leaf), stack[-1] if stack else None)
+        if where is None:
+            raise
+        text = str(err)
+        if "larger than" in text or "too small" in text or "vanish" in text:
+            raise ValueError(f"input {c}x{h}x{w} is too small for {name}: the feature map vanishes at layer "
+                             f"{where.name} ({where.module._layer_name()}): {text}") from None
+        raise ValueError(f"{name} cannot run on a {c}x{h}x{w} input: layer {where.name} "
+                         f"({where.module._layer_name()}) failed: {text}") from None
+    finally:
+        remove()
+        model.train(was_training)
+    out = out[0] if isinstance(out, tuple) else out
+    infos = analyse_tape(out, [x])
+    by_node = {id(i.node): i for i in infos}
+    rows = _rows(records, infos, by_node)
+    ends = [i for i in infos if i.ends_spatial]
+    network_rf = getattr(ends[-1], "input_rf", None) if ends else by_node[id(out.grad_fn)].rf
+    total = sum(p.numel() for p in params)
+    trainable = sum(p.numel() for p in params if p.requires_grad)
+    return Summary(name, (c, h, w), rows, total, trainable, sum(i.macs for i in infos), network_rf,
+                   max((i.depth for i in infos), default=0), tuple(out.shape[1:]))
+
+
+def _rows(records, infos, by_node):
+    """One row per leaf module, plus containers whose own forward recorded ops (e.g. a residual add)."""
+    owner = {}
+    ordered = sorted(records, key=lambda r: r.first)
+    for info in infos:
+        seq = info.node.seq
+        best = None
+        for rec in ordered:
+            if rec.first < seq < rec.last and (best is None or rec.first > best.first):
+                best = rec
+        if best is not None:
+            best.nodes.append(info)
+            owner[id(info.node)] = best
+    rows = []
+    for rec in sorted(records, key=lambda r: r.last):
+        if rec.name == "(model)" and not rec.leaf:
+            continue
+        if not rec.leaf and not rec.nodes:
+            continue
+        out = rec.output[0] if isinstance(rec.output, tuple) else rec.output
+        if not isinstance(out, Tensor):
+            continue
+        info = by_node.get(id(out.grad_fn)) if out.grad_fn is not None else None
+        rf = info.rf if info is not None else None
+        if info is None and rec.leaf and not rec.nodes:   # Identity & co: same as its input
+            rf = None
+        own = sum(p.numel() for p in rec.module.parameters(recurse=False)) if rec.leaf else 0
+        rows.append(LayerRow(rec.name, type(rec.module).__name__, tuple(out.shape[1:]), own,
+                             sum(i.macs for i in rec.nodes), rf))
+    return rows
