@@ -19,7 +19,8 @@ padding or ceil-mode overhang, e.g. 2x2/2) or of a ``-inf``/zero canvas;
 the same code serves both, so values and indices are identical. The max is
 an elementwise ``np.maximum`` over the taps (reshape-and-reduce is ~30x
 slower); the argmax is "number of taps before the first tap equal to the
-max", counted with boolean ops. A contiguous copy of the taps measured
+max", counted with boolean ops, then turned into flat indices with
+small-int arithmetic. A contiguous copy of the taps measured
 faster alone but lost 1.1-4x in place to page faults on the big temporary.
 The max backward is one 1-D ``np.add.at``: in NumPy 2 as fast as a plain
 scatter and 2-3x faster than ``np.bincount`` (measured here).
@@ -132,10 +133,17 @@ def max_pool2d_forward(x, kernel, stride, padding, dilation, ceil_mode):
     xp = _padded(x, (ph, pw), extent, -np.inf)
     view = _window_view(xp, kernel, stride, dilation, (Ho, Wo))  # (KH, KW, N, C, Ho, Wo)
     out, k = _first_max([view[i, j] for i in range(KH) for j in range(KW)])  # (N, C, Ho, Wo)
-    tap_offset = (np.arange(KH)[:, None] * (dh * W) + np.arange(KW) * dw).ravel()  # (KH*KW,)
     hs = np.arange(Ho) * sh - ph  # window origins, may be negative (in the padding)
     ws = np.arange(Wo) * sw - pw
-    indices = tap_offset.take(k)
+    # tap k = i*KW + j sits at (i*dh)*W + j*dw from the window origin; small-int
+    # arithmetic then one int64 pass beats a table lookup (~1.5x, fewer
+    # temporaries), and row counting beats np.divmod (~10x on uint8)
+    i = np.zeros_like(k)
+    for row in range(1, KH):
+        i += k >= row * KW
+    j = k - i * k.dtype.type(KW)
+    indices = np.multiply(i, dh * W, dtype=np.int64)
+    indices += j if dw == 1 else np.multiply(j, dw, dtype=np.int64)
     indices += hs[:, None] * W + ws  # (Ho, Wo) broadcast over N, C
     if xp is not x:
         # a window whose in-bounds taps are all -inf may have matched a padding tap
