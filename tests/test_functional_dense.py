@@ -6,7 +6,7 @@ import torch.nn.functional as TF
 
 import convscope as cs
 import convscope.nn.functional as F
-from parity import assert_gradcheck, assert_parity
+from parity import assert_close, assert_gradcheck, assert_parity
 
 ACTIVATIONS = [
     (F.relu, TF.relu), (F.sigmoid, torch.sigmoid), (F.tanh, torch.tanh),
@@ -135,8 +135,8 @@ def test_batch_norm_parity_and_running_stats(shape, training, affine, dtype):
     assert_parity(lambda x, w, b: F.batch_norm(x, rm_c, rv_c, w, b, training=training, momentum=0.3),
                   lambda x, w, b: TF.batch_norm(x, rm_t, rv_t, w, b, training=training, momentum=0.3),
                   [x, w, b])
-    np.testing.assert_allclose(rm_c.numpy(), rm_t.numpy(), rtol=1e-6)
-    np.testing.assert_allclose(rv_c.numpy(), rv_t.numpy(), rtol=1e-6)
+    assert_close(rm_c.numpy(), rm_t.numpy(), dtype, "running_mean")
+    assert_close(rv_c.numpy(), rv_t.numpy(), dtype, "running_var")
 
 
 @pytest.mark.parametrize("training", [True, False])
