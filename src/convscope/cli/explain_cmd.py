@@ -12,15 +12,9 @@ import sys
 
 from .common import UsageError, add_common, emit_json, parse_hw
 
-try:
-    from . import explain_heatmap
-except ModuleNotFoundError as _e:  # written separately; any other missing module is a real error
-    if _e.name != f"{__package__}.explain_heatmap":
-        raise
-    explain_heatmap = None
+from . import explain_heatmap
 
-HELP = "explain what a CNN computes: conv arithmetic, feature maps, filters" + (
-    ", heatmaps" if explain_heatmap is not None else "")
+HELP = "explain what a CNN computes: conv arithmetic, feature maps, filters, heatmaps"
 CONV_HELP = "show each output value of a convolution as inner products over channels plus a bias"
 FEATURES_HELP = "write feature-map grids of a trained model's layers and its first-layer filters"
 
@@ -62,8 +56,7 @@ def add_parser(sub):
                    help="scale each feature map to its own min..max (default: one shared scale)")
     add_common(f)
     f.set_defaults(handler=run_features)
-    if explain_heatmap is not None:
-        explain_heatmap.add_parser(esub)
+    explain_heatmap.add_parser(esub)
     return p
 
 

@@ -6,7 +6,6 @@ matplotlib with the Agg backend; every figure states how its colours were scaled
 """
 from __future__ import annotations
 
-import io
 import math
 from collections import OrderedDict
 
@@ -14,26 +13,11 @@ import numpy as np
 
 from ..autograd.grad_mode import no_grad
 from ..autograd.tensor import Tensor
+from ..plotting import pyplot as _plt
+from ..plotting import save_figure
 
 TILE_INCHES = 1.8
 MAX_WIDTH_INCHES = 16.0
-
-
-def _plt():
-    import matplotlib
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-    return plt
-
-
-def save_figure(fig, path) -> str:
-    """Write ``fig`` as PNG to ``path`` atomically (temp file + rename), close it, return the path."""
-    from ..serialization import atomic_write
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    _plt().close(fig)
-    atomic_write(path, lambda f: f.write(buf.getvalue()))
-    return str(path)
 
 
 def grid_shape(n: int) -> tuple:

@@ -34,7 +34,7 @@ class LeNet5(nn.Module):
 
 
 @register("lenet5", input_size=(1, 28, 28), mean=(0.1307,), std=(0.3081,),
-          gradcam_layer="features.conv2", family="lenet",
+          gradcam_layer="features.relu2", family="lenet",
           citation="LeCun, Bottou, Bengio, Haffner. Gradient-based learning applied to document "
                    "recognition. Proc. IEEE 1998.")
 def lenet5(num_classes=10, in_channels=1):

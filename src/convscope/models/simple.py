@@ -45,7 +45,7 @@ class SimpleCNN(nn.Module):
         return self.classifier(self.flatten(self.features(x)))
 
 
-@register("simple", input_size=(1, 28, 28), gradcam_layer="features.conv2", family="simple",
+@register("simple", input_size=(1, 28, 28), gradcam_layer="features.relu2", family="simple",
           citation="convscope's teaching CNN (conv-ReLU-pool x2 + FC), after CS231n's examples.")
 def simple(num_classes=10, in_channels=1, input_size=(28, 28), width=32, hidden=128, dropout=0.25):
     return SimpleCNN(num_classes, in_channels, tuple(input_size) if not isinstance(input_size, int)

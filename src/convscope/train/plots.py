@@ -1,23 +1,10 @@
 """Figures for training: the learning curve and the confusion matrix (matplotlib, Agg backend)."""
 from __future__ import annotations
 
-import io
-
 import numpy as np
 
-
-def _plt():
-    import matplotlib
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-    return plt
-
-
-def _save(fig, path) -> None:
-    from ..serialization import atomic_write
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
-    atomic_write(path, lambda f: f.write(buf.getvalue()))
+from ..plotting import pyplot as _plt
+from ..plotting import save_figure
 
 
 def plot_history(history: list, path, title: str = "Training curve") -> None:
@@ -45,8 +32,7 @@ def plot_history(history: list, path, title: str = "Training curve") -> None:
         ax.xaxis.get_major_locator().set_params(integer=True)
     fig.suptitle(title)
     fig.tight_layout()
-    _save(fig, path)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
 
 
 def plot_confusion(matrix, classes, path, title: str = "Confusion matrix") -> None:
@@ -71,5 +57,4 @@ def plot_confusion(matrix, classes, path, title: str = "Confusion matrix") -> No
                         color="white" if cm[i, j] > peak / 2 else "black")
     fig.colorbar(im, ax=ax, label="images")
     fig.tight_layout()
-    _save(fig, path)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
