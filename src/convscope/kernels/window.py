@@ -7,37 +7,38 @@ module owns that view of the data:
   shape (N, C, KH, KW, H_out, W_out); pooling reduces over axes 2-3 of it.
 * :func:`im2col` / :func:`col2im` -- the exact column matrix (one contiguous
   copy of the view) and its adjoint (a scatter-add over the KH*KW offsets).
-* :func:`phase_image` / :func:`gather_taps` -- the fast "flat" columns the
-  convolution kernels use (see below).
+* :func:`pad_into`, :func:`workspace` -- padded images and columns in reusable
+  scratch buffers; :func:`run_chunks` -- image chunks on all cores.
+* :func:`flat_image` / :func:`gather_rows` -- "row-partial" columns (below).
 
 Column layout. Columns are channel-major, ``(C * KH * KW, N * H_out * W_out)``:
 rows ordered (c, kh, kw), columns ordered (n, h_out, w_out). The GEMM
 ``weight(C_out, C_in*KH*KW) @ cols`` then needs no transpose of the big
-matrix, groups are a free reshape of the row axis, and every copy reads long
-contiguous runs. Patch-major columns ``(N*H_out*W_out, C*KH*KW)`` measured
-about 3x slower to build here.
+matrix, groups are a free reshape of the row axis, and the result needs one
+(C_out, N) -> (N, C_out) transpose of the (much smaller) output. Per-image
+batched GEMMs (output already NCHW) measured no faster here.
 
-Flat (phase) columns. A stride-1 window at offset (kh, kw) of a padded image
-of width Wp is, in the flattened image, the contiguous run that starts at
-``kh*Wp + kw`` -- if each output row is computed over the full padded width
-``Wp`` instead of ``W_out`` (the extra ``Wp - W_out`` "wrap" columns are
-discarded later). So each tap's columns are one long memcpy instead of
-H_out short strided rows. A stride-s convolution is reduced to this case by
-splitting the padded image into its s_h * s_w phases (sub-images
-``xp[a::s_h, b::s_w]``): tap kh*d_h = q_h*s_h + a reads phase a at row
-offset q_h with stride 1.
+Row-partial columns (stride 1). In the flattened padded image (width Wp),
+shifting by ``kh*Wp`` moves a window down kh rows. So a convolution can copy
+only the KW horizontal shifts (KW times the image, not KH*KW), run one GEMM
+that produces a result per kernel row, and add the KH results at row offsets
+``kh*dh*Wp``. Each output row is computed over the full padded width; the
+extra ``Wp - W_out`` "wrap" columns are dropped when the rows are added.
 """
 from __future__ import annotations
 
+import itertools
+import os
 import threading
+from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .geometry import conv_output_size
 
-__all__ = ["window_view", "pad2d", "im2col", "col2im", "phase_image", "phase_taps",
-           "gather_taps", "gather_rows", "workspace", "clear_workspace"]
+__all__ = ["window_view", "pad2d", "im2col", "col2im", "pad_into", "flat_image", "gather_rows",
+           "workspace", "clear_workspace", "run_chunks", "set_num_threads"]
 
 Pair = tuple[int, int]
 Pads = tuple[Pair, Pair]
@@ -151,12 +152,13 @@ def col2im(cols: np.ndarray, x_shape: tuple[int, int, int, int], kernel: Pair,
 
 
 # ----------------------------------------------------------------------------
-# Flat (phase) columns for the convolution kernels
+# Scratch buffers and row-partial columns for the convolution kernels
 # ----------------------------------------------------------------------------
 
 class _Workspace(threading.local):
     def __init__(self):
         self.buffers: dict[str, np.ndarray] = {}
+        self.zero_border: dict[str, tuple] = {}  # slot -> layout whose padding is all zeros
 
 
 _WS = _Workspace()
@@ -182,165 +184,193 @@ def workspace(slot: str, size: int, dtype) -> np.ndarray:
 def clear_workspace() -> None:
     """Release the scratch buffers of the calling thread."""
     _WS.buffers.clear()
+    _WS.zero_border.clear()
 
 
-def phase_taps(kernel: Pair, stride: Pair, dilation: Pair) -> list[tuple[int, int, int, int]]:
-    """Where each kernel tap reads in the phase split of the padded image.
+def pad_into(x: np.ndarray, padding: Pads, slot: str, channel_major: bool = False,
+             tail: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Zero-pad x into a :func:`workspace` slot owned by this function.
 
-    Tap (kh, kw) sits at padded offset (kh*dh, kw*dw) = (qh*sh + a, qw*sw + b):
-    it reads phase ``p = a*sw + b`` at row offset qh and column offset qw.
-
-    Returns:
-        list of (p, qh, qw, t) in tap order ``t = kh*KW + kw``.
-    """
-    (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
-    taps = []
-    for i in range(kh):
-        qh, a = divmod(i * dh, sh)
-        for j in range(kw):
-            qw, b = divmod(j * dw, sw)
-            taps.append((a * sw + b, qh, qw, i * kw + j))
-    return taps
-
-
-def phase_image(x: np.ndarray, padding: Pads, stride: Pair, slot: str | None = None):
-    """Zero-pad ``x`` and split it into its stride phases, channel-major and flat.
+    Writing the zero border costs as much as copying the image (it is made of
+    1-element strided runs), so it is skipped when the slot already holds a
+    padded image of the same layout (consecutive layers of a network stage).
 
     Args:
-        x (ndarray): (N, C, H, W).
+        x (ndarray): (N, C, H, W), any strides.
         padding (((int, int), (int, int))): ((top, bottom), (left, right)) zeros.
-        stride (tuple[int, int]): (sh, sw); (1, 1) gives one phase (plain padding).
-        slot (str or None): build in this :func:`workspace` slot (else a new array).
+        slot (str): scratch slot; only ``pad_into`` may write to it.
+        channel_major (bool, default False): lay out as (C, N, Hp, Wp).
+        tail (int, default 0): zeros after the array in the flat buffer.
 
     Shape:
-        x: (N, C, H, W) -> q: (C, N, sh*sw, Hq, Wq) with ``Hq = ceil(Hp / sh)``,
-        ``Hp = H + top + bottom`` (same for W), followed in memory by a zero
-        tail of Wq elements so that wrap columns never read past the end.
+        x: (N, C, H, W) -> (N, C, Hp, Wp) or (C, N, Hp, Wp), Hp = H + top + bottom.
 
     Returns:
-        (q, flat): the 5-D array and the flat buffer it starts, with
-        ``q[c, n, a*sw + b, i, j] = xp[n, c, i*sh + a, j*sw + b]`` (0 outside).
+        (xp, flat): the padded 4-D array and the flat buffer it starts.
     """
     n, c, h, w = x.shape
     (pt, pb), (pl, pr) = padding
-    sh, sw = stride
-    hq, wq = -(-(h + pt + pb) // sh), -(-(w + pl + pr) // sw)
-    size = c * n * sh * sw * hq * wq
-    flat = workspace(slot, size + wq, x.dtype) if slot else np.empty(size + wq, x.dtype)
-    q = flat[:size].reshape(c, n, sh * sw, hq, wq)
-    xt = x.transpose(1, 0, 2, 3)  # (N, C, H, W) -> (C, N, H, W), a view
-    if sh == sw == 1:
-        # zero only the border; the interior is overwritten
-        q[:, :, 0, :pt] = 0
-        q[:, :, 0, pt + h:] = 0
-        q[:, :, 0, pt:pt + h, :pl] = 0
-        q[:, :, 0, pt:pt + h, pl + w:] = 0
-        q[:, :, 0, pt:pt + h, pl:pl + w] = xt
-    else:
-        q.fill(0)
-        for a in range(sh):
-            h0 = (a - pt) % sh  # first input row that lands in phase row a
-            i0, nh = (h0 + pt - a) // sh, len(range(h0, h, sh))
-            for b in range(sw):
-                w0 = (b - pl) % sw
-                j0, nw = (w0 + pl - b) // sw, len(range(w0, w, sw))
-                if nh and nw:
-                    q[:, :, a * sw + b, i0:i0 + nh, j0:j0 + nw] = xt[:, :, h0::sh, w0::sw]
-    flat[size:] = 0
-    return q, flat
+    hp, wp = h + pt + pb, w + pl + pr
+    size = n * c * hp * wp
+    flat = workspace(slot, size + tail, x.dtype)
+    xp = flat[:size].reshape((c, n, hp, wp) if channel_major else (n, c, hp, wp))  # (C, N, ..) or (N, C, ..)
+    layout = (xp.shape, padding, x.dtype, tail, _WS.buffers[slot].ctypes.data)
+    if _WS.zero_border.get(slot) != layout:
+        flat[size:] = 0
+        xp[:, :, :pt] = 0
+        xp[:, :, pt + h:] = 0
+        xp[:, :, pt:pt + h, :pl] = 0
+        xp[:, :, pt:pt + h, pl + w:] = 0
+        _WS.zero_border[slot] = layout
+    # (N, C, H, W) -> (C, N, H, W) when channel-major
+    xp[:, :, pt:pt + h, pl:pl + w] = x.transpose(1, 0, 2, 3) if channel_major else x
+    return xp, flat
 
 
-def gather_taps(flat: np.ndarray, q_shape: tuple, taps, rows: int, n0: int, n1: int,
-                out: np.ndarray) -> np.ndarray:
-    """Copy the flat columns of the selected taps for images ``n0:n1``.
-
-    Output column ``(n, i, j)`` with ``j < Wq`` is the window at output position
-    (i, j); columns with ``j >= W_out`` are wrap-around garbage that callers
-    crop (or multiply by zero gradients).
-
-    Args:
-        flat (ndarray): buffer from :func:`phase_image`.
-        q_shape (tuple): (C, N, P, Hq, Wq) of the phase image.
-        taps (list): (p, qh, qw) per tap (extra fields ignored).
-        rows (int): output rows per image (H_out).
-        n0, n1 (int): image range.
-        out (ndarray): destination with at least C*T*(n1-n0)*rows*Wq elements.
+def flat_image(x: np.ndarray, padding: Pads, slot: str) -> tuple[np.ndarray, np.ndarray]:
+    """Zero-padded, channel-major copy of ``x`` followed by a zero tail (see :func:`pad_into`).
 
     Shape:
-        -> cols: (C, T, n1 - n0, H_out * Wq), T = len(taps); as a matrix
-        (C*T, (n1-n0)*H_out*Wq) with rows ordered (c, t).
+        x: (N, C, H, W) -> q: (C, N, Hp, Wp); in memory it is followed by Wp
+        zeros so that shifted reads never leave the buffer.
+
+    Returns:
+        (q, flat): the 4-D array and the 1-D buffer it starts.
     """
-    c, n, p, hq, wq = q_shape
-    length = rows * wq
-    t_count = len(taps)
-    it = flat.itemsize
-    cols = out[:c * t_count * (n1 - n0) * length].reshape(c, t_count, n1 - n0, length)
-    s_c, s_n = n * p * hq * wq * it, p * hq * wq * it
-    if p == 1 and _uniform_grid(taps):
-        # one copy of a single 5-D view: taps form a regular (rows x cols) grid
-        (_, qh0, qw0, *_), kw_n = taps[0], _grid_width(taps)
-        dqh = taps[kw_n][1] - qh0 if t_count > kw_n else 0
-        dqw = taps[1][2] - qw0 if kw_n > 1 else 0
-        start = n0 * p * hq * wq + qh0 * wq + qw0
-        view = as_strided(flat[start:], shape=(c, t_count // kw_n, kw_n, n1 - n0, length),
-                          strides=(s_c, dqh * wq * it, dqw * it, s_n, it), writeable=False)
-        # (C, KH, KW, Nc, L) -> (C, KH*KW, Nc, L)
-        np.copyto(cols.reshape(view.shape), view)
-        return cols
-    for t, (ph, qh, qw, *_) in enumerate(taps):
-        start = (n0 * p + ph) * hq * wq + qh * wq + qw
-        view = as_strided(flat[start:], shape=(c, n1 - n0, length),
-                          strides=(s_c, s_n, it), writeable=False)
-        cols[:, t] = view
-    return cols
+    (pt, pb), (pl, pr) = padding
+    return pad_into(x, padding, slot, channel_major=True, tail=x.shape[3] + pl + pr)
 
 
 def gather_rows(flat: np.ndarray, q_shape: tuple, kw: int, dw: int, row0: int, rows: int,
                 n0: int, n1: int, out: np.ndarray) -> np.ndarray:
-    """Row-partial flat columns of a stride-1 image: only the KW horizontal shifts.
+    """Row-partial columns of a stride-1 image: only the KW horizontal shifts.
 
-    ``cols[c, j, n, r*Wi + s] = q[c, n0 + n, 0, row0 + r, s + j*dw]`` (wrapping
-    into the next row for ``s + j*dw >= Wi``; those entries are never used).
-    The KH vertical shifts are applied after the GEMM as row offsets of its
-    result, so the copy is KW (not KH*KW) times the image. With ``kw == 1``
-    over whole images the result is a view of ``flat`` (``out`` is unused).
+    ``cols[c, j, n, r*Wp + s] = q[c, n0 + n, row0 + r, s + j*dw]`` (wrapping
+    into the next row for ``s + j*dw >= Wp``; those entries are never used).
+    With ``kw == 1`` over whole images the result is a view of ``flat``
+    (``out`` is unused).
 
     Shape:
-        -> cols: (C, KW, n1 - n0, rows*Wi); as a matrix (C*KW, (n1-n0)*rows*Wi).
+        -> cols: (C, KW, n1 - n0, rows*Wp); as a matrix (C*KW, (n1-n0)*rows*Wp).
     """
-    c, n, p, hi, wi = q_shape
+    c, n, hp, wp = q_shape
     it = flat.itemsize
-    s_c, s_n = n * p * hi * wi * it, p * hi * wi * it
-    length = rows * wi
-    start = n0 * p * hi * wi + row0 * wi
-    if rows == hi and p == 1:  # whole images: (n, position) is one contiguous run
+    length = rows * wp
+    start = n0 * hp * wp + row0 * wp
+    if rows == hp:  # whole images: (n, position) is one contiguous run
         view = as_strided(flat[start:], shape=(c, kw, (n1 - n0) * length),
-                          strides=(s_c, dw * it, it), writeable=False)
+                          strides=(n * hp * wp * it, dw * it, it), writeable=False)
         if kw == 1:
-            return view.reshape(c, 1, n1 - n0, length)
+            return view.reshape(c, 1, n1 - n0, length)  # (C, 1, Nc*L) -> (C, KW=1, Nc, L), still a view
     else:
         view = as_strided(flat[start:], shape=(c, kw, n1 - n0, length),
-                          strides=(s_c, dw * it, s_n, it), writeable=False)
-    cols = out[:c * kw * (n1 - n0) * length].reshape(c, kw, n1 - n0, length)
-    np.copyto(cols.reshape(view.shape), view)
+                          strides=(n * hp * wp * it, dw * it, hp * wp * it, it), writeable=False)
+    cols = out[:c * kw * (n1 - n0) * length].reshape(c, kw, n1 - n0, length)  # (C, KW, Nc, L)
+    np.copyto(cols.reshape(view.shape), view)  # (C, KW, Nc*L) or (C, KW, Nc, L), same memory order
     return cols
 
 
-def _grid_width(taps) -> int:
-    """Number of taps in the first kernel row (taps sharing the first qh)."""
-    k = 1
-    while k < len(taps) and taps[k][1] == taps[0][1]:
-        k += 1
-    return k
+# ----------------------------------------------------------------------------
+# Running image chunks on all cores
+# ----------------------------------------------------------------------------
+# Chunks are small (L2-sized) and NumPy copies run on one core, so the cores
+# are used by running whole chunks (copy + GEMM + write-back) in threads; NumPy
+# and BLAS release the GIL. BLAS is held to one thread meanwhile (also in serial
+# runs, see _blas_single). That needs threadpoolctl; without it chunks run in
+# the caller's thread and BLAS threads the GEMMs as usual.
+
+try:  # optional: without it, chunks run serially and BLAS threads the GEMMs
+    from threadpoolctl import ThreadpoolController
+except ImportError:  # pragma: no cover
+    ThreadpoolController = None
+
+_RUN = {"threads": None, "pool": None, "blas": None, "limit": None, "depth": 0}
+_RUN_LOCK = threading.Lock()
 
 
-def _uniform_grid(taps) -> bool:
-    """True when taps are a full rectangular grid with constant row/column steps."""
-    kw_n = _grid_width(taps)
-    if len(taps) % kw_n:
-        return False
-    qh0, qw0 = taps[0][1], taps[0][2]
-    dqh = taps[kw_n][1] - qh0 if len(taps) > kw_n else 0
-    dqw = taps[1][2] - qw0 if kw_n > 1 else 0
-    return all(tp[1] == qh0 + (k // kw_n) * dqh and tp[2] == qw0 + (k % kw_n) * dqw
-               for k, tp in enumerate(taps))
+def _reset_after_fork() -> None:  # a forked child has no worker threads: start afresh
+    _RUN.update(pool=None, blas=None, limit=None, depth=0)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+def set_num_threads(n: int | None) -> None:
+    """Threads for chunked kernels (None: one per available core, up to 8; 1: serial)."""
+    _RUN["threads"] = None if n is None else max(1, int(n))
+
+
+def _threads() -> int:
+    if _RUN["threads"] is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        _RUN["threads"] = max(1, min(cores or 1, 8)) if ThreadpoolController else 1
+    return _RUN["threads"]
+
+
+def _blas_single(enter: bool) -> None:
+    """Hold BLAS to one thread while any run_chunks call is active (reference counted).
+
+    Chunk GEMMs are small: a second BLAS thread gains little on an idle machine,
+    and when another process holds the other core every GEMM waits for the
+    descheduled helper (measured: LeNet's conv2 dx 3.4 ms -> 196 ms).
+    """
+    if ThreadpoolController is None:
+        return
+    with _RUN_LOCK:
+        if enter:
+            if _RUN["depth"] == 0:
+                if _RUN["blas"] is None:
+                    _RUN["blas"] = ThreadpoolController()
+                _RUN["limit"] = _RUN["blas"].limit(limits=1, user_api="blas")
+            _RUN["depth"] += 1
+        else:
+            _RUN["depth"] -= 1
+            if _RUN["depth"] == 0:
+                _RUN["limit"].restore_original_limits()
+
+
+def run_chunks(n: int, step: int, parallel: bool, body) -> list:
+    """Call ``body(n0, n1)`` over ``range(0, n, step)`` chunks, in threads if ``parallel``.
+
+    Threads take the next chunk as they finish one (a descheduled thread does
+    not hold the others up) and each has its own :func:`workspace`.
+    ``body`` must only write disjoint parts of shared arrays.
+
+    Returns:
+        list of body's return values, in chunk order.
+    """
+    threads = min(_threads(), n) if parallel else 1
+    step = max(1, min(step, -(-n // threads)))  # at least one chunk per thread
+    chunks = [(n0, min(n, n0 + step)) for n0 in range(0, n, step)]
+    if threads < 2:
+        _blas_single(True)
+        try:
+            return [body(*c) for c in chunks]
+        finally:
+            _blas_single(False)
+    with _RUN_LOCK:
+        pool = _RUN["pool"]
+        if pool is None or pool._max_workers < threads - 1:
+            pool = _RUN["pool"] = ThreadPoolExecutor(threads - 1, thread_name_prefix="convscope")
+    results = [None] * len(chunks)
+    counter = itertools.count()  # next() is atomic under the GIL: dynamic load balance
+
+    def share(_):
+        for i in iter(counter.__next__, len(chunks)):
+            if i >= len(chunks):
+                return
+            results[i] = body(*chunks[i])
+
+    _blas_single(True)
+    try:
+        futures = [pool.submit(share, t) for t in range(1, threads)]
+        try:
+            share(0)
+        finally:
+            wait(futures)  # never leave workers running on shared buffers
+    finally:
+        _blas_single(False)
+    for f in futures:
+        f.result()  # re-raise a worker's exception
+    return results
