@@ -150,7 +150,10 @@ MNIST = os.environ.get("CONVSCOPE_MNIST_DIR") or os.path.join(
 
 @pytest.mark.skipif(not os.path.isdir(MNIST), reason="the shared MNIST test set is not on this machine")
 def test_lenet5_on_real_mnist_reaches_98_percent(tmp_path, capsys):
+    # the README's recipe: 8,000 training images overfit quickly, so shifts of up to 2 pixels and
+    # label smoothing (measured over seeds 0-4: 98.65% to 99.25%)
     code, out, err = run_cli(["train", "--data", "mnist:" + MNIST, "--model", "lenet5", "--epochs", "5",
+                              "--augment", "crop", "--crop-padding", "2", "--label-smoothing", "0.1",
                               "--out", str(tmp_path / "m"), "--no-progress", "--json"], capsys)
     assert code == 0, err
     result = last_json(out)

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from convscope.kernels import conv as conv_mod
+from convscope.kernels import parallel as parallel_mod
 from convscope.kernels import window as window_mod
 from convscope.kernels.conv import (conv2d_backward, conv2d_forward, conv_transpose2d_backward,
                                     conv_transpose2d_forward)
@@ -332,8 +333,8 @@ def _conv_and_transpose(cfg, x, w, b, g):
 @pytest.fixture
 def threads():
     """Set the kernels' thread count; restored to the default afterwards."""
-    yield window_mod.set_num_threads
-    window_mod.set_num_threads(None)
+    yield parallel_mod.set_num_threads
+    parallel_mod.set_num_threads(None)
 
 
 @pytest.mark.parametrize("n_threads", [1, 2])
@@ -374,7 +375,7 @@ def test_run_chunks_covers_every_image_once(threads):
     for n_threads in (1, 2, 3):
         threads(n_threads)
         for n, step in ((1, 4), (7, 2), (64, 5)):
-            got = window_mod.run_chunks(n, step, True, lambda a, b: list(range(a, b)))
+            got = parallel_mod.run_chunks(n, step, True, lambda a, b: list(range(a, b)))
             assert sum(got, []) == list(range(n))
 
 

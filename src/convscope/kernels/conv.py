@@ -24,7 +24,7 @@ Memory and speed: GEMMs run over chunks of whole images whose columns fit
 ``min(COLUMN_BUDGET_BYTES, CACHE_BLOCK_BYTES)``: they stay in L2 cache
 between the copy, the GEMM and the read-back (1.2-1.8x faster here than
 whole-batch GEMMs), memory stays bounded, and chunks run on all cores
-(:func:`convscope.kernels.window.run_chunks`). Columns live in reusable
+(:func:`convscope.kernels.parallel.run_chunks`). Columns live in reusable
 per-thread scratch buffers (fresh large arrays cost page faults as long as
 the copy); backward keeps only references to x and W, like PyTorch.
 
@@ -40,7 +40,8 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .geometry import conv_output_size, conv_transpose_output_size
-from .window import flat_image, gather_rows, pad_into, run_chunks, window_view, workspace
+from .parallel import run_chunks
+from .window import flat_image, gather_rows, pad_into, window_view, workspace
 
 __all__ = ["conv2d_forward", "conv2d_backward", "conv_transpose2d_forward",
            "conv_transpose2d_backward", "ConvSaved", "COLUMN_BUDGET_BYTES", "CACHE_BLOCK_BYTES",

@@ -4,18 +4,19 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd.function import Function
+from ..kernels import elementwise as E
 
 
 class ReLU(Function):
     @staticmethod
     def forward(ctx, x):
-        out = np.maximum(x, 0)
+        out = E.relu_forward(x)
         ctx.out = out
         return out
 
     @staticmethod
     def backward(ctx, g):
-        return (g * (ctx.out > 0),)
+        return (E.relu_backward(g, ctx.out),)
 
 
 class LeakyReLU(Function):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd.function import Function
+from ..kernels import elementwise as E
 
 
 def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
@@ -27,6 +28,8 @@ class Add(Function):
     @staticmethod
     def forward(ctx, a, b):
         ctx.shapes = (np.shape(a), np.shape(b))
+        if type(a) is np.ndarray and type(b) is np.ndarray and a.shape == b.shape:
+            return E.add(a, b)
         return a + b
 
     @staticmethod

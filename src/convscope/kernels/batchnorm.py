@@ -1,0 +1,142 @@
+"""Batch normalisation kernels: per-channel statistics over (N, *spatial), in cache-sized chunks.
+
+Large activations are memory-bound here (one pass over a 4 MB map costs about as much as
+the arithmetic of the whole layer), so each kernel makes as few passes over main memory as
+it can: it works on chunks of whole images that fit in cache, runs the chunks on all cores
+(:func:`convscope.kernels.parallel.run_chunks`) and writes results in place into
+preallocated outputs. Sums use NumPy's pairwise summation within a chunk and float64 across
+chunks, so the statistics are as accurate as a single ``x.mean(axis=(0, 2, 3))``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .parallel import run_chunks
+
+CHUNK_BYTES = 256 * 1024
+PARALLEL_MIN_BYTES = 512 * 1024
+
+
+def _plan(x: np.ndarray):
+    """(N, C, L) view of x, images per chunk, and whether to use threads."""
+    x3 = x.reshape(x.shape[0], x.shape[1], -1)        # (N, C, *) -> (N, C, L)
+    per_image = max(x3[0].nbytes, 1)
+    step = max(1, CHUNK_BYTES // per_image)
+    return x3, step, x.nbytes >= PARALLEL_MIN_BYTES
+
+
+def _col(v: np.ndarray) -> np.ndarray:
+    """(C,) -> (1, C, 1) to broadcast against an (n, C, L) chunk."""
+    return v.reshape(1, -1, 1)
+
+
+def _channel_sum(a3: np.ndarray) -> np.ndarray:
+    """Sum of an (n, C, L) chunk over n and L, in float64 -> (C,)."""
+    return a3.sum(axis=2).sum(axis=0, dtype=np.float64)
+
+
+def batch_norm_train_forward(x: np.ndarray, weight, bias, eps: float):
+    """Normalise with the batch's own statistics.
+
+    Args:
+        x (ndarray): (N, C) or (N, C, *spatial).
+        weight, bias (ndarray or None): (C,) affine parameters.
+        eps (float): added to the variance.
+
+    Shape:
+        out and xhat like x; mean, var (biased) and invstd (C,).
+
+    Returns:
+        (out, xhat, mean, var, invstd); ``out is xhat`` when there is no affine map.
+    """
+    x3, step, parallel = _plan(x)
+    n, c, l = x3.shape
+    count = n * l
+    dtype = x.dtype.type
+    sums = run_chunks(n, step, parallel, lambda a, b: _channel_sum(x3[a:b]))
+    mean = (np.sum(sums, axis=0) / count).astype(x.dtype)
+    xhat = np.empty_like(x3)
+    mean_b = _col(mean)
+
+    def centre(a, b):
+        d = np.subtract(x3[a:b], mean_b, out=xhat[a:b])
+        return _channel_sum(d * d)
+    var = (np.sum(run_chunks(n, step, parallel, centre), axis=0) / count).astype(x.dtype)
+    invstd = (1 / np.sqrt(var + dtype(eps))).astype(x.dtype)
+    out = xhat if weight is None else np.empty_like(x3)
+    inv_b = _col(invstd)
+    w_b = None if weight is None else _col(weight)
+    b_b = None if bias is None else _col(bias)
+
+    def scale(a, b):
+        xh = np.multiply(xhat[a:b], inv_b, out=xhat[a:b])
+        if w_b is not None:
+            o = np.multiply(xh, w_b, out=out[a:b])
+            np.add(o, b_b, out=o)
+    run_chunks(n, step, parallel, scale)
+    return out.reshape(x.shape), xhat.reshape(x.shape), mean, var, invstd
+
+
+def batch_norm_train_backward(g: np.ndarray, xhat: np.ndarray, invstd: np.ndarray, weight,
+                              need_input: bool = True):
+    """Gradients of :func:`batch_norm_train_forward`.
+
+    ``dx = scale * (g - mean(g) - xhat * mean(g * xhat))`` per channel, with
+    ``scale = weight * invstd``; ``dweight = sum(g * xhat)``, ``dbias = sum(g)``.
+
+    Returns:
+        (grad_input or None, grad_weight (C,), grad_bias (C,)).
+    """
+    g3, step, parallel = _plan(g)
+    x3 = xhat.reshape(g3.shape)
+    n, c, l = g3.shape
+    count = n * l
+
+    def sums(a, b):
+        ga = g3[a:b]
+        return _channel_sum(ga), _channel_sum(ga * x3[a:b])
+    parts = run_chunks(n, step, parallel, sums)
+    gsum = np.sum([p[0] for p in parts], axis=0)
+    gxsum = np.sum([p[1] for p in parts], axis=0)
+    dtype = g.dtype
+    gx = None
+    if need_input:
+        scale = invstd if weight is None else invstd * weight
+        k_x = _col((scale * (gxsum / count)).astype(dtype))
+        k_0 = _col((scale * (gsum / count)).astype(dtype))
+        s_b = _col(scale.astype(dtype))
+        gx = np.empty_like(g3)
+
+        def grad(a, b):
+            o = np.multiply(g3[a:b], s_b, out=gx[a:b])
+            o -= x3[a:b] * k_x
+            o -= k_0
+        run_chunks(n, step, parallel, grad)
+        gx = gx.reshape(g.shape)
+    return gx, gxsum.astype(dtype), gsum.astype(dtype)
+
+
+def channel_affine(x: np.ndarray, scale: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """``x * scale + shift`` per channel (axis 1), chunked: BatchNorm in eval mode.
+
+    Shape:
+        x (N, C, *); scale, shift (C,) -> like x.
+    """
+    x3, step, parallel = _plan(x)
+    out = np.empty_like(x3)
+    s_b, t_b = _col(scale.astype(x.dtype)), _col(shift.astype(x.dtype))
+
+    def body(a, b):
+        o = np.multiply(x3[a:b], s_b, out=out[a:b])
+        np.add(o, t_b, out=o)
+    run_chunks(x3.shape[0], step, parallel, body)
+    return out.reshape(x.shape)
+
+
+def channel_sums(a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
+    """Per-channel sum of ``a`` (or of ``a * b``) over every axis but 1 -> (C,) in a's dtype."""
+    a3, step, parallel = _plan(a)
+    b3 = None if b is None else b.reshape(a3.shape)
+    parts = run_chunks(a3.shape[0], step, parallel,
+                       lambda s, e: _channel_sum(a3[s:e] if b3 is None else a3[s:e] * b3[s:e]))
+    return np.sum(parts, axis=0).astype(a.dtype)
