@@ -19,15 +19,41 @@ def _tol(dtype, scale=1.0):
     return dict(rtol=t["rtol"], atol=t["atol"] * scale)
 
 
-def assert_close(ours, theirs, dtype, what, scale=1.0):
+def assert_close(ours, theirs, dtype, what, scale=1.0, magnitude=None):
+    """Elementwise |ours - theirs| <= atol + rtol * M with M = |theirs| (or the term magnitude).
+
+    ``magnitude`` is sum |terms| of each value (for sums of products: the same op on
+    absolute values). Where terms cancel, float32 round-off is relative to that sum, not to
+    the small result; any two summation orders (PyTorch's and ours) differ by that much.
+    """
     ours = np.asarray(ours)
     theirs = np.asarray(theirs)
     assert ours.shape == theirs.shape, f"{what}: shape {ours.shape} != torch {theirs.shape}"
     assert ours.dtype == theirs.dtype, f"{what}: dtype {ours.dtype} != torch {theirs.dtype}"
-    np.testing.assert_allclose(ours, theirs, err_msg=what, **_tol(dtype, scale))
+    tol = _tol(dtype, scale)
+    if magnitude is None:
+        np.testing.assert_allclose(ours, theirs, err_msg=what, **tol)
+        return
+    bound = tol["atol"] + tol["rtol"] * np.maximum(np.abs(theirs), np.asarray(magnitude))
+    err = np.abs(ours.astype(np.float64) - theirs)
+    bad = np.flatnonzero(~(err <= bound))
+    assert bad.size == 0, (f"{what}: {bad.size} of {err.size} values off; worst at flat index "
+                           f"{bad[np.argmax((err / bound).flat[bad])]}: error/bound "
+                           f"{(err / bound).max():.3g}")
 
 
-def assert_parity(ours, theirs, arrays, grad=True, seed=0, scale=1.0, extra_grads=None):
+def _magnitudes(theirs, arrays, upstream):
+    """Output and input-gradient magnitudes: the op run on |inputs| with |upstream| (sums of products)."""
+    th = [None if a is None else torch.tensor(np.abs(a) if a.dtype.kind == "f" else a,
+                                              requires_grad=a.dtype.kind == "f") for a in arrays]
+    out = theirs(*th)
+    out = out[0] if isinstance(out, tuple) else out
+    out.backward(torch.tensor(np.abs(upstream)))
+    return out.detach().numpy(), [None if t is None or t.grad is None else t.grad.numpy() for t in th]
+
+
+def assert_parity(ours, theirs, arrays, grad=True, seed=0, scale=1.0, extra_grads=None,
+                  multilinear=False):
     """Compare forward outputs and input gradients of ``ours`` and ``theirs``.
 
     Args:
@@ -38,6 +64,9 @@ def assert_parity(ours, theirs, arrays, grad=True, seed=0, scale=1.0, extra_grad
             of size ~1 (documented at each use).
         extra_grads: optional callables (module_ours, module_theirs) -> list of (name, ours, theirs)
             arrays evaluated after backward (parameters' gradients).
+        multilinear: the op is a sum of products of its inputs (conv, linear, pooling, padding):
+            compare against the term magnitudes (see assert_close), computed by running
+            PyTorch on absolute values.
     """
     dtype = next(a.dtype for a in arrays if a is not None and a.dtype.kind == "f")
     cs_in = [None if a is None else cs.tensor(a, dtype=a.dtype, requires_grad=a.dtype.kind == "f" and grad)
@@ -50,11 +79,12 @@ def assert_parity(ours, theirs, arrays, grad=True, seed=0, scale=1.0, extra_grad
         for i, (c, t) in enumerate(zip(out_c[1:], out_t[1:])):
             assert_close(c.numpy(), t.detach().numpy(), dtype, f"extra output {i}")
         out_c, out_t = out_c[0], out_t[0]
-    assert_close(out_c.numpy(), out_t.detach().numpy(), dtype, "forward", scale)
-    if not grad:
-        return out_c
     rng = np.random.default_rng(seed + 1)
     upstream = rng.standard_normal(out_c.shape).astype(dtype)
+    mag_out, mag_grads = _magnitudes(theirs, arrays, upstream) if multilinear else (None, None)
+    assert_close(out_c.numpy(), out_t.detach().numpy(), dtype, "forward", scale, mag_out)
+    if not grad:
+        return out_c
     out_c.backward(cs.tensor(upstream, dtype=dtype))
     out_t.backward(torch.tensor(upstream))
     for i, (c, t) in enumerate(zip(cs_in, th_in)):
@@ -62,7 +92,8 @@ def assert_parity(ours, theirs, arrays, grad=True, seed=0, scale=1.0, extra_grad
             continue
         assert t.grad is not None, f"torch gave no grad for input {i}"
         assert c.grad is not None, f"convscope gave no grad for input {i}"
-        assert_close(c.grad.numpy(), t.grad.numpy(), dtype, f"grad of input {i}", scale)
+        assert_close(c.grad.numpy(), t.grad.numpy(), dtype, f"grad of input {i}", scale,
+                     None if mag_grads is None else mag_grads[i])
     if extra_grads:
         for name, gc, gt in extra_grads():
             assert_close(gc, gt, dtype, f"grad of {name}", scale)
