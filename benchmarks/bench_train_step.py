@@ -4,7 +4,8 @@
 
 Models: (a) LeNet-5 at batch 64 on 1x28x28, (b) CIFAR ResNet-20 with BatchNorm at batch
 64 on 3x32x32. A training step is forward, cross-entropy, backward and an SGD-momentum
-update. Prints the median time of each and the ratio convscope / PyTorch.
+update. Prints the median time of each and the median per-block ratio convscope / PyTorch
+(the two run in alternating blocks, so drifts in machine speed hit both alike).
 """
 from __future__ import annotations
 
@@ -14,11 +15,6 @@ import statistics
 import time
 
 import numpy as np
-
-
-def _threads(n):
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(var, str(n))
 
 
 def torch_resnet20(tnn, F):
@@ -62,15 +58,29 @@ def torch_lenet5(tnn):
                           tnn.Linear(84, 10))
 
 
-def median_time(fn, repeats, warmup=3):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+def paired_times(fn_a, fn_b, repeats, block=5, warmup=3):
+    """Median times of fn_a and fn_b, run in alternating blocks so machine drift hits both.
+
+    Each block starts with ``warmup`` untimed calls, so neither library is timed while its
+    caches and thread pools are still cold from the other's block.
+
+    Returns:
+        (median time of a, median time of b, median of the per-block ratios a/b).
+    """
+    ta, tb, ratios = [], [], []
+    for _ in range(max(1, repeats // block)):
+        block_a, block_b = [], []
+        for fn, out in ((fn_a, block_a), (fn_b, block_b)):
+            for _ in range(warmup):
+                fn()
+            for _ in range(block):
+                t0 = time.perf_counter()
+                fn()
+                out.append(time.perf_counter() - t0)
+        ta += block_a
+        tb += block_b
+        ratios.append(statistics.median(block_a) / statistics.median(block_b))
+    return statistics.median(ta), statistics.median(tb), statistics.median(ratios)
 
 
 def bench_pair(name, ours, theirs, shape, repeats):
@@ -109,15 +119,15 @@ def bench_pair(name, ours, theirs, shape, repeats):
 
     ours.train()
     theirs.train()
-    tc, tt = median_time(step_c, repeats), median_time(step_t, repeats)
+    tc, tt, train_ratio = paired_times(step_c, step_t, repeats)
     ours.eval()
     theirs.eval()
-    ic, it = median_time(infer_c, repeats), median_time(infer_t, repeats)
+    ic, it, infer_ratio = paired_times(infer_c, infer_t, repeats)
     print(f"{name:<22} train step  convscope {tc * 1e3:8.1f} ms   PyTorch {tt * 1e3:8.1f} ms   "
-          f"ratio {tc / tt:5.2f}")
+          f"ratio {train_ratio:5.2f}")
     print(f"{'':<22} inference   convscope {ic * 1e3:8.1f} ms   PyTorch {it * 1e3:8.1f} ms   "
-          f"ratio {ic / it:5.2f}")
-    return dict(model=name, train_ratio=tc / tt, infer_ratio=ic / it, train_ms=tc * 1e3,
+          f"ratio {infer_ratio:5.2f}")
+    return dict(model=name, train_ratio=train_ratio, infer_ratio=infer_ratio, train_ms=tc * 1e3,
                 torch_train_ms=tt * 1e3, infer_ms=ic * 1e3, torch_infer_ms=it * 1e3)
 
 
@@ -127,7 +137,6 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--only", choices=["lenet5", "resnet20"], default=None)
     args = parser.parse_args(argv)
-    _threads(args.threads)
     import torch
     import torch.nn.functional as TF
 
