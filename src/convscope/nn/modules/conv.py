@@ -1,8 +1,6 @@
 """Conv1d, Conv2d and ConvTranspose2d layers (torch.nn names, arguments and defaults)."""
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from ..functional._checks import nonnegative_tuple, positive_tuple
@@ -55,12 +53,12 @@ class _ConvNd(Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """PyTorch's default: kaiming_uniform_(a=sqrt(5)) = U(+-1/sqrt(fan_in)) for weight and bias."""
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in, _ = init._calculate_fan_in_and_fan_out(self.weight)
-            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
-            init.uniform_(self.bias, -bound, bound)
+        """PyTorch's default: U(+-1/sqrt(fan_in)) for weight and bias."""
+        init.default_layer_init_(self.weight, self.bias)
+
+    def forward(self, input):
+        return conv_nd(input, self.weight, self.bias, self.stride, self.padding, self.dilation,
+                       self.groups, self.padding_mode, self._layer_name(), self._nd)
 
     def extra_repr(self) -> str:
         zeros = (0,) * self._nd
@@ -99,9 +97,6 @@ class Conv2d(_ConvNd):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
                          bias, padding_mode, dtype=dtype)
 
-    def forward(self, input):
-        return conv_nd(input, self.weight, self.bias, self.stride, self.padding, self.dilation,
-                       self.groups, self.padding_mode, self._layer_name(), 2)
 
 
 class Conv1d(_ConvNd):
@@ -117,9 +112,6 @@ class Conv1d(_ConvNd):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
                          bias, padding_mode, dtype=dtype)
 
-    def forward(self, input):
-        return conv_nd(input, self.weight, self.bias, self.stride, self.padding, self.dilation,
-                       self.groups, self.padding_mode, self._layer_name(), 1)
 
 
 class ConvTranspose2d(_ConvNd):

@@ -1,8 +1,6 @@
 """Linear, Flatten and Identity layers (torch.nn names and defaults)."""
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from .. import init
@@ -42,10 +40,7 @@ class Linear(Module):
 
     def reset_parameters(self) -> None:
         """PyTorch's default: weight and bias from U(+-1/sqrt(in_features))."""
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            bound = 1 / math.sqrt(self.in_features)
-            init.uniform_(self.bias, -bound, bound)
+        init.default_layer_init_(self.weight, self.bias)
 
     def forward(self, input):
         return linear_impl(input, self.weight, self.bias, self._layer_name())
