@@ -138,6 +138,11 @@ def test_load_trace_inputs(tmp_path):
             load_trace_inputs(path)
     with pytest.raises(ValueError, match="outside the output 2x3x3"):
         conv_trace(**ex, at=(2, 0, 0))
+    # a .npy input volume with the filters (and biases) in .npy files of their own
+    np.save(tmp_path / "w.npy", ex["weight"])
+    np.save(tmp_path / "b.npy", np.asarray(ex["bias"]))
+    from_npy = load_trace_inputs(tmp_path / "one.npy", tmp_path / "w.npy", tmp_path / "b.npy")
+    assert conv_trace(**dict(from_npy, stride=2, padding=1))["output"] == conv_trace(**ex)["output"]
 
 
 def dyadic_lenet(in_channels=1, seed=0):

@@ -29,7 +29,9 @@ def add_parser(sub):
                         "of a conv layer; its receptive field in the image is reported too.")
     c.add_argument("checkpoint", nargs="?", help="a trained .npz checkpoint (optional)")
     c.add_argument("--input", help="JSON or NPZ with input (C,H,W), weight (C_out,C_in,KH,KW), bias, "
-                   "stride, padding")
+                   "stride, padding; or a .npy input volume (C,H,W) with --weights")
+    c.add_argument("--weights", help="with a .npy --input: a .npy of filters (C_out,C_in,KH,KW)")
+    c.add_argument("--bias", help="with a .npy --input: a .npy of biases (C_out,)")
     c.add_argument("--random", type=int, metavar="SEED", help="a seeded random example of small integers")
     c.add_argument("--c-in", type=int, default=3, dest="c_in", help="--random: input channels (default 3)")
     c.add_argument("--size", default="5", help="--random: input HxW or one number (default 5)")
@@ -116,7 +118,7 @@ def run_conv(args) -> int:
     stride, padding = _pair(args.stride, "--stride"), _padding(args.padding)
     dilation = _pair(args.dilation, "--dilation")
     if args.input:
-        example, label = load_trace_inputs(args.input), f"numbers from {args.input}"
+        example, label = load_trace_inputs(args.input, args.weights, args.bias), f"numbers from {args.input}"
     elif args.random is not None:
         h, w = parse_hw(args.size, "--size")
         example = random_example(args.random, args.c_in, h, w, args.c_out, parse_hw(args.kernel, "--kernel"),

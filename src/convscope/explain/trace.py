@@ -181,12 +181,13 @@ def random_example(seed: int = 0, c_in: int = 3, h: int = 5, w: int = 5, c_out: 
             "stride": stride, "padding": padding, "dilation": dilation}
 
 
-def load_trace_inputs(path) -> dict:
-    """Read explicit numbers for :func:`conv_trace` from a .json or .npz file.
+def load_trace_inputs(path, weights=None, bias=None) -> dict:
+    """Read explicit numbers for :func:`conv_trace` from a .json, .npz or .npy file.
 
     JSON ``{"input": (C, H, W), "weight": (C_out, C_in, KH, KW), "bias": [...], "stride": 1,
     "padding": 0, "dilation": 1}`` or NPZ arrays of the same names (all but input and weight
-    optional). A .npy holds one array, not input and filters, and is refused with a hint.
+    optional). A .npy holds one array: then ``path`` is the input and ``weights`` (and
+    optionally ``bias``) name .npy files with the filters.
 
     Returns:
         dict: x (the input), weight, bias, stride, padding, dilation; ``conv_trace(**d)`` runs.
@@ -197,13 +198,19 @@ def load_trace_inputs(path) -> dict:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no such file: {path}")
     ext = os.path.splitext(path)[1].lower()
-    if ext == ".npy":
-        raise ValueError(f"{path} is a .npy file, which holds one array; a trace needs an input and "
-                         f"filters: save them with np.savez(file, input=x, weight=w, bias=b)")
-    if ext not in (".json", ".npz"):
-        raise ValueError(f"{path}: expected a .json or .npz file, got {ext or 'no extension'!r}")
+    if ext == ".npy" and weights is None:
+        raise ValueError(f"{path} is a .npy file, which holds one array (the input); give the filters "
+                         f"as another .npy (--weights W.npy), or save both with np.savez(file, input=x, "
+                         f"weight=w, bias=b)")
+    if ext not in (".json", ".npz", ".npy"):
+        raise ValueError(f"{path}: expected a .json, .npz or .npy file, got {ext or 'no extension'!r}")
     try:
-        if ext == ".json":
+        if ext == ".npy":
+            doc = {"input": np.load(path, allow_pickle=False),
+                   "weight": np.load(os.fspath(weights), allow_pickle=False)}
+            if bias is not None:
+                doc["bias"] = np.load(os.fspath(bias), allow_pickle=False)
+        elif ext == ".json":
             with open(path, encoding="utf-8") as f:
                 doc = json.load(f)
         else:
