@@ -58,11 +58,15 @@ def torch_lenet5(tnn):
                           tnn.Linear(84, 10))
 
 
+PAUSE_SECONDS = 0.3
+
+
 def paired_times(fn_a, fn_b, repeats, block=5, warmup=3):
     """Median times of fn_a and fn_b, run in alternating blocks so machine drift hits both.
 
-    Each block starts with ``warmup`` untimed calls, so neither library is timed while its
-    caches and thread pools are still cold from the other's block.
+    Each block starts after a pause (PyTorch's OpenMP workers spin on the second core for a
+    while after each call and would slow the other library down) and with ``warmup``
+    untimed calls, so neither library is timed while its caches are cold from the other's block.
 
     Returns:
         (median time of a, median time of b, median of the per-block ratios a/b,
@@ -72,6 +76,7 @@ def paired_times(fn_a, fn_b, repeats, block=5, warmup=3):
     for _ in range(max(1, repeats // block)):
         block_a, block_b = [], []
         for fn, out in ((fn_a, block_a), (fn_b, block_b)):
+            time.sleep(PAUSE_SECONDS)
             for _ in range(warmup):
                 fn()
             for _ in range(block):
