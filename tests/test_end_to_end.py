@@ -48,8 +48,11 @@ def test_training_losses_match_pytorch(opt, bn):
         tl.backward()
         t_opt.step()
         losses_t.append(tl.item())
-    # float32 round-off compounds over 12 optimizer steps; the curves agree to ~1e-5 relative
-    np.testing.assert_allclose(losses_o, losses_t, rtol=1e-4, atol=1e-5)
+    # the float32 standard (measured: within 2.1e-7 relative over the 12 steps)
+    np.testing.assert_allclose(losses_o, losses_t, rtol=1e-5, atol=1e-6)
     assert losses_o[-1] != losses_o[0]
+    # weights after 12 updates: round-off differences in the gradients compound, and Adam divides
+    # them by sqrt(v), amplifying them for weights whose gradients are tiny (measured: SGD within
+    # 1.2e-5, Adam within 2.5e-4 relative)
     for (name, p), tp in zip(ours.named_parameters(), theirs.parameters()):
         np.testing.assert_allclose(p.numpy(), tp.detach().numpy(), rtol=1e-3, atol=1e-4, err_msg=name)
