@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .serialization import CheckpointError, atomic_write
+from .serialization import CheckpointError, atomic_write, open_npz
 
 FORMAT = "convscope-checkpoint"
 VERSION = 1
@@ -113,13 +113,7 @@ def load_checkpoint(path) -> Checkpoint:
             if os.path.exists(os.path.join(path, name)):
                 return load_checkpoint(os.path.join(path, name))
         raise CheckpointError(f"{path} is a folder without best.npz or last.npz")
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except Exception:  # noqa: BLE001 - any failure to parse means "not a checkpoint"
-        raise CheckpointError(f"{path} is not a convscope checkpoint: it is not a readable .npz "
-                              f"archive (corrupt, truncated or another kind of file)") from None
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise CheckpointError(f"{path} is a plain .npy array, not a convscope checkpoint")
+    archive = open_npz(path, "a convscope checkpoint")
     try:
         with archive:
             if "__meta__" not in archive.files:

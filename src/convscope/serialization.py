@@ -67,16 +67,22 @@ def load(path) -> "OrderedDict[str, Tensor]":
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"no such weights file: {path}")
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except Exception:  # noqa: BLE001 - any failure to parse means "not a weights file"
-        raise CheckpointError(f"{path} is not a readable convscope weights file: not an .npz archive "
-                              f"of numeric arrays (corrupt, truncated or another kind of file)") from None
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise CheckpointError(f"{path} is a single .npy array, not an .npz of named arrays")
+    archive = open_npz(path, "a readable convscope weights file")
     try:
         with archive:
             return OrderedDict((key, Tensor._wrap(np.array(archive[key]), False)) for key in archive.files)
     except Exception:  # noqa: BLE001 - e.g. a truncated member or an object array
         raise CheckpointError(f"{path} is corrupt: its arrays could not be read (truncated file, or "
                               f"object arrays that would need pickle)") from None
+
+
+def open_npz(path: str, what: str):
+    """Open ``path`` as an .npz archive without pickle, or raise CheckpointError saying it is not ``what``."""
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except Exception:  # noqa: BLE001 - any failure to parse means "not an .npz"
+        raise CheckpointError(f"{path} is not {what}: not an .npz archive of numeric arrays (corrupt, "
+                              f"truncated or another kind of file)") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise CheckpointError(f"{path} is a single .npy array, not {what} (an .npz of named arrays)")
+    return archive
