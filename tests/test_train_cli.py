@@ -93,6 +93,33 @@ def test_resume_equals_uninterrupted_run(tmp_path):
     assert [h["test_loss"] for h in h_full] == [h["test_loss"] for h in h_part]
 
 
+def test_ctrl_c_inside_a_batch_resumes_exactly(tmp_path):
+    # Ctrl-C in the optimizer step, after dropout drew this batch's mask: the saved generator
+    # state must be the one after the last finished batch, or the resumed masks differ
+    cfg = dict(epochs=2, batch_size=64)
+    Trainer(TrainConfig(out=str(tmp_path / "full"), **cfg), progress=False).fit()
+    part = Trainer(TrainConfig(out=str(tmp_path / "part"), **cfg), progress=False)
+    original_setup = part._setup
+
+    def setup(resume):
+        original_setup(resume)
+        step, calls = part.optimizer.step, [0]
+
+        def interrupting_step(*args):
+            calls[0] += 1
+            if calls[0] == 30:     # epoch 2, batch 7
+                raise KeyboardInterrupt
+            return step(*args)
+        part.optimizer.step = interrupting_step
+    part._setup = setup
+    with pytest.raises(KeyboardInterrupt):
+        part.fit()
+    state = load_checkpoint(tmp_path / "part" / "last.npz").meta["train_state"]
+    assert (state["epoch"], state["batch"]) == (1, 6)
+    Trainer(TrainConfig(out=str(tmp_path / "part"), **cfg), progress=False).fit(resume=True)
+    assert_same_weights(weights(tmp_path / "full" / "last.npz"), weights(tmp_path / "part" / "last.npz"))
+
+
 def test_nan_stops_training_and_keeps_last_good_checkpoint(tmp_path):
     trainer = Trainer(TrainConfig(out=str(tmp_path / "r"), epochs=3), progress=False)
     original = trainer._train_epoch

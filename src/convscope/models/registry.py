@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 _REGISTRY: dict[str, "ModelInfo"] = {}
@@ -29,7 +29,6 @@ class ModelInfo:
     gradcam_layer: str | None = None
     citation: str = ""
     family: str = ""
-    extra: dict = field(default_factory=dict)
 
 
 def register(name: str, *, input_size, mean=(), std=(), gradcam_layer=None, citation="", family=""):
@@ -57,6 +56,12 @@ def model_info(name: str) -> ModelInfo:
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
         raise ValueError(f"unknown model {name!r}{hint}; valid names: {', '.join(sorted(_REGISTRY))}")
     return _REGISTRY[name]
+
+
+def accepts(name: str, option: str) -> bool:
+    """Whether the builder of model ``name`` takes the keyword ``option`` (e.g. 'input_size')."""
+    import inspect
+    return option in inspect.signature(model_info(name).builder).parameters
 
 
 def create(name: str, num_classes: int = 10, in_channels: int | None = None, **kwargs):

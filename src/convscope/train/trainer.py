@@ -25,7 +25,7 @@ from ..autograd.grad_mode import no_grad
 from ..autograd.tensor import Tensor
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..nn import functional as F
-from ..serialization import CheckpointError, atomic_write
+from ..serialization import atomic_write
 from .config import TrainConfig
 from .optim_factory import make_optimizer, make_scheduler
 
@@ -102,15 +102,14 @@ class Trainer:
         if self.splits.note:
             self.log(self.splits.note)
         train, test = self.splits.train, self.splits.test
-        c, h, w = train.input_shape
-        kwargs = {"input_size": [h, w]} if cfg.model == "simple" else {}
-        self.model = models.create(cfg.model, num_classes=train.num_classes, in_channels=c, **kwargs)
         if ckpt is not None:
-            if ckpt.model_name != cfg.model:
-                raise CheckpointError(f"{last} holds a {ckpt.model_name!r} model, not {cfg.model!r}")
-            self.model.load_state_dict(ckpt.model_state)
+            self.model = ckpt.build_model()
             self.normalizer = Normalizer.from_dict(ckpt.preprocessing["normalizer"])
         else:
+            c, h, w = train.input_shape
+            # models whose classifier is sized from the input (simple, tinyvgg) get its size
+            kwargs = {"input_size": [h, w]} if models.accepts(cfg.model, "input_size") else {}
+            self.model = models.create(cfg.model, num_classes=train.num_classes, in_channels=c, **kwargs)
             self.normalizer = Normalizer.fit(train.x)
         self.optimizer = make_optimizer(cfg, self.model.parameters())
         self.scheduler = make_scheduler(cfg, self.optimizer)
@@ -158,16 +157,20 @@ class Trainer:
         cfg = self.config
         os.makedirs(self.out, exist_ok=True)
         start = time.perf_counter() - self.state["seconds"]
-        while self.state["epoch"] < cfg.epochs:
-            try:
-                self._run_epoch(self.state["epoch"], start)
-            except KeyboardInterrupt:
-                # state holds the last finished batch: resuming replays exactly from there
-                self.state["seconds"] = time.perf_counter() - start
-                self._save(os.path.join(self.out, "last.npz"))
-                msg = (f"interrupted in epoch {self.state['epoch'] + 1} after batch {self.state['batch']}: "
-                       f"saved {os.path.join(self.out, 'last.npz')}; continue with --resume --out {self.out}")
-                raise TrainingInterrupted(msg, self._result("interrupted", start)) from None
+        try:
+            while self.state["epoch"] < cfg.epochs:
+                try:
+                    self._run_epoch(self.state["epoch"], start)
+                except KeyboardInterrupt:
+                    # state holds the last finished batch: resuming replays exactly from there
+                    self.state["seconds"] = time.perf_counter() - start
+                    self._save(os.path.join(self.out, "last.npz"))
+                    msg = (f"interrupted in epoch {self.state['epoch'] + 1} after batch "
+                           f"{self.state['batch']}: saved {os.path.join(self.out, 'last.npz')}; "
+                           f"continue with --resume --out {self.out}")
+                    raise TrainingInterrupted(msg, self._result("interrupted", start)) from None
+        finally:   # completed, interrupted or diverged: draw the curve of the epochs done
+            self._plot_history()
         return self._result("completed", start)
 
     def _run_epoch(self, epoch: int, start: float) -> None:
@@ -264,7 +267,9 @@ class Trainer:
     def _save(self, path):
         from ..optim import state_dict_to_arrays
         arrays, optim_meta = state_dict_to_arrays(self.optimizer.state_dict())
-        self.state["rng"] = cs_random.get_rng_state()
+        # the generator as after the last finished batch (captured per batch): a Ctrl-C inside a
+        # batch, after dropout drew its mask, must not save the later state
+        self.state.setdefault("rng", cs_random.get_rng_state())
         meta = {
             "classes": self.splits.classes,
             "preprocessing": {"normalizer": self.normalizer.to_dict(),
@@ -290,9 +295,13 @@ class Trainer:
         atomic_write(os.path.join(self.out, "history.csv"), lambda f: f.write(text.getvalue().encode()))
         atomic_write(os.path.join(self.out, "history.json"),
                      lambda f: f.write(json.dumps(self.history, indent=1).encode()))
-        from .plots import plot_history
-        plot_history(self.history, os.path.join(self.out, "curve.png"),
-                     title=f"{self.config.model} on {self.config.data}")
+
+    def _plot_history(self):
+        """curve.png, drawn when the run stops (drawing it every epoch cost ~40% of a digits run)."""
+        if self.history:
+            from .plots import plot_history
+            plot_history(self.history, os.path.join(self.out, "curve.png"),
+                         title=f"{self.config.model} on {self.config.data}")
 
     def _result(self, status, start):
         last = self.history[-1] if self.history else {}
