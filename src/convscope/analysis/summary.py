@@ -73,7 +73,7 @@ class Summary:
                 "layers_counted": self.layers_counted}
 
     def __str__(self) -> str:
-        from ..cli.tables import format_table
+        from ..tables import format_table
         rows = []
         for r in self.rows:
             d = r.to_dict()

@@ -5,7 +5,7 @@ import argparse
 import os
 
 from .common import add_common, emit_json
-from .tables import format_table
+from ..tables import format_table
 
 HELP = "evaluate a checkpoint: accuracy, per-class precision/recall, confusion matrix (table + PNG)"
 

@@ -44,7 +44,7 @@ def run(args) -> int:
     if args.list:
         rows = [(n, models.model_info(n).family, "x".join(map(str, models.model_info(n).input_size)))
                 for n in models.list_models()]
-        from .tables import format_table
+        from ..tables import format_table
         print(format_table(["model", "family", "input"], rows, align="lll"))
         if args.json:
             emit_json({"models": [r[0] for r in rows]})
