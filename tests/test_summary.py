@@ -130,3 +130,19 @@ def test_frozen_model_still_traced():
     m = models.create("lenet5", in_channels=1).requires_grad_(False)
     s = cs.summary(m, "1x28x28")
     assert s.trainable_params == 0 and s.total_params == 61_706 and s.total_macs == 416_520
+
+
+def test_field_of_blocks_and_strongest_cell_on_a_resnet():
+    # Grad-CAM's registry layer for ResNets is a container ('layer3'): it has a field too
+    model = models.create("resnet20")
+    s = cs.summary(model, "3x32x32")
+    block = next(r for r in s.rows if r.name == "layer3.2")
+    assert s.field_of("layer3") == block.rf and s.field_of("layer3")[0].size == 81
+    with pytest.raises(ValueError, match="no receptive field.*modules with one: conv1"):
+        s.field_of("fc")
+    from convscope.explain import strongest_cell
+    cell = strongest_cell(model, cs.randn(1, 3, 32, 32))
+    assert cell["layer"] == "layer3" and cell["rf_size"] == (81.0, 81.0) and cell["jump"] == (4.0, 4.0)
+    i, j = cell["cell"]
+    lo, hi = block.rf[0].span(i)
+    assert cell["box"][0] == max(0, int(np.ceil(lo))) and cell["box"][2] == min(31, int(np.floor(hi)))

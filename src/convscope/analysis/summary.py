@@ -56,11 +56,24 @@ class Summary:
     """The result of :func:`summary`: ``rows`` plus totals; ``str()`` is the terminal table."""
 
     def __init__(self, model_name, input_size, rows, total_params, trainable_params, total_macs,
-                 receptive_field, layers_counted, output_shape):
+                 receptive_field, layers_counted, output_shape, fields=None):
         self.model_name, self.input_size, self.rows = model_name, input_size, rows
         self.total_params, self.trainable_params, self.total_macs = total_params, trainable_params, total_macs
         self.receptive_field, self.layers_counted = receptive_field, layers_counted
         self.output_shape = output_shape
+        self.fields = fields or {}
+
+    def field_of(self, name: str) -> tuple:
+        """(ReceptiveField along H, along W) of the output of module ``name`` (blocks included).
+
+        Raises:
+            ValueError: unknown name, or an output that is not a spatial feature map.
+        """
+        if self.fields.get(name) is None:
+            valid = [n for n, f in self.fields.items() if f is not None]
+            raise ValueError(f"{name!r} has no receptive field: it is not a module with a spatial (N, C, "
+                             f"H, W) output; modules with one: {', '.join(valid)}")
+        return self.fields[name]
 
     def to_dict(self) -> dict:
         """The JSON document of ``convscope summary --json``."""
@@ -146,8 +159,13 @@ def summary(model, input_size, model_name: str | None = None) -> Summary:
     network_rf = getattr(ends[-1], "input_rf", None) if ends else by_node[id(out.grad_fn)].rf
     total = sum(p.numel() for p in params)
     trainable = sum(p.numel() for p in params if p.requires_grad)
+    fields = {}
+    for rec in records:
+        o = rec.output[0] if isinstance(rec.output, tuple) else rec.output
+        info = by_node.get(id(o.grad_fn)) if isinstance(o, Tensor) and o.grad_fn is not None else None
+        fields[rec.name] = info.rf if info is not None else None
     return Summary(name, (c, h, w), rows, total, trainable, sum(i.macs for i in infos), network_rf,
-                   max((i.depth for i in infos), default=0), tuple(out.shape[1:]))
+                   max((i.depth for i in infos), default=0), tuple(out.shape[1:]), fields)
 
 
 def _rows(records, infos, by_node):

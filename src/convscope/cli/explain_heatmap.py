@@ -96,7 +96,7 @@ def run(args) -> int:
               file=sys.stderr)
     box = None
     if args.box and not empty:
-        box = strongest_cell(model, x, layer, result["class_idx"], args.method)
+        box = strongest_cell(model, x, layer, result["class_idx"], args.method, result=result)
 
     classes = [str(k) for k in predictor.classes]
     k, pred = result["class_idx"], result["predicted"]

@@ -262,11 +262,13 @@ def saliency(model, x, class_idx=None) -> np.ndarray:
     return explain_heatmap(model, x, "saliency", None, class_idx)["heatmap"]
 
 
-def strongest_cell(model, x, layer=None, class_idx=None, method="gradcam") -> dict:
+def strongest_cell(model, x, layer=None, class_idx=None, method="gradcam", result=None) -> dict:
     """The target layer's cell with the highest CAM value and its receptive field in the input.
 
-    The geometry (size, jump, start per axis) comes from :func:`convscope.summary`'s row of the
-    layer: the box is ``start + i*jump -/+ (size-1)/2`` per axis, clipped to the image.
+    The geometry (size, jump, start per axis) comes from :func:`convscope.summary` (any module,
+    blocks such as ResNet's ``layer4`` included): the box is ``start + i*jump -/+ (size-1)/2``
+    per axis, clipped to the image. Pass ``result`` (from :func:`explain_heatmap`) to reuse a
+    map already computed.
 
     Returns:
         dict: layer; cell (i, j) in the layer's (h, w) map; value (CAM there, 0: all-zero map);
@@ -278,19 +280,14 @@ def strongest_cell(model, x, layer=None, class_idx=None, method="gradcam") -> di
     """
     from ..analysis.summary import summary
     data = _as_input(model, x)
-    out = explain_heatmap(model, data, method, layer, class_idx)
+    out = result if result is not None else explain_heatmap(model, data, method, layer, class_idx)
     cam, name = out["cam"], out["layer"]
     i, j = np.unravel_index(int(np.argmax(cam)), cam.shape)
     c, h, w = data.shape[1:]
-    row = next((r for r in summary(model, (c, h, w)).rows if r.name == name), None)
-    if row is None or row.rf is None:
-        raise ValueError(f"layer {name!r} has no receptive field in convscope.summary (it is not a "
-                         f"spatial feature map)")
-    rf_h, rf_w = row.rf
+    rf_h, rf_w = summary(model, (c, h, w)).field_of(name)
     box, raw = [], []
     for idx, rf, limit in ((i, rf_h, h), (j, rf_w, w)):
-        centre = rf.start + idx * rf.jump
-        lo, hi = centre - (rf.size - 1) / 2, centre + (rf.size - 1) / 2
+        lo, hi = rf.span(idx)
         raw.append((lo, hi))
         box.append((max(0, int(np.ceil(lo))), min(limit - 1, int(np.floor(hi)))))
     return {"layer": name, "cell": (int(i), int(j)), "value": float(cam[i, j]),

@@ -89,9 +89,9 @@ def receptive_box(rf_h, rf_w, y: int, x: int, hw: tuple) -> dict:
            "start": [_clean(rf_h.start), _clean(rf_w.start)]}
     centre = []
     for key, rf, pos, n in (("rows", rf_h, y, hw[0]), ("cols", rf_w, x, hw[1])):
-        c = rf.start + pos * rf.jump
-        first, stop = c - (rf.size - 1) / 2, c + (rf.size - 1) / 2 + 1
-        centre.append(_clean(c))
+        first, last = rf.span(pos)
+        stop = last + 1
+        centre.append(_clean((first + last) / 2))
         out[key] = [_clean(first), _clean(stop)]
         out[f"{key}_in_image"] = [_clean(max(first, 0)), _clean(min(stop, n))]
         out[f"padding_{key}"] = [_clean(max(0, -first)), _clean(max(0, stop - n))]
@@ -153,8 +153,8 @@ def trace_model_value(model, x, layer: str, at) -> dict:
         raise RuntimeError(f"trace of {layer} at {(o, y, xx)} gives {pos['result']!r} but the layer "
                            f"computed {layer_value!r} (difference {diff:.3g} > rounding bound {bound:.3g})")
     _, c, h, w = image.shape
-    row = next((r for r in summary(model, (c, h, w)).rows if r.name == layer), None)
-    rf = None if row is None or row.rf is None else receptive_box(row.rf[0], row.rf[1], y, xx, (h, w))
+    fields = summary(model, (c, h, w)).fields.get(layer)
+    rf = None if fields is None else receptive_box(fields[0], fields[1], y, xx, (h, w))
     return {"layer": layer, "layer_repr": repr(module), "at": [o, y, xx], "input_shape": [c, h, w],
             "layer_input_shape": list(inp.shape[1:]), "layer_output_shape": [c_out, ho, wo],
             "groups": module.groups, "trace": trace, "value": pos["result"],

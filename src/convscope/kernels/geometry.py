@@ -110,6 +110,11 @@ class ReceptiveField:
         """Effective zero padding: how far the first window reaches left of pixel 0."""
         return (self.size - 1) / 2 - self.start
 
+    def span(self, index: int) -> tuple[float, float]:
+        """First and last input coordinate seen by output position ``index`` (may lie in padding)."""
+        centre = self.start + index * self.jump
+        return centre - (self.size - 1) / 2, centre + (self.size - 1) / 2
+
 
 def receptive_field_step(rf: ReceptiveField, kernel: int, stride: int = 1,
                          padding: int = 0, dilation: int = 1) -> ReceptiveField:
