@@ -70,7 +70,7 @@ def load(path) -> "OrderedDict[str, Tensor]":
     archive = open_npz(path, "a readable convscope weights file")
     try:
         with archive:
-            return OrderedDict((key, Tensor._wrap(np.array(archive[key]), False)) for key in archive.files)
+            return OrderedDict((key, Tensor._wrap(archive[key], False)) for key in archive.files)  # fresh arrays
     except Exception:  # noqa: BLE001 - e.g. a truncated member or an object array
         raise CheckpointError(f"{path} is corrupt: its arrays could not be read (truncated file, or "
                               f"object arrays that would need pickle)") from None

@@ -89,5 +89,7 @@ def run_backward(root, grad: np.ndarray, retain_graph: bool = False) -> None:
 
 
 def _as_tensor(array):
-    from .tensor import Tensor
     return Tensor._wrap(array, False)
+
+
+from .tensor import Tensor  # noqa: E402  (tensor.py imports this module lazily)

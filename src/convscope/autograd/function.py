@@ -57,16 +57,12 @@ class Context:
         """The op's name, e.g. ``'Conv2d'``."""
         return self.fn.__name__
 
-    def save_for_backward(self, *arrays):
-        """Keep arrays for backward (available as ``ctx.saved``)."""
-        self.saved = arrays
-
     def release(self):
-        """Drop saved arrays after backward so memory is freed (keeps the graph shape)."""
-        keep = {"fn", "inputs", "needs_input_grad", "hooks", "retained", "seq", "out_shape", "geometry"}
-        for key in [k for k in self.__dict__ if k not in keep]:
-            del self.__dict__[key]
-        self.released = True
+        """Forget everything after backward: saved arrays and the inputs (the previous step's
+        activations) are freed; only the op's name stays, for the error of a second backward."""
+        fn = self.fn
+        self.__dict__.clear()
+        self.fn, self.inputs, self.released = fn, (), True
 
     def __repr__(self) -> str:
         return f"<{self.name}Backward>"
@@ -91,8 +87,6 @@ class Function:
             Tensor: the output; ``requires_grad`` when recording is on and any
             Tensor input requires grad.
         """
-        from .tensor import Tensor
-
         arrays = []
         needs = []
         any_needs = False
@@ -119,3 +113,6 @@ class Function:
         if extras is not None:
             return (result,) + tuple(Tensor._wrap(e, False) for e in extras)
         return result
+
+
+from .tensor import Tensor  # noqa: E402  (tensor.py imports this module)

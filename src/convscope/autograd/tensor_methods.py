@@ -177,4 +177,3 @@ _METHODS = {
 
 for _name, _fn in _METHODS.items():
     setattr(Tensor, _name, _fn)
-Tensor.__hash__ = object.__hash__

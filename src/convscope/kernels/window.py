@@ -27,7 +27,6 @@ extra ``Wp - W_out`` "wrap" columns are dropped when the rows are added.
 """
 from __future__ import annotations
 
-import os
 import threading
 
 import numpy as np

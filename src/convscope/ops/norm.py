@@ -45,7 +45,7 @@ class BatchNormEval(Function):
 
     @staticmethod
     def backward(ctx, g):
-        gx = K.channel_affine(g, ctx.scale, np.zeros_like(ctx.scale)) if ctx.needs_input_grad[0] else None
+        gx = g * ctx.scale.reshape((1, -1) + (1,) * (g.ndim - 2)) if ctx.needs_input_grad[0] else None
         gw = gb = None
         if ctx.needs_input_grad[3]:
             xhat = K.channel_affine(ctx.x, ctx.invstd, -ctx.mean * ctx.invstd)

@@ -39,7 +39,7 @@ class AvgPool2d(Function):
 class AdaptiveAvgPool2d(Function):
     @staticmethod
     def forward(ctx, x, output_size):
-        ctx.shape, ctx.output_size = x.shape, output_size
+        ctx.shape = x.shape
         return K.adaptive_avg_pool2d_forward(x, output_size)
 
     @staticmethod
@@ -51,7 +51,7 @@ class AdaptiveMaxPool2d(Function):
     @staticmethod
     def forward(ctx, x, output_size):
         out, idx = K.adaptive_max_pool2d_forward(x, output_size)
-        ctx.idx, ctx.shape, ctx.output_size = idx, x.shape, output_size
+        ctx.idx, ctx.shape = idx, x.shape
         return out, idx
 
     @staticmethod

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd.function import Function
+from .math import unbroadcast
 
 
 class Reshape(Function):
@@ -38,7 +39,6 @@ class Expand(Function):
 
     @staticmethod
     def backward(ctx, g):
-        from .math import unbroadcast
         return (unbroadcast(g, ctx.shape), None)
 
 
@@ -111,7 +111,6 @@ class Where(Function):
 
     @staticmethod
     def backward(ctx, g):
-        from .math import unbroadcast
         zero = np.zeros((), dtype=g.dtype)
         ga = unbroadcast(np.where(ctx.cond, g, zero), ctx.sa) if ctx.needs_input_grad[1] else None
         gb = unbroadcast(np.where(ctx.cond, zero, g), ctx.sb) if ctx.needs_input_grad[2] else None

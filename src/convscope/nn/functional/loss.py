@@ -21,7 +21,7 @@ from ._checks import check_finite, check_tensor
 REDUCTIONS = ("mean", "sum", "none")
 
 
-def _rows(input, layer):
+def _rows(input):
     """(N, C, d1, ...) -> (N*d1*..., C); (N, C) stays; (C,) -> (1, C)."""
     if input.ndim == 1:
         return input.reshape(1, -1), ()
@@ -46,7 +46,7 @@ def _coefficients(input, target, weight, ignore_index, label_smoothing, layer):
         if tuple(t.shape) != tuple(input.shape):
             raise ValueError(f"{layer}: probability targets must have the input's shape "
                              f"{tuple(input.shape)}, got {tuple(t.shape)}")
-        probs = _rows(Tensor._wrap(t.astype(dtype, copy=False), False), layer)[0].data
+        probs = _rows(Tensor._wrap(t.astype(dtype, copy=False), False))[0].data
         if label_smoothing:
             probs = probs * (1 - eps) + eps / c
         return -probs * w, probs.shape[0]
@@ -90,7 +90,7 @@ def _class_loss(input, target, weight, ignore_index, reduction, label_smoothing,
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"{layer}: label_smoothing must be in [0, 1], got {label_smoothing!r}")
     coeffs, denom = _coefficients(input, target, weight, ignore_index, label_smoothing, layer)
-    rows, rest = _rows(input, layer)
+    rows, rest = _rows(input)
     out = CoefficientLoss.apply(rows, coeffs, reduction, denom, from_logits)
     if reduction == "none":
         return out.reshape(rest) if rest else out.reshape(())
