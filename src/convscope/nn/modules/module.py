@@ -47,6 +47,21 @@ class RemovableHandle:
         self.remove()
 
 
+class LayerName:
+    """A module's ``Type(extra_repr)`` label, built only when formatted into a message."""
+
+    __slots__ = ("module",)
+
+    def __init__(self, module):
+        self.module = module
+
+    def __str__(self) -> str:
+        return f"{type(self.module).__name__}({self.module.extra_repr()})"
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+
 class Module:
     """Base class for all layers and models.
 
@@ -334,9 +349,13 @@ class Module:
         head = f"{type(self).__name__}(" + (f"{extra}" if extra else "")
         return head + "\n  " + "\n  ".join(lines) + "\n)"
 
-    def _layer_name(self) -> str:
-        """The layer as written in error messages, e.g. ``Conv2d(3, 16, kernel_size=3)``."""
-        return f"{type(self).__name__}({self.extra_repr()})"
+    def _layer_name(self) -> "LayerName":
+        """The layer as written in error messages, e.g. ``Conv2d(3, 16, kernel_size=3)``.
+
+        Layers pass it to the functional ops on every forward, so it is formatted only when
+        a message is actually written.
+        """
+        return LayerName(self)
 
     def __dir__(self):
         return sorted(set(super().__dir__()) | set(self._parameters) | set(self._buffers)
