@@ -139,6 +139,14 @@ def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
     return conv_nd(input, weight, bias, stride, padding, dilation, groups, padding_mode, "conv1d", 1)
 
 
+def check_output_padding(output_padding, stride, dilation, layer) -> None:
+    """output_padding only picks among the sizes one stride (or dilation) step apart: it must be smaller."""
+    for i in range(len(output_padding)):
+        if output_padding[i] >= max(stride[i], dilation[i]):
+            raise ValueError(f"{layer}: output_padding {output_padding} must be smaller than "
+                             f"stride {stride} or dilation {dilation}")
+
+
 def conv_transpose_nd(input, weight, bias, stride, padding, output_padding, groups, dilation, layer):
     """Shared body of conv_transpose2d and ConvTranspose2d."""
     check_tensor(input, layer)
@@ -154,10 +162,7 @@ def conv_transpose_nd(input, weight, bias, stride, padding, output_padding, grou
     output_padding = nonnegative_tuple(output_padding, 2, "output_padding", layer)
     if not isinstance(groups, int) or groups < 1:
         raise ValueError(f"{layer}: groups must be a positive int, got {groups!r}")
-    for i in range(2):
-        if output_padding[i] >= max(stride[i], dilation[i]):
-            raise ValueError(f"{layer}: output_padding {output_padding} must be smaller than "
-                             f"stride {stride} or dilation {dilation}")
+    check_output_padding(output_padding, stride, dilation, layer)
     unbatched = input.ndim == 3
     x = input.unsqueeze(0) if unbatched else input
     if weight.shape[0] % groups:

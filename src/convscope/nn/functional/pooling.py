@@ -6,10 +6,15 @@ from ...ops import pool as P
 from ._checks import check_float, check_ndim, check_tensor, fmt_hw, nonnegative_tuple, positive_tuple
 
 
-def _pool_args(input, kernel_size, stride, padding, dilation, layer):
-    check_tensor(input, layer)
-    check_float(input, layer)
-    check_ndim(input, (3, 4), layer, "(N, C, H, W)")
+def pool_geometry(kernel_size, stride, padding, dilation, layer):
+    """Normalised (kernel, stride, padding, dilation) of a pooling window; stride None = kernel.
+
+    Shared by the pooling layers' constructors and the functional ops.
+
+    Raises:
+        ValueError: non-positive kernel/stride/dilation, negative padding, or padding larger
+            than half the kernel.
+    """
     kernel = positive_tuple(kernel_size, 2, "kernel_size", layer)
     stride = kernel if stride is None or (not isinstance(stride, int) and len(stride) == 0) \
         else positive_tuple(stride, 2, "stride", layer)
@@ -20,6 +25,13 @@ def _pool_args(input, kernel_size, stride, padding, dilation, layer):
             raise ValueError(f"{layer}: padding {fmt_hw(padding)} must be at most half the kernel "
                              f"size {fmt_hw(kernel)}")
     return kernel, stride, padding, dilation
+
+
+def _pool_args(input, kernel_size, stride, padding, dilation, layer):
+    check_tensor(input, layer)
+    check_float(input, layer)
+    check_ndim(input, (3, 4), layer, "(N, C, H, W)")
+    return pool_geometry(kernel_size, stride, padding, dilation, layer)
 
 
 def _out_size(x, kernel, stride, padding, dilation, ceil_mode, layer):

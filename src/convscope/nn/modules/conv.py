@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..functional._checks import nonnegative_tuple, positive_tuple
-from ..functional.conv import PADDING_MODES, _check_padding_arg, conv_nd, conv_transpose_nd
+from ..functional.conv import (PADDING_MODES, _check_padding_arg, check_output_padding, conv_nd,
+                               conv_transpose_nd)
 from .. import init
 from ..parameter import Parameter
 from ._util import compact, kwargs_repr
@@ -134,10 +135,7 @@ class ConvTranspose2d(_ConvNd):
             raise ValueError(f"ConvTranspose2d: padding must be an int or a tuple of 2 ints, got {padding!r}")
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
                          bias, padding_mode, output_padding=output_padding, dtype=dtype)
-        for i in range(2):
-            if self.output_padding[i] >= max(self.stride[i], self.dilation[i]):
-                raise ValueError(f"ConvTranspose2d: output_padding {self.output_padding} must be smaller "
-                                 f"than stride {self.stride} or dilation {self.dilation}")
+        check_output_padding(self.output_padding, self.stride, self.dilation, "ConvTranspose2d")
 
     def forward(self, input, output_size=None):
         output_padding = self.output_padding

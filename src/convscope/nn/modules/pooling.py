@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from ..functional import pooling as P
-from ..functional._checks import nonnegative_tuple, positive_tuple
 from ._util import compact, kwargs_repr
 from .module import Module
 
@@ -10,14 +9,8 @@ from .module import Module
 class _Pool2d(Module):
     def __init__(self, kernel_size, stride, padding, dilation=1):
         super().__init__()
-        name = type(self).__name__
-        self.kernel_size = positive_tuple(kernel_size, 2, "kernel_size", name)
-        self.stride = self.kernel_size if stride is None else positive_tuple(stride, 2, "stride", name)
-        self.padding = nonnegative_tuple(padding, 2, "padding", name)
-        self.dilation = positive_tuple(dilation, 2, "dilation", name)
-        if any(self.padding[i] > self.kernel_size[i] // 2 for i in range(2)):
-            raise ValueError(f"{name}: padding {compact(self.padding)} must be at most half the "
-                             f"kernel size {compact(self.kernel_size)}")
+        self.kernel_size, self.stride, self.padding, self.dilation = P.pool_geometry(
+            kernel_size, stride, padding, dilation, type(self).__name__)
 
 
 class MaxPool2d(_Pool2d):
