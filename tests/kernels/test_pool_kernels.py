@@ -319,3 +319,14 @@ def test_global_and_divisible_fast_paths_keep_float32():
         assert out.dtype == np.float32
         assert adaptive_avg_pool2d_backward(out, x.shape).dtype == np.float32
         close(out, ref_adaptive(x, out_hw, np.mean), np.float32, f"{out_hw}")
+
+
+@pytest.mark.parametrize("kernel,stride,padding,dilation,ceil", [((2, 2), (2, 2), (0, 0), (1, 1), False),
+                                                                   ((3, 2), (2, 1), (1, 1), (2, 1), True)])
+def test_max_pool_without_indices_gives_the_same_maximum(kernel, stride, padding, dilation, ceil):
+    x = np.random.default_rng(3).standard_normal((2, 3, 9, 8)).astype(np.float32)
+    x[0, 0, 0, 0] = np.nan
+    full, idx = max_pool2d_forward(x, kernel, stride, padding, dilation, ceil)
+    only, none = max_pool2d_forward(x, kernel, stride, padding, dilation, ceil, need_indices=False)
+    np.testing.assert_array_equal(only, full)
+    assert none is None and idx is not None

@@ -69,6 +69,14 @@ def _tap_slices(kernel, stride, dilation, out_hw):
             for i in range(KH) for j in range(KW)]
 
 
+def _max(taps):
+    """Elementwise maximum over equally shaped ``taps`` (NaN propagates), in a new array."""
+    out = np.array(taps[0], copy=True) if len(taps) == 1 else np.maximum(taps[0], taps[1])
+    for t in taps[2:]:
+        np.maximum(out, t, out=out)
+    return out
+
+
 def _first_max(taps):
     """Elementwise max over ``taps`` and the position of PyTorch's argmax.
 
@@ -81,9 +89,7 @@ def _first_max(taps):
         the last NaN tap where the maximum is NaN. ``k`` is uint8/uint16.
     """
     K = len(taps)
-    out = np.array(taps[0], copy=True) if K == 1 else np.maximum(taps[0], taps[1])
-    for t in taps[2:]:
-        np.maximum(out, t, out=out)
+    out = _max(taps)
     k = np.zeros(out.shape, np.uint8 if K < 256 else np.uint16)
     if K > 1:
         missing = np.not_equal(taps[0], out)  # still no tap equal to the max
@@ -104,7 +110,7 @@ def _first_valid(start, dil, n):
     return np.minimum(first, n - 1)
 
 
-def max_pool2d_forward(x, kernel, stride, padding, dilation, ceil_mode):
+def max_pool2d_forward(x, kernel, stride, padding, dilation, ceil_mode, need_indices=True):
     """2-D max pooling with PyTorch's indices.
 
     Args:
@@ -114,6 +120,8 @@ def max_pool2d_forward(x, kernel, stride, padding, dilation, ceil_mode):
         padding (tuple[int, int]): (ph, pw) of implicit ``-inf`` on each side.
         dilation (tuple[int, int]): (dh, dw).
         ceil_mode (bool): round the output size up (PyTorch's rule).
+        need_indices (bool, default True): False skips the argmax bookkeeping (2.8-4x the
+            cost of the maximum itself) when nothing needs it: inference.
 
     Shape:
         x (N, C, H, W) -> out, indices (N, C, H_out, W_out) with
@@ -123,7 +131,7 @@ def max_pool2d_forward(x, kernel, stride, padding, dilation, ceil_mode):
 
     Returns:
         (out, indices): max values (x.dtype) and int64 flat ``h*W + w``
-        positions of the selected inputs in their (H, W) plane.
+        positions of the selected inputs in their (H, W) plane (None without need_indices).
     """
     (KH, KW), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
     N, C, H, W = x.shape
@@ -132,7 +140,10 @@ def max_pool2d_forward(x, kernel, stride, padding, dilation, ceil_mode):
     extent = ((Ho - 1) * sh + effective_kernel(KH, dh), (Wo - 1) * sw + effective_kernel(KW, dw))
     xp = _padded(x, (ph, pw), extent, -np.inf)
     view = _window_view(xp, kernel, stride, dilation, (Ho, Wo))  # (KH, KW, N, C, Ho, Wo)
-    out, k = _first_max([view[i, j] for i in range(KH) for j in range(KW)])  # (N, C, Ho, Wo)
+    taps = [view[i, j] for i in range(KH) for j in range(KW)]
+    if not need_indices:
+        return _max(taps), None
+    out, k = _first_max(taps)  # (N, C, Ho, Wo)
     hs = np.arange(Ho) * sh - ph  # window origins, may be negative (in the padding)
     ws = np.arange(Wo) * sw - pw
     # tap k = i*KW + j sits at (i*dh)*W + j*dw from the window origin; small-int

@@ -8,18 +8,20 @@ from ..kernels import resample as KR
 
 
 class MaxPool2d(Function):
-    """Returns (out, indices); indices are flat h*W + w positions in each input plane."""
+    """Returns (out, indices) when the indices are asked for or backward needs them, else out;
+    indices are flat h*W + w positions in each input plane."""
 
     @staticmethod
-    def forward(ctx, x, kernel, stride, padding, dilation, ceil_mode):
-        out, idx = K.max_pool2d_forward(x, kernel, stride, padding, dilation, ceil_mode)
+    def forward(ctx, x, kernel, stride, padding, dilation, ceil_mode, return_indices=False):
+        need = return_indices or ctx.needs_input_grad[0]
+        out, idx = K.max_pool2d_forward(x, kernel, stride, padding, dilation, ceil_mode, need)
         ctx.idx, ctx.shape = idx, x.shape
         ctx.geometry = dict(kernel=kernel, stride=stride, padding=padding, dilation=dilation)
-        return out, idx
+        return (out, idx) if need else out
 
     @staticmethod
     def backward(ctx, g):
-        return (K.max_pool2d_backward(g, ctx.idx, ctx.shape),) + (None,) * 5
+        return (K.max_pool2d_backward(g, ctx.idx, ctx.shape),) + (None,) * 6
 
 
 class AvgPool2d(Function):

@@ -54,9 +54,11 @@ def max_pool2d_impl(input, kernel_size, stride, padding, dilation, ceil_mode, re
     kernel, stride, padding, dilation = _pool_args(input, kernel_size, stride, padding, dilation, layer)
     _out_size(input, kernel, stride, padding, dilation, ceil_mode, layer)
     x, unbatched = _batched(input)
-    out, idx = P.MaxPool2d.apply(x, kernel, stride, padding, dilation, bool(ceil_mode))
+    result = P.MaxPool2d.apply(x, kernel, stride, padding, dilation, bool(ceil_mode), bool(return_indices))
+    out, idx = result if isinstance(result, tuple) else (result, None)
     if unbatched:
-        out, idx = out.squeeze(0), idx.squeeze(0)
+        out = out.squeeze(0)
+        idx = None if idx is None else idx.squeeze(0)
     return (out, idx) if return_indices else out
 
 
