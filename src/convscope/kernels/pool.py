@@ -28,9 +28,9 @@ scatter and 2-3x faster than ``np.bincount`` (measured here).
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
 from .geometry import adaptive_window, conv_output_size, effective_kernel
+from .window import pad2d, window_view
 
 
 def _padded(x, pads, extent, fill):
@@ -39,25 +39,8 @@ def _padded(x, pads, extent, fill):
     Shape: x (N, C, H, W) -> (N, C, max(extent_h, ph+H), max(extent_w, pw+W)).
     """
     (ph, pw), (eh, ew) = pads, extent
-    N, C, H, W = x.shape
-    Hp, Wp = max(eh, ph + H), max(ew, pw + W)
-    if (ph, pw, Hp, Wp) == (0, 0, H, W):
-        return x
-    xp = np.full((N, C, Hp, Wp), fill, dtype=x.dtype)
-    xp[:, :, ph:ph + H, pw:pw + W] = x
-    return xp
-
-
-def _window_view(xp, kernel, stride, dilation, out_hw):
-    """All window taps of ``xp`` as one strided view, no copy.
-
-    Shape: xp (N, C, Hp, Wp) -> (KH, KW, N, C, H_out, W_out); tap (i, j) of
-    output (oh, ow) is xp[..., oh*sh + i*dh, ow*sw + j*dw].
-    """
-    (KH, KW), (sh, sw), (dh, dw), (Ho, Wo) = kernel, stride, dilation, out_hw
-    sN, sC, sH, sW = xp.strides
-    return as_strided(xp, (KH, KW) + xp.shape[:2] + (Ho, Wo),
-                      (dh * sH, dw * sW, sN, sC, sh * sH, sw * sW), writeable=False)
+    H, W = x.shape[2:]
+    return pad2d(x, ((ph, max(eh - ph - H, 0)), (pw, max(ew - pw - W, 0))), fill)
 
 
 def _tap_slices(kernel, stride, dilation, out_hw):
@@ -139,8 +122,8 @@ def max_pool2d_forward(x, kernel, stride, padding, dilation, ceil_mode, need_ind
     Wo = conv_output_size(W, KW, sw, pw, dw, ceil_mode)
     extent = ((Ho - 1) * sh + effective_kernel(KH, dh), (Wo - 1) * sw + effective_kernel(KW, dw))
     xp = _padded(x, (ph, pw), extent, -np.inf)
-    view = _window_view(xp, kernel, stride, dilation, (Ho, Wo))  # (KH, KW, N, C, Ho, Wo)
-    taps = [view[i, j] for i in range(KH) for j in range(KW)]
+    view = window_view(xp, kernel, stride, dilation)[..., :Ho, :Wo]  # (N, C, KH, KW, Ho, Wo)
+    taps = [view[:, :, i, j] for i in range(KH) for j in range(KW)]
     if not need_indices:
         return _max(taps), None
     out, k = _first_max(taps)  # (N, C, Ho, Wo)
