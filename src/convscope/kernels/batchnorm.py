@@ -44,10 +44,11 @@ def batch_norm_train_forward(x: np.ndarray, weight, bias, eps: float):
         eps (float): added to the variance.
 
     Shape:
-        out and xhat like x; mean, var (biased) and invstd (C,).
+        out like x; mean, var (biased) and invstd (C,).
 
     Returns:
-        (out, xhat, mean, var, invstd); ``out is xhat`` when there is no affine map.
+        (out, mean, var, invstd). Backward recomputes the normalised input from x, mean and
+        invstd chunk by chunk in cache, so no activation-sized ``xhat`` is kept.
     """
     x3, step, parallel = _plan(x)
     n, c, l = x3.shape
@@ -55,30 +56,29 @@ def batch_norm_train_forward(x: np.ndarray, weight, bias, eps: float):
     dtype = x.dtype.type
     sums = run_chunks(n, step, parallel, lambda a, b: _channel_sum(x3[a:b]))
     mean = (np.sum(sums, axis=0) / count).astype(x.dtype)
-    xhat = np.empty_like(x3)
+    out = np.empty_like(x3)
     mean_b = _col(mean)
 
     def centre(a, b):
-        d = np.subtract(x3[a:b], mean_b, out=xhat[a:b])
+        d = np.subtract(x3[a:b], mean_b, out=out[a:b])
         return _channel_sum(d * d)
     var = (np.sum(run_chunks(n, step, parallel, centre), axis=0) / count).astype(x.dtype)
     invstd = (1 / np.sqrt(var + dtype(eps))).astype(x.dtype)
-    out = xhat if weight is None else np.empty_like(x3)
     inv_b = _col(invstd)
     w_b = None if weight is None else _col(weight)
     b_b = None if bias is None else _col(bias)
 
     def scale(a, b):
-        xh = np.multiply(xhat[a:b], inv_b, out=xhat[a:b])
+        o = np.multiply(out[a:b], inv_b, out=out[a:b])       # xhat
         if w_b is not None:
-            o = np.multiply(xh, w_b, out=out[a:b])
+            np.multiply(o, w_b, out=o)
             np.add(o, b_b, out=o)
     run_chunks(n, step, parallel, scale)
-    return out.reshape(x.shape), xhat.reshape(x.shape), mean, var, invstd
+    return out.reshape(x.shape), mean, var, invstd
 
 
-def batch_norm_train_backward(g: np.ndarray, xhat: np.ndarray, invstd: np.ndarray, weight,
-                              need_input: bool = True):
+def batch_norm_train_backward(g: np.ndarray, x: np.ndarray, mean: np.ndarray, invstd: np.ndarray,
+                              weight, need_input: bool = True):
     """Gradients of :func:`batch_norm_train_forward`.
 
     ``dx = scale * (g - mean(g) - xhat * mean(g * xhat))`` per channel, with
@@ -88,13 +88,20 @@ def batch_norm_train_backward(g: np.ndarray, xhat: np.ndarray, invstd: np.ndarra
         (grad_input or None, grad_weight (C,), grad_bias (C,)).
     """
     g3, step, parallel = _plan(g)
-    x3 = xhat.reshape(g3.shape)
+    x3 = x.reshape(g3.shape)
     n, c, l = g3.shape
     count = n * l
+    mean_b, inv_b = _col(mean), _col(invstd)
+
+    def xhat(a, b):
+        """The normalised input of images a..b, rebuilt in cache: (x - mean) * invstd."""
+        d = x3[a:b] - mean_b
+        d *= inv_b
+        return d
 
     def sums(a, b):
         ga = g3[a:b]
-        return _channel_sum(ga), _channel_sum(ga * x3[a:b])
+        return _channel_sum(ga), _channel_sum(ga * xhat(a, b))
     parts = run_chunks(n, step, parallel, sums)
     gsum = np.sum([p[0] for p in parts], axis=0)
     gxsum = np.sum([p[1] for p in parts], axis=0)
@@ -109,7 +116,9 @@ def batch_norm_train_backward(g: np.ndarray, xhat: np.ndarray, invstd: np.ndarra
 
         def grad(a, b):
             o = np.multiply(g3[a:b], s_b, out=gx[a:b])
-            o -= x3[a:b] * k_x
+            xh = xhat(a, b)
+            xh *= k_x
+            o -= xh
             o -= k_0
         run_chunks(n, step, parallel, grad)
         gx = gx.reshape(g.shape)

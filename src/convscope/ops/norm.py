@@ -20,13 +20,13 @@ class BatchNormTrain(Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias, eps):
-        out, xhat, mean, var, invstd = K.batch_norm_train_forward(x, weight, bias, eps)
-        ctx.xhat, ctx.invstd, ctx.weight = xhat, invstd, weight
+        out, mean, var, invstd = K.batch_norm_train_forward(x, weight, bias, eps)
+        ctx.x, ctx.mean, ctx.invstd, ctx.weight = x, mean, invstd, weight
         return out, mean, var
 
     @staticmethod
     def backward(ctx, g):
-        gx, gw, gb = K.batch_norm_train_backward(g, ctx.xhat, ctx.invstd, ctx.weight,
+        gx, gw, gb = K.batch_norm_train_backward(g, ctx.x, ctx.mean, ctx.invstd, ctx.weight,
                                                  need_input=ctx.needs_input_grad[0])
         return (gx, gw if ctx.needs_input_grad[1] else None,
                 gb if ctx.needs_input_grad[2] else None, None)
