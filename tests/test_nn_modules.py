@@ -157,3 +157,14 @@ def test_module_to_float64():
     assert out.dtype == np.float64
     with pytest.raises(TypeError, match="dtype float32 does not match weight dtype float64"):
         m(cs.randn(2, 1, 5, 5))
+
+
+def test_analysis_tools_keep_each_layers_mode():
+    import convscope
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.ReLU())
+    model[1].eval()                       # e.g. a frozen BatchNorm inside a training model
+    convscope.summary(model, "1x8x8")
+    assert model.training and not model[1].training
+    with model.evaluating():
+        assert not any(m.training for m in model.modules())
+    assert model.training and not model[1].training

@@ -132,11 +132,9 @@ def summary(model, input_size, model_name: str | None = None) -> Summary:
     params = list(model.parameters())
     dtype = params[0].dtype if params else np.float32
     x = Tensor(np.zeros((1, c, h, w), dtype=dtype), requires_grad=True)
-    was_training = model.training
-    model.eval()
     records, stack, remove = record_modules(model)
     try:
-        with enable_grad():
+        with enable_grad(), model.evaluating():
             out = model(x)
     except (ValueError, TypeError) as err:
         where = next((r for r in reversed(stack) if r.leaf), stack[-1] if stack else None)
@@ -150,7 +148,6 @@ def summary(model, input_size, model_name: str | None = None) -> Summary:
                          f"({where.module._layer_name()}) failed: {text}") from None
     finally:
         remove()
-        model.train(was_training)
     out = out[0] if isinstance(out, tuple) else out
     infos = analyse_tape(out, [x])
     by_node = {id(i.node): i for i in infos}

@@ -191,15 +191,12 @@ def features_for_layers(model, x, layers=None) -> "OrderedDict[str, np.ndarray]"
         def hook(mod, inputs, output, name=name):
             seen[name] = output[0] if isinstance(output, tuple) else output
         handles.append(modules[name].register_forward_hook(hook))
-    was_training = model.training
-    model.eval()
     try:
-        with no_grad():
+        with no_grad(), model.evaluating():
             model(Tensor._wrap(data, False))
     finally:
         for h in handles:
             h.remove()
-        model.train(was_training)
     result = OrderedDict()
     for name in layers:
         if name not in seen:

@@ -96,14 +96,12 @@ def resolve_layer(model, x, target_layer=None) -> tuple:
 @contextmanager
 def _frozen(model):
     """Eval mode, parameters not requiring grad; modes, flags and existing .grad restored after."""
-    modes = [(m, m.training) for m in model.modules()]
     params = [(p, p.requires_grad, p.grad) for p in model.parameters()]
-    model.eval().requires_grad_(False)
+    model.requires_grad_(False)
     try:
-        yield
+        with model.evaluating():
+            yield
     finally:
-        for m, mode in modes:
-            object.__setattr__(m, "training", mode)
         for p, flag, grad in params:
             p.requires_grad, p.grad = flag, grad
 

@@ -58,16 +58,13 @@ def capture_layer(model, x, layer: str):
         raise _Stop
 
     handle = module.register_forward_hook(hook)
-    was_training = model.training
-    model.eval()
     try:
-        with no_grad():
+        with no_grad(), model.evaluating():
             model(Tensor._wrap(_as_image(model, x), False))
     except _Stop:
         pass
     finally:
         handle.remove()
-        model.train(was_training)
     if "in" not in seen:
         raise ValueError(f"layer {layer!r} did not run in the model's forward pass")
     return module, seen["in"], seen["out"]

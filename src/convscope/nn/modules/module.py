@@ -7,6 +7,7 @@ find it with PyTorch-identical dotted names.
 from __future__ import annotations
 
 from collections import OrderedDict
+from contextlib import contextmanager
 from typing import Iterator, NamedTuple
 
 import numpy as np
@@ -245,6 +246,22 @@ class Module:
 
     def eval(self) -> "Module":
         return self.train(False)
+
+    @contextmanager
+    def evaluating(self):
+        """Context manager: eval mode inside, then every submodule's own mode restored.
+
+        (``train(was_training)`` afterwards would reset a layer the user had put in eval mode
+        on purpose, e.g. frozen BatchNorm.) A convscope extension, used by the analysis and
+        explanation tools.
+        """
+        modes = [(m, m.training) for m in self.modules()]
+        self.eval()
+        try:
+            yield self
+        finally:
+            for m, mode in modes:
+                object.__setattr__(m, "training", mode)
 
     def requires_grad_(self, requires_grad: bool = True) -> "Module":
         for p in self.parameters():
