@@ -170,7 +170,12 @@ def analyse_tape(output, inputs, batch: int = 1):
 
 
 def record_modules(model):
-    """Install hooks that log each module's forward; returns (records, remove_fn)."""
+    """Install hooks that log each module's forward.
+
+    Returns:
+        (records, stack, remove): finished ModuleRecords, the stack of modules whose forward is
+        running (to name the layer an error came from), and a function that removes the hooks.
+    """
     records, stack, handles = [], [], []
     for name, module in model.named_modules():
         leaf = not any(True for _ in module.children())

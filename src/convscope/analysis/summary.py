@@ -167,7 +167,6 @@ def summary(model, input_size, model_name: str | None = None) -> Summary:
 
 def _rows(records, infos, by_node):
     """One row per leaf module, plus containers whose own forward recorded ops (e.g. a residual add)."""
-    owner = {}
     ordered = sorted(records, key=lambda r: r.first)
     for info in infos:
         seq = info.node.seq
@@ -177,7 +176,6 @@ def _rows(records, infos, by_node):
                 best = rec
         if best is not None:
             best.nodes.append(info)
-            owner[id(info.node)] = best
     rows = []
     for rec in sorted(records, key=lambda r: r.last):
         if rec.name == "(model)" and not rec.leaf:

@@ -63,14 +63,7 @@ def add_parser(sub):
     stack.add_argument("--strides", metavar="S,S,...", help="one stride per layer, overriding those in the specs")
     for child in (conv, pool, stack):
         add_common(child)
-    p.set_defaults(handler=run, calc_root=p)
-    p.calc_children, p.calc_active = {"conv": conv, "pool": pool, "stack": stack}, None
-    own_usage = p.print_usage
-
-    def print_usage(file=None):
-        # main prints the `calc` usage on a UsageError; run() marks which sub-command failed
-        (p.calc_active.print_usage if p.calc_active else own_usage)(file)
-    p.print_usage = print_usage
+    p.set_defaults(handler=run)
     return p
 
 
@@ -88,7 +81,6 @@ def run(args) -> int:
         else:
             result = calc.stack_calc(args.layers, args.vs, args.channels, args.strides)
     except calc.CalcUsageError as e:
-        args.calc_root.calc_active = args.calc_root.calc_children[args.calc_command]
         raise UsageError(f"{args.calc_command}: {e}") from e
     print("\n".join(result["lines"][:1] + ["  " + line for line in result["lines"][1:]]))
     if args.json:

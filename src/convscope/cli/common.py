@@ -24,10 +24,10 @@ def parse_hw(text: str, name: str = "size") -> tuple:
     return values
 
 
-def add_common(parser: argparse.ArgumentParser, json_flag: bool = True) -> None:
-    if json_flag:
-        parser.add_argument("--json", action="store_true",
-                            help="end by printing one JSON object with the results")
+def add_common(parser: argparse.ArgumentParser) -> None:
+    """--json and --debug, which every command has; a usage error prints this parser's usage line."""
+    parser.set_defaults(usage_parser=parser)
+    parser.add_argument("--json", action="store_true", help="end by printing one JSON object with the results")
     parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
 
 

@@ -8,7 +8,7 @@ from .common import UsageError, err
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import evaluate_cmd, predict_cmd, train_cmd
+    from . import calc_cmd, evaluate_cmd, explain_cmd, predict_cmd, summary_cmd, train_cmd
     parser = argparse.ArgumentParser(
         prog="convscope",
         description="convscope: build, train, inspect and explain CNNs on NumPy.")
@@ -16,22 +16,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"convscope {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    parsers = {"train": train_cmd.add_parser(sub), "evaluate": evaluate_cmd.add_parser(sub),
-               "predict": predict_cmd.add_parser(sub)}
-    for name, module in _optional_commands():
-        parsers[name] = module.add_parser(sub)
-    parser._command_parsers = parsers
+    for module in (train_cmd, evaluate_cmd, predict_cmd, summary_cmd, calc_cmd, explain_cmd):
+        module.add_parser(sub)
     return parser
-
-
-def _optional_commands():
-    import importlib
-    for name in ("summary", "calc", "explain"):
-        try:
-            yield name, importlib.import_module(f".{name}_cmd", __package__)
-        except ModuleNotFoundError as e:
-            if e.name != f"{__package__}.{name}_cmd":
-                raise
 
 
 def main(argv=None) -> int:
@@ -45,7 +32,7 @@ def main(argv=None) -> int:
     except UsageError as e:
         if args.debug:
             raise
-        parser._command_parsers[args.command].print_usage(sys.stderr)
+        args.usage_parser.print_usage(sys.stderr)
         err(args.command, e)
         return 2
     except (DataError, CheckpointError, TrainingDiverged, FileNotFoundError, IsADirectoryError,

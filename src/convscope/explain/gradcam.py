@@ -225,7 +225,8 @@ def explain_heatmap(model, x, method="gradcam", target_layer=None, class_idx=Non
         cam = _normalise(raw)
         heat = _normalise(_upsample(raw, hw))
     z = r["logits"].astype(np.float64)
-    probs = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
+    e = np.exp(z - z.max())
+    probs = e / e.sum()
     c = r["class_idx"]
     return {"heatmap": heat, "cam": cam, "layer": name, "method": method, "class_idx": c,
             "score": float(z[c]), "probabilities": probs.astype(np.float32), "probability": float(probs[c]),
