@@ -47,3 +47,14 @@ def _default(value):
 def err(command: str, message) -> None:
     text = str(message).splitlines()[0] if str(message) else type(message).__name__
     print(f"convscope {command}: error: {text}", file=sys.stderr)
+
+
+def load_image(predictor, path) -> tuple:
+    """(image (1, C, H, W) in [0, 1], model input, the file's own (H, W)) of an image file; a
+    notice on stderr when it had to be resized to the model's input."""
+    image, x, (width, height) = predictor.prepare(path)
+    h, w = image.shape[2:]
+    if (width, height) != (w, h):
+        print(f"notice: resized {path} from {width}x{height} to the model's input {w}x{h} "
+              f"(width x height)", file=sys.stderr)
+    return image, x, (height, width)

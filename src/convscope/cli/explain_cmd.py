@@ -8,9 +8,8 @@ filters) and ``heatmap`` (Grad-CAM and friends, when its module is installed).
 from __future__ import annotations
 
 import os
-import sys
 
-from .common import UsageError, add_common, emit_json, parse_hw
+from .common import UsageError, add_common, emit_json, load_image, parse_hw
 
 from . import explain_heatmap
 
@@ -92,19 +91,6 @@ def _padding(text):
     return values[0] if len(values) == 1 else values
 
 
-def _load_image(predictor, path) -> tuple:
-    """(image (1, C, H, W) in [0, 1], normalised model input); prints a notice when resized."""
-    from ..data.preprocess import open_image
-    c, h, w = predictor.input_shape
-    original = open_image(path).size  # (width, height)
-    if original != (w, h):
-        print(f"notice: resized {path} from {original[0]}x{original[1]} to the model's input "
-              f"{w}x{h} (width x height)", file=sys.stderr)
-    image = predictor.load_image(path)
-    x = predictor.normalizer(image) if predictor.normalizer is not None else image
-    return image, x
-
-
 def run_conv(args) -> int:
     from ..explain import conv_trace, demo_example, format_trace, load_trace_inputs, random_example
     at = parse_at(args.at) if args.at is not None else None
@@ -149,7 +135,7 @@ def _run_model_conv(args, at) -> int:
         raise UsageError(f"with a checkpoint, give --image IMG, --layer NAME and --at o,y,x "
                          f"(conv layers: {names})")
     find_conv_layer(predictor.model, args.layer)  # a wrong name fails before any image work
-    image, x = _load_image(predictor, args.image)
+    image, x, _ = load_image(predictor, args.image)
     result = trace_model_value(predictor.model, x, args.layer, at)
     result.update(checkpoint=predictor.checkpoint.path, image=args.image)
     print(format_model_trace(result), end="")
@@ -179,7 +165,7 @@ def run_features(args) -> int:
     layers = [s.strip() for s in args.layers.split(",") if s.strip()] if args.layers else None
     if args.layers is not None and not layers:
         raise UsageError(f"--layers must name at least one layer, got {args.layers!r}")
-    image, x = _load_image(predictor, args.image)
+    image, x, _ = load_image(predictor, args.image)
     acts = features_for_layers(model, x, layers)
     modules = dict(model.named_modules())
     scale = "own scale per tile" if args.per_tile_scale else "shared colour scale"

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import sys
 
-from .common import UsageError, add_common, emit_json
+from .common import UsageError, add_common, emit_json, load_image
 
 HELP = "draw a Grad-CAM, Grad-CAM++ or saliency heatmap of one image for a trained checkpoint"
 DESCRIPTION = HELP + """.
@@ -56,13 +56,6 @@ def _class_index(text, classes) -> int | None:
     return k
 
 
-def _original_size(path) -> tuple:
-    """(H, W) of the file as stored, before any preprocessing."""
-    from PIL import Image
-    with Image.open(path) as im:
-        return im.size[1], im.size[0]
-
-
 def run(args) -> int:
     from ..explain.gradcam import explain_heatmap, resolve_layer, strongest_cell
     from ..explain.overlay import save_heatmap_overlay
@@ -74,13 +67,8 @@ def run(args) -> int:
         raise UsageError("--box needs a target layer; it is not available with --method saliency")
     if args.layer is not None and args.method == "saliency":
         raise UsageError("--layer applies to gradcam and gradcam++; saliency uses the input gradient")
-    image01 = predictor.load_image(args.image)               # (1, C, H, W) in [0, 1]
-    original = _original_size(args.image)
+    image01, x, original = load_image(predictor, args.image)   # (1, C, H, W) in [0, 1], input, (H, W)
     c, h, w = image01.shape[1:]
-    if original != (h, w):
-        print(f"note: resized {args.image} from {original[1]}x{original[0]} to {w}x{h} (WxH), the "
-              f"model's input size", file=sys.stderr)
-    x = predictor.normalizer(image01) if predictor.normalizer is not None else image01
     model = predictor.model
     layer = None
     if args.method != "saliency":

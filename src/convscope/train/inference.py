@@ -55,9 +55,17 @@ class Predictor:
 
     def load_image(self, path) -> np.ndarray:
         """(1, C, H, W) in [0, 1] from any image file, converted as the training data was."""
-        from ..data import prepare_image
+        return self.prepare(path)[0]
+
+    def prepare(self, path) -> tuple:
+        """Open an image file once: (image (1, C, H, W) in [0, 1], normalised model input,
+        the file's own (width, height))."""
+        from ..data import open_image, prepare_image
         c, h, w = self.input_shape
-        return prepare_image(path, c, (h, w))
+        img = open_image(path)
+        image = prepare_image(img, c, (h, w))
+        x = self.normalizer(image) if self.normalizer is not None else image
+        return image, x, img.size
 
     def predict_files(self, paths, top_k: int = 5) -> list:
         """Top-k classes with probabilities for each image file (all files are checked first)."""
