@@ -14,6 +14,7 @@ import numpy as np
 from ..autograd.grad_mode import no_grad
 from ..autograd.tensor import Tensor
 from ..plotting import pyplot as _plt
+from .inputs import image_input
 from ..plotting import save_figure
 
 TILE_INCHES = 1.8
@@ -181,11 +182,7 @@ def features_for_layers(model, x, layers=None) -> "OrderedDict[str, np.ndarray]"
     if unknown or not layers:
         raise ValueError(f"unknown layer(s) {', '.join(map(repr, unknown)) or '(none given)'}; "
                          f"expected names from: {', '.join(modules)}")
-    data = np.asarray(x.data if isinstance(x, Tensor) else x)
-    if data.ndim != 4 or data.shape[0] != 1:
-        raise ValueError(f"expected one preprocessed image of shape (1, C, H, W), got shape {data.shape}")
-    params = list(model.parameters())
-    data = np.ascontiguousarray(data, dtype=params[0].dtype if params else np.float32)
+    data = image_input(model, x)
     seen, handles = {}, []
     for name in layers:
         def hook(mod, inputs, output, name=name):

@@ -15,20 +15,9 @@ import numpy as np
 
 from ..autograd.grad_mode import enable_grad, no_grad
 from ..autograd.tensor import Tensor
+from .inputs import image_input
 
 METHODS = ("gradcam", "gradcam++", "saliency")
-
-
-def _as_input(model, x) -> np.ndarray:
-    """Validate one image (1, C, H, W) and return a float array in the model's dtype."""
-    data = x.data if isinstance(x, Tensor) else np.asarray(x)
-    if data.ndim != 4 or data.shape[0] != 1:
-        raise ValueError(f"explain: expected one image of shape (1, C, H, W), got an input of shape "
-                         f"{tuple(data.shape)}; pass x[i:i+1] to explain image i of a batch")
-    if data.dtype.kind not in "fiub":
-        raise TypeError(f"explain: expected a numeric image, got dtype {data.dtype}")
-    dtype = next((p.dtype for p in model.parameters()), np.float32)
-    return np.array(data, dtype=dtype, copy=True)
 
 
 def _layer_name(model, module) -> str:
@@ -49,7 +38,7 @@ def last_conv_layer(model, x) -> str:
                 lambda mod, inp, out, name=name: seen.append((name, tuple(out.shape[2:])))))
     try:
         with _frozen(model), no_grad():
-            model(Tensor._wrap(_as_input(model, x), False))
+            model(Tensor._wrap(image_input(model, x), False))
     finally:
         for h in handles:
             h.remove()
@@ -122,7 +111,7 @@ def _backward_pass(model, x, module=None, class_idx=None, name=None) -> dict:
         captured.append(out)
 
     handle = module.register_forward_hook(hook) if module is not None else None
-    x_t = Tensor._wrap(_as_input(model, x), True)
+    x_t = Tensor._wrap(image_input(model, x), True)
     try:
         with _frozen(model), enable_grad():
             logits = model(x_t)
@@ -213,7 +202,7 @@ def explain_heatmap(model, x, method="gradcam", target_layer=None, class_idx=Non
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
-    data = _as_input(model, x)
+    data = image_input(model, x)
     hw = data.shape[2:]
     name, module = (None, None) if method == "saliency" else resolve_layer(model, data, target_layer)
     r = _backward_pass(model, data, module, class_idx, name)
@@ -278,7 +267,7 @@ def strongest_cell(model, x, layer=None, class_idx=None, method="gradcam", resul
         ValueError: as :func:`explain_heatmap`, or a layer that is not a spatial feature map.
     """
     from ..analysis.summary import summary
-    data = _as_input(model, x)
+    data = image_input(model, x)
     out = result if result is not None else explain_heatmap(model, data, method, layer, class_idx)
     cam, name = out["cam"], out["layer"]
     i, j = np.unravel_index(int(np.argmax(cam)), cam.shape)

@@ -12,6 +12,7 @@ import numpy as np
 from ..autograd.grad_mode import no_grad
 from ..autograd.tensor import Tensor
 from ..nn.modules.conv import Conv2d
+from .inputs import image_input
 from .trace import conv_trace
 
 
@@ -40,14 +41,6 @@ def find_conv_layer(model, layer: str):
     return module
 
 
-def _as_image(model, x) -> np.ndarray:
-    data = np.asarray(x.data if isinstance(x, Tensor) else x)
-    if data.ndim != 4 or data.shape[0] != 1:
-        raise ValueError(f"expected one preprocessed image of shape (1, C, H, W), got shape {data.shape}")
-    params = list(model.parameters())
-    return np.ascontiguousarray(data, dtype=params[0].dtype if params else np.float32)
-
-
 def capture_layer(model, x, layer: str):
     """Run ``model`` on ``x`` (1, C, H, W) up to ``layer``; return (module, its input, its output) arrays."""
     module = find_conv_layer(model, layer)
@@ -60,7 +53,7 @@ def capture_layer(model, x, layer: str):
     handle = module.register_forward_hook(hook)
     try:
         with no_grad(), model.evaluating():
-            model(Tensor._wrap(_as_image(model, x), False))
+            model(Tensor._wrap(image_input(model, x), False))
     except _Stop:
         pass
     finally:
@@ -116,7 +109,7 @@ def trace_model_value(model, x, layer: str, at) -> dict:
         RuntimeError: the trace disagrees with the layer beyond rounding (a bug).
     """
     from ..analysis import summary
-    image = _as_image(model, x)
+    image = image_input(model, x)
     module, inp, out = capture_layer(model, image, layer)
     c_out, ho, wo = out.shape[1:]
     try:
