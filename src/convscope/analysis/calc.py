@@ -25,8 +25,13 @@ def _hw(pair) -> str:
     return str(pair[0]) if pair[0] == pair[1] else f"{pair[0]}x{pair[1]}"
 
 
-def _ints(value, name: str, expected: str, lengths, minimum: int = 1) -> tuple:
-    """Whole numbers from '32x32x3' (or from an int or a tuple of ints)."""
+def parse_ints(value, name: str, expected: str, lengths, minimum: int = 1) -> tuple:
+    """Whole numbers from '32x32x3' (or from an int or a tuple of ints): the one size parser.
+
+    Raises:
+        CalcUsageError (a ValueError): a count not in ``lengths``, non-integers, or a number
+            below ``minimum``; the message names ``name`` and ``expected``.
+    """
     text = "x".join(map(str, value)) if isinstance(value, (tuple, list)) else str(value)
     parts = re.split(r"\s*[x×]\s*", text.strip().lower())
     if len(parts) not in lengths or not all(re.fullmatch(r"-?\d+", p) for p in parts):
@@ -44,13 +49,13 @@ def parse_hwc(text) -> tuple[int, int, int]:
         >>> parse_hwc('32x32x3'), parse_hwc('28x28')
         ((32, 32, 3), (28, 28, 1))
     """
-    values = _ints(text, "input", "HxWxC such as 32x32x3 (or HxW for one channel)", (2, 3))
+    values = parse_ints(text, "input", "HxWxC such as 32x32x3 (or HxW for one channel)", (2, 3))
     return values if len(values) == 3 else values + (1,)
 
 
 def parse_size(value, name: str = "kernel", minimum: int = 1) -> tuple[int, int]:
     """'5' or 5 -> (5, 5); '5x3' or (5, 3) -> (5, 3) (height x width). Raises CalcUsageError."""
-    values = _ints(value, name, "5 or 5x3", (1, 2), minimum)
+    values = parse_ints(value, name, "5 or 5x3", (1, 2), minimum)
     return values * 2 if len(values) == 1 else values
 
 

@@ -11,22 +11,13 @@ import numpy as np
 
 from ..autograd.grad_mode import enable_grad
 from ..autograd.tensor import Tensor
+from .calc import parse_ints
 from .graph import analyse_tape, record_modules
 
 
 def parse_input_size(value) -> tuple:
-    """'3x224x224' or (3, 224, 224) -> (C, H, W); '224x224' means one channel... is refused."""
-    if isinstance(value, str):
-        parts = value.lower().replace("×", "x").split("x")
-        try:
-            dims = tuple(int(p) for p in parts)
-        except ValueError:
-            raise ValueError(f"input size must look like CxHxW, e.g. 3x224x224, got {value!r}") from None
-    else:
-        dims = tuple(int(v) for v in value)
-    if len(dims) != 3 or min(dims) < 1:
-        raise ValueError(f"input size must be three positive numbers CxHxW, e.g. 3x224x224, got {value!r}")
-    return dims
+    """'3x224x224' or (3, 224, 224) -> (C, H, W); anything else is a ValueError naming CxHxW."""
+    return parse_ints(value, "input size", "CxHxW, e.g. 3x224x224", (3,))
 
 
 def _fmt_rf(rfs, attr):

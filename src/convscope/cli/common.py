@@ -11,17 +11,13 @@ class UsageError(ValueError):
 
 
 def parse_hw(text: str, name: str = "size") -> tuple:
-    """'28' -> (28, 28); '32x48' -> (32, 48)."""
-    parts = str(text).lower().replace("×", "x").split("x")
+    """'28' -> (28, 28); '32x48' -> (32, 48); a UsageError otherwise."""
+    from ..analysis.calc import parse_ints
     try:
-        values = tuple(int(p) for p in parts)
-    except ValueError:
-        raise UsageError(f"{name} must look like 28 or 32x48, got {text!r}") from None
-    if len(values) == 1:
-        values = values * 2
-    if len(values) != 2 or min(values) < 1:
-        raise UsageError(f"{name} must look like 28 or 32x48 with positive numbers, got {text!r}")
-    return values
+        values = parse_ints(text, name, "28 or 32x48", (1, 2))
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    return values * 2 if len(values) == 1 else values
 
 
 def add_common(parser: argparse.ArgumentParser) -> None:
