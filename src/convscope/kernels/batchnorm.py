@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .parallel import run_chunks
+from .parallel import images_per_chunk, run_chunks
 
 CHUNK_BYTES = 256 * 1024
 PARALLEL_MIN_BYTES = 512 * 1024
@@ -20,9 +20,7 @@ PARALLEL_MIN_BYTES = 512 * 1024
 def _plan(x: np.ndarray):
     """(N, C, L) view of x, images per chunk, and whether to use threads."""
     x3 = x.reshape(x.shape[0], x.shape[1], -1)        # (N, C, *) -> (N, C, L)
-    per_image = max(x3[0].nbytes, 1)
-    step = max(1, CHUNK_BYTES // per_image)
-    return x3, step, x.nbytes >= PARALLEL_MIN_BYTES
+    return x3, images_per_chunk(x3, CHUNK_BYTES), x.nbytes >= PARALLEL_MIN_BYTES
 
 
 def _col(v: np.ndarray) -> np.ndarray:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .parallel import run_chunks
+from .parallel import images_per_chunk, run_chunks
 
 PARALLEL_MIN_BYTES = 4 * 2**20   # measured: below this, thread hand-off costs more than it saves
 CHUNK_BYTES = 512 * 1024
@@ -18,7 +18,7 @@ def _split(a: np.ndarray):
     """Images per chunk for an (N, ...) array, or None when one call is cheaper."""
     if a.nbytes < PARALLEL_MIN_BYTES or a.ndim < 2 or a.shape[0] < 2 or not a.flags.c_contiguous:
         return None
-    return max(1, CHUNK_BYTES // max(a[0].nbytes, 1))
+    return images_per_chunk(a, CHUNK_BYTES)
 
 
 def relu_forward(x: np.ndarray) -> np.ndarray:

@@ -65,6 +65,11 @@ def _blas_single(enter: bool) -> None:
                 _RUN["limit"].restore_original_limits()
 
 
+def images_per_chunk(a, chunk_bytes: int) -> int:
+    """How many leading-axis slices (images) of ``a`` fit in ``chunk_bytes`` (at least one)."""
+    return max(1, chunk_bytes // max(a[0].nbytes, 1))
+
+
 def run_chunks(n: int, step: int, parallel: bool, body) -> list:
     """Call ``body(n0, n1)`` over ``range(0, n, step)`` chunks, in threads if ``parallel``.
 
