@@ -39,6 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from .batchnorm import channel_sums
 from .geometry import conv_output_size, conv_transpose_output_size
 from .parallel import run_chunks
 from .window import flat_image, gather_rows, pad_into, window_view, workspace
@@ -327,12 +328,6 @@ def _grad_weight(x, g, w_shape, geom: _Geom) -> np.ndarray:
     return np.ascontiguousarray(acc.transpose(0, 2, 1)).reshape(w_shape)
 
 
-def _sum_bias(g: np.ndarray) -> np.ndarray:
-    """Bias gradient: (N, C_out, H_out, W_out) -> (C_out,)."""
-    n, c = g.shape[:2]
-    return g.reshape(n, c, -1).sum(axis=2).sum(axis=0)  # (N, C_out, H_out*W_out) -> (C_out,)
-
-
 def conv2d_forward(x, weight, bias, stride: Pair, padding: Pads, dilation: Pair, groups: int):
     """2-D cross-correlation (PyTorch ``conv2d``), asymmetric zero padding allowed.
 
@@ -380,7 +375,7 @@ def conv2d_backward(grad_out, saved: ConvSaved, need_input: bool = True,
     g = np.asarray(grad_out, dtype=saved.x.dtype)
     gx = _grad_input(g, saved.weight, saved.x.shape, saved.geom) if need_input else None
     gw = _grad_weight(saved.x, g, saved.weight.shape, saved.geom) if need_weight else None
-    gb = _sum_bias(g) if (need_bias and saved.has_bias) else None
+    gb = channel_sums(g) if (need_bias and saved.has_bias) else None
     return gx, gw, gb
 
 
@@ -438,5 +433,5 @@ def conv_transpose2d_backward(grad_out, saved: ConvSaved, need_input: bool = Tru
     gx = (_corr(g, saved.weight, None, geom.padding, geom.stride, geom.dilation, geom.groups,
                 x.shape[2:]) if need_input else None)
     gw = _grad_weight(g, np.asarray(x), saved.weight.shape, geom) if need_weight else None
-    gb = _sum_bias(g) if (need_bias and saved.has_bias) else None
+    gb = channel_sums(g) if (need_bias and saved.has_bias) else None
     return gx, gw, gb
