@@ -23,6 +23,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
 from convscope.kernels.conv import conv2d_backward, conv2d_forward  # noqa: E402
+from convscope.kernels.parallel import set_num_threads  # noqa: E402
 
 # name, x shape, weight shape, stride, padding, needs input grad, count per LeNet / ResNet-20 step
 SHAPES = [
@@ -56,12 +57,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=8)
     ap.add_argument("--blocks", type=int, default=6)
-    ap.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (match BLAS)")
+    ap.add_argument("--threads", type=int, default=2, help="threads for both libraries")
     ap.add_argument("--stat", choices=["median", "min"], default="median")
     args = ap.parse_args()
     import torch
     import torch.nn.functional as F
     torch.set_num_threads(args.threads)
+    set_num_threads(args.threads)  # ours: the same thread count
     stat = np.median if args.stat == "median" else np.min
     rng = np.random.default_rng(0)
     head = (f"{'layer':26s} {'fwd ours':>9s} {'torch':>7s} {'ratio':>6s} | "

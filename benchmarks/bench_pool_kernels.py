@@ -3,8 +3,8 @@
 Run:  python benchmarks/bench_pool_kernels.py [--repeat R] [--number K] [--threads T]
 
 Prints the best-of-R mean time per call (microseconds) and ours/torch
-(below 1.0 means convscope is faster). PyTorch runs with --threads threads
-(default 2, this machine's cores); our kernels are single-threaded NumPy.
+(below 1.0 means convscope is faster). Both libraries get --threads threads
+(default 2, this machine's cores); our pooling kernels are single-threaded NumPy.
 Best-of-R is used because the machine is shared: a busy neighbour slows
 torch's threaded kernels far more than ours.
 """
@@ -19,6 +19,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 
+from convscope.kernels.parallel import set_num_threads  # noqa: E402
 from convscope.kernels.pool import (  # noqa: E402
     adaptive_avg_pool2d_backward,
     adaptive_avg_pool2d_forward,
@@ -44,6 +45,7 @@ def main(argv=None):
     import torch.nn.functional as F
 
     torch.set_num_threads(args.threads)
+    set_num_threads(args.threads)  # ours: the same thread count
     rng = np.random.default_rng(0)
     rows = []
 

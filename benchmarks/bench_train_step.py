@@ -151,6 +151,7 @@ def main(argv=None):
     from convscope import models
 
     torch.set_num_threads(args.threads)
+    cs.set_num_threads(args.threads)  # the same thread count for both libraries
     print(f"threads: {args.threads} (torch {torch.__version__}, numpy {np.__version__})")
     results = []
     cs.manual_seed(0)

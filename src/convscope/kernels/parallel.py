@@ -14,17 +14,19 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 
+import numpy as np
+
 try:  # optional: without it, chunks run serially and BLAS threads the GEMMs
     from threadpoolctl import ThreadpoolController
 except ImportError:  # pragma: no cover
     ThreadpoolController = None
 
-_RUN = {"threads": None, "pool": None, "blas": None, "limit": None, "depth": 0}
+_RUN = {"threads": None, "pool": None, "blas": None, "limit": None, "depth": 0, "user_blas": None}
 _RUN_LOCK = threading.Lock()
 
 
 def _reset_after_fork() -> None:  # a forked child has no worker threads: start afresh
-    _RUN.update(pool=None, blas=None, limit=None, depth=0)
+    _RUN.update(pool=None, blas=None, limit=None, depth=0, user_blas=None)
 
 
 if hasattr(os, "register_at_fork"):
@@ -32,8 +34,33 @@ if hasattr(os, "register_at_fork"):
 
 
 def set_num_threads(n: int | None) -> None:
-    """Threads for chunked kernels (None: one per available core, up to 8; 1: serial)."""
-    _RUN["threads"] = None if n is None else max(1, int(n))
+    """Threads convscope computes with, like ``torch.set_num_threads``.
+
+    Sets the threads of the chunked kernels and BLAS's own thread pool (for the GEMMs
+    outside chunked kernels, e.g. Linear layers). None: one per available core (up to
+    8 for the kernels) and BLAS's default.
+
+    Raises:
+        ValueError: n is not None and not a positive integer.
+    """
+    if n is not None and (isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1):
+        raise ValueError(f"set_num_threads expects a positive integer or None, got {n!r}")
+    with _RUN_LOCK:
+        _RUN["threads"] = None if n is None else int(n)
+        if ThreadpoolController is None:
+            return
+        if _RUN["blas"] is None:
+            _RUN["blas"] = ThreadpoolController()
+        if _RUN["user_blas"] is not None:  # undo an earlier call first
+            _RUN["user_blas"].restore_original_limits()
+            _RUN["user_blas"] = None
+        if n is not None:
+            _RUN["user_blas"] = _RUN["blas"].limit(limits=int(n), user_api="blas")
+
+
+def get_num_threads() -> int:
+    """Threads the chunked kernels run on (see :func:`set_num_threads`)."""
+    return _threads()
 
 
 def _threads() -> int:
