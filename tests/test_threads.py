@@ -5,6 +5,7 @@ import pytest
 
 import convscope as cs
 import convscope.nn.functional as F
+from convscope.kernels import parallel
 
 threadpoolctl = pytest.importorskip("threadpoolctl")
 
@@ -16,7 +17,8 @@ def restore_threads():
 
 
 def _blas_threads():
-    return max(info["num_threads"] for info in threadpoolctl.threadpool_info() if info["user_api"] == "blas")
+    """Threads of NumPy's BLAS, the one convscope controls (not PyTorch's, if loaded)."""
+    return max(lib.get_num_threads() for lib in parallel._blas_libs())
 
 
 def _step_grads():

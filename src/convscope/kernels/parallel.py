@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import itertools
 import os
+import queue
 import threading
-from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
 
@@ -21,12 +21,13 @@ try:  # optional: without it, chunks run serially and BLAS threads the GEMMs
 except ImportError:  # pragma: no cover
     ThreadpoolController = None
 
-_RUN = {"threads": None, "pool": None, "blas": None, "limit": None, "depth": 0, "user_blas": None}
+_RUN = {"threads": None, "pool": None, "blas": None, "limit": None, "depth": 0, "user_blas": None,
+        "blas_libs": None}
 _RUN_LOCK = threading.Lock()
 
 
 def _reset_after_fork() -> None:  # a forked child has no worker threads: start afresh
-    _RUN.update(pool=None, blas=None, limit=None, depth=0, user_blas=None)
+    _RUN.update(pool=None, blas=None, limit=None, depth=0, user_blas=None, blas_libs=None)
 
 
 if hasattr(os, "register_at_fork"):
@@ -36,9 +37,9 @@ if hasattr(os, "register_at_fork"):
 def set_num_threads(n: int | None) -> None:
     """Threads convscope computes with, like ``torch.set_num_threads``.
 
-    Sets the threads of the chunked kernels and BLAS's own thread pool (for the GEMMs
-    outside chunked kernels, e.g. Linear layers). None: one per available core (up to
-    8 for the kernels) and BLAS's default.
+    Sets the threads of the chunked kernels and of NumPy's BLAS (for the GEMMs outside
+    chunked kernels, e.g. Linear layers). None: one per available core (up to 8 for the
+    kernels) and BLAS's own count from before the first call.
 
     Raises:
         ValueError: n is not None and not a positive integer.
@@ -49,13 +50,13 @@ def set_num_threads(n: int | None) -> None:
         _RUN["threads"] = None if n is None else int(n)
         if ThreadpoolController is None:
             return
-        if _RUN["blas"] is None:
-            _RUN["blas"] = ThreadpoolController()
-        if _RUN["user_blas"] is not None:  # undo an earlier call first
-            _RUN["user_blas"].restore_original_limits()
+        libs = _blas_libs()
+        if _RUN["user_blas"] is None:  # BLAS's own counts, restored by set_num_threads(None)
+            _RUN["user_blas"] = [lib.get_num_threads() for lib in libs]
+        for lib, default in zip(libs, _RUN["user_blas"]):
+            lib.set_num_threads(default if n is None else int(n))
+        if n is None:
             _RUN["user_blas"] = None
-        if n is not None:
-            _RUN["user_blas"] = _RUN["blas"].limit(limits=int(n), user_api="blas")
 
 
 def get_num_threads() -> int:
@@ -70,26 +71,71 @@ def _threads() -> int:
     return _RUN["threads"]
 
 
+def _blas_libs() -> list:
+    """threadpoolctl's controllers of NumPy's BLAS (looked up once).
+
+    Other BLAS libraries in the process (e.g. PyTorch's) are left alone when NumPy's
+    can be told apart by its path (wheels ship it in ``numpy.libs``).
+    """
+    if _RUN["blas"] is None:
+        _RUN["blas"] = ThreadpoolController()
+    if _RUN["blas_libs"] is None:
+        libs = _RUN["blas"].select(user_api="blas").lib_controllers
+        home = os.path.dirname(os.path.dirname(np.__file__))
+        own = [lib for lib in libs if os.path.abspath(lib.filepath).startswith(
+            (os.path.join(home, "numpy"), os.path.join(home, "numpy.libs")))]
+        _RUN["blas_libs"] = own or libs
+    return _RUN["blas_libs"]
+
+
 def _blas_single(enter: bool) -> None:
     """Hold BLAS to one thread while any run_chunks call is active (reference counted).
 
     Chunk GEMMs are small: a second BLAS thread gains little on an idle machine,
     and when another process holds the other core every GEMM waits for the
-    descheduled helper (measured: LeNet's conv2 dx 3.4 ms -> 196 ms).
+    descheduled helper (measured: LeNet's conv2 dx 3.4 ms -> 196 ms). The library
+    controllers are called directly (about 2 us, against 20 us for a
+    ``threadpoolctl`` limit context per call).
     """
     if ThreadpoolController is None:
         return
     with _RUN_LOCK:
         if enter:
             if _RUN["depth"] == 0:
-                if _RUN["blas"] is None:
-                    _RUN["blas"] = ThreadpoolController()
-                _RUN["limit"] = _RUN["blas"].limit(limits=1, user_api="blas")
+                libs = _blas_libs()
+                _RUN["limit"] = [lib.get_num_threads() for lib in libs]
+                for lib in libs:
+                    lib.set_num_threads(1)
             _RUN["depth"] += 1
         else:
             _RUN["depth"] -= 1
             if _RUN["depth"] == 0:
-                _RUN["limit"].restore_original_limits()
+                for lib, n in zip(_blas_libs(), _RUN["limit"]):
+                    lib.set_num_threads(n)
+
+
+class _Workers:
+    """Persistent worker threads fed through one queue: a hand-off costs ~20 us here,
+    against ~100 us for ``concurrent.futures`` (futures, waiters and a lock per task)."""
+
+    def __init__(self, count: int):
+        self.tasks = queue.SimpleQueue()
+        self.count = count
+        for i in range(count):
+            threading.Thread(target=self._loop, name=f"convscope-{i}", daemon=True).start()
+
+    def _loop(self) -> None:
+        _IN_WORKER.flag = True
+        while True:
+            fn, done = self.tasks.get()
+            try:
+                fn()
+                done.put(None)
+            except BaseException as exc:  # handed to the caller, which re-raises it
+                done.put(exc)
+
+
+_IN_WORKER = threading.local()
 
 
 def images_per_chunk(a, chunk_bytes: int) -> int:
@@ -107,7 +153,8 @@ def run_chunks(n: int, step: int, parallel: bool, body) -> list:
     Returns:
         list of body's return values, in chunk order.
     """
-    threads = min(_threads(), n) if parallel else 1
+    # a chunk body that itself runs chunks (on a worker) stays on its thread
+    threads = min(_threads(), n) if parallel and not getattr(_IN_WORKER, "flag", False) else 1
     step = max(1, min(step, -(-n // threads)))  # at least one chunk per thread
     chunks = [(n0, min(n, n0 + step)) for n0 in range(0, n, step)]
     if threads < 2:
@@ -118,26 +165,32 @@ def run_chunks(n: int, step: int, parallel: bool, body) -> list:
             _blas_single(False)
     with _RUN_LOCK:
         pool = _RUN["pool"]
-        if pool is None or pool._max_workers < threads - 1:
-            pool = _RUN["pool"] = ThreadPoolExecutor(threads - 1, thread_name_prefix="convscope")
+        if pool is None or pool.count < threads - 1:
+            pool = _RUN["pool"] = _Workers(threads - 1)
     results = [None] * len(chunks)
     counter = itertools.count()  # next() is atomic under the GIL: dynamic load balance
 
-    def share(_):
+    def share():
         for i in iter(counter.__next__, len(chunks)):
             if i >= len(chunks):
                 return
             results[i] = body(*chunks[i])
 
+    done = queue.SimpleQueue()
+    errors = []
     _blas_single(True)
     try:
-        futures = [pool.submit(share, t) for t in range(1, threads)]
+        for _ in range(threads - 1):
+            pool.tasks.put((share, done))
         try:
-            share(0)
+            share()
         finally:
-            wait(futures)  # never leave workers running on shared buffers
+            for _ in range(threads - 1):  # never leave workers running on shared buffers
+                err = done.get()
+                if err is not None:
+                    errors.append(err)
     finally:
         _blas_single(False)
-    for f in futures:
-        f.result()  # re-raise a worker's exception
+    if errors:
+        raise errors[0]  # a worker's exception
     return results
