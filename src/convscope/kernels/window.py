@@ -33,12 +33,17 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .geometry import conv_output_size
+from .parallel import images_per_chunk, run_chunks
 
 __all__ = ["window_view", "pad2d", "im2col", "col2im", "pad_into", "flat_image", "gather_rows",
            "workspace", "clear_workspace"]
 
 Pair = tuple[int, int]
 Pads = tuple[Pair, Pair]
+
+#: pad_into copies inputs from this size on in threads, in chunks of PAD_CHUNK_BYTES.
+PAD_PARALLEL_MIN_BYTES = 1 << 20
+PAD_CHUNK_BYTES = 512 * 1024
 
 
 def window_view(xp: np.ndarray, kernel: Pair, stride: Pair = (1, 1),
@@ -220,7 +225,17 @@ def pad_into(x: np.ndarray, padding: Pads, slot: str, channel_major: bool = Fals
         xp[:, :, pt:pt + h, pl + w:] = 0
         _WS.zero_border[slot] = layout
     # (N, C, H, W) -> (C, N, H, W) when channel-major
-    xp[:, :, pt:pt + h, pl:pl + w] = x.transpose(1, 0, 2, 3) if channel_major else x
+    src = x.transpose(1, 0, 2, 3) if channel_major else x
+    dst = xp[:, :, pt:pt + h, pl:pl + w]
+    if x.nbytes < PAD_PARALLEL_MIN_BYTES:
+        dst[...] = src
+    else:  # a memory-bound copy: split it over the images, on all cores
+        def copy(n0, n1):
+            if channel_major:
+                dst[:, n0:n1] = src[:, n0:n1]
+            else:
+                dst[n0:n1] = src[n0:n1]
+        run_chunks(n, images_per_chunk(x, PAD_CHUNK_BYTES), True, copy)
     return xp, flat
 
 
