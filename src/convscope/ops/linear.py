@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..autograd.function import Function
+from ..kernels.gemm import matmul
 
 
 class Linear(Function):
@@ -10,7 +11,8 @@ class Linear(Function):
     @staticmethod
     def forward(ctx, x, weight, bias):
         ctx.x, ctx.weight, ctx.has_bias = x, weight, bias is not None
-        out = x @ weight.T
+        # (*, in) -> (N*, in) @ (in, out) -> (*, out)
+        out = matmul(x.reshape(-1, x.shape[-1]), weight.T).reshape(x.shape[:-1] + (weight.shape[0],))
         if bias is not None:
             out += bias
         return out
@@ -19,12 +21,12 @@ class Linear(Function):
     def backward(ctx, g):
         x, w = ctx.x, ctx.weight
         need_x, need_w, need_b = ctx.needs_input_grad
-        gx = g @ w if need_x else None
+        g2 = g.reshape(-1, g.shape[-1])              # (*, out) -> (N*, out_features)
+        gx = matmul(g2, w).reshape(x.shape) if need_x else None
         gw = gb = None
         if need_w:
-            g2 = g.reshape(-1, g.shape[-1])          # (N*, out_features)
             x2 = x.reshape(-1, x.shape[-1])          # (N*, in_features)
-            gw = g2.T @ x2                           # (out_features, in_features)
+            gw = matmul(g2.T, x2)                    # (out_features, in_features)
         if need_b and ctx.has_bias:
-            gb = g.reshape(-1, g.shape[-1]).sum(axis=0)
+            gb = g2.sum(axis=0)
         return gx, gw, gb

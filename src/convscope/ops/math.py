@@ -9,6 +9,7 @@ import numpy as np
 
 from ..autograd.function import Function
 from ..kernels import elementwise as E
+from ..kernels import gemm
 
 
 def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
@@ -167,12 +168,16 @@ class Clamp(Function):
 
 
 class MatMul(Function):
-    """``a @ b`` with NumPy's matmul rules (1-D, 2-D and batched)."""
+    """``a @ b`` with NumPy's matmul rules (1-D, 2-D and batched).
+
+    2-D products (forward and backward) run on the kernel threads (see
+    :mod:`convscope.kernels.gemm`); the others through NumPy's matmul.
+    """
 
     @staticmethod
     def forward(ctx, a, b):
         ctx.a, ctx.b = a, b
-        return a @ b
+        return _mm(a, b)
 
     @staticmethod
     def backward(ctx, g):
@@ -186,10 +191,15 @@ class MatMul(Function):
         if b.ndim == 1:
             g2 = np.expand_dims(g2, -1)
         if ctx.needs_input_grad[0]:
-            ga = unbroadcast(g2 @ np.swapaxes(b2, -1, -2), a2.shape).reshape(a.shape)
+            ga = unbroadcast(_mm(g2, np.swapaxes(b2, -1, -2)), a2.shape).reshape(a.shape)
         if ctx.needs_input_grad[1]:
-            gb = unbroadcast(np.swapaxes(a2, -1, -2) @ g2, b2.shape).reshape(b.shape)
+            gb = unbroadcast(_mm(np.swapaxes(a2, -1, -2), g2), b2.shape).reshape(b.shape)
         return ga, gb
+
+
+def _mm(a, b):
+    """a @ b: 2-D x 2-D on the kernel threads, anything else by NumPy."""
+    return gemm.matmul(a, b) if a.ndim == 2 and b.ndim == 2 else a @ b
 
 
 def _axes(dim, ndim):
