@@ -133,7 +133,7 @@ def _windows(x, pads: Pads, kernel: Pair, stride: Pair, dilation: Pair, out_hw: 
     return window_view(xp, kernel, stride, dilation)[..., :h_out, :w_out]
 
 
-def _taps_corr(x, weight, bias, pads, stride, dilation, groups, out_hw, offset, slot) -> np.ndarray:
+def _taps_corr(x, weight, bias, pads, stride, dilation, groups, out_hw, offset, slot, out) -> np.ndarray:
     """Cross-correlation with tap columns (any stride). See :func:`_corr`."""
     n, c_in = x.shape[:2]
     c_out, c_g, kh, kw = weight.shape
@@ -143,7 +143,7 @@ def _taps_corr(x, weight, bias, pads, stride, dilation, groups, out_hw, offset, 
     w_row = view.shape[5]  # W_out, or Wp for flat windows
     dtype, length, rows = x.dtype, h_out * w_row, c_g * kh * kw
     w_mat = weight.astype(dtype, copy=False).reshape(grp, c_og, rows)  # (G, C_out/G, C_in/G*KH*KW)
-    out = np.empty((n, c_out, h_out, w_out), dtype=dtype)
+    out = np.empty((n, c_out, h_out, w_out), dtype=dtype) if out is None else out
     # bias (C_out,) -> (C_out, 1, 1)
     b3 = None if bias is None else bias.astype(dtype, copy=False).reshape(c_out, 1, 1)
 
@@ -169,7 +169,7 @@ def _taps_corr(x, weight, bias, pads, stride, dilation, groups, out_hw, offset, 
     return out
 
 
-def _rows_corr(x, weight, bias, pads, dilation, groups, out_hw, offset, slot) -> np.ndarray:
+def _rows_corr(x, weight, bias, pads, dilation, groups, out_hw, offset, slot, out) -> np.ndarray:
     """Stride-1 cross-correlation with row columns. See :func:`_corr`.
 
     One GEMM ``(KH*C_out, C_in*KW) @ (C_in*KW, M)`` gives, per kernel row kh,
@@ -187,7 +187,7 @@ def _rows_corr(x, weight, bias, pads, dilation, groups, out_hw, offset, slot) ->
     # (C_out, C_in/G, KH, KW) -> (G, KH, C_out/G, C_in/G, KW) -> (G, KH*C_out/G, C_in/G*KW)
     w3 = weight.astype(dtype, copy=False).reshape(grp, c_og, c_g, kh, kw).transpose(0, 3, 1, 2, 4)
     w3 = np.ascontiguousarray(w3).reshape(grp, kh * c_og, c_g * kw)
-    out = np.empty((n, c_out, h_out, w_out), dtype=dtype)
+    out = np.empty((n, c_out, h_out, w_out), dtype=dtype) if out is None else out
     # bias (C_out,) -> (G, C_out/G, 1, 1, 1)
     b5 = None if bias is None else bias.astype(dtype, copy=False).reshape(grp, c_og, 1, 1, 1)
     def chunk(n0, n1):
@@ -215,12 +215,15 @@ def _rows_corr(x, weight, bias, pads, dilation, groups, out_hw, offset, slot) ->
 
 
 def _corr(x, weight, bias, pads: Pads, stride: Pair, dilation: Pair, groups: int,
-          out_hw: Pair, offset: Pair = (0, 0), slot: str = "pad") -> np.ndarray:
+          out_hw: Pair, offset: Pair = (0, 0), slot: str = "pad", out=None) -> np.ndarray:
     """Cross-correlation of zero-padded x with an output window (plus bias).
 
     ``out[n, co, i, j] = b[co] + sum_{c, kh, kw} w[co, c, kh, kw] *
     xp[n, g*C_in/G + c, oh + i*sh + kh*dh, ow + j*sw + kw*dw]``, with ``xp`` = x
     zero-padded by ``pads``, g = co's group and (oh, ow) = offset.
+
+    ``out``, if given, is written in place (any strides, e.g. one stride phase of dx);
+    each chunk writes its images from its own thread.
 
     Shape:
         x: (N, C_in, H, W), weight: (C_out, C_in/groups, KH, KW) ->
@@ -228,8 +231,8 @@ def _corr(x, weight, bias, pads: Pads, stride: Pair, dilation: Pair, groups: int
     """
     c_out, c_g, kh, kw = weight.shape
     if stride == (1, 1) and _prefer_rows(c_g, c_out // groups, kh, kw):
-        return _rows_corr(x, weight, bias, pads, dilation, groups, out_hw, offset, slot)
-    return _taps_corr(x, weight, bias, pads, stride, dilation, groups, out_hw, offset, slot)
+        return _rows_corr(x, weight, bias, pads, dilation, groups, out_hw, offset, slot, out)
+    return _taps_corr(x, weight, bias, pads, stride, dilation, groups, out_hw, offset, slot, out)
 
 
 def _axis_phases(k: int, d: int, s: int, p: int, size: int):
@@ -283,11 +286,12 @@ def _grad_input(g, weight, x_shape, geom: _Geom) -> np.ndarray:
             step_h = q_h[0] - q_h[1] if len(q_h) > 1 else 1
             step_w = q_w[0] - q_w[1] if len(q_w) > 1 else 1
             w_sub = wt[:, :, list(kk_h)][:, :, :, list(kk_w)]  # (C_in, C_out/G, T_h, T_w)
+            # stride 1: the one phase is all of dx; otherwise write into the phase's pixels
+            part = None if dx is None else dx[:, :, h0::geom.stride[0], w0::geom.stride[1]]
             part = _corr(g, w_sub, None, pads, (1, 1), (step_h, step_w), grp, (nh, nw),
-                         (i0 + big_qh - q_h[0], j0 + big_qw - q_w[0]), slot="gpad")
+                         (i0 + big_qh - q_h[0], j0 + big_qw - q_w[0]), slot="gpad", out=part)
             if dx is None:
                 return part
-            dx[:, :, h0::geom.stride[0], w0::geom.stride[1]] = part
     return dx
 
 
@@ -304,14 +308,14 @@ def _grad_weight(x, g, w_shape, geom: _Geom) -> np.ndarray:
     view = _windows(x, geom.padding, (kh, kw), geom.stride, geom.dilation, (h_out, w_out))
     w_row = view.shape[5]
     dtype, length, rows = x.dtype, h_out * w_row, c_g * kh * kw
-    # scratch -> (C_out, N, H_out, W_row)
-    g_cm = workspace("gcm", c_out * n * length, dtype).reshape(c_out, n, h_out, w_row)
-    g_cm[..., w_out:] = 0  # wrap columns of flat windows contribute nothing
-    g_cm[..., :w_out] = g.transpose(1, 0, 2, 3)  # (N, C_out, ..) -> (C_out, N, ..)
-    g_cm = g_cm.reshape(grp, c_og, n * length)  # (C_out, N, H_out, W_row) -> (G, C_out/G, N*L)
+    # scratch -> (C_out, N, H_out, W_row), filled chunk by chunk (in the chunk's thread)
+    g_4 = workspace("gcm", c_out * n * length, dtype).reshape(c_out, n, h_out, w_row)
+    g_cm = g_4.reshape(grp, c_og, n * length)  # (C_out, N, H_out, W_row) -> (G, C_out/G, N*L)
 
     def chunk(n0, n1):
         nc = n1 - n0
+        g_4[:, n0:n1, :, w_out:] = 0  # wrap columns of flat windows contribute nothing
+        g_4[:, n0:n1, :, :w_out] = g[n0:n1].transpose(1, 0, 2, 3)  # (Nc, C_out, ..) -> (C_out, Nc, ..)
         # scratch -> (C_in, KH, KW, Nc, H_out, W_row); (Nc, C_in, KH, KW, ..) view -> same order
         cols = workspace("cols", c_in * kh * kw * nc * length, dtype).reshape(c_in, kh, kw, nc, h_out, w_row)
         np.copyto(cols, view[n0:n1].transpose(1, 2, 3, 0, 4, 5))
