@@ -120,6 +120,34 @@ def test_ctrl_c_inside_a_batch_resumes_exactly(tmp_path):
     assert_same_weights(weights(tmp_path / "full" / "last.npz"), weights(tmp_path / "part" / "last.npz"))
 
 
+def test_sigint_right_after_the_update_counts_that_batch(tmp_path):
+    # a real SIGINT delivered just after the optimizer changed the weights: the batch must be
+    # recorded as done (else resume applies it twice), so the interrupt waits for the record
+    cfg = dict(epochs=2, batch_size=64)
+    Trainer(TrainConfig(out=str(tmp_path / "full"), **cfg), progress=False).fit()
+    part = Trainer(TrainConfig(out=str(tmp_path / "part"), **cfg), progress=False)
+    original_setup = part._setup
+
+    def setup(resume):
+        original_setup(resume)
+        step, calls = part.optimizer.step, [0]
+
+        def step_then_sigint(*args):
+            out = step(*args)
+            calls[0] += 1
+            if calls[0] == 30:     # epoch 2, batch 7: weights updated, batch not yet recorded
+                os.kill(os.getpid(), signal.SIGINT)
+            return out
+        part.optimizer.step = step_then_sigint
+    part._setup = setup
+    with pytest.raises(KeyboardInterrupt):
+        part.fit()
+    state = load_checkpoint(tmp_path / "part" / "last.npz").meta["train_state"]
+    assert (state["epoch"], state["batch"]) == (1, 7)
+    Trainer(TrainConfig(out=str(tmp_path / "part"), **cfg), progress=False).fit(resume=True)
+    assert_same_weights(weights(tmp_path / "full" / "last.npz"), weights(tmp_path / "part" / "last.npz"))
+
+
 def test_nan_stops_training_and_keeps_last_good_checkpoint(tmp_path):
     trainer = Trainer(TrainConfig(out=str(tmp_path / "r"), epochs=3), progress=False)
     original = trainer._train_epoch

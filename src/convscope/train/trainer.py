@@ -27,6 +27,7 @@ from ..checkpoint import load_checkpoint, save_checkpoint
 from ..nn import functional as F
 from ..serialization import atomic_write
 from .config import TrainConfig
+from .interrupts import deferred_interrupt
 from .optim_factory import make_optimizer, make_scheduler
 
 
@@ -178,17 +179,18 @@ class Trainer:
         train_loss, train_acc = self._train_epoch(epoch, start)
         test_loss, test_acc = self.evaluate_loader(self.test_loader)
         self._check_weights(epoch)
-        lr = self.optimizer.param_groups[0]["lr"]
-        if self.scheduler is not None:
-            self.scheduler.step()
-        self.history.append({"epoch": epoch + 1, "train_loss": train_loss, "train_accuracy": train_acc,
-                             "test_loss": test_loss, "test_accuracy": test_acc, "lr": lr,
-                             "seconds": round(time.perf_counter() - start, 3)})
-        improved = test_acc > self.state["best_accuracy"]
-        self.state.update(epoch=epoch + 1, batch=0, running=[0.0, 0, 0],
-                          seconds=time.perf_counter() - start,
-                          best_accuracy=max(test_acc, self.state["best_accuracy"]))
-        self._save(os.path.join(self.out, "last.npz"))
+        with deferred_interrupt():  # the schedule's step, the history and the state move together
+            lr = self.optimizer.param_groups[0]["lr"]
+            if self.scheduler is not None:
+                self.scheduler.step()
+            self.history.append({"epoch": epoch + 1, "train_loss": train_loss, "train_accuracy": train_acc,
+                                 "test_loss": test_loss, "test_accuracy": test_acc, "lr": lr,
+                                 "seconds": round(time.perf_counter() - start, 3)})
+            improved = test_acc > self.state["best_accuracy"]
+            self.state.update(epoch=epoch + 1, batch=0, running=[0.0, 0, 0],
+                              seconds=time.perf_counter() - start,
+                              best_accuracy=max(test_acc, self.state["best_accuracy"]))
+            self._save(os.path.join(self.out, "last.npz"))
         if improved:
             self._save(os.path.join(self.out, "best.npz"))
         self._write_history()
@@ -213,14 +215,15 @@ class Trainer:
                 self._diverged(epoch, b, f"the loss is {value}")
             self.optimizer.zero_grad()
             loss.backward()
-            self.optimizer.step()
-            n = len(y)
-            loss_sum += value * n
-            correct += int((logits.data.argmax(axis=1) == y).sum())
-            seen += n
-            images += n
-            self.state.update(epoch=epoch, batch=b + 1, running=[loss_sum, correct, seen],
-                              rng=cs_random.get_rng_state())
+            with deferred_interrupt():  # the update and its record: both or neither
+                self.optimizer.step()
+                n = len(y)
+                loss_sum += value * n
+                correct += int((logits.data.argmax(axis=1) == y).sum())
+                seen += n
+                images += n
+                self.state.update(epoch=epoch, batch=b + 1, running=[loss_sum, correct, seen],
+                                  rng=cs_random.get_rng_state())
             if bar is not None:
                 rate = images / max(time.perf_counter() - t0, 1e-9)
                 bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{100 * correct / seen:.2f}%",
