@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..kernels.elementwise import add as _add
 from .grad_mode import no_grad
 
 
@@ -83,7 +84,7 @@ def run_backward(root, grad: np.ndarray, retain_graph: bool = False) -> None:
                 else:
                     key = id(child)
                     prev = grads.get(key)
-                    grads[key] = gi if prev is None else prev + gi
+                    grads[key] = gi if prev is None else _add(prev, gi)  # threaded when large
             if not retain_graph:
                 node.release()
 
