@@ -196,6 +196,7 @@ def pad_into(x: np.ndarray, padding: Pads, slot: str, channel_major: bool = Fals
     Writing the zero border costs as much as copying the image (it is made of
     1-element strided runs), so it is skipped when the slot already holds a
     padded image of the same layout (consecutive layers of a network stage).
+    Border and pixels are written chunk by chunk, in threads for large inputs.
 
     Args:
         x (ndarray): (N, C, H, W), any strides.
@@ -217,25 +218,28 @@ def pad_into(x: np.ndarray, padding: Pads, slot: str, channel_major: bool = Fals
     flat = workspace(slot, size + tail, x.dtype)
     xp = flat[:size].reshape((c, n, hp, wp) if channel_major else (n, c, hp, wp))  # (C, N, ..) or (N, C, ..)
     layout = (xp.shape, padding, x.dtype, tail, _WS.buffers[slot].ctypes.data)
-    if _WS.zero_border.get(slot) != layout:
+    border = _WS.zero_border.get(slot) != layout
+    if border:
         flat[size:] = 0
-        xp[:, :, :pt] = 0
-        xp[:, :, pt + h:] = 0
-        xp[:, :, pt:pt + h, :pl] = 0
-        xp[:, :, pt:pt + h, pl + w:] = 0
-        _WS.zero_border[slot] = layout
     # (N, C, H, W) -> (C, N, H, W) when channel-major
     src = x.transpose(1, 0, 2, 3) if channel_major else x
-    dst = xp[:, :, pt:pt + h, pl:pl + w]
+
+    def fill(n0, n1):
+        """Images n0..n1: zero border (unless the slot already has it), then the pixels."""
+        part, pix = (xp[:, n0:n1], src[:, n0:n1]) if channel_major else (xp[n0:n1], src[n0:n1])
+        if border:
+            part[:, :, :pt] = 0
+            part[:, :, pt + h:] = 0
+            part[:, :, pt:pt + h, :pl] = 0
+            part[:, :, pt:pt + h, pl + w:] = 0
+        part[:, :, pt:pt + h, pl:pl + w] = pix
+
     if x.nbytes < PAD_PARALLEL_MIN_BYTES:
-        dst[...] = src
-    else:  # a memory-bound copy: split it over the images, on all cores
-        def copy(n0, n1):
-            if channel_major:
-                dst[:, n0:n1] = src[:, n0:n1]
-            else:
-                dst[n0:n1] = src[n0:n1]
-        run_chunks(n, images_per_chunk(x, PAD_CHUNK_BYTES), True, copy)
+        fill(0, n)
+    else:  # a memory-bound copy: split over the images, on all cores
+        run_chunks(n, images_per_chunk(x, PAD_CHUNK_BYTES), True, fill)
+    if border:
+        _WS.zero_border[slot] = layout
     return xp, flat
 
 
