@@ -23,8 +23,8 @@ from convscope.kernels.resample import (
     linear_source_weights,
     nearest_source_index,
 )
+from parity import TOL  # the project's float32/float64 tolerances
 
-TOL = {np.float32: dict(rtol=1e-5, atol=1e-6), np.float64: dict(rtol=1e-10, atol=1e-12)}
 DTYPES = [np.float32, np.float64]
 MODES = ["constant", "reflect", "replicate", "circular"]
 

@@ -25,8 +25,8 @@ from convscope.kernels.pool import (
     max_pool2d_backward,
     max_pool2d_forward,
 )
+from parity import TOL  # the project's float32/float64 tolerances
 
-TOL = {np.float32: dict(rtol=1e-5, atol=1e-6), np.float64: dict(rtol=1e-10, atol=1e-12)}
 DTYPES = [np.float32, np.float64]
 
 
