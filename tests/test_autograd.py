@@ -176,3 +176,22 @@ def test_where_parity():
     a = rng.standard_normal((3, 4)).astype(np.float32)
     b = rng.standard_normal((3, 4)).astype(np.float32)
     assert_parity(lambda x, y: cs.where(x > y, x, y), lambda x, y: torch.where(x > y, x, y), [a, b])
+
+
+def test_custom_backward_returning_python_floats_accumulates():
+    # a user Function may return plain Python numbers as gradients; summing two of them for
+    # one node must work like NumPy addition
+    class Triple(cs.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 3
+
+        @staticmethod
+        def backward(ctx, g):
+            return float(g) * 3.0
+
+    x = cs.tensor(2.0, requires_grad=True)
+    h = x * 1.0                       # a non-leaf used twice
+    total = Triple.apply(h) + Triple.apply(h)
+    total.backward()
+    assert x.grad.item() == 6.0

@@ -33,12 +33,14 @@ def test_exception_in_block_wins_over_deferred_signal():
 
 
 def test_outside_main_thread_it_does_nothing():
+    # signal handlers can only be installed from the main thread: elsewhere the block runs
+    # with Python's handler untouched (and must not fail)
     seen = []
 
     def body():
-        with deferred_interrupt() as d:
-            seen.append(d._previous)
+        with deferred_interrupt():
+            seen.append(signal.getsignal(signal.SIGINT) is signal.default_int_handler)
     t = threading.Thread(target=body)
     t.start()
     t.join()
-    assert seen == [None]
+    assert seen == [True]

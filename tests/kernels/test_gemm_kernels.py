@@ -20,13 +20,15 @@ def threads(request):
 
 @pytest.mark.parametrize("m,k,n", SHAPES)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("transposed", [False, True])
+@pytest.mark.parametrize("transposed", ["", "a", "b"])
 def test_matches_numpy(m, k, n, dtype, transposed, threads, monkeypatch):
     monkeypatch.setattr(gemm, "PARALLEL_MIN_FLOPS", 0)  # split even the small ones
     rng = np.random.default_rng(m * 100 + k * 10 + n)
-    a = rng.standard_normal((k, m) if transposed else (m, k)).astype(dtype)
-    a = a.T if transposed else a  # a non-contiguous view, like the weight-gradient's g.T
-    b = rng.standard_normal((k, n)).astype(dtype)
+    # transposed views, like the weight-gradient's g.T ("a") and Linear's weight.T ("b")
+    a = rng.standard_normal((k, m)).astype(dtype).T if transposed == "a" else \
+        rng.standard_normal((m, k)).astype(dtype)
+    b = rng.standard_normal((n, k)).astype(dtype).T if transposed == "b" else \
+        rng.standard_normal((k, n)).astype(dtype)
     got = gemm.matmul(a, b)
     assert got.shape == (m, n) and got.dtype == dtype
     # a different row split can change BLAS's blocking and so the summation order: the
@@ -37,3 +39,10 @@ def test_matches_numpy(m, k, n, dtype, transposed, threads, monkeypatch):
 def test_refuses_non_matrices():
     with pytest.raises(ValueError, match="2-D arrays"):
         gemm.matmul(np.ones(3), np.ones((3, 2)))
+
+
+def test_mixed_dtypes_follow_numpy():
+    a = np.ones((3, 4), dtype=np.float32)
+    b = np.ones((4, 5), dtype=np.float64)
+    got = gemm.matmul(a, b)
+    assert got.dtype == np.result_type(a, b) and np.all(got == 4)

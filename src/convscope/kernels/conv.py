@@ -51,12 +51,12 @@ __all__ = ["conv2d_forward", "conv2d_backward", "conv_transpose2d_forward",
 #: Hard cap on the column matrix (bytes) built at once; bigger batches are chunked.
 COLUMN_BUDGET_BYTES = 256 * 2**20
 #: Columns per chunk when chunks run in parallel (each thread's chunk stays in
-#: its core's L2); serial runs use half, as BLAS then spreads each GEMM over
-#: the cores (both measured best here among 0.5/1/2 MiB).
+#: its core's L2); serial runs use half (both measured best here among 0.5/1/2 MiB).
 CACHE_BLOCK_BYTES = 2**20
-#: Calls with fewer GEMM flops run serially: a thread hand-off costs ~0.1 ms,
-#: and copy-bound layers gain nothing (measured: LeNet conv1, 17 MFLOP, is
-#: 1.4x slower in threads; conv2, 43 MFLOP, and ResNet's stem 1.2-1.4x faster).
+#: Calls with fewer GEMM flops run serially: copy-bound layers gain nothing from
+#: threads (measured: LeNet conv1, 17 MFLOP, is 1.4x slower in threads; conv2,
+#: 43 MFLOP, and ResNet's stem 1.2-1.4x faster; with the ~45 us hand-off of the
+#: persistent workers, a 5 MFLOP threshold still made a LeNet-5 step slower).
 PARALLEL_MIN_FLOPS = 25e6
 
 Pair = tuple[int, int]

@@ -42,8 +42,13 @@ def relu_backward(g: np.ndarray, out: np.ndarray) -> np.ndarray:
 
 
 def add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """a + b for equal shapes (e.g. a residual connection), split over the batch."""
-    step = _split(a) if a.shape == b.shape and b.flags.c_contiguous and a.dtype == b.dtype else None
+    """a + b for equal shapes (e.g. a residual connection), split over the batch.
+
+    Anything else (broadcasting, mixed dtypes, Python scalars) is a plain ``a + b``.
+    """
+    arrays = isinstance(a, np.ndarray) and isinstance(b, np.ndarray)
+    step = (_split(a) if arrays and a.shape == b.shape and b.flags.c_contiguous and a.dtype == b.dtype
+            else None)
     if step is None:
         return a + b
     out = np.empty_like(a)

@@ -27,7 +27,12 @@ _RUN_LOCK = threading.Lock()
 
 
 def _reset_after_fork() -> None:  # a forked child has no worker threads: start afresh
-    _RUN.update(pool=None, blas=None, limit=None, depth=0, user_blas=None, blas_libs=None)
+    global _RUN_LOCK
+    _RUN_LOCK = threading.Lock()  # the parent may have held it while forking
+    if _RUN["depth"] and _RUN["limit"] is not None and _RUN["blas_libs"]:
+        for lib, count in zip(_RUN["blas_libs"], _RUN["limit"]):  # undo the parent's hold
+            lib.set_num_threads(count)
+    _RUN.update(pool=None, limit=None, depth=0)
 
 
 if hasattr(os, "register_at_fork"):
@@ -37,9 +42,13 @@ if hasattr(os, "register_at_fork"):
 def set_num_threads(n: int | None) -> None:
     """Threads convscope computes with, like ``torch.set_num_threads``.
 
-    Sets the threads of the chunked kernels and of NumPy's BLAS (for the GEMMs outside
-    chunked kernels, e.g. Linear layers). None: one per available core (up to 8 for the
-    kernels) and BLAS's own count from before the first call.
+    Sets the threads of the chunked kernels (convolutions, batch norm, elementwise ops,
+    dense GEMMs) and of NumPy's BLAS, which the kernels hold to one thread while they run
+    and which NumPy code outside them (e.g. batched matmul) uses. None: one thread per
+    available core, at most 8, and BLAS's own count from before the first call.
+
+    Without threadpoolctl (installed with the ``app`` extra) BLAS cannot be controlled,
+    so the kernels run in the calling thread whatever ``n`` is and BLAS threads the GEMMs.
 
     Raises:
         ValueError: n is not None and not a positive integer.
@@ -52,9 +61,14 @@ def set_num_threads(n: int | None) -> None:
             return
         libs = _blas_libs()
         if _RUN["user_blas"] is None:  # BLAS's own counts, restored by set_num_threads(None)
-            _RUN["user_blas"] = [lib.get_num_threads() for lib in libs]
-        for lib, default in zip(libs, _RUN["user_blas"]):
-            lib.set_num_threads(default if n is None else int(n))
+            held = _RUN["limit"] if _RUN["depth"] else [lib.get_num_threads() for lib in libs]
+            _RUN["user_blas"] = list(held)
+        wanted = [default if n is None else int(n) for default in _RUN["user_blas"]]
+        if _RUN["depth"]:  # a kernel holds BLAS at one thread: it restores these counts
+            _RUN["limit"] = wanted
+        else:
+            for lib, count in zip(libs, wanted):
+                lib.set_num_threads(count)
         if n is None:
             _RUN["user_blas"] = None
 
@@ -65,9 +79,11 @@ def get_num_threads() -> int:
 
 
 def _threads() -> int:
+    if ThreadpoolController is None:
+        return 1  # BLAS cannot be held to one thread: chunks run in the caller's thread
     if _RUN["threads"] is None:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        _RUN["threads"] = max(1, min(cores or 1, 8)) if ThreadpoolController else 1
+        _RUN["threads"] = max(1, min(cores or 1, 8))
     return _RUN["threads"]
 
 
@@ -81,9 +97,15 @@ def _blas_libs() -> list:
         _RUN["blas"] = ThreadpoolController()
     if _RUN["blas_libs"] is None:
         libs = _RUN["blas"].select(user_api="blas").lib_controllers
-        home = os.path.dirname(os.path.dirname(np.__file__))
-        own = [lib for lib in libs if os.path.abspath(lib.filepath).startswith(
-            (os.path.join(home, "numpy"), os.path.join(home, "numpy.libs")))]
+        home = os.path.dirname(os.path.dirname(os.path.realpath(np.__file__)))
+        dirs = [os.path.join(home, "numpy"), os.path.join(home, "numpy.libs")]
+
+        def inside(path, folder):
+            try:
+                return os.path.commonpath([os.path.realpath(path), folder]) == folder
+            except ValueError:  # different drives
+                return False
+        own = [lib for lib in libs if any(inside(lib.filepath, d) for d in dirs)]
         _RUN["blas_libs"] = own or libs
     return _RUN["blas_libs"]
 
@@ -115,14 +137,18 @@ def _blas_single(enter: bool) -> None:
 
 
 class _Workers:
-    """Persistent worker threads fed through one queue: a hand-off costs ~20 us here,
+    """Persistent worker threads fed through one queue: a hand-off costs ~45 us here,
     against ~100 us for ``concurrent.futures`` (futures, waiters and a lock per task)."""
 
-    def __init__(self, count: int):
+    def __init__(self):
         self.tasks = queue.SimpleQueue()
-        self.count = count
-        for i in range(count):
-            threading.Thread(target=self._loop, name=f"convscope-{i}", daemon=True).start()
+        self.count = 0
+
+    def grow(self, count: int) -> None:
+        """Start workers until there are ``count`` (call with _RUN_LOCK held)."""
+        while self.count < count:
+            threading.Thread(target=self._loop, name=f"convscope-{self.count}", daemon=True).start()
+            self.count += 1
 
     def _loop(self) -> None:
         _IN_WORKER.flag = True
@@ -146,51 +172,74 @@ def images_per_chunk(a, chunk_bytes: int) -> int:
 def run_chunks(n: int, step: int, parallel: bool, body) -> list:
     """Call ``body(n0, n1)`` over ``range(0, n, step)`` chunks, in threads if ``parallel``.
 
-    Threads take the next chunk as they finish one (a descheduled thread does
-    not hold the others up) and each has its own :func:`workspace`.
-    ``body`` must only write disjoint parts of shared arrays.
+    Threads take the next chunk as they finish one (with several chunks per thread, a
+    descheduled thread does not hold the others up) and each has its own
+    :func:`workspace`. ``body`` must only write disjoint parts of shared arrays. On an
+    exception or Ctrl-C, chunks not yet started are skipped and the call returns (raising)
+    only once every worker has stopped.
 
     Returns:
         list of body's return values, in chunk order.
     """
+    if n <= 0:
+        return []
     # a chunk body that itself runs chunks (on a worker) stays on its thread
     threads = min(_threads(), n) if parallel and not getattr(_IN_WORKER, "flag", False) else 1
     step = max(1, min(step, -(-n // threads)))  # at least one chunk per thread
     chunks = [(n0, min(n, n0 + step)) for n0 in range(0, n, step)]
+    held = False
     if threads < 2:
-        _blas_single(True)
         try:
+            _blas_single(True)
+            held = True
             return [body(*c) for c in chunks]
         finally:
-            _blas_single(False)
+            if held:
+                _blas_single(False)
     with _RUN_LOCK:
+        if _RUN["pool"] is None:
+            _RUN["pool"] = _Workers()
         pool = _RUN["pool"]
-        if pool is None or pool.count < threads - 1:
-            pool = _RUN["pool"] = _Workers(threads - 1)
+        pool.grow(threads - 1)
     results = [None] * len(chunks)
     counter = itertools.count()  # next() is atomic under the GIL: dynamic load balance
+    stop = []                    # set on an error or Ctrl-C: chunks not yet started are skipped
 
     def share():
         for i in iter(counter.__next__, len(chunks)):
-            if i >= len(chunks):
+            if i >= len(chunks) or stop:
                 return
             results[i] = body(*chunks[i])
 
     done = queue.SimpleQueue()
-    errors = []
-    _blas_single(True)
+    errors, submitted, failure = [], 0, None
     try:
+        _blas_single(True)
+        held = True
         for _ in range(threads - 1):
             pool.tasks.put((share, done))
+            submitted += 1
+        share()
+    except BaseException as exc:  # an error in this thread's chunk, or Ctrl-C
+        stop.append(True)
+        failure = exc
+    # wait for every worker, even through another Ctrl-C: they write shared arrays and this
+    # thread's scratch buffers, which the next kernel call would reuse
+    while submitted:
         try:
-            share()
-        finally:
-            for _ in range(threads - 1):  # never leave workers running on shared buffers
-                err = done.get()
-                if err is not None:
-                    errors.append(err)
-    finally:
+            err = done.get()
+        except BaseException as exc:
+            stop.append(True)
+            failure = failure or exc
+            continue
+        submitted -= 1
+        if err is not None:
+            stop.append(True)
+            errors.append(err)
+    if held:
         _blas_single(False)
+    if failure is not None:
+        raise failure
     if errors:
         raise errors[0]  # a worker's exception
     return results

@@ -220,6 +220,7 @@ def pad_into(x: np.ndarray, padding: Pads, slot: str, channel_major: bool = Fals
     layout = (xp.shape, padding, x.dtype, tail, _WS.buffers[slot].ctypes.data)
     border = _WS.zero_border.get(slot) != layout
     if border:
+        _WS.zero_border.pop(slot, None)  # invalid until the new border is complete
         flat[size:] = 0
     # (N, C, H, W) -> (C, N, H, W) when channel-major
     src = x.transpose(1, 0, 2, 3) if channel_major else x

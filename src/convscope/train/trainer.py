@@ -179,7 +179,7 @@ class Trainer:
         train_loss, train_acc = self._train_epoch(epoch, start)
         test_loss, test_acc = self.evaluate_loader(self.test_loader)
         self._check_weights(epoch)
-        with deferred_interrupt():  # the schedule's step, the history and the state move together
+        with deferred_interrupt():  # schedule step, history, state and files move together
             lr = self.optimizer.param_groups[0]["lr"]
             if self.scheduler is not None:
                 self.scheduler.step()
@@ -190,10 +190,10 @@ class Trainer:
             self.state.update(epoch=epoch + 1, batch=0, running=[0.0, 0, 0],
                               seconds=time.perf_counter() - start,
                               best_accuracy=max(test_acc, self.state["best_accuracy"]))
+            if improved:  # before last.npz: a resumed run no longer sees this epoch as new best
+                self._save(os.path.join(self.out, "best.npz"))
             self._save(os.path.join(self.out, "last.npz"))
-        if improved:
-            self._save(os.path.join(self.out, "best.npz"))
-        self._write_history()
+            self._write_history()
         self.log(f"epoch {epoch + 1}/{cfg.epochs}: train loss {train_loss:.4f} acc {100 * train_acc:.2f}% | "
                  f"test loss {test_loss:.4f} acc {100 * test_acc:.2f}%" + (" (best)" if improved else ""))
 
