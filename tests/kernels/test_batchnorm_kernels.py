@@ -88,14 +88,18 @@ def test_channel_sums_long_runs():
                  magnitude=np.abs(a * b).sum(axis=(0, 2)))
 
 
-@pytest.mark.parametrize("mean,std", [(1000.0, 1.0), (1000.0, 0.1), (-3e4, 1.0), (1e4, 10.0)])
-def test_large_mean_keeps_float32_precision(mean, std):
+@pytest.mark.parametrize("mean,std,first_offset", [(1000.0, 1.0, 0.0), (1000.0, 0.1, 0.0),
+                                                   (-3e4, 1.0, 0.0), (1e4, 10.0, 0.0),
+                                                   (1000.0, 1.0, 10.0)])
+def test_large_mean_keeps_float32_precision(mean, std, first_offset):
     # the statistics and both passes work on x - (first mean estimate), exact near the mean, so
     # a mean 1e3-3e4 times the spread costs no precision; g correlated with xhat makes the
     # mean(g * xhat) term large (measured: the earlier formulas and PyTorch's are 6e-5 to 6e-4
     # off in dx here, this kernel ~2e-6). Reference: float64 maths on the same float32 inputs.
     rng = np.random.default_rng(int(abs(mean) + 10 * std))
-    x = (rng.standard_normal((32, 4, 16, 16)) * std + mean).astype(np.float32)
+    x = rng.standard_normal((32, 4, 16, 16)) * std + mean
+    x[:4] += first_offset  # a first chunk unlike the rest (the shift is taken from it)
+    x = x.astype(np.float32)
     w = rng.uniform(0.5, 1.5, 4).astype(np.float32)
     b = rng.standard_normal(4).astype(np.float32)
     x64 = x.astype(np.float64)
