@@ -93,9 +93,10 @@ def test_resume_equals_uninterrupted_run(tmp_path):
     assert [h["test_loss"] for h in h_full] == [h["test_loss"] for h in h_part]
 
 
-def test_ctrl_c_inside_a_batch_resumes_exactly(tmp_path):
-    # Ctrl-C in the optimizer step, after dropout drew this batch's mask: the saved generator
-    # state must be the one after the last finished batch, or the resumed masks differ
+def _interrupt_at_step_30_then_resume(tmp_path, interrupt, expected_state):
+    """Train 2 epochs of 23 batches; ``interrupt(step)`` runs the 30th optimizer step (epoch 2,
+    batch 7) and interrupts it. Checks the saved (epoch, batch) and that resuming ends with the
+    uninterrupted run's weights."""
     cfg = dict(epochs=2, batch_size=64)
     Trainer(TrainConfig(out=str(tmp_path / "full"), **cfg), progress=False).fit()
     part = Trainer(TrainConfig(out=str(tmp_path / "part"), **cfg), progress=False)
@@ -105,47 +106,35 @@ def test_ctrl_c_inside_a_batch_resumes_exactly(tmp_path):
         original_setup(resume)
         step, calls = part.optimizer.step, [0]
 
-        def interrupting_step(*args):
+        def counted_step(*args):
             calls[0] += 1
-            if calls[0] == 30:     # epoch 2, batch 7
-                raise KeyboardInterrupt
-            return step(*args)
-        part.optimizer.step = interrupting_step
+            return interrupt(step, args) if calls[0] == 30 else step(*args)
+        part.optimizer.step = counted_step
     part._setup = setup
     with pytest.raises(KeyboardInterrupt):
         part.fit()
     state = load_checkpoint(tmp_path / "part" / "last.npz").meta["train_state"]
-    assert (state["epoch"], state["batch"]) == (1, 6)
+    assert (state["epoch"], state["batch"]) == expected_state
     Trainer(TrainConfig(out=str(tmp_path / "part"), **cfg), progress=False).fit(resume=True)
     assert_same_weights(weights(tmp_path / "full" / "last.npz"), weights(tmp_path / "part" / "last.npz"))
+
+
+def test_ctrl_c_inside_a_batch_resumes_exactly(tmp_path):
+    # Ctrl-C in the optimizer step, after dropout drew this batch's mask: the saved generator
+    # state must be the one after the last finished batch, or the resumed masks differ
+    def before_update(step, args):
+        raise KeyboardInterrupt
+    _interrupt_at_step_30_then_resume(tmp_path, before_update, (1, 6))
 
 
 def test_sigint_right_after_the_update_counts_that_batch(tmp_path):
     # a real SIGINT delivered just after the optimizer changed the weights: the batch must be
     # recorded as done (else resume applies it twice), so the interrupt waits for the record
-    cfg = dict(epochs=2, batch_size=64)
-    Trainer(TrainConfig(out=str(tmp_path / "full"), **cfg), progress=False).fit()
-    part = Trainer(TrainConfig(out=str(tmp_path / "part"), **cfg), progress=False)
-    original_setup = part._setup
-
-    def setup(resume):
-        original_setup(resume)
-        step, calls = part.optimizer.step, [0]
-
-        def step_then_sigint(*args):
-            out = step(*args)
-            calls[0] += 1
-            if calls[0] == 30:     # epoch 2, batch 7: weights updated, batch not yet recorded
-                os.kill(os.getpid(), signal.SIGINT)
-            return out
-        part.optimizer.step = step_then_sigint
-    part._setup = setup
-    with pytest.raises(KeyboardInterrupt):
-        part.fit()
-    state = load_checkpoint(tmp_path / "part" / "last.npz").meta["train_state"]
-    assert (state["epoch"], state["batch"]) == (1, 7)
-    Trainer(TrainConfig(out=str(tmp_path / "part"), **cfg), progress=False).fit(resume=True)
-    assert_same_weights(weights(tmp_path / "full" / "last.npz"), weights(tmp_path / "part" / "last.npz"))
+    def after_update(step, args):
+        out = step(*args)
+        os.kill(os.getpid(), signal.SIGINT)
+        return out
+    _interrupt_at_step_30_then_resume(tmp_path, after_update, (1, 7))
 
 
 def test_nan_stops_training_and_keeps_last_good_checkpoint(tmp_path):
