@@ -229,13 +229,21 @@ def test_conv_transpose2d_parity_random(seed, dtype):
 # Slow, obviously correct loop references (float64)
 # ---------------------------------------------------------------------------
 
+def _zero_padded(x, pads):
+    """x (N, C, H, W) inside a float64 zero border ((top, bottom), (left, right))."""
+    (pt, pb), (pl, pr) = pads
+    n, c, h, w = x.shape
+    xp = np.zeros((n, c, h + pt + pb, w + pl + pr))
+    xp[:, :, pt:pt + h, pl:pl + w] = x
+    return xp
+
+
 def loop_conv2d(x, w, b, stride, pads, dilation, groups):
     """out[n, co, i, j] = b[co] + sum_{c, kh, kw} w[co, c, kh, kw] * xp[n, g*Cg + c, i*sh + kh*dh, j*sw + kw*dw]."""
     n, c_in, h, wd = x.shape
     c_out, c_g, kh, kw = w.shape
     (sh, sw), ((pt, pb), (pl, pr)), (dh, dw) = stride, pads, dilation
-    xp = np.zeros((n, c_in, h + pt + pb, wd + pl + pr))
-    xp[:, :, pt:pt + h, pl:pl + wd] = x
+    xp = _zero_padded(x, pads)
     ho = (h + pt + pb - dh * (kh - 1) - 1) // sh + 1
     wo = (wd + pl + pr - dw * (kw - 1) - 1) // sw + 1
     out = np.zeros((n, c_out, ho, wo))
@@ -257,9 +265,8 @@ def loop_conv2d_grads(x, w, g, stride, pads, dilation, groups):
     """Gradients by scattering each output's gradient back along its taps."""
     n, c_in, h, wd = x.shape
     c_out, c_g, kh, kw = w.shape
-    (sh, sw), ((pt, pb), (pl, pr)), (dh, dw) = stride, pads, dilation
-    xp = np.zeros((n, c_in, h + pt + pb, wd + pl + pr))
-    xp[:, :, pt:pt + h, pl:pl + wd] = x
+    (sh, sw), ((pt, _), (pl, _)), (dh, dw) = stride, pads, dilation
+    xp = _zero_padded(x, pads)
     gxp, gw = np.zeros_like(xp), np.zeros(w.shape)
     for b_, co, i, j in np.ndindex(*g.shape):
         grp = co // (c_out // groups)
