@@ -41,7 +41,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from .batchnorm import channel_sums
 from .geometry import conv_output_size, conv_transpose_output_size
-from .parallel import run_chunks
+from .parallel import PARALLEL_MIN_FLOPS, run_chunks  # fewer GEMM flops: serial chunks
 from .window import flat_image, gather_rows, pad_into, window_view, workspace
 
 __all__ = ["conv2d_forward", "conv2d_backward", "conv_transpose2d_forward",
@@ -53,11 +53,6 @@ COLUMN_BUDGET_BYTES = 256 * 2**20
 #: Columns per chunk when chunks run in parallel (each thread's chunk stays in
 #: its core's L2); serial runs use half (both measured best here among 0.5/1/2 MiB).
 CACHE_BLOCK_BYTES = 2**20
-#: Calls with fewer GEMM flops run serially: copy-bound layers gain nothing from
-#: threads (measured: LeNet conv1, 17 MFLOP, is 1.4x slower in threads; conv2,
-#: 43 MFLOP, and ResNet's stem 1.2-1.4x faster; with the ~45 us hand-off of the
-#: persistent workers, a 5 MFLOP threshold still made a LeNet-5 step slower).
-PARALLEL_MIN_FLOPS = 25e6
 
 Pair = tuple[int, int]
 Pads = tuple[Pair, Pair]

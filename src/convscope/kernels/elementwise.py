@@ -8,17 +8,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from .parallel import images_per_chunk, run_chunks
-
-PARALLEL_MIN_BYTES = 2**20   # measured: below this, the ~45 us thread hand-off costs more than it saves
-CHUNK_BYTES = 512 * 1024
+from .parallel import PASS_CHUNK_BYTES, PASS_PARALLEL_MIN_BYTES, images_per_chunk, run_chunks
 
 
 def _split(a: np.ndarray):
     """Images per chunk for an (N, ...) array, or None when one call is cheaper."""
-    if a.nbytes < PARALLEL_MIN_BYTES or a.ndim < 2 or a.shape[0] < 2 or not a.flags.c_contiguous:
+    if a.nbytes < PASS_PARALLEL_MIN_BYTES or a.ndim < 2 or a.shape[0] < 2 or not a.flags.c_contiguous:
         return None
-    return images_per_chunk(a, CHUNK_BYTES)
+    return images_per_chunk(a, PASS_CHUNK_BYTES)
 
 
 def relu_forward(x: np.ndarray) -> np.ndarray:

@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .parallel import run_chunks
-
-#: Products with fewer flops run in the calling thread (a hand-off costs ~45 us).
-PARALLEL_MIN_FLOPS = 25e6
+from .parallel import PARALLEL_MIN_FLOPS, run_chunks  # fewer flops: the calling thread
 
 
 def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -21,6 +21,17 @@ try:  # optional: without it, chunks run serially and BLAS threads the GEMMs
 except ImportError:  # pragma: no cover
     ThreadpoolController = None
 
+#: Thresholds shared by the threaded kernels (a hand-off to the workers costs ~45 us here).
+#: GEMM-bound kernels (conv chunks, dense products) use threads from this many flops on:
+#: copy-bound small layers gain nothing (LeNet's conv1, 17 MFLOP, is 1.4x slower in threads;
+#: its conv2, 43 MFLOP, and ResNet's stem 1.2-1.4x faster; a 5 MFLOP threshold made a
+#: LeNet-5 step slower).
+PARALLEL_MIN_FLOPS = 25e6
+#: Memory-bound passes (elementwise ops, padding copies) use threads from this size on, in
+#: chunks of PASS_CHUNK_BYTES (measured: below 1 MB the hand-off costs more than it saves).
+PASS_PARALLEL_MIN_BYTES = 2**20
+PASS_CHUNK_BYTES = 512 * 1024
+
 _RUN = {"threads": None, "pool": None, "blas": None, "limit": None, "depth": 0, "user_blas": None,
         "blas_libs": None}
 _RUN_LOCK = threading.Lock()

@@ -33,17 +33,13 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .geometry import conv_output_size
-from .parallel import images_per_chunk, run_chunks
+from .parallel import PASS_CHUNK_BYTES, PASS_PARALLEL_MIN_BYTES, images_per_chunk, run_chunks
 
 __all__ = ["window_view", "pad2d", "im2col", "col2im", "pad_into", "flat_image", "gather_rows",
            "workspace", "clear_workspace"]
 
 Pair = tuple[int, int]
 Pads = tuple[Pair, Pair]
-
-#: pad_into copies inputs from this size on in threads, in chunks of PAD_CHUNK_BYTES.
-PAD_PARALLEL_MIN_BYTES = 1 << 20
-PAD_CHUNK_BYTES = 512 * 1024
 
 
 def window_view(xp: np.ndarray, kernel: Pair, stride: Pair = (1, 1),
@@ -235,10 +231,10 @@ def pad_into(x: np.ndarray, padding: Pads, slot: str, channel_major: bool = Fals
             part[:, :, pt:pt + h, pl + w:] = 0
         part[:, :, pt:pt + h, pl:pl + w] = pix
 
-    if x.nbytes < PAD_PARALLEL_MIN_BYTES:
+    if x.nbytes < PASS_PARALLEL_MIN_BYTES:
         fill(0, n)
     else:  # a memory-bound copy: split over the images, on all cores
-        run_chunks(n, images_per_chunk(x, PAD_CHUNK_BYTES), True, fill)
+        run_chunks(n, images_per_chunk(x, PASS_CHUNK_BYTES), True, fill)
     if border:
         _WS.zero_border[slot] = layout
     return xp, flat
