@@ -54,8 +54,11 @@ class Predictor:
         return e / e.sum(axis=1, keepdims=True)
 
     def load_image(self, path) -> np.ndarray:
-        """(1, C, H, W) in [0, 1] from any image file, converted as the training data was."""
-        return self.prepare(path)[0]
+        """(1, C, H, W) in [0, 1] from any image file, converted as the training data was
+        (not normalised: :meth:`logits` does that)."""
+        from ..data import prepare_image
+        c, h, w = self.input_shape
+        return prepare_image(path, c, (h, w))
 
     def prepare(self, path) -> tuple:
         """Open an image file once: (image (1, C, H, W) in [0, 1], normalised model input,
