@@ -13,6 +13,7 @@ from .autograd import (Function, Tensor, bool_, enable_grad, float32, float64, i
                        is_grad_enabled, no_grad, set_grad_enabled, tensor)
 from .autograd.creation import (arange, cat, from_numpy, full, ones, ones_like, rand, randint, randn,
                                 stack, where, zeros, zeros_like)
+from .kernels.parallel import get_num_threads, set_num_threads  # loaded by the tape anyway
 from .random import manual_seed
 from .serialization import CheckpointError, load, save
 
@@ -22,22 +23,6 @@ __all__ = ["Tensor", "tensor", "Function", "no_grad", "enable_grad", "is_grad_en
            "set_grad_enabled", "float32", "float64", "int64", "bool_", "zeros", "ones", "full",
            "zeros_like", "ones_like", "randn", "rand", "randint", "arange", "from_numpy", "cat",
            "stack", "where", "manual_seed", "set_num_threads", "get_num_threads", "random", "save", "load", "CheckpointError"]
-
-
-def set_num_threads(n):
-    """Threads convscope computes with (kernels and BLAS), like ``torch.set_num_threads``.
-
-    None restores the default: one per available core. See
-    :func:`convscope.kernels.parallel.set_num_threads`.
-    """
-    from .kernels.parallel import set_num_threads as _set
-    _set(n)
-
-
-def get_num_threads() -> int:
-    """Threads convscope's kernels run on."""
-    from .kernels.parallel import get_num_threads as _get
-    return _get()
 
 
 def __getattr__(name):

@@ -43,7 +43,7 @@ def add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
     Anything else (broadcasting, mixed dtypes, Python scalars) is a plain ``a + b``.
     """
-    arrays = isinstance(a, np.ndarray) and isinstance(b, np.ndarray)
+    arrays = type(a) is np.ndarray and type(b) is np.ndarray
     step = (_split(a) if arrays and a.shape == b.shape and b.flags.c_contiguous and a.dtype == b.dtype
             else None)
     if step is None:

@@ -177,6 +177,6 @@ def receptive_field_union(fields) -> ReceptiveField | None:
     fields = [f for f in fields if f is not None]
     if not fields:
         return None
-    left = min(f.start - (f.size - 1) / 2 for f in fields)
-    right = max(f.start + (f.size - 1) / 2 for f in fields)
+    spans = [f.span(0) for f in fields]
+    left, right = min(lo for lo, _ in spans), max(hi for _, hi in spans)
     return ReceptiveField(size=right - left + 1, jump=max(f.jump for f in fields), start=(left + right) / 2)
