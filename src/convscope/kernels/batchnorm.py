@@ -13,6 +13,8 @@ cancels against the small deviations: the residual ``e = mean(d)`` corrects ``m`
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .parallel import images_per_chunk, run_chunks
@@ -36,9 +38,17 @@ def _col(v: np.ndarray) -> np.ndarray:
 DOT_RUN = 4096
 
 
+@functools.lru_cache(maxsize=16)
+def _ones(length: int, dtype) -> np.ndarray:
+    """A read-only vector of ones, made once per (length, dtype)."""
+    ones = np.ones(length, dtype=dtype)
+    ones.flags.writeable = False
+    return ones
+
+
 def _channel_sum(a3: np.ndarray) -> np.ndarray:
     """Sum of an (n, C, L) chunk over n and L, in float64 -> (C,): dots with ones."""
-    return _channel_dot(a3, np.ones(min(a3.shape[2], DOT_RUN), dtype=a3.dtype))
+    return _channel_dot(a3, _ones(min(a3.shape[2], DOT_RUN), a3.dtype))
 
 
 def _channel_dot(a3: np.ndarray, b3: np.ndarray) -> np.ndarray:
