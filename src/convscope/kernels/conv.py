@@ -247,8 +247,10 @@ def _axis_phases(k: int, d: int, s: int, p: int, size: int):
     return phases
 
 
-def _grad_input(g, weight, x_shape, geom: _Geom) -> np.ndarray:
+def _grad_input(g, weight, x_shape, geom: _Geom, bias=None) -> np.ndarray:
     """dL/dx of a cross-correlation: one stride-1 correlation of g per stride phase.
+
+    ``bias`` (C_in,), if given, is added to every pixel (a transposed convolution's bias).
 
     Shape:
         g: (N, C_out, H_out, W_out), weight: (C_out, C_in/groups, KH, KW) ->
@@ -271,7 +273,9 @@ def _grad_input(g, weight, x_shape, geom: _Geom) -> np.ndarray:
     wt = weight.astype(g.dtype, copy=False).reshape(grp, c_out // grp, c_g, kh, kw)
     wt = wt.transpose(0, 2, 1, 3, 4).reshape(c_in, c_out // grp, kh, kw)
     full = all(t for *_, t in ph) and all(t for *_, t in pw)
-    dx = None if geom.stride == (1, 1) else (np.empty if full else np.zeros)(x_shape, dtype=g.dtype)
+    dx = None if geom.stride == (1, 1) else np.empty(x_shape, dtype=g.dtype)
+    if dx is not None and not full:  # pixels no tap reaches: zero, or the bias
+        dx[...] = 0 if bias is None else bias.astype(g.dtype, copy=False).reshape(-1, 1, 1)
     for h0, nh, i0, taps_h in ph:
         for w0, nw, j0, taps_w in pw:
             if not (taps_h and taps_w and nh and nw):
@@ -283,7 +287,7 @@ def _grad_input(g, weight, x_shape, geom: _Geom) -> np.ndarray:
             w_sub = wt[:, :, list(kk_h)][:, :, :, list(kk_w)]  # (C_in, C_out/G, T_h, T_w)
             # stride 1: the one phase is all of dx; otherwise write into the phase's pixels
             part = None if dx is None else dx[:, :, h0::geom.stride[0], w0::geom.stride[1]]
-            part = _corr(g, w_sub, None, pads, (1, 1), (step_h, step_w), grp, (nh, nw),
+            part = _corr(g, w_sub, bias, pads, (1, 1), (step_h, step_w), grp, (nh, nw),
                          (i0 + big_qh - q_h[0], j0 + big_qw - q_w[0]), slot="gpad", out=part)
             if dx is None:
                 return part
@@ -407,9 +411,8 @@ def conv_transpose2d_forward(x, weight, bias, stride: Pair, padding: Pair,
     h_out = conv_transpose_output_size(h, kh, sh, ph, dh, output_padding[0])
     w_out = conv_transpose_output_size(w, kw, sw, pw, dw, output_padding[1])
     geom = _Geom((sh, sw), ((ph, ph), (pw, pw)), (dh, dw), int(groups))
-    out = _grad_input(np.asarray(x), weight, (n, c_og * groups, h_out, w_out), geom)
-    if bias is not None:
-        out += bias.astype(out.dtype, copy=False).reshape(-1, 1, 1)  # (C_out,) -> (C_out, 1, 1)
+    # the bias is added inside the chunk loops, while each chunk is in cache
+    out = _grad_input(np.asarray(x), weight, (n, c_og * groups, h_out, w_out), geom, bias)
     return out, ConvSaved(x, weight, bias is not None, geom)
 
 
