@@ -53,9 +53,10 @@ def parse_hwc(text) -> tuple[int, int, int]:
     return values if len(values) == 3 else values + (1,)
 
 
-def parse_size(value, name: str = "kernel", minimum: int = 1) -> tuple[int, int]:
-    """'5' or 5 -> (5, 5); '5x3' or (5, 3) -> (5, 3) (height x width). Raises CalcUsageError."""
-    values = parse_ints(value, name, "5 or 5x3", (1, 2), minimum)
+def parse_size(value, name: str = "kernel", minimum: int = 1, expected: str = "5 or 5x3") -> tuple[int, int]:
+    """'5' or 5 -> (5, 5); '5x3' or (5, 3) -> (5, 3) (height x width). Raises CalcUsageError
+    (whose message shows ``expected`` as the form to use)."""
+    values = parse_ints(value, name, expected, (1, 2), minimum)
     return values * 2 if len(values) == 1 else values
 
 

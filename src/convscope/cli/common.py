@@ -12,12 +12,11 @@ class UsageError(ValueError):
 
 def parse_hw(text: str, name: str = "size") -> tuple:
     """'28' -> (28, 28); '32x48' -> (32, 48); a UsageError otherwise."""
-    from ..analysis.calc import parse_ints
+    from ..analysis.calc import parse_size
     try:
-        values = parse_ints(text, name, "28 or 32x48", (1, 2))
+        return parse_size(text, name, expected="28 or 32x48")
     except ValueError as e:
         raise UsageError(str(e)) from None
-    return values * 2 if len(values) == 1 else values
 
 
 def add_common(parser: argparse.ArgumentParser) -> None:
