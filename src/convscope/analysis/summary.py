@@ -11,6 +11,7 @@ import numpy as np
 
 from ..autograd.grad_mode import enable_grad
 from ..autograd.tensor import Tensor
+from ..nn.functional._checks import InputTooSmallError
 from .calc import parse_ints
 from .graph import analyse_tape, record_modules
 
@@ -132,7 +133,7 @@ def summary(model, input_size, model_name: str | None = None) -> Summary:
         if where is None:
             raise
         text = str(err)
-        if "larger than" in text or "too small" in text or "vanish" in text:
+        if isinstance(err, InputTooSmallError):
             raise ValueError(f"input {c}x{h}x{w} is too small for {name}: the feature map vanishes at layer "
                              f"{where.name} ({where.module._layer_name()}): {text}") from None
         raise ValueError(f"{name} cannot run on a {c}x{h}x{w} input: layer {where.name} "

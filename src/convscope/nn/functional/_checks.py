@@ -11,6 +11,10 @@ from ...autograd.tensor import Tensor
 from ...kernels.geometry import normalize_tuple
 
 
+class InputTooSmallError(ValueError):
+    """A window (kernel or pooling) larger than its padded input: the feature map vanishes."""
+
+
 def check_tensor(x, layer: str, name: str = "input") -> Tensor:
     """Raise TypeError unless ``x`` is a Tensor."""
     if not isinstance(x, Tensor):

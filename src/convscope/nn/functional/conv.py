@@ -11,7 +11,7 @@ from __future__ import annotations
 from ...kernels.geometry import (conv_output_size, conv_transpose_output_size,
                                  effective_kernel, same_padding)
 from ...ops import conv as C
-from ._checks import (check_ndim, check_same_dtype, check_tensor, fmt_hw,
+from ._checks import (InputTooSmallError, check_ndim, check_same_dtype, check_tensor, fmt_hw,
                       nonnegative_tuple, positive_tuple)
 from .resample import _pad_impl
 
@@ -47,7 +47,7 @@ def _check_output(out_size, size, kernel, dilation, pads, layer):
         return
     padded = tuple(size[i] + pads[i][0] + pads[i][1] for i in range(len(size)))
     span = tuple(effective_kernel(kernel[i], dilation[i]) for i in range(len(size)))
-    raise ValueError(f"{layer}: kernel {fmt_hw(kernel)} (dilation {fmt_hw(dilation)}, spanning "
+    raise InputTooSmallError(f"{layer}: kernel {fmt_hw(kernel)} (dilation {fmt_hw(dilation)}, spanning "
                      f"{fmt_hw(span)}) is larger than the padded input {fmt_hw(padded)} "
                      f"(input {fmt_hw(size)} plus padding); expected a padded input at least "
                      f"as large as the kernel's span")

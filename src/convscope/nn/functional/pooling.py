@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ...kernels.geometry import conv_output_size, effective_kernel
 from ...ops import pool as P
-from ._checks import check_float, check_ndim, check_tensor, fmt_hw, nonnegative_tuple, positive_tuple
+from ._checks import InputTooSmallError, check_float, check_ndim, check_tensor, fmt_hw, nonnegative_tuple, positive_tuple
 
 
 def pool_geometry(kernel_size, stride, padding, dilation, layer):
@@ -40,7 +40,7 @@ def _out_size(x, kernel, stride, padding, dilation, ceil_mode, layer):
                 for i in range(2))
     if any(o < 1 for o in out):
         span = tuple(effective_kernel(kernel[i], dilation[i]) for i in range(2))
-        raise ValueError(f"{layer}: window {fmt_hw(span)} is larger than the padded input "
+        raise InputTooSmallError(f"{layer}: window {fmt_hw(span)} is larger than the padded input "
                          f"{fmt_hw(tuple(size[i] + 2 * padding[i] for i in range(2)))} (input of shape "
                          f"{tuple(x.shape)}); expected spatial size at least the window")
     return out
