@@ -19,6 +19,15 @@ def _tol(dtype, scale=1.0):
     return dict(rtol=t["rtol"], atol=t["atol"] * scale)
 
 
+def assert_kernel_close(ours, theirs, dtype, what):
+    """A kernel's array against a reference (array or torch tensor) at the tolerances of
+    ``dtype``; ``ours`` must have exactly that dtype and the reference's shape (NaNs equal)."""
+    theirs = theirs.detach().numpy() if isinstance(theirs, torch.Tensor) else theirs
+    assert ours.shape == theirs.shape, f"{what}: shape {ours.shape} != {theirs.shape}"
+    assert ours.dtype == np.dtype(dtype), f"{what}: dtype {ours.dtype} != {np.dtype(dtype)}"
+    np.testing.assert_allclose(ours, theirs, err_msg=what, equal_nan=True, **TOL[np.dtype(dtype).type])
+
+
 def assert_close(ours, theirs, dtype, what, scale=1.0, magnitude=None):
     """Elementwise |ours - theirs| <= atol + rtol * M with M = |theirs| (or the term magnitude).
 

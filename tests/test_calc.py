@@ -1,18 +1,11 @@
 """`convscope calc`: the lecture's hand calculations, checked against the lecture's numbers and PyTorch."""
-import json
 
 import numpy as np
 import pytest
 
 from convscope.analysis.calc import CalcUsageError, conv_calc, parse_hwc, parse_layer, pool_calc, stack_calc
-from convscope.cli import main
+from cli_run import last_json, run_cli
 from convscope.kernels import geometry as G
-
-
-def run_cli(args, capsys):
-    code = main(args)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def fits_exactly(n, k, s, pb, pa, d=1):
@@ -192,14 +185,14 @@ def test_cli_conv_lecture_example(capsys):
 def test_cli_json_has_the_numbers(capsys):
     code, out, _ = run_cli(["calc", "conv", "--input", "224x224x3", "--filters", "96", "--kernel", "11",
                             "--stride", "4", "--json"], capsys)
-    data = json.loads(out.strip().splitlines()[-1])
+    data = last_json(out)
     assert code == 0 and data["output"] == [54, 54, 96] and data["params"] == 34_944 and not data["exact"]
     assert {227, 223} <= {f["input"] for f in data["suggestions"]}
     code, out, _ = run_cli(["calc", "pool", "--input", "224x224x64", "--kernel", "2", "--stride", "2", "--json"],
                            capsys)
-    assert json.loads(out.strip().splitlines()[-1])["output"] == [112, 112, 64]
+    assert last_json(out)["output"] == [112, 112, 64]
     code, out, _ = run_cli(["calc", "stack", "3x3,3x3,3x3", "--vs", "7x7", "--channels", "64", "--json"], capsys)
-    data = json.loads(out.strip().splitlines()[-1])
+    data = last_json(out)
     assert code == 0 and data["stack"]["params"] == 110_592 and data["vs"]["params"] == 200_704
 
 

@@ -12,12 +12,12 @@ from PIL import Image
 
 import convscope
 from convscope.checkpoint import save_checkpoint
-from convscope.cli import main
 from convscope.explain import (conv_trace, demo_example, feature_map_grid, features_for_layers,
                                filter_grid, format_trace, grid_shape, load_trace_inputs,
                                random_example, trace_model_value)
 from convscope.explain.figures import feature_map_figure, filter_figure, tile_axes
 from convscope.nn import functional as F
+from cli_run import last_json, run_cli
 
 
 def conv_ref(ex, dtype):
@@ -251,9 +251,8 @@ def checkpoint(tmp_path_factory):
 
 
 def run(capsys, command):
-    code = main(command.split())
-    out, err = capsys.readouterr()
-    doc = json.loads(out.strip().splitlines()[-1]) if "--json" in command and code == 0 else None
+    code, out, err = run_cli(command.split(), capsys)
+    doc = last_json(out) if "--json" in command and code == 0 else None
     return code, out, err, doc
 
 

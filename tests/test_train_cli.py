@@ -1,5 +1,4 @@
 """The training tool: the default run, exact resume, the NaN stop, Ctrl-C, evaluate/predict and bad input."""
-import json
 import os
 import signal
 import subprocess
@@ -12,16 +11,7 @@ import pytest
 from convscope.checkpoint import load_checkpoint
 from convscope.cli import main
 from convscope.train import TrainConfig, Trainer, TrainingDiverged
-
-
-def run_cli(args, capsys):
-    code = main(args)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def last_json(out):
-    return json.loads(out.strip().splitlines()[-1])
+from cli_run import last_json, run_cli
 
 
 @pytest.fixture(scope="module")

@@ -24,16 +24,10 @@ from convscope.kernels.resample import (
     nearest_source_index,
 )
 from parity import TOL  # the project's float32/float64 tolerances
+from parity import assert_kernel_close as close
 
 DTYPES = [np.float32, np.float64]
 MODES = ["constant", "reflect", "replicate", "circular"]
-
-
-def close(ours, theirs, dtype, what):
-    theirs = theirs.detach().numpy() if isinstance(theirs, torch.Tensor) else theirs
-    assert ours.shape == theirs.shape, f"{what}: shape {ours.shape} != {theirs.shape}"
-    assert ours.dtype == np.dtype(dtype), f"{what}: dtype {ours.dtype} != {np.dtype(dtype)}"
-    np.testing.assert_allclose(ours, theirs, err_msg=what, **TOL[dtype])
 
 
 # ----------------------------------------------------------------- pad
