@@ -1,5 +1,4 @@
 """The lecture's worked examples, computed by the layers and the shared geometry module."""
-import numpy as np
 import pytest
 
 import convscope as cs
