@@ -11,10 +11,9 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ..autograd.grad_mode import no_grad
 from ..autograd.tensor import Tensor
 from ..plotting import pyplot as _plt
-from .inputs import image_input
+from .inputs import run_with_hooks
 from ..plotting import save_figure
 
 TILE_INCHES = 1.8
@@ -173,27 +172,22 @@ def features_for_layers(model, x, layers=None) -> "OrderedDict[str, np.ndarray]"
         ValueError: an unknown name (listing the valid ones), a layer that did not run, or one
             whose output is not a feature map (1, C, H, W).
     """
-    from ..nn.modules.conv import Conv2d
+    from .model_trace import conv_layer_names
     modules = OrderedDict((n, m) for n, m in model.named_modules() if n)
     if layers is None:
-        layers = [n for n, m in modules.items() if isinstance(m, Conv2d)]
+        layers = conv_layer_names(model)
     layers = list(layers)
     unknown = [n for n in layers if n not in modules]
     if unknown or not layers:
         raise ValueError(f"unknown layer(s) {', '.join(map(repr, unknown)) or '(none given)'}; "
                          f"expected names from: {', '.join(modules)}")
-    data = image_input(model, x)
-    seen, handles = {}, []
-    for name in layers:
-        def hook(mod, inputs, output, name=name):
+    seen = {}
+
+    def hook_for(name):
+        def hook(mod, inputs, output):
             seen[name] = output[0] if isinstance(output, tuple) else output
-        handles.append(modules[name].register_forward_hook(hook))
-    try:
-        with no_grad(), model.evaluating():
-            model(Tensor._wrap(data, False))
-    finally:
-        for h in handles:
-            h.remove()
+        return hook
+    run_with_hooks(model, x, [(modules[name], hook_for(name)) for name in layers])
     result = OrderedDict()
     for name in layers:
         if name not in seen:

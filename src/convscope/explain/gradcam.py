@@ -15,7 +15,7 @@ import numpy as np
 
 from ..autograd.grad_mode import enable_grad, no_grad
 from ..autograd.tensor import Tensor
-from .inputs import image_input
+from .inputs import image_input, run_with_hooks
 
 METHODS = ("gradcam", "gradcam++", "saliency")
 
@@ -31,17 +31,9 @@ def _layer_name(model, module) -> str:
 def last_conv_layer(model, x) -> str:
     """Dotted name of the last Conv2d (in call order) whose output is larger than 1x1 for ``x``."""
     from ..nn import Conv2d
-    seen, handles = [], []
-    for name, m in model.named_modules():
-        if isinstance(m, Conv2d):
-            handles.append(m.register_forward_hook(
-                lambda mod, inp, out, name=name: seen.append((name, tuple(out.shape[2:])))))
-    try:
-        with _frozen(model), no_grad():
-            model(Tensor._wrap(image_input(model, x), False))
-    finally:
-        for h in handles:
-            h.remove()
+    seen = []
+    run_with_hooks(model, x, [(m, lambda mod, inp, out, name=name: seen.append((name, tuple(out.shape[2:]))))
+                              for name, m in model.named_modules() if isinstance(m, Conv2d)])
     big = [name for name, hw in seen if hw[0] * hw[1] > 1]
     if not big:
         raise ValueError(f"{type(model).__name__} has no Conv2d layer with an output larger than 1x1 "

@@ -1,8 +1,10 @@
-"""The input check shared by the explanation tools: one image, in the model's dtype."""
+"""What the explanation tools share: the check of their one-image input (in the model's
+dtype) and a forward pass with hooks on chosen layers."""
 from __future__ import annotations
 
 import numpy as np
 
+from ..autograd.grad_mode import no_grad
 from ..autograd.tensor import Tensor
 
 
@@ -16,3 +18,16 @@ def image_input(model, x) -> np.ndarray:
         raise TypeError(f"explain: expected a numeric image, got dtype {data.dtype}")
     dtype = next((p.dtype for p in model.parameters()), np.float32)
     return np.array(data, dtype=dtype, copy=True)
+
+
+def run_with_hooks(model, x, hooks) -> None:
+    """Run ``model`` on one image ``x`` (1, C, H, W) in eval mode without a tape, with
+    forward hooks ``[(module, fn(module, inputs, output)), ...]``; the hooks are removed
+    and every submodule's mode restored afterwards, whatever happens."""
+    handles = [module.register_forward_hook(fn) for module, fn in hooks]
+    try:
+        with no_grad(), model.evaluating():
+            model(Tensor._wrap(image_input(model, x), False))
+    finally:
+        for h in handles:
+            h.remove()

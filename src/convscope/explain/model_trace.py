@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..autograd.grad_mode import no_grad
-from ..autograd.tensor import Tensor
 from ..nn.modules.conv import Conv2d
-from .inputs import image_input
+from .inputs import image_input, run_with_hooks
 from .trace import conv_trace
 
 
@@ -50,14 +48,10 @@ def capture_layer(model, x, layer: str):
         seen["in"], seen["out"] = inputs[0].data.copy(), output.data.copy()
         raise _Stop
 
-    handle = module.register_forward_hook(hook)
     try:
-        with no_grad(), model.evaluating():
-            model(Tensor._wrap(image_input(model, x), False))
+        run_with_hooks(model, x, [(module, hook)])
     except _Stop:
         pass
-    finally:
-        handle.remove()
     if "in" not in seen:
         raise ValueError(f"layer {layer!r} did not run in the model's forward pass")
     return module, seen["in"], seen["out"]
