@@ -150,22 +150,27 @@ def summary(model, input_size, model_name: str | None = None) -> Summary:
     trainable = sum(p.numel() for p in params if p.requires_grad)
     fields = {}
     for rec in records:
-        o = rec.output[0] if isinstance(rec.output, tuple) else rec.output
-        info = by_node.get(id(o.grad_fn)) if isinstance(o, Tensor) and o.grad_fn is not None else None
+        info = _output_info(rec, by_node)[1]
         fields[rec.name] = info.rf if info is not None else None
     return Summary(name, (c, h, w), rows, total, trainable, sum(i.macs for i in infos), network_rf,
                    max((i.depth for i in infos), default=0), tuple(out.shape[1:]), fields)
 
 
+def _output_info(rec, by_node):
+    """(the module call's output Tensor or None, the tape node info that made it or None)."""
+    out = rec.output[0] if isinstance(rec.output, tuple) else rec.output
+    if not isinstance(out, Tensor):
+        return None, None
+    return out, (by_node.get(id(out.grad_fn)) if out.grad_fn is not None else None)
+
+
 def _rows(records, infos, by_node):
     """One row per leaf module, plus containers whose own forward recorded ops (e.g. a residual add)."""
-    ordered = sorted(records, key=lambda r: r.first)
+    newest_first = sorted(records, key=lambda r: r.first, reverse=True)
     for info in infos:
         seq = info.node.seq
-        best = None
-        for rec in ordered:
-            if rec.first < seq < rec.last and (best is None or rec.first > best.first):
-                best = rec
+        # the innermost module call that recorded this node: the latest one to start around it
+        best = next((rec for rec in newest_first if rec.first < seq < rec.last), None)
         if best is not None:
             best.nodes.append(info)
     rows = []
@@ -174,10 +179,9 @@ def _rows(records, infos, by_node):
             continue
         if not rec.leaf and not rec.nodes:
             continue
-        out = rec.output[0] if isinstance(rec.output, tuple) else rec.output
-        if not isinstance(out, Tensor):
+        out, info = _output_info(rec, by_node)
+        if out is None:
             continue
-        info = by_node.get(id(out.grad_fn)) if out.grad_fn is not None else None
         rf = info.rf if info is not None else None
         if info is None and rec.leaf and not rec.nodes:   # Identity & co: same as its input
             rf = None
