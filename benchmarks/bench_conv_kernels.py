@@ -12,6 +12,7 @@ ratio = ours / torch. The "per step" lines weight each layer by how often it
 occurs in the network (ResNet-20: 1 stem, 6 + 5 + 5 3x3 stride-1, 2 stride-2;
 the two 1x1 shortcuts are the option-B variant and are not counted).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -62,12 +63,15 @@ def main() -> None:
     args = ap.parse_args()
     import torch
     import torch.nn.functional as F
+
     torch.set_num_threads(args.threads)
     set_num_threads(args.threads)  # ours: the same thread count
     stat = np.median if args.stat == "median" else np.min
     rng = np.random.default_rng(0)
-    head = (f"{'layer':26s} {'fwd ours':>9s} {'torch':>7s} {'ratio':>6s} | "
-            f"{'f+b ours':>9s} {'torch':>7s} {'ratio':>6s}")
+    head = (
+        f"{'layer':26s} {'fwd ours':>9s} {'torch':>7s} {'ratio':>6s} | "
+        f"{'f+b ours':>9s} {'torch':>7s} {'ratio':>6s}"
+    )
     print(f"{args.stat} ms, {args.threads} threads, batch 64, float32")
     print(head)
     print("-" * len(head))
@@ -100,13 +104,17 @@ def main() -> None:
 
         t = np.array(time_blocks([ours_f, torch_f, ours_fb, torch_fb], args.blocks, args.reps, stat))
         totals[net] = totals.get(net, np.zeros(4)) + count * t
-        print(f"{name:26s} {t[0]:9.3f} {t[1]:7.3f} {t[0] / t[1]:6.2f} | "
-              f"{t[2]:9.3f} {t[3]:7.3f} {t[2] / t[3]:6.2f}")
+        print(
+            f"{name:26s} {t[0]:9.3f} {t[1]:7.3f} {t[0] / t[1]:6.2f} | "
+            f"{t[2]:9.3f} {t[3]:7.3f} {t[2] / t[3]:6.2f}"
+        )
     print("-" * len(head))
     for net, label in (("lenet", "LeNet-5 convs per step"), ("r20", "ResNet-20 convs per step")):
         t = totals[net]
-        print(f"{label:26s} {t[0]:9.3f} {t[1]:7.3f} {t[0] / t[1]:6.2f} | "
-              f"{t[2]:9.3f} {t[3]:7.3f} {t[2] / t[3]:6.2f}")
+        print(
+            f"{label:26s} {t[0]:9.3f} {t[1]:7.3f} {t[0] / t[1]:6.2f} | "
+            f"{t[2]:9.3f} {t[3]:7.3f} {t[2] / t[3]:6.2f}"
+        )
 
 
 if __name__ == "__main__":

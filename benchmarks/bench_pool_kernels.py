@@ -8,6 +8,7 @@ Prints the best-of-R mean time per call (microseconds) and ours/torch
 Best-of-R is used because the machine is shared: a busy neighbour slows
 torch's threaded kernels far more than ours.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -94,8 +95,7 @@ def main(argv=None):
         with torch.no_grad():
             return F.adaptive_avg_pool2d(xt, 1)
 
-    add(f"adaptive_avg_pool2d 1x1 fwd     {shape}",
-        lambda: adaptive_avg_pool2d_forward(x, (1, 1)), torch_gap)
+    add(f"adaptive_avg_pool2d 1x1 fwd     {shape}", lambda: adaptive_avg_pool2d_forward(x, (1, 1)), torch_gap)
 
     def ours_gap_fb():
         adaptive_avg_pool2d_forward(x, (1, 1))

@@ -7,6 +7,7 @@ Models: (a) LeNet-5 at batch 64 on 1x28x28, (b) CIFAR ResNet-20 with BatchNorm a
 update. Prints the median time of each and the median per-block ratio convscope / PyTorch
 (the two run in alternating blocks, so drifts in machine speed hit both alike).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,6 +20,7 @@ import numpy as np
 
 def torch_resnet20(tnn, F):
     """The same option-A CIFAR ResNet-20 in PyTorch (the benchmark's baseline)."""
+
     class Shortcut(tnn.Module):
         def __init__(self, cin, cout, s):
             super().__init__()
@@ -26,7 +28,7 @@ def torch_resnet20(tnn, F):
 
         def forward(self, x):
             e = self.cout - self.cin
-            return F.pad(x[:, :, ::self.s, ::self.s], (0, 0, 0, 0, e // 2, e - e // 2))
+            return F.pad(x[:, :, :: self.s, :: self.s], (0, 0, 0, 0, e // 2, e - e // 2))
 
     class Block(tnn.Module):
         def __init__(self, cin, c, s):
@@ -52,10 +54,20 @@ def torch_resnet20(tnn, F):
 
 
 def torch_lenet5(tnn):
-    return tnn.Sequential(tnn.Conv2d(1, 6, 5, padding=2), tnn.ReLU(), tnn.MaxPool2d(2),
-                          tnn.Conv2d(6, 16, 5), tnn.ReLU(), tnn.MaxPool2d(2), tnn.Flatten(),
-                          tnn.Linear(400, 120), tnn.ReLU(), tnn.Linear(120, 84), tnn.ReLU(),
-                          tnn.Linear(84, 10))
+    return tnn.Sequential(
+        tnn.Conv2d(1, 6, 5, padding=2),
+        tnn.ReLU(),
+        tnn.MaxPool2d(2),
+        tnn.Conv2d(6, 16, 5),
+        tnn.ReLU(),
+        tnn.MaxPool2d(2),
+        tnn.Flatten(),
+        tnn.Linear(400, 120),
+        tnn.ReLU(),
+        tnn.Linear(120, 84),
+        tnn.ReLU(),
+        tnn.Linear(84, 10),
+    )
 
 
 PAUSE_SECONDS = 0.3
@@ -129,13 +141,25 @@ def bench_pair(name, ours, theirs, shape, repeats):
     ours.eval()
     theirs.eval()
     ic, it, infer_ratio, infer_best = paired_times(infer_c, infer_t, repeats)
-    print(f"{name:<22} train step  convscope {tc * 1e3:8.1f} ms   PyTorch {tt * 1e3:8.1f} ms   "
-          f"ratio {train_ratio:5.2f} (fastest runs: {train_best:5.2f})")
-    print(f"{'':<22} inference   convscope {ic * 1e3:8.1f} ms   PyTorch {it * 1e3:8.1f} ms   "
-          f"ratio {infer_ratio:5.2f} (fastest runs: {infer_best:5.2f})")
-    return dict(model=name, train_ratio=train_ratio, infer_ratio=infer_ratio, train_ratio_fastest=train_best,
-                infer_ratio_fastest=infer_best, train_ms=tc * 1e3, torch_train_ms=tt * 1e3,
-                infer_ms=ic * 1e3, torch_infer_ms=it * 1e3)
+    print(
+        f"{name:<22} train step  convscope {tc * 1e3:8.1f} ms   PyTorch {tt * 1e3:8.1f} ms   "
+        f"ratio {train_ratio:5.2f} (fastest runs: {train_best:5.2f})"
+    )
+    print(
+        f"{'':<22} inference   convscope {ic * 1e3:8.1f} ms   PyTorch {it * 1e3:8.1f} ms   "
+        f"ratio {infer_ratio:5.2f} (fastest runs: {infer_best:5.2f})"
+    )
+    return dict(
+        model=name,
+        train_ratio=train_ratio,
+        infer_ratio=infer_ratio,
+        train_ratio_fastest=train_best,
+        infer_ratio_fastest=infer_best,
+        train_ms=tc * 1e3,
+        torch_train_ms=tt * 1e3,
+        infer_ms=ic * 1e3,
+        torch_infer_ms=it * 1e3,
+    )
 
 
 def main(argv=None):
@@ -157,11 +181,25 @@ def main(argv=None):
     cs.manual_seed(0)
     torch.manual_seed(0)
     if args.only in (None, "lenet5"):
-        results.append(bench_pair("LeNet-5 (batch 64)", models.create("lenet5", in_channels=1),
-                                  torch_lenet5(torch.nn), (64, 1, 28, 28), args.repeats))
+        results.append(
+            bench_pair(
+                "LeNet-5 (batch 64)",
+                models.create("lenet5", in_channels=1),
+                torch_lenet5(torch.nn),
+                (64, 1, 28, 28),
+                args.repeats,
+            )
+        )
     if args.only in (None, "resnet20"):
-        results.append(bench_pair("ResNet-20 (batch 64)", models.create("resnet20"),
-                                  torch_resnet20(torch.nn, TF), (64, 3, 32, 32), args.repeats))
+        results.append(
+            bench_pair(
+                "ResNet-20 (batch 64)",
+                models.create("resnet20"),
+                torch_resnet20(torch.nn, TF),
+                (64, 3, 32, 32),
+                args.repeats,
+            )
+        )
     return results
 
 

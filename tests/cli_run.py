@@ -1,4 +1,5 @@
 """Test helper: run the ``convscope`` command in-process and read what it printed."""
+
 from __future__ import annotations
 
 import json

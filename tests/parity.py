@@ -4,6 +4,7 @@
 functions, compares the outputs, back-propagates the same random upstream
 gradient and compares the gradient of every floating-point input.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -46,23 +47,28 @@ def assert_close(ours, theirs, dtype, what, scale=1.0, magnitude=None):
     bound = tol["atol"] + tol["rtol"] * np.maximum(np.abs(theirs), np.asarray(magnitude))
     err = np.abs(ours.astype(np.float64) - theirs)
     bad = np.flatnonzero(~(err <= bound))
-    assert bad.size == 0, (f"{what}: {bad.size} of {err.size} values off; worst at flat index "
-                           f"{bad[np.argmax((err / bound).flat[bad])]}: error/bound "
-                           f"{(err / bound).max():.3g}")
+    assert bad.size == 0, (
+        f"{what}: {bad.size} of {err.size} values off; worst at flat index "
+        f"{bad[np.argmax((err / bound).flat[bad])]}: error/bound "
+        f"{(err / bound).max():.3g}"
+    )
 
 
 def _magnitudes(theirs, arrays, upstream):
     """Output and input-gradient magnitudes: the op run on |inputs| with |upstream| (sums of products)."""
-    th = [None if a is None else torch.tensor(np.abs(a) if a.dtype.kind == "f" else a,
-                                              requires_grad=a.dtype.kind == "f") for a in arrays]
+    th = [
+        None
+        if a is None
+        else torch.tensor(np.abs(a) if a.dtype.kind == "f" else a, requires_grad=a.dtype.kind == "f")
+        for a in arrays
+    ]
     out = theirs(*th)
     out = out[0] if isinstance(out, tuple) else out
     out.backward(torch.tensor(np.abs(upstream)))
     return out.detach().numpy(), [None if t is None or t.grad is None else t.grad.numpy() for t in th]
 
 
-def assert_parity(ours, theirs, arrays, grad=True, seed=0, scale=1.0, extra_grads=None,
-                  multilinear=False):
+def assert_parity(ours, theirs, arrays, grad=True, seed=0, scale=1.0, extra_grads=None, multilinear=False):
     """Compare forward outputs and input gradients of ``ours`` and ``theirs``.
 
     Args:
@@ -78,10 +84,13 @@ def assert_parity(ours, theirs, arrays, grad=True, seed=0, scale=1.0, extra_grad
             PyTorch on absolute values.
     """
     dtype = next(a.dtype for a in arrays if a is not None and a.dtype.kind == "f")
-    cs_in = [None if a is None else cs.tensor(a, dtype=a.dtype, requires_grad=a.dtype.kind == "f" and grad)
-             for a in arrays]
-    th_in = [None if a is None else torch.tensor(a, requires_grad=a.dtype.kind == "f" and grad)
-             for a in arrays]
+    cs_in = [
+        None if a is None else cs.tensor(a, dtype=a.dtype, requires_grad=a.dtype.kind == "f" and grad)
+        for a in arrays
+    ]
+    th_in = [
+        None if a is None else torch.tensor(a, requires_grad=a.dtype.kind == "f" and grad) for a in arrays
+    ]
     out_c = ours(*cs_in)
     out_t = theirs(*th_in)
     if isinstance(out_c, tuple):
@@ -101,8 +110,14 @@ def assert_parity(ours, theirs, arrays, grad=True, seed=0, scale=1.0, extra_grad
             continue
         assert t.grad is not None, f"torch gave no grad for input {i}"
         assert c.grad is not None, f"convscope gave no grad for input {i}"
-        assert_close(c.grad.numpy(), t.grad.numpy(), dtype, f"grad of input {i}", scale,
-                     None if mag_grads is None else mag_grads[i])
+        assert_close(
+            c.grad.numpy(),
+            t.grad.numpy(),
+            dtype,
+            f"grad of input {i}",
+            scale,
+            None if mag_grads is None else mag_grads[i],
+        )
     if extra_grads:
         for name, gc, gt in extra_grads():
             assert_close(gc, gt, dtype, f"grad of {name}", scale)
@@ -133,8 +148,9 @@ def assert_gradcheck(op, arrays, seed=0, eps=1e-6, rtol=1e-6, atol=1e-8):
     ``op`` maps convscope Tensors to a Tensor; the scalar checked is sum(op(x) * w) for a
     fixed random w, so every output element's gradient path is exercised.
     """
-    arrays = [None if a is None else np.asarray(a, dtype=np.float64) if a.dtype.kind == "f" else a
-              for a in arrays]
+    arrays = [
+        None if a is None else np.asarray(a, dtype=np.float64) if a.dtype.kind == "f" else a for a in arrays
+    ]
     rng = np.random.default_rng(seed + 7)
     probe = op(*[None if a is None else cs.tensor(a, dtype=a.dtype) for a in arrays])
     probe = probe[0] if isinstance(probe, tuple) else probe
@@ -146,8 +162,9 @@ def assert_gradcheck(op, arrays, seed=0, eps=1e-6, rtol=1e-6, atol=1e-8):
         out = out[0] if isinstance(out, tuple) else out
         return float((out.numpy() * weights).sum())
 
-    tensors = [None if a is None else cs.tensor(a, dtype=a.dtype, requires_grad=a.dtype.kind == "f")
-               for a in arrays]
+    tensors = [
+        None if a is None else cs.tensor(a, dtype=a.dtype, requires_grad=a.dtype.kind == "f") for a in arrays
+    ]
     out = op(*tensors)
     out = out[0] if isinstance(out, tuple) else out
     out.backward(cs.tensor(weights, dtype=np.float64))
@@ -155,5 +172,6 @@ def assert_gradcheck(op, arrays, seed=0, eps=1e-6, rtol=1e-6, atol=1e-8):
         if a is None or a.dtype.kind != "f":
             continue
         expected = numerical_grad(scalar, arrays, i, eps)
-        np.testing.assert_allclose(t.grad.numpy(), expected, rtol=rtol, atol=atol,
-                                   err_msg=f"gradcheck of input {i}")
+        np.testing.assert_allclose(
+            t.grad.numpy(), expected, rtol=rtol, atol=atol, err_msg=f"gradcheck of input {i}"
+        )

@@ -1,4 +1,5 @@
 """Tensor and tape behaviour: dtypes, accumulation, no_grad, topological order, hooks, errors."""
+
 import numpy as np
 import pytest
 import torch
@@ -9,14 +10,14 @@ from parity import assert_gradcheck, assert_parity
 
 def test_default_dtypes_never_float64():
     assert cs.tensor([1.0, 2.0]).dtype == np.float32
-    assert cs.tensor(np.zeros(3)).dtype == np.float32          # float64 data becomes float32
+    assert cs.tensor(np.zeros(3)).dtype == np.float32  # float64 data becomes float32
     assert cs.tensor(np.zeros(3), dtype=cs.float64).dtype == np.float64
     assert cs.tensor([1, 2]).dtype == np.int64
     x = cs.randn(3)
     assert (x * 0.5).dtype == np.float32
     assert (x * np.float64(0.5)).dtype == np.float32
     assert (2.0 / x).dtype == np.float32
-    assert (x ** 2).dtype == np.float32
+    assert (x**2).dtype == np.float32
     assert x.mean().dtype == np.float32
     assert (cs.tensor([1, 2]) / 2).dtype == np.float32
 
@@ -49,6 +50,7 @@ def test_no_grad_records_nothing():
     @cs.no_grad()
     def f(t):
         return t * 2
+
     assert not f(x).requires_grad
     assert cs.is_grad_enabled()
 
@@ -122,8 +124,12 @@ def test_broadcast_binary_parity(sa, sb, op):
     rng = np.random.default_rng(len(sa) * 10 + len(sb))
     a = rng.standard_normal(sa).astype(np.float32)
     b = (rng.uniform(0.5, 2.0, sb) * rng.choice([-1, 1], sb)).astype(np.float32)
-    fn = {"add": lambda x, y: x + y, "sub": lambda x, y: x - y,
-          "mul": lambda x, y: x * y, "div": lambda x, y: x / y}[op]
+    fn = {
+        "add": lambda x, y: x + y,
+        "sub": lambda x, y: x - y,
+        "mul": lambda x, y: x * y,
+        "div": lambda x, y: x / y,
+    }[op]
     assert_parity(fn, fn, [a, b])
 
 
@@ -145,7 +151,7 @@ REDUCTIONS = [
     (lambda x: cs.cat([x, x * 2], 1), lambda x: torch.cat([x, x * 2], 1)),
     (lambda x: cs.stack([x, x * 2], 0), lambda x: torch.stack([x, x * 2], 0)),
     (lambda x: x @ x.transpose(1, 2), lambda x: x @ x.transpose(1, 2)),
-    (lambda x: x ** 3, lambda x: x ** 3),
+    (lambda x: x**3, lambda x: x**3),
 ]
 
 
@@ -191,7 +197,7 @@ def test_custom_backward_returning_python_floats_accumulates():
             return float(g) * 3.0
 
     x = cs.tensor(2.0, requires_grad=True)
-    h = x * 1.0                       # a non-leaf used twice
+    h = x * 1.0  # a non-leaf used twice
     total = Triple.apply(h) + Triple.apply(h)
     total.backward()
     assert x.grad.item() == 6.0

@@ -15,6 +15,7 @@ def fits_exactly(n, k, s, pb, pa, d=1):
 
 # ---- conv -------------------------------------------------------------------------------------------
 
+
 def test_lecture_32x32x3_ten_5x5_filters_stride1_pad2():
     r = conv_calc((32, 32, 3), filters=10, kernel=5, stride=1, padding=2)
     assert r["output"] == [32, 32, 10]
@@ -104,6 +105,7 @@ def test_conv_matches_pytorch():
 
 # ---- pool -------------------------------------------------------------------------------------------
 
+
 def test_pool_224x224x64_2x2_stride2():
     r = pool_calc("224x224x64", kernel=2, stride=2)
     assert r["output"] == [112, 112, 64] and r["params"] == 0 and r["kept"] == 0.25
@@ -125,11 +127,12 @@ def test_pool_ceil_mode_and_pytorch():
 
 # ---- stack ------------------------------------------------------------------------------------------
 
+
 def test_three_3x3_vs_one_7x7():
     r = stack_calc(["3x3", "3x3", "3x3"], vs="7x7", channels=64)
     assert [row["rf"] for row in r["stack"]["layers"]] == [[3, 3], [5, 5], [7, 7]]
     assert r["stack"]["rf"] == r["vs"]["rf"] == [7, 7] and r["equal_rf"]
-    assert r["stack"]["params"] == 27 * 64 ** 2 == 110_592 and r["vs"]["params"] == 49 * 64 ** 2 == 200_704
+    assert r["stack"]["params"] == 27 * 64**2 == 110_592 and r["vs"]["params"] == 49 * 64**2 == 200_704
     assert (r["stack"]["nonlinearities"], r["vs"]["nonlinearities"]) == (3, 1)
     assert r["stack"]["macs_per_position"] == 110_592
     text = "\n".join(r["lines"])
@@ -142,11 +145,17 @@ def test_stack_strides_pools_and_specs():
     assert [row["rf"] for row in r["stack"]["layers"]] == [[3, 3], [7, 7], [9, 9]]
     assert r["stack"]["params"] == 18 * 64 and r["stack"]["nonlinearities"] == 2 and r["vs"] is None
     assert stack_calc("3x3,3x3", strides=[2, 1], vs="5x5")["stack"]["rf"] == [7, 7]
-    assert parse_layer("pool3x3/2") == {"spec": "pool3x3/2", "kind": "pool", "kernel": [3, 3], "stride": [2, 2]}
+    assert parse_layer("pool3x3/2") == {
+        "spec": "pool3x3/2",
+        "kind": "pool",
+        "kernel": [3, 3],
+        "stride": [2, 2],
+    }
     assert parse_layer("1x1")["stride"] == [1, 1]
 
 
 # ---- parsing ----------------------------------------------------------------------------------------
+
 
 def test_parse_hwc():
     assert parse_hwc("32x32x3") == (32, 32, 3) and parse_hwc("28x28") == (28, 28, 1)
@@ -175,31 +184,69 @@ def test_usage_errors_are_value_errors():
 
 # ---- CLI --------------------------------------------------------------------------------------------
 
+
 def test_cli_conv_lecture_example(capsys):
-    code, out, err = run_cli(["calc", "conv", "--input", "32x32x3", "--filters", "10", "--kernel", "5",
-                              "--stride", "1", "--padding", "2"], capsys)
+    code, out, err = run_cli(
+        [
+            "calc",
+            "conv",
+            "--input",
+            "32x32x3",
+            "--filters",
+            "10",
+            "--kernel",
+            "5",
+            "--stride",
+            "1",
+            "--padding",
+            "2",
+        ],
+        capsys,
+    )
     assert code == 0 and err == ""
     assert "(32 - 5 + 2*2)/1 + 1 = 32" in out and "= 760" in out and "768,000" in out
 
 
 def test_cli_json_has_the_numbers(capsys):
-    code, out, _ = run_cli(["calc", "conv", "--input", "224x224x3", "--filters", "96", "--kernel", "11",
-                            "--stride", "4", "--json"], capsys)
+    code, out, _ = run_cli(
+        [
+            "calc",
+            "conv",
+            "--input",
+            "224x224x3",
+            "--filters",
+            "96",
+            "--kernel",
+            "11",
+            "--stride",
+            "4",
+            "--json",
+        ],
+        capsys,
+    )
     data = last_json(out)
     assert code == 0 and data["output"] == [54, 54, 96] and data["params"] == 34_944 and not data["exact"]
     assert {227, 223} <= {f["input"] for f in data["suggestions"]}
-    code, out, _ = run_cli(["calc", "pool", "--input", "224x224x64", "--kernel", "2", "--stride", "2", "--json"],
-                           capsys)
+    code, out, _ = run_cli(
+        ["calc", "pool", "--input", "224x224x64", "--kernel", "2", "--stride", "2", "--json"], capsys
+    )
     assert last_json(out)["output"] == [112, 112, 64]
-    code, out, _ = run_cli(["calc", "stack", "3x3,3x3,3x3", "--vs", "7x7", "--channels", "64", "--json"], capsys)
+    code, out, _ = run_cli(
+        ["calc", "stack", "3x3,3x3,3x3", "--vs", "7x7", "--channels", "64", "--json"], capsys
+    )
     data = last_json(out)
     assert code == 0 and data["stack"]["params"] == 110_592 and data["vs"]["params"] == 200_704
 
 
-@pytest.mark.parametrize("argv", [["conv", "--input", "32x32x", "--filters", "10", "--kernel", "5"],
-                                  ["conv", "--input", "abc", "--filters", "10", "--kernel", "5"],
-                                  ["pool", "--input", "0x3x3"],
-                                  ["stack", "3x3,,3x3"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["conv", "--input", "32x32x", "--filters", "10", "--kernel", "5"],
+        ["conv", "--input", "abc", "--filters", "10", "--kernel", "5"],
+        ["pool", "--input", "0x3x3"],
+        ["stack", "3x3,,3x3"],
+    ],
+)
 def test_cli_malformed_input_is_a_one_line_usage_error(argv, capsys):
     code, out, err = run_cli(["calc"] + argv, capsys)
     assert code == 2 and out == ""

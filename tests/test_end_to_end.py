@@ -1,4 +1,5 @@
 """A small CNN trained in convscope follows the same loss curve as in PyTorch from the same weights."""
+
 import numpy as np
 import pytest
 import torch
@@ -13,8 +14,17 @@ def build(m, bn):
     layers = [m.Conv2d(1, 6, 5, padding=2, bias=not bn)]
     if bn:
         layers.append(m.BatchNorm2d(6))
-    layers += [m.ReLU(), m.MaxPool2d(2), m.Conv2d(6, 16, 5), m.ReLU(), m.MaxPool2d(2), m.Flatten(),
-               m.Linear(16 * 5 * 5, 84), m.ReLU(), m.Linear(84, 10)]
+    layers += [
+        m.ReLU(),
+        m.MaxPool2d(2),
+        m.Conv2d(6, 16, 5),
+        m.ReLU(),
+        m.MaxPool2d(2),
+        m.Flatten(),
+        m.Linear(16 * 5 * 5, 84),
+        m.ReLU(),
+        m.Linear(84, 10),
+    ]
     return m.Sequential(*layers)
 
 

@@ -1,4 +1,5 @@
 """Bad input gets a clear ValueError/TypeError naming the layer, what was expected and what was got."""
+
 import numpy as np
 import pytest
 
@@ -11,17 +12,21 @@ def test_channel_mismatch_message():
     conv = nn.Conv2d(3, 16, kernel_size=3)
     with pytest.raises(ValueError) as err:
         conv(cs.randn(8, 1, 28, 28))
-    assert str(err.value) == ("Conv2d(3, 16, kernel_size=3) expects 3 input channels, got 1 in input "
-                              "of shape (8, 1, 28, 28)")
+    assert str(err.value) == (
+        "Conv2d(3, 16, kernel_size=3) expects 3 input channels, got 1 in input of shape (8, 1, 28, 28)"
+    )
 
 
-@pytest.mark.parametrize("layer,x,pattern", [
-    (nn.Conv2d(3, 4, 3), cs.randn(3, 8), r"Conv2d\(3, 4, kernel_size=3\) expects a 3-D or 4-D input"),
-    (nn.MaxPool2d(2), cs.randn(2, 2, 2, 2, 2), r"MaxPool2d.*expects a 3-D or 4-D input .*5-D"),
-    (nn.BatchNorm2d(4), cs.randn(2, 4), r"BatchNorm2d\(4\) expects a 4-D input"),
-    (nn.Linear(10, 2), cs.randn(2, 3, 4, 4), r"expects 10 input features.*flatten"),
-    (nn.Conv1d(2, 4, 3), cs.randn(1, 2, 3, 3, 3), r"Conv1d.*expects a 2-D or 3-D input"),
-])
+@pytest.mark.parametrize(
+    "layer,x,pattern",
+    [
+        (nn.Conv2d(3, 4, 3), cs.randn(3, 8), r"Conv2d\(3, 4, kernel_size=3\) expects a 3-D or 4-D input"),
+        (nn.MaxPool2d(2), cs.randn(2, 2, 2, 2, 2), r"MaxPool2d.*expects a 3-D or 4-D input .*5-D"),
+        (nn.BatchNorm2d(4), cs.randn(2, 4), r"BatchNorm2d\(4\) expects a 4-D input"),
+        (nn.Linear(10, 2), cs.randn(2, 3, 4, 4), r"expects 10 input features.*flatten"),
+        (nn.Conv1d(2, 4, 3), cs.randn(1, 2, 3, 3, 3), r"Conv1d.*expects a 2-D or 3-D input"),
+    ],
+)
 def test_wrong_dimensions(layer, x, pattern):
     with pytest.raises(ValueError, match=pattern):
         layer(x)
@@ -34,15 +39,18 @@ def test_kernel_larger_than_padded_input():
         nn.MaxPool2d(3)(cs.randn(1, 1, 2, 2))
 
 
-@pytest.mark.parametrize("kwargs,pattern", [
-    (dict(stride=0), "stride must be positive"),
-    (dict(kernel_size=0), "kernel_size must be positive"),
-    (dict(dilation=-1), "dilation must be positive"),
-    (dict(padding=-1), "padding must be non-negative"),
-    (dict(padding="full"), "'valid' or 'same'"),
-    (dict(groups=3), "groups=3 must divide in_channels=4"),
-    (dict(padding_mode="mirror"), "padding_mode must be one of"),
-])
+@pytest.mark.parametrize(
+    "kwargs,pattern",
+    [
+        (dict(stride=0), "stride must be positive"),
+        (dict(kernel_size=0), "kernel_size must be positive"),
+        (dict(dilation=-1), "dilation must be positive"),
+        (dict(padding=-1), "padding must be non-negative"),
+        (dict(padding="full"), "'valid' or 'same'"),
+        (dict(groups=3), "groups=3 must divide in_channels=4"),
+        (dict(padding_mode="mirror"), "padding_mode must be one of"),
+    ],
+)
 def test_bad_conv_arguments(kwargs, pattern):
     args = dict(in_channels=4, out_channels=8, kernel_size=3)
     args.update(kwargs)

@@ -3,6 +3,7 @@ conv2d sums through BLAS in an unknown order, so on arbitrary reals nothing is b
 exact equality is asserted on random inputs on a binary grid (every product and partial sum exact in
 float32); continuous inputs get the rigorous bound |fl(sum) - sum| <= gamma_n * sum|terms| (Higham 3.1).
 """
+
 import json
 import re
 
@@ -12,9 +13,18 @@ from PIL import Image
 
 import convscope
 from convscope.checkpoint import save_checkpoint
-from convscope.explain import (conv_trace, demo_example, feature_map_grid, features_for_layers,
-                               filter_grid, format_trace, grid_shape, load_trace_inputs,
-                               random_example, trace_model_value)
+from convscope.explain import (
+    conv_trace,
+    demo_example,
+    feature_map_grid,
+    features_for_layers,
+    filter_grid,
+    format_trace,
+    grid_shape,
+    load_trace_inputs,
+    random_example,
+    trace_model_value,
+)
 from convscope.explain.figures import feature_map_figure, filter_figure, tile_axes
 from convscope.nn import functional as F
 from cli_run import last_json, run_cli
@@ -31,17 +41,30 @@ def sweep():
     for i in range(60):
         k, dilation = kernels[i % len(kernels)], 1 + (i % 7 == 0)
         extra = 4 * (dilation - 1)  # a dilated 5-tap kernel spans 9 pixels
-        yield (i, int(rng.integers(1, 5)), int(rng.integers(6, 10)) + extra, int(rng.integers(6, 11)) + extra,
-               int(rng.integers(1, 4)), k, (i % 3) + 1, [0, 1, 2, "same", (1, 2)][i % 5], dilation)
+        yield (
+            i,
+            int(rng.integers(1, 5)),
+            int(rng.integers(6, 10)) + extra,
+            int(rng.integers(6, 11)) + extra,
+            int(rng.integers(1, 4)),
+            k,
+            (i % 3) + 1,
+            [0, 1, 2, "same", (1, 2)][i % 5],
+            dilation,
+        )
 
 
 @pytest.mark.parametrize("i,c_in,h,w,c_out,k,stride,padding,dilation", list(sweep()))
 def test_trace_equals_conv2d_exactly_everywhere(i, c_in, h, w, c_out, k, stride, padding, dilation):
     rng = np.random.default_rng(i)  # multiples of 1/8 and 1/16: exact float32 arithmetic
-    ex = {"x": (rng.integers(-16, 17, (c_in, h, w)) / 8).astype(np.float32),
-          "weight": (rng.integers(-16, 17, (c_out, c_in) + k) / 16).astype(np.float32),
-          "bias": (rng.integers(-8, 9, c_out) / 16).astype(np.float32),
-          "stride": stride, "padding": padding, "dilation": dilation}
+    ex = {
+        "x": (rng.integers(-16, 17, (c_in, h, w)) / 8).astype(np.float32),
+        "weight": (rng.integers(-16, 17, (c_out, c_in) + k) / 16).astype(np.float32),
+        "bias": (rng.integers(-8, 9, c_out) / 16).astype(np.float32),
+        "stride": stride,
+        "padding": padding,
+        "dilation": dilation,
+    }
     trace = conv_trace(**ex)
     out, ref32 = np.array(trace["output"]), conv_ref(ex, "float32")
     assert out.shape == ref32.shape == tuple(trace["output_shape"])
@@ -61,11 +84,11 @@ def test_trace_within_rounding_bound_on_continuous_inputs(seed):
     ex.update({k: rng.standard_normal(ex[k].shape).astype(np.float32) for k in ("x", "weight", "bias")})
     trace = conv_trace(**ex, products=True)
     n = 3 * 3 * 2 + 1
-    for dtype, u in (("float32", 2.0 ** -24), ("float64", 2.0 ** -53)):
+    for dtype, u in (("float32", 2.0**-24), ("float64", 2.0**-53)):
         ref = conv_ref(ex, dtype)
         for p in trace["positions"]:
             mag = np.abs(p["products"]).sum() + abs(p["bias"])
-            bound = (n * u / (1 - n * u) + 2 * n * 2.0 ** -53) * mag
+            bound = (n * u / (1 - n * u) + 2 * n * 2.0**-53) * mag
             assert abs(ref[p["o"], p["y"], p["x"]] - p["result"]) <= bound
 
 
@@ -83,9 +106,10 @@ def test_demo_structure_and_a_hand_checked_value():
     assert p["window_input"]["rows"] == [3, 6] and p["window_input"]["rows_inside"] == [3, 5]
     np.testing.assert_array_equal(np.array(trace["output"]), conv_ref(ex, "float32"))
     # a value computed by hand
-    x = np.array([[[1, 2, 0], [0, 1, 3], [2, 2, 1]],
-                  [[0, 1, 1], [1, 0, 2], [3, 0, 1]]], np.float32)        # (2, 3, 3)
-    w = np.array([[[[1, -1], [0, 2]], [[2, 0], [-1, 1]]]], np.float32)   # (1, 2, 2, 2)
+    x = np.array(
+        [[[1, 2, 0], [0, 1, 3], [2, 2, 1]], [[0, 1, 1], [1, 0, 2], [3, 0, 1]]], np.float32
+    )  # (2, 3, 3)
+    w = np.array([[[[1, -1], [0, 2]], [[2, 0], [-1, 1]]]], np.float32)  # (1, 2, 2, 2)
     p = conv_trace(x, w, np.array([0.5], np.float32), at=(0, 1, 1))["positions"][0]
     # channel 0: window [[1,3],[2,1]] . [[1,-1],[0,2]] = 1 - 3 + 0 + 2 = 0
     # channel 1: window [[0,2],[0,1]] . [[2,0],[-1,1]] = 0 + 0 + 0 + 1 = 1
@@ -120,13 +144,15 @@ def test_load_trace_inputs(tmp_path):
     assert conv_trace(**load_trace_inputs(tmp_path / "t.json"))["output"] == conv_trace(**ex)["output"]
     np.savez(tmp_path / "t.npz", input=ex["x"], weight=ex["weight"], bias=ex["bias"], stride=2, padding=1)
     assert conv_trace(**load_trace_inputs(tmp_path / "t.npz"))["output"] == conv_trace(**ex)["output"]
-    bad = {"channel": (dict(doc, weight=ex["weight"][:, :2].tolist()), "filters have 2 channels but"),
-           "2d": (dict(doc, input=ex["x"][0].tolist()), "input must be (C_in, H, W)"),
-           "bias": (dict(doc, bias=[1, 0, 3]), "bias must have one value per filter"),
-           "missing": ({"input": doc["input"]}, "expected input (C, H, W), weight"),
-           "ragged": (dict(doc, input=[[[1, 2], [3]]]), "ragged"),
-           "big": (dict(doc, padding=0, input=np.zeros((3, 2, 2)).tolist()), "kernel spans 3x3"),
-           "pad": (dict(doc, padding="full"), "padding must be")}
+    bad = {
+        "channel": (dict(doc, weight=ex["weight"][:, :2].tolist()), "filters have 2 channels but"),
+        "2d": (dict(doc, input=ex["x"][0].tolist()), "input must be (C_in, H, W)"),
+        "bias": (dict(doc, bias=[1, 0, 3]), "bias must have one value per filter"),
+        "missing": ({"input": doc["input"]}, "expected input (C, H, W), weight"),
+        "ragged": (dict(doc, input=[[[1, 2], [3]]]), "ragged"),
+        "big": (dict(doc, padding=0, input=np.zeros((3, 2, 2)).tolist()), "kernel spans 3x3"),
+        "pad": (dict(doc, padding="full"), "padding must be"),
+    }
     (tmp_path / "broken.json").write_text("{nope")
     np.save(tmp_path / "one.npy", ex["x"])
     bad.update(broken=(None, "not a readable JSON"), one=(None, "holds one array"), no=(None, "no such file"))
@@ -174,9 +200,11 @@ def test_trace_model_value_matches_layer_receptive_field_and_errors():
     conv1 = trace_model_value(model, x, "features.conv1", (2, 0, 27))["receptive_field"]
     assert conv1["rows"] == [-2, 3] and conv1["cols"] == [25, 30] and conv1["padding_cols"] == [0, 2]
     names = "features.conv1, features.conv2"
-    for layer, at, message in [("conv9", (0, 0, 0), f"unknown layer 'conv9'.*{names}"),
-                               ("features.pool1", (0, 0, 0), f"is a MaxPool2d, not a Conv2d.*{names}"),
-                               ("features.conv2", (0, 10, 0), r"features.conv2 \(16x10x10\).*y < 10")]:
+    for layer, at, message in [
+        ("conv9", (0, 0, 0), f"unknown layer 'conv9'.*{names}"),
+        ("features.pool1", (0, 0, 0), f"is a MaxPool2d, not a Conv2d.*{names}"),
+        ("features.conv2", (0, 10, 0), r"features.conv2 \(16x10x10\).*y < 10"),
+    ]:
         with pytest.raises(ValueError, match=message):
             trace_model_value(model, x, layer, at)
 
@@ -205,16 +233,26 @@ def colour_pixels(path):
 
 
 def test_grid_shape_feature_and_filter_figures(tmp_path):
-    assert [grid_shape(n) for n in (1, 2, 3, 5, 6, 16, 17, 64)] == \
-        [(1, 1), (1, 2), (2, 2), (2, 3), (2, 3), (4, 4), (4, 5), (8, 8)]
+    assert [grid_shape(n) for n in (1, 2, 3, 5, 6, 16, 17, 64)] == [
+        (1, 1),
+        (1, 2),
+        (2, 2),
+        (2, 3),
+        (2, 3),
+        (4, 4),
+        (4, 5),
+        (8, 8),
+    ]
     shapes = {n: grid_shape(n) for n in range(1, 80)}
     assert all(r * c >= n > (r - 1) * c and abs(r - c) <= 1 for n, (r, c) in shapes.items())
     with pytest.raises(ValueError):
         grid_shape(0)
     model = dyadic_lenet(in_channels=3)
     acts = features_for_layers(model, np.random.default_rng(0).random((1, 3, 28, 28)))
-    assert [(k, v.shape) for k, v in acts.items()] == [("features.conv1", (6, 28, 28)),
-                                                       ("features.conv2", (16, 10, 10))]
+    assert [(k, v.shape) for k, v in acts.items()] == [
+        ("features.conv1", (6, 28, 28)),
+        ("features.conv2", (16, 10, 10)),
+    ]
     for shared in (True, False):
         fig = feature_map_figure(acts["features.conv1"], "conv1", shared_scale=shared)
         assert [t.get_title() for t in tile_axes(fig)] == [f"channel {i}" for i in range(6)]
@@ -233,11 +271,14 @@ def test_grid_shape_feature_and_filter_figures(tmp_path):
     assert "mean over its 6 input channels" in gray._suptitle.get_text()
     assert colour_pixels(filter_grid(model.features.conv1.weight.data, tmp_path / "rgb.png", "rgb"))[0] > 50
     assert colour_pixels(filter_grid(model.features.conv2.weight.data, tmp_path / "g.png", "g"))[0] == 0
-    for layer, message in (("nope", "unknown layer.*'nope'.*features.conv1"),
-                           ("classifier.fc1", "not a feature map")):
+    for layer, message in (
+        ("nope", "unknown layer.*'nope'.*features.conv1"),
+        ("classifier.fc1", "not a feature map"),
+    ):
         with pytest.raises(ValueError, match=message):
             features_for_layers(model, np.zeros((1, 3, 28, 28)), [layer])
     import matplotlib.pyplot as plt
+
     plt.close("all")
 
 
@@ -276,8 +317,11 @@ def test_cli_conv_demo_and_errors(capsys, tmp_path):
 
 def test_cli_conv_in_a_checkpoint(checkpoint, capsys, tmp_path):
     ckpt, img = checkpoint
-    code, out, err, doc = run(capsys, f"explain conv {ckpt} --image {img} --layer features.conv2 --at 0,0,0 "
-                                      f"--out {tmp_path / 'rf.png'} --json")
+    code, out, err, doc = run(
+        capsys,
+        f"explain conv {ckpt} --image {img} --layer features.conv2 --at 0,0,0 "
+        f"--out {tmp_path / 'rf.png'} --json",
+    )
     assert code == 0 and "resized" in err and "from 40x30 to the model's input 28x28" in err
     assert "receptive field in the input image: 14x14 pixels" in out and "rows -2..11" in out
     assert doc["receptive_field"]["rows"] == [-2, 12] and doc["difference"] <= doc["error_bound"]
@@ -293,11 +337,17 @@ def test_cli_features(checkpoint, capsys, tmp_path):
     code, out, err, doc = run(capsys, f"explain features {ckpt} --image {img} --out {tmp_path / 'f'} --json")
     paths = out.strip().splitlines()[:-1]
     assert code == 0 and [p.rsplit("/", 1)[-1] for p in paths] == [
-        "features_features.conv1.png", "features_features.conv2.png", "filters_features.conv1.png"]
+        "features_features.conv1.png",
+        "features_features.conv2.png",
+        "filters_features.conv1.png",
+    ]
     assert sorted(doc["files"].values()) == sorted(paths)
     assert colour_pixels(tmp_path / "f" / "filters_features.conv1.png")[0] > 50
-    code, out, err, _ = run(capsys, f"explain features {ckpt} --image {img} --out {tmp_path / 'g'} "
-                                    f"--layers features.pool1 --per-tile-scale")
+    code, out, err, _ = run(
+        capsys,
+        f"explain features {ckpt} --image {img} --out {tmp_path / 'g'} "
+        f"--layers features.pool1 --per-tile-scale",
+    )
     assert code == 0 and out.splitlines()[0].endswith("features_features.pool1.png")
     code, out, err, _ = run(capsys, f"explain features {ckpt} --image {img} --layers bogus")
     assert code == 1 and "unknown layer" in err and "features.conv1" in err

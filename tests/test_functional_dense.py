@@ -1,4 +1,5 @@
 """Parity with torch.nn.functional for the dense ops: activations, linear, losses, batch_norm, dropout."""
+
 import numpy as np
 import pytest
 import torch
@@ -9,7 +10,9 @@ import convscope.nn.functional as F
 from parity import assert_close, assert_gradcheck, assert_parity
 
 ACTIVATIONS = [
-    (F.relu, TF.relu), (F.sigmoid, torch.sigmoid), (F.tanh, torch.tanh),
+    (F.relu, TF.relu),
+    (F.sigmoid, torch.sigmoid),
+    (F.tanh, torch.tanh),
     (lambda x: F.leaky_relu(x, 0.2), lambda x: TF.leaky_relu(x, 0.2)),
     (lambda x: F.leaky_relu(x), lambda x: TF.leaky_relu(x)),
     (lambda x: F.softmax(x, dim=1), lambda x: TF.softmax(x, dim=1)),
@@ -30,7 +33,7 @@ def test_activation_parity(i, dtype):
 @pytest.mark.parametrize("i", range(len(ACTIVATIONS)))
 def test_activation_gradcheck(i):
     x = np.random.default_rng(i).standard_normal((3, 4, 2)) * 3
-    x[np.abs(x) < 1e-3] = 0.5   # keep away from the kinks of relu / leaky_relu
+    x[np.abs(x) < 1e-3] = 0.5  # keep away from the kinks of relu / leaky_relu
     assert_gradcheck(ACTIVATIONS[i][0], [x])
 
 
@@ -74,7 +77,7 @@ def test_cross_entropy_parity(case, spatial, dtype):
     n, c = 6, 5
     logits = (rng.standard_normal((n, c) + spatial) * 2).astype(dtype)
     target = rng.integers(0, c, (n,) + spatial)
-    target.reshape(-1)[0] = kw.get("ignore_index", 0)   # make sure an ignored row exists when asked
+    target.reshape(-1)[0] = kw.get("ignore_index", 0)  # make sure an ignored row exists when asked
     weight = rng.uniform(0.5, 2.0, c).astype(dtype) if kw.pop("weight", False) else None
 
     def ours(x, t):
@@ -82,6 +85,7 @@ def test_cross_entropy_parity(case, spatial, dtype):
 
     def theirs(x, t):
         return TF.cross_entropy(x, t, weight=None if weight is None else torch.tensor(weight), **kw)
+
     assert_parity(ours, theirs, [logits, target])
     assert_gradcheck(ours, [logits.astype(np.float64), target])
 
@@ -91,9 +95,11 @@ def test_cross_entropy_probability_targets(smoothing):
     rng = np.random.default_rng(5)
     logits = rng.standard_normal((4, 3)).astype(np.float32)
     probs = rng.dirichlet(np.ones(3), 4).astype(np.float32)
-    assert_parity(lambda x: F.cross_entropy(x, cs.tensor(probs), label_smoothing=smoothing),
-                  lambda x: TF.cross_entropy(x, torch.tensor(probs), label_smoothing=smoothing),
-                  [logits])
+    assert_parity(
+        lambda x: F.cross_entropy(x, cs.tensor(probs), label_smoothing=smoothing),
+        lambda x: TF.cross_entropy(x, torch.tensor(probs), label_smoothing=smoothing),
+        [logits],
+    )
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
@@ -104,18 +110,26 @@ def test_nll_loss_parity(reduction, weighted):
     target = rng.integers(0, 4, 7)
     target[0] = 3
     w = rng.uniform(0.5, 2, 4).astype(np.float32) if weighted else None
-    assert_parity(lambda x, t: F.nll_loss(x, t, None if w is None else cs.tensor(w), reduction=reduction,
-                                          ignore_index=3),
-                  lambda x, t: TF.nll_loss(x, t, None if w is None else torch.tensor(w),
-                                           reduction=reduction, ignore_index=3), [logp, target])
+    assert_parity(
+        lambda x, t: F.nll_loss(
+            x, t, None if w is None else cs.tensor(w), reduction=reduction, ignore_index=3
+        ),
+        lambda x, t: TF.nll_loss(
+            x, t, None if w is None else torch.tensor(w), reduction=reduction, ignore_index=3
+        ),
+        [logp, target],
+    )
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 def test_mse_loss_parity(reduction):
     rng = np.random.default_rng(2)
     a, b = rng.standard_normal((2, 3, 4, 4)).astype(np.float32)
-    assert_parity(lambda x, y: F.mse_loss(x, y, reduction=reduction),
-                  lambda x, y: TF.mse_loss(x, y, reduction=reduction), [a, b])
+    assert_parity(
+        lambda x, y: F.mse_loss(x, y, reduction=reduction),
+        lambda x, y: TF.mse_loss(x, y, reduction=reduction),
+        [a, b],
+    )
     assert_gradcheck(lambda x, y: F.mse_loss(x, y, reduction=reduction), [a, b])
 
 
@@ -132,9 +146,11 @@ def test_batch_norm_parity_and_running_stats(shape, training, affine, dtype):
     rv0 = rng.uniform(0.5, 2, 3).astype(dtype)
     rm_c, rv_c = cs.tensor(rm0, dtype=dtype), cs.tensor(rv0, dtype=dtype)
     rm_t, rv_t = torch.tensor(rm0), torch.tensor(rv0)
-    assert_parity(lambda x, w, b: F.batch_norm(x, rm_c, rv_c, w, b, training=training, momentum=0.3),
-                  lambda x, w, b: TF.batch_norm(x, rm_t, rv_t, w, b, training=training, momentum=0.3),
-                  [x, w, b])
+    assert_parity(
+        lambda x, w, b: F.batch_norm(x, rm_c, rv_c, w, b, training=training, momentum=0.3),
+        lambda x, w, b: TF.batch_norm(x, rm_t, rv_t, w, b, training=training, momentum=0.3),
+        [x, w, b],
+    )
     assert_close(rm_c.numpy(), rm_t.numpy(), dtype, "running_mean")
     assert_close(rv_c.numpy(), rv_t.numpy(), dtype, "running_var")
 
@@ -145,8 +161,12 @@ def test_batch_norm_gradcheck(training):
     x = rng.standard_normal((4, 3, 2, 2))
     w, b = rng.uniform(0.5, 1.5, 3), rng.standard_normal(3)
     rm, rv = cs.tensor(np.zeros(3), dtype=cs.float64), cs.tensor(np.ones(3), dtype=cs.float64)
-    assert_gradcheck(lambda x, w, b: F.batch_norm(x, rm, rv, w, b, training=training, momentum=0.0),
-                     [x, w, b], rtol=1e-5, atol=1e-7)
+    assert_gradcheck(
+        lambda x, w, b: F.batch_norm(x, rm, rv, w, b, training=training, momentum=0.0),
+        [x, w, b],
+        rtol=1e-5,
+        atol=1e-7,
+    )
 
 
 def test_dropout_statistics_and_modes():
@@ -157,7 +177,7 @@ def test_dropout_statistics_and_modes():
     assert abs(kept - 0.7) < 0.01
     np.testing.assert_allclose(np.unique(y.numpy()), [0.0, 1 / 0.7], rtol=1e-6)
     y.sum().backward()
-    np.testing.assert_array_equal(x.grad.numpy(), y.numpy())   # gradient uses the same mask
+    np.testing.assert_array_equal(x.grad.numpy(), y.numpy())  # gradient uses the same mask
     assert F.dropout(x, 0.3, training=False) is x
     assert (F.dropout(x, 1.0).numpy() == 0).all()
     with pytest.raises(ValueError, match=r"\[0, 1\]"):

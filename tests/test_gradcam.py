@@ -1,4 +1,5 @@
 """Grad-CAM, Grad-CAM++ and saliency: localisation on a synthetic task, a torch oracle, defaults, CLI."""
+
 import json
 from collections import OrderedDict
 
@@ -29,17 +30,29 @@ def make_shapes(n, rng):
             shape[:] = 0
             shape[3:5, :] = shape[:, 3:5] = 1
         r, c = rng.integers(0, SIZE - OBJ + 1, 2)
-        x[i, 0, r:r + OBJ, c:c + OBJ] += shape * rng.uniform(0.5, 1.0)
+        x[i, 0, r : r + OBJ, c : c + OBJ] += shape * rng.uniform(0.5, 1.0)
         boxes[i] = (r, c, r + OBJ - 1, c + OBJ - 1)
     return x, y, boxes
 
 
 def small_cnn():
-    return nn.Sequential(OrderedDict([
-        ("conv1", nn.Conv2d(1, 8, 3, padding=1)), ("relu1", nn.ReLU()), ("pool1", nn.MaxPool2d(2)),
-        ("conv2", nn.Conv2d(8, 16, 3, padding=1)), ("relu2", nn.ReLU()), ("pool2", nn.MaxPool2d(2)),
-        ("conv3", nn.Conv2d(16, 16, 3, padding=1)), ("relu3", nn.ReLU()),
-        ("gap", nn.AdaptiveAvgPool2d(1)), ("flatten", nn.Flatten()), ("fc", nn.Linear(16, 3))]))
+    return nn.Sequential(
+        OrderedDict(
+            [
+                ("conv1", nn.Conv2d(1, 8, 3, padding=1)),
+                ("relu1", nn.ReLU()),
+                ("pool1", nn.MaxPool2d(2)),
+                ("conv2", nn.Conv2d(8, 16, 3, padding=1)),
+                ("relu2", nn.ReLU()),
+                ("pool2", nn.MaxPool2d(2)),
+                ("conv3", nn.Conv2d(16, 16, 3, padding=1)),
+                ("relu3", nn.ReLU()),
+                ("gap", nn.AdaptiveAvgPool2d(1)),
+                ("flatten", nn.Flatten()),
+                ("fc", nn.Linear(16, 3)),
+            ]
+        )
+    )
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +85,7 @@ def _hit_rate(fn, x, y, boxes, margin=0):
     """Fraction of object images whose heatmap argmax lies in the object's box (+ margin px)."""
     hits = []
     for i in np.flatnonzero(y < 2):
-        heat = fn(x[i:i + 1])
+        heat = fn(x[i : i + 1])
         r, c = np.unravel_index(int(np.argmax(heat)), heat.shape)
         y0, x0, y1, x1 = boxes[i]
         hits.append(y0 - margin <= r <= y1 + margin and x0 - margin <= c <= x1 + margin)
@@ -89,13 +102,16 @@ def test_the_model_learned_the_task(shapes_model):
 # Measured (seed 0, 199 object images; chance is 64/1024 = 6%), margin 0 px / 2 px around the 8x8
 # box: Grad-CAM 98.0% / 99.5%, Grad-CAM++ 97.5% / 99.5%, saliency 85.4% / 100% (input gradients
 # peak on the object's edges, just outside it).
-@pytest.mark.parametrize("method,margin,threshold", [("gradcam", 0, 0.90), ("gradcam++", 0, 0.90),
-                                                     ("saliency", 2, 0.90)])
+@pytest.mark.parametrize(
+    "method,margin,threshold", [("gradcam", 0, 0.90), ("gradcam++", 0, 0.90), ("saliency", 2, 0.90)]
+)
 def test_heatmap_argmax_falls_on_the_object(shapes_model, method, margin, threshold):
     model, x, y, boxes = shapes_model
-    fns = {"gradcam": lambda im: grad_cam(model, im, "conv3"),
-           "gradcam++": lambda im: grad_cam_plus_plus(model, im, "conv3"),
-           "saliency": lambda im: saliency(model, im)}
+    fns = {
+        "gradcam": lambda im: grad_cam(model, im, "conv3"),
+        "gradcam++": lambda im: grad_cam_plus_plus(model, im, "conv3"),
+        "saliency": lambda im: saliency(model, im),
+    }
     rate, n = _hit_rate(fns[method], x, y, boxes, margin)
     assert n >= 100
     assert rate >= threshold, f"{method}: argmax inside the object box for {100 * rate:.1f}% of {n} images"
@@ -105,7 +121,7 @@ def test_strongest_cell_receptive_field(shapes_model):
     model, x, y, boxes = shapes_model
     inside = []
     for i in np.flatnonzero(y < 2)[:20]:
-        cell = strongest_cell(model, x[i:i + 1], "conv3")
+        cell = strongest_cell(model, x[i : i + 1], "conv3")
         r, c = cell["cell"]
         # by hand: conv3 sees 18x18 pixels, jump 4, centre of cell 0 at 1.5 -> [4r - 7, 4r + 10]
         assert cell["box_unclipped"] == (4 * r - 7, 4 * c - 7, 4 * r + 10, 4 * c + 10)
@@ -120,9 +136,18 @@ def test_strongest_cell_receptive_field(shapes_model):
 def _tiny_pair(seed):
     torch = pytest.importorskip("torch")
     convscope.manual_seed(seed)
-    ours, theirs = (lib.Sequential(lib.Conv2d(2, 4, 3, padding=1), lib.ReLU(), lib.MaxPool2d(2),
-                                   lib.Conv2d(4, 5, 3), lib.ReLU(), lib.Flatten(), lib.Linear(45, 3))
-                    for lib in (nn, torch.nn))     # 1x2x10x10 -> 10x10 -> 5x5 -> 3x3 -> 45 -> 3
+    ours, theirs = (
+        lib.Sequential(
+            lib.Conv2d(2, 4, 3, padding=1),
+            lib.ReLU(),
+            lib.MaxPool2d(2),
+            lib.Conv2d(4, 5, 3),
+            lib.ReLU(),
+            lib.Flatten(),
+            lib.Linear(45, 3),
+        )
+        for lib in (nn, torch.nn)
+    )  # 1x2x10x10 -> 10x10 -> 5x5 -> 3x3 -> 45 -> 3
     theirs.load_state_dict({k: torch.from_numpy(v.numpy().copy()) for k, v in ours.state_dict().items()})
     return torch, ours, theirs
 
@@ -145,12 +170,13 @@ def _torch_heatmap(torch, model, x, index, c, method):
     if method == "gradcam":
         w = g.mean(dim=(1, 2))
     else:
-        denom = 2 * g ** 2 + a.sum(dim=(1, 2), keepdim=True) * g ** 3
-        alpha = torch.where(denom != 0, g ** 2 / torch.where(denom != 0, denom, torch.ones_like(denom)), 0.0)
+        denom = 2 * g**2 + a.sum(dim=(1, 2), keepdim=True) * g**3
+        alpha = torch.where(denom != 0, g**2 / torch.where(denom != 0, denom, torch.ones_like(denom)), 0.0)
         w = (alpha * torch.relu(g)).sum(dim=(1, 2))
     cam = torch.relu((w[:, None, None] * a).sum(0))
-    up = torch.nn.functional.interpolate(cam[None, None], size=x.shape[2:], mode="bilinear",
-                                         align_corners=False)[0, 0]
+    up = torch.nn.functional.interpolate(
+        cam[None, None], size=x.shape[2:], mode="bilinear", align_corners=False
+    )[0, 0]
     return (up / up.max()).numpy() if up.max() > 0 else up.numpy()
 
 
@@ -159,7 +185,7 @@ def _torch_heatmap(torch, model, x, index, c, method):
 def test_matches_torch_oracle(seed, method):
     torch, ours, theirs = _tiny_pair(seed)
     x = np.random.default_rng(seed).normal(size=(1, 2, 10, 10)).astype(np.float32)
-    for name, index in (("3", 3), ("4", 4)):            # the second conv and its ReLU
+    for name, index in (("3", 3), ("4", 4)):  # the second conv and its ReLU
         for c in range(3):
             got = explain_heatmap(ours, x, method, name, c)
             want = _torch_heatmap(torch, theirs, x, index, c, method)
@@ -170,11 +196,19 @@ def test_matches_torch_oracle(seed, method):
 def test_gradcam_before_global_pooling_is_cam():
     """conv -> GAP -> linear: Grad-CAM's weights are W[c] / (h w), so the map is Zhou et al.'s CAM."""
     convscope.manual_seed(3)
-    model = nn.Sequential(OrderedDict([("conv", nn.Conv2d(1, 6, 3)), ("gap", nn.AdaptiveAvgPool2d(1)),
-                                       ("flatten", nn.Flatten()), ("fc", nn.Linear(6, 4))]))
+    model = nn.Sequential(
+        OrderedDict(
+            [
+                ("conv", nn.Conv2d(1, 6, 3)),
+                ("gap", nn.AdaptiveAvgPool2d(1)),
+                ("flatten", nn.Flatten()),
+                ("fc", nn.Linear(6, 4)),
+            ]
+        )
+    )
     x = np.random.default_rng(3).normal(size=(1, 1, 9, 9)).astype(np.float32)
     with convscope.no_grad():
-        a = model.conv(convscope.tensor(x)).data[0]                       # (6, 7, 7)
+        a = model.conv(convscope.tensor(x)).data[0]  # (6, 7, 7)
     for c in range(4):
         cam = np.maximum(np.tensordot(model.fc.weight.data[c], a, axes=1), 0)
         got = explain_heatmap(model, x, "gradcam", "conv", c)["cam"]
@@ -184,10 +218,20 @@ def test_gradcam_before_global_pooling_is_cam():
 # ------------------------------------------------------------------------------- defaults
 def _net_with_1x1_last_conv():
     convscope.manual_seed(0)
-    return nn.Sequential(OrderedDict([
-        ("conv1", nn.Conv2d(1, 4, 3, padding=1)), ("relu1", nn.ReLU()), ("pool1", nn.MaxPool2d(2)),
-        ("conv2", nn.Conv2d(4, 8, 3, padding=1)), ("relu2", nn.ReLU()), ("pool2", nn.MaxPool2d(2)),
-        ("head", nn.Conv2d(8, 3, 4)), ("flatten", nn.Flatten())]))            # 16 -> 8 -> 4 -> 1x1
+    return nn.Sequential(
+        OrderedDict(
+            [
+                ("conv1", nn.Conv2d(1, 4, 3, padding=1)),
+                ("relu1", nn.ReLU()),
+                ("pool1", nn.MaxPool2d(2)),
+                ("conv2", nn.Conv2d(4, 8, 3, padding=1)),
+                ("relu2", nn.ReLU()),
+                ("pool2", nn.MaxPool2d(2)),
+                ("head", nn.Conv2d(8, 3, 4)),
+                ("flatten", nn.Flatten()),
+            ]
+        )
+    )  # 16 -> 8 -> 4 -> 1x1
 
 
 def test_default_layer_registry_and_last_conv():
@@ -203,13 +247,15 @@ def test_default_layer_registry_and_last_conv():
 def test_bad_arguments_raise_value_error():
     net = _net_with_1x1_last_conv()
     x = np.zeros((1, 1, 16, 16), np.float32)
-    cases = [(lambda: grad_cam(net, x, "conv9"), "valid names: conv1, relu1"),
-             (lambda: grad_cam(net, x, nn.Conv2d(1, 1, 1)), "not a submodule"),
-             (lambda: grad_cam(net, np.zeros((2, 1, 16, 16), np.float32)), r"\(1, C, H, W\)"),   # batch 2
-             (lambda: saliency(net, np.zeros((1, 16, 16), np.float32)), r"\(1, C, H, W\)"),     # 3-D
-             (lambda: grad_cam(net, x, class_idx=3), r"0\.\.2"),
-             (lambda: grad_cam(net, x, "flatten"), "feature map"),
-             (lambda: explain_heatmap(net, x, "lime"), "method")]
+    cases = [
+        (lambda: grad_cam(net, x, "conv9"), "valid names: conv1, relu1"),
+        (lambda: grad_cam(net, x, nn.Conv2d(1, 1, 1)), "not a submodule"),
+        (lambda: grad_cam(net, np.zeros((2, 1, 16, 16), np.float32)), r"\(1, C, H, W\)"),  # batch 2
+        (lambda: saliency(net, np.zeros((1, 16, 16), np.float32)), r"\(1, C, H, W\)"),  # 3-D
+        (lambda: grad_cam(net, x, class_idx=3), r"0\.\.2"),
+        (lambda: grad_cam(net, x, "flatten"), "feature map"),
+        (lambda: explain_heatmap(net, x, "lime"), "method"),
+    ]
     for call, message in cases:
         with pytest.raises(ValueError, match=message):
             call()
@@ -227,8 +273,8 @@ def test_range_shape_and_no_side_effects():
     for heat in (grad_cam(net, x), grad_cam_plus_plus(net, x), saliency(net, x)):
         assert heat.shape == (16, 16) and heat.dtype == np.float32
         assert heat.min() >= 0 and heat.max() == pytest.approx(1.0)
-    assert modes and not any(modes)                      # eval mode during the call
-    assert all(m.training for m in net.modules())        # and train mode restored after
+    assert modes and not any(modes)  # eval mode during the call
+    assert all(m.training for m in net.modules())  # and train mode restored after
     np.testing.assert_array_equal(net.conv1.weight.grad.data, preset)
     assert all(p.grad is None for n, p in net.named_parameters() if n != "conv1.weight")
     assert x.grad is None and all(p.requires_grad for p in net.parameters())
@@ -236,7 +282,7 @@ def test_range_shape_and_no_side_effects():
 
 def test_all_zero_map_stays_zero():
     net = _net_with_1x1_last_conv()
-    net.head.weight.data[...] = 0                        # every class score ignores the features
+    net.head.weight.data[...] = 0  # every class score ignores the features
     x = np.random.default_rng(2).random((1, 1, 16, 16), dtype=np.float32)
     for method in ("gradcam", "gradcam++", "saliency"):
         heat = explain_heatmap(net, x, method)["heatmap"]
@@ -259,19 +305,34 @@ def test_overlay_figure_has_three_panels(tmp_path):
 @pytest.fixture(scope="module")
 def digits_ckpt(tmp_path_factory):
     from sklearn.datasets import load_digits
+
     root = tmp_path_factory.mktemp("heat")
     assert main(["train", "--epochs", "1", "--out", str(root / "run"), "--no-progress"]) == 0
-    image = (load_digits().images[3] * 255 / 16).astype(np.uint8)           # a '3', 8x8
+    image = (load_digits().images[3] * 255 / 16).astype(np.uint8)  # a '3', 8x8
     Image.fromarray(image).resize((40, 40)).convert("RGB").save(root / "three.png")
     return root
 
 
 def test_cli_heatmap(digits_ckpt, capsys, monkeypatch):
     real, built = overlay.build_heatmap_figure, []
-    monkeypatch.setattr(overlay, "build_heatmap_figure",
-                        lambda *a, **k: built.append(real(*a, **k)) or built[-1])
-    code = main(["explain", "heatmap", str(digits_ckpt / "run"), "--image", str(digits_ckpt / "three.png"),
-                 "--layer", "features.relu2", "--box", "--out", str(digits_ckpt / "out"), "--json"])
+    monkeypatch.setattr(
+        overlay, "build_heatmap_figure", lambda *a, **k: built.append(real(*a, **k)) or built[-1]
+    )
+    code = main(
+        [
+            "explain",
+            "heatmap",
+            str(digits_ckpt / "run"),
+            "--image",
+            str(digits_ckpt / "three.png"),
+            "--layer",
+            "features.relu2",
+            "--box",
+            "--out",
+            str(digits_ckpt / "out"),
+            "--json",
+        ]
+    )
     out, err = capsys.readouterr()
     assert code == 0, err
     result = json.loads(out.strip().splitlines()[-1])
@@ -281,18 +342,32 @@ def test_cli_heatmap(digits_ckpt, capsys, monkeypatch):
     assert 0 <= result["class_index"] < 10 and 0 < result["probability"] <= 1
     with Image.open(png) as im:
         assert 800 <= im.size[0] <= 1600 and 300 <= im.size[1] <= 700
-        assert np.asarray(im.convert("RGB")).std() > 20                    # not a blank canvas
+        assert np.asarray(im.convert("RGB")).std() > 20  # not a blank canvas
     assert len([ax for ax in built[0].axes if ax.images]) == 3
     assert result["strongest_cell"]["layer"] == "features.relu2"
 
 
-@pytest.mark.parametrize("extra,message", [
-    (["--class", "10"], "valid indices are 0..9"),
-    (["--layer", "nope"], "valid names: features, features.conv1"),
-    (["--method", "saliency", "--box"], "--box needs a target layer")])
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (["--class", "10"], "valid indices are 0..9"),
+        (["--layer", "nope"], "valid names: features, features.conv1"),
+        (["--method", "saliency", "--box"], "--box needs a target layer"),
+    ],
+)
 def test_cli_heatmap_errors(digits_ckpt, capsys, extra, message):
-    code = main(["explain", "heatmap", str(digits_ckpt / "run"), "--image", str(digits_ckpt / "three.png"),
-                 "--out", str(digits_ckpt / "bad")] + extra)
+    code = main(
+        [
+            "explain",
+            "heatmap",
+            str(digits_ckpt / "run"),
+            "--image",
+            str(digits_ckpt / "three.png"),
+            "--out",
+            str(digits_ckpt / "bad"),
+        ]
+        + extra
+    )
     err = capsys.readouterr().err
     assert code == 2 and message in err
     assert len([line for line in err.splitlines() if "error:" in line]) == 1

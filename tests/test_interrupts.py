@@ -1,4 +1,5 @@
 """deferred_interrupt: a Ctrl-C inside the block surfaces only when the block is done."""
+
 import os
 import signal
 import threading
@@ -40,6 +41,7 @@ def test_outside_main_thread_it_does_nothing():
     def body():
         with deferred_interrupt():
             seen.append(signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+
     t = threading.Thread(target=body)
     t.start()
     t.join()

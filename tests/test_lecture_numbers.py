@@ -1,4 +1,5 @@
 """The lecture's worked examples, computed by the layers and the shared geometry module."""
+
 import pytest
 
 import convscope as cs
@@ -33,8 +34,8 @@ def test_parameter_count_independent_of_input_size(size):
 
 def test_output_size_formula_and_same_padding():
     # (W - F + 2P)/S + 1
-    assert G.conv_output_size(227, 11, 4, 0) == 55          # AlexNet conv1
-    assert G.conv_output_size(224, 11, 4, 2) == 55          # torchvision's variant
+    assert G.conv_output_size(227, 11, 4, 0) == 55  # AlexNet conv1
+    assert G.conv_output_size(224, 11, 4, 2) == 55  # torchvision's variant
     assert G.conv_output_size(7, 3, 1, 0, dilation=2) == 3
     for n in range(1, 20):
         for s in (1, 2, 3):

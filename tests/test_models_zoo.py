@@ -6,6 +6,7 @@ ResNet (below) is the oracle for keys, shapes and outputs (which pins ResNet V1.
 placement); its own parameter counts are checked against the published numbers first. The
 registry-driven tests share one module-scoped fixture per model, so each is built once.
 """
+
 from collections import OrderedDict
 
 import numpy as np
@@ -20,30 +21,63 @@ tnn = torch.nn
 # published parameter counts at 1000 classes (torchvision's model docs)
 PUBLISHED = {
     "alexnet": 61_100_840,
-    "vgg11": 132_863_336, "vgg11_bn": 132_868_840, "vgg13": 133_047_848, "vgg13_bn": 133_053_736,
-    "vgg16": 138_357_544, "vgg16_bn": 138_365_992, "vgg19": 143_667_240, "vgg19_bn": 143_678_248,
-    "resnet18": 11_689_512, "resnet34": 21_797_672, "resnet50": 25_557_032,
-    "resnet101": 44_549_160, "resnet152": 60_192_808,
+    "vgg11": 132_863_336,
+    "vgg11_bn": 132_868_840,
+    "vgg13": 133_047_848,
+    "vgg13_bn": 133_053_736,
+    "vgg16": 138_357_544,
+    "vgg16_bn": 138_365_992,
+    "vgg19": 143_667_240,
+    "vgg19_bn": 143_678_248,
+    "resnet18": 11_689_512,
+    "resnet34": 21_797_672,
+    "resnet50": 25_557_032,
+    "resnet101": 44_549_160,
+    "resnet152": 60_192_808,
 }
-VGG_CFG = {11: [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
-           13: [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
-           16: [64, 64, "M", 128, 128, "M"] + [256] * 3 + ["M"] + ([512] * 3 + ["M"]) * 2,
-           19: [64, 64, "M", 128, 128, "M"] + [256] * 4 + ["M"] + ([512] * 4 + ["M"]) * 2}
-RESNET_SPEC = {18: (False, [2, 2, 2, 2]), 34: (False, [3, 4, 6, 3]), 50: (True, [3, 4, 6, 3]),
-               101: (True, [3, 4, 23, 3]), 152: (True, [3, 8, 36, 3])}
+VGG_CFG = {
+    11: [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+    13: [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+    16: [64, 64, "M", 128, 128, "M"] + [256] * 3 + ["M"] + ([512] * 3 + ["M"]) * 2,
+    19: [64, 64, "M", 128, 128, "M"] + [256] * 4 + ["M"] + ([512] * 4 + ["M"]) * 2,
+}
+RESNET_SPEC = {
+    18: (False, [2, 2, 2, 2]),
+    34: (False, [3, 4, 6, 3]),
+    50: (True, [3, 4, 6, 3]),
+    101: (True, [3, 4, 23, 3]),
+    152: (True, [3, 8, 36, 3]),
+}
 
 
 # ----------------------------------------------------------------- torch oracle
 def torch_alexnet(num_classes):
     m = tnn.Module()
     m.features = tnn.Sequential(
-        tnn.Conv2d(3, 64, 11, 4, 2), tnn.ReLU(), tnn.MaxPool2d(3, 2),
-        tnn.Conv2d(64, 192, 5, padding=2), tnn.ReLU(), tnn.MaxPool2d(3, 2),
-        tnn.Conv2d(192, 384, 3, padding=1), tnn.ReLU(), tnn.Conv2d(384, 256, 3, padding=1), tnn.ReLU(),
-        tnn.Conv2d(256, 256, 3, padding=1), tnn.ReLU(), tnn.MaxPool2d(3, 2))
+        tnn.Conv2d(3, 64, 11, 4, 2),
+        tnn.ReLU(),
+        tnn.MaxPool2d(3, 2),
+        tnn.Conv2d(64, 192, 5, padding=2),
+        tnn.ReLU(),
+        tnn.MaxPool2d(3, 2),
+        tnn.Conv2d(192, 384, 3, padding=1),
+        tnn.ReLU(),
+        tnn.Conv2d(384, 256, 3, padding=1),
+        tnn.ReLU(),
+        tnn.Conv2d(256, 256, 3, padding=1),
+        tnn.ReLU(),
+        tnn.MaxPool2d(3, 2),
+    )
     m.avgpool = tnn.AdaptiveAvgPool2d(6)
-    m.classifier = tnn.Sequential(tnn.Dropout(), tnn.Linear(9216, 4096), tnn.ReLU(), tnn.Dropout(),
-                                  tnn.Linear(4096, 4096), tnn.ReLU(), tnn.Linear(4096, num_classes))
+    m.classifier = tnn.Sequential(
+        tnn.Dropout(),
+        tnn.Linear(9216, 4096),
+        tnn.ReLU(),
+        tnn.Dropout(),
+        tnn.Linear(4096, 4096),
+        tnn.ReLU(),
+        tnn.Linear(4096, num_classes),
+    )
     m.forward = lambda x: m.classifier(m.avgpool(m.features(x)).flatten(1))
     return m
 
@@ -59,8 +93,15 @@ def torch_vgg(depth, bn, num_classes):
     m = tnn.Module()
     m.features = tnn.Sequential(*layers)
     m.avgpool = tnn.AdaptiveAvgPool2d(7)
-    m.classifier = tnn.Sequential(tnn.Linear(25088, 4096), tnn.ReLU(), tnn.Dropout(), tnn.Linear(4096, 4096),
-                                  tnn.ReLU(), tnn.Dropout(), tnn.Linear(4096, num_classes))
+    m.classifier = tnn.Sequential(
+        tnn.Linear(25088, 4096),
+        tnn.ReLU(),
+        tnn.Dropout(),
+        tnn.Linear(4096, 4096),
+        tnn.ReLU(),
+        tnn.Dropout(),
+        tnn.Linear(4096, num_classes),
+    )
     return m
 
 
@@ -78,7 +119,9 @@ class TorchBlock(tnn.Module):
             self.conv2, self.bn2 = conv(planes, planes, 3), tnn.BatchNorm2d(planes)
         self.downsample = None
         if stride != 1 or cin != planes * exp:
-            self.downsample = tnn.Sequential(conv(cin, planes * exp, 1, stride), tnn.BatchNorm2d(planes * exp))
+            self.downsample = tnn.Sequential(
+                conv(cin, planes * exp, 1, stride), tnn.BatchNorm2d(planes * exp)
+            )
 
     def forward(self, x):
         out = self.bn2(self.conv2(self.bn1(self.conv1(x)).relu()))
@@ -132,10 +175,15 @@ def test_torch_oracle_has_published_parameter_count(name):
     assert n_params(torch_oracle(name, 1000)) == PUBLISHED[name]
 
 
-@pytest.mark.parametrize("name, kwargs, expected", [
-    ("resnet20", {}, 269_722), ("resnet56", {}, 853_018),
-    ("lenet5", {"in_channels": 1}, 61_706), ("tinyvgg", {}, 19_920),
-])
+@pytest.mark.parametrize(
+    "name, kwargs, expected",
+    [
+        ("resnet20", {}, 269_722),
+        ("resnet56", {}, 853_018),
+        ("lenet5", {"in_channels": 1}, 61_706),
+        ("tinyvgg", {}, 19_920),
+    ],
+)
 def test_small_model_parameter_counts(name, kwargs, expected):
     assert n_params(models.create(name, num_classes=10, **kwargs)) == expected
 
@@ -167,15 +215,31 @@ def test_outputs_match_torch_oracle_with_its_weights(name, hw):
 IMAGENET = ("alexnet", "vgg", "resnet")  # families built at 1000 classes, as published
 SMOKE_HW = {"alexnet": 64, "vgg": 32, "resnet": 32, "unet": 32}  # by family; else input_size
 KNOWN_KEYS = {  # torchvision key -> shape
-    "alexnet": {"features.0.weight": (64, 3, 11, 11), "features.10.bias": (256,),
-                "classifier.1.weight": (4096, 9216), "classifier.6.bias": (1000,)},
-    "vgg16": {"features.0.weight": (64, 3, 3, 3), "features.28.weight": (512, 512, 3, 3),
-              "classifier.0.weight": (4096, 25088), "classifier.6.bias": (1000,)},
-    "resnet18": {"conv1.weight": (64, 3, 7, 7), "layer2.0.downsample.0.weight": (128, 64, 1, 1),
-                 "layer4.1.bn2.running_var": (512,), "fc.weight": (1000, 512)},
-    "resnet50": {"layer1.0.downsample.0.weight": (256, 64, 1, 1), "fc.weight": (1000, 2048),
-                 "layer1.0.downsample.1.num_batches_tracked": (),
-                 "layer3.5.conv3.weight": (1024, 256, 1, 1), "layer4.2.bn3.running_mean": (2048,)},
+    "alexnet": {
+        "features.0.weight": (64, 3, 11, 11),
+        "features.10.bias": (256,),
+        "classifier.1.weight": (4096, 9216),
+        "classifier.6.bias": (1000,),
+    },
+    "vgg16": {
+        "features.0.weight": (64, 3, 3, 3),
+        "features.28.weight": (512, 512, 3, 3),
+        "classifier.0.weight": (4096, 25088),
+        "classifier.6.bias": (1000,),
+    },
+    "resnet18": {
+        "conv1.weight": (64, 3, 7, 7),
+        "layer2.0.downsample.0.weight": (128, 64, 1, 1),
+        "layer4.1.bn2.running_var": (512,),
+        "fc.weight": (1000, 512),
+    },
+    "resnet50": {
+        "layer1.0.downsample.0.weight": (256, 64, 1, 1),
+        "fc.weight": (1000, 2048),
+        "layer1.0.downsample.1.num_batches_tracked": (),
+        "layer3.5.conv3.weight": (1024, 256, 1, 1),
+        "layer4.2.bn3.running_mean": (2048,),
+    },
 }
 KEY_COUNTS = {"alexnet": 16, "vgg16": 32, "resnet18": 122, "resnet50": 320}
 
@@ -191,8 +255,13 @@ def zoo_model(request):
 
 def test_registered_names():
     names = set(models.list_models())
-    expected = {"alexnet", "tinyvgg", "unet", *(f"resnet{d}" for d in (18, 34, 50, 101, 152)),
-                *(f"vgg{d}{bn}" for d in (11, 13, 16, 19) for bn in ("", "_bn"))}
+    expected = {
+        "alexnet",
+        "tinyvgg",
+        "unet",
+        *(f"resnet{d}" for d in (18, 34, 50, 101, 152)),
+        *(f"vgg{d}{bn}" for d in (11, 13, 16, 19) for bn in ("", "_bn")),
+    }
     assert expected <= names
 
 
@@ -288,7 +357,7 @@ def test_tinyvgg_feature_map_matches_cnn_explainer():
 def test_unet_shapes(depth, hw):
     model = models.create("unet", num_classes=3, in_channels=2, base=4, depth=depth)
     assert model(cs.randn(1, 2, *hw)).shape == (1, 3, *hw)
-    assert model.get_submodule("bottleneck.conv2").out_channels == 4 * 2 ** depth
+    assert model.get_submodule("bottleneck.conv2").out_channels == 4 * 2**depth
 
 
 @pytest.mark.parametrize("hw", [(30, 32), (32, 36)])

@@ -1,4 +1,5 @@
 """Module behaviour: registration, state_dict keys equal to PyTorch's, strict loading, init, repr."""
+
 from collections import OrderedDict
 
 import numpy as np
@@ -11,13 +12,23 @@ from convscope import nn
 
 def make_pair():
     """The same small network in convscope and PyTorch."""
+
     def build(m):
-        return m.Sequential(OrderedDict([
-            ("conv1", m.Conv2d(3, 8, 3, padding=1)), ("bn1", m.BatchNorm2d(8)), ("relu", m.ReLU()),
-            ("pool", m.MaxPool2d(2)),
-            ("block", m.Sequential(m.Conv2d(8, 8, 3, padding=1, bias=False), m.BatchNorm2d(8))),
-            ("gap", m.AdaptiveAvgPool2d(1)), ("flat", m.Flatten()), ("fc", m.Linear(8, 4)),
-        ]))
+        return m.Sequential(
+            OrderedDict(
+                [
+                    ("conv1", m.Conv2d(3, 8, 3, padding=1)),
+                    ("bn1", m.BatchNorm2d(8)),
+                    ("relu", m.ReLU()),
+                    ("pool", m.MaxPool2d(2)),
+                    ("block", m.Sequential(m.Conv2d(8, 8, 3, padding=1, bias=False), m.BatchNorm2d(8))),
+                    ("gap", m.AdaptiveAvgPool2d(1)),
+                    ("flat", m.Flatten()),
+                    ("fc", m.Linear(8, 4)),
+                ]
+            )
+        )
+
     return build(nn), build(torch.nn)
 
 
@@ -46,7 +57,9 @@ def test_loaded_torch_weights_give_torch_outputs_in_train_and_eval():
         out_o = ours(cs.tensor(x)).numpy()
         out_t = theirs(torch.tensor(x)).detach().numpy()
         np.testing.assert_allclose(out_o, out_t, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(ours.bn1.running_mean.numpy(), theirs.bn1.running_mean.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        ours.bn1.running_mean.numpy(), theirs.bn1.running_mean.numpy(), rtol=1e-5, atol=1e-6
+    )
     assert int(ours.bn1.num_batches_tracked.item()) == int(theirs.bn1.num_batches_tracked.item()) == 1
 
 
@@ -65,7 +78,7 @@ def test_load_state_dict_strict_errors():
         ours.load_state_dict(bad)
     result = ours.load_state_dict(missing, strict=False)
     assert result.missing_keys == ["fc.bias"] and result.unexpected_keys == []
-    with pytest.raises(RuntimeError):   # also PyTorch's exception class
+    with pytest.raises(RuntimeError):  # also PyTorch's exception class
         ours.load_state_dict(extra)
 
 
@@ -80,15 +93,20 @@ def test_parameters_registration_and_modes():
     assert len(list(ml.parameters())) == 2 and isinstance(ml[1], nn.Linear)
     shared = nn.Linear(3, 3)
     twice = nn.Sequential(shared, shared)
-    assert len(list(twice.parameters())) == 2   # shared parameters listed once
+    assert len(list(twice.parameters())) == 2  # shared parameters listed once
     m.zero_grad()
     with pytest.raises(TypeError, match="Parameter or None"):
         m[0].weight = cs.randn(2, 1, 3, 3)
 
 
 def test_repr_is_readable():
-    m = nn.Sequential(nn.Conv2d(3, 16, 3, stride=2, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                      nn.Linear(16, 10, bias=False), nn.BatchNorm2d(16))
+    m = nn.Sequential(
+        nn.Conv2d(3, 16, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Linear(16, 10, bias=False),
+        nn.BatchNorm2d(16),
+    )
     text = repr(m)
     assert "(0): Conv2d(3, 16, kernel_size=3, stride=2, padding=1)" in text
     assert "(2): MaxPool2d(kernel_size=2)" in text
@@ -96,9 +114,14 @@ def test_repr_is_readable():
     assert "BatchNorm2d(16)" in text
 
 
-@pytest.mark.parametrize("layer,fan_in", [(lambda: nn.Conv2d(16, 32, 3), 16 * 9),
-                                          (lambda: nn.Linear(200, 300), 200),
-                                          (lambda: nn.ConvTranspose2d(8, 12, 4, groups=2), 6 * 16)])
+@pytest.mark.parametrize(
+    "layer,fan_in",
+    [
+        (lambda: nn.Conv2d(16, 32, 3), 16 * 9),
+        (lambda: nn.Linear(200, 300), 200),
+        (lambda: nn.ConvTranspose2d(8, 12, 4, groups=2), 6 * 16),
+    ],
+)
 def test_default_init_follows_pytorch_distribution(layer, fan_in):
     cs.manual_seed(0)
     m = layer()
@@ -161,8 +184,9 @@ def test_module_to_float64():
 
 def test_analysis_tools_keep_each_layers_mode():
     import convscope
+
     model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.ReLU())
-    model[1].eval()                       # e.g. a frozen BatchNorm inside a training model
+    model[1].eval()  # e.g. a frozen BatchNorm inside a training model
     convscope.summary(model, "1x8x8")
     assert model.training and not model[1].training
     with model.evaluating():

@@ -1,4 +1,5 @@
 """convscope.optim against torch.optim: updates, param groups, state dicts, schedulers, errors."""
+
 from __future__ import annotations
 
 import io
@@ -18,8 +19,10 @@ from convscope.optim import state_dict_from_arrays, state_dict_to_arrays
 try:
     from convscope.nn import Parameter
 except ImportError:  # nn still being built: a Parameter is exactly a leaf Tensor requiring grad
+
     def Parameter(array):
         return Tensor(np.asarray(array), requires_grad=True)
+
 
 SHAPES = [(3, 4), (5,), (2, 3, 2, 2)]
 STEPS = 20
@@ -30,8 +33,13 @@ def _make(dtype, seed=0):
     """Initial values and a fixed gradient sequence; grad None for param 1 at steps 4 and 11."""
     rng = np.random.default_rng(seed)
     init = [rng.standard_normal(s).astype(dtype) for s in SHAPES]
-    grads = [[None if (i == 1 and t in (4, 11)) else rng.standard_normal(s).astype(dtype)
-              for i, s in enumerate(SHAPES)] for t in range(STEPS)]
+    grads = [
+        [
+            None if (i == 1 and t in (4, 11)) else rng.standard_normal(s).astype(dtype)
+            for i, s in enumerate(SHAPES)
+        ]
+        for t in range(STEPS)
+    ]
     return init, grads
 
 
@@ -58,19 +66,26 @@ def _run_parity(ours_cls, torch_cls, dtype, groups=None, **kw):
         for i, (p, q) in enumerate(zip(ours, theirs)):
             assert p.data is arrays[i], "the update must be in place on p.data"
             assert p.data.dtype == dtype, f"param {i} became {p.data.dtype}"
-            np.testing.assert_allclose(p.data, q.detach().numpy(), err_msg=f"step {t} param {i}",
-                                       **TOL[dtype])
+            np.testing.assert_allclose(
+                p.data, q.detach().numpy(), err_msg=f"step {t} param {i}", **TOL[dtype]
+            )
     return opt_c, opt_t
 
 
-SGD_CONFIGS = [dict(lr=lr, momentum=m, dampening=d, nesterov=n, weight_decay=wd, maximize=mx)
-               for lr, m, d, n, wd, mx in itertools.product([0.1, 0.01, 1e-3], [0.0, 0.9], [0.0, 0.5],
-                                                            [False, True], [0.0, 0.1], [False, True])
-               if not (n and (m == 0 or d != 0))]
+SGD_CONFIGS = [
+    dict(lr=lr, momentum=m, dampening=d, nesterov=n, weight_decay=wd, maximize=mx)
+    for lr, m, d, n, wd, mx in itertools.product(
+        [0.1, 0.01, 1e-3], [0.0, 0.9], [0.0, 0.5], [False, True], [0.0, 0.1], [False, True]
+    )
+    if not (n and (m == 0 or d != 0))
+]
 
-ADAM_CONFIGS = [dict(lr=lr, betas=b, weight_decay=wd, amsgrad=am, maximize=mx)
-                for lr, b, wd, am, mx in itertools.product([1e-3, 0.1], [(0.9, 0.999), (0.3, 0.9)],
-                                                           [0.0, 0.1], [False, True], [False, True])]
+ADAM_CONFIGS = [
+    dict(lr=lr, betas=b, weight_decay=wd, amsgrad=am, maximize=mx)
+    for lr, b, wd, am, mx in itertools.product(
+        [1e-3, 0.1], [(0.9, 0.999), (0.3, 0.9)], [0.0, 0.1], [False, True], [False, True]
+    )
+]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -88,25 +103,32 @@ def test_adam_parity(name, cfg, dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("name, kw, groups", [
-    ("SGD", dict(lr=0.01, momentum=0.9), [([0, 2], dict(lr=0.5)), ([1], dict(nesterov=True))]),
-    ("Adam", dict(lr=1e-3), [([0], dict(lr=0.1, amsgrad=True)), ([1, 2], dict(betas=(0.5, 0.9)))]),
-    ("AdamW", dict(lr=0.02), [([2], dict(weight_decay=0.5)), ([0, 1], dict(lr=0.3))]),
-])
+@pytest.mark.parametrize(
+    "name, kw, groups",
+    [
+        ("SGD", dict(lr=0.01, momentum=0.9), [([0, 2], dict(lr=0.5)), ([1], dict(nesterov=True))]),
+        ("Adam", dict(lr=1e-3), [([0], dict(lr=0.1, amsgrad=True)), ([1, 2], dict(betas=(0.5, 0.9)))]),
+        ("AdamW", dict(lr=0.02), [([2], dict(weight_decay=0.5)), ([0, 1], dict(lr=0.3))]),
+    ],
+)
 def test_param_groups_parity(name, kw, groups, dtype):
-    opt_c, opt_t = _run_parity(getattr(optim, name), getattr(torch.optim, name), dtype,
-                               groups=groups, **kw)
+    opt_c, opt_t = _run_parity(getattr(optim, name), getattr(torch.optim, name), dtype, groups=groups, **kw)
     for gc, gt in zip(opt_c.param_groups, opt_t.param_groups):
-        assert {k: v for k, v in gc.items() if k != "params"} == \
-            {k: gt[k] for k in gc if k != "params"}
+        assert {k: v for k, v in gc.items() if k != "params"} == {k: gt[k] for k in gc if k != "params"}
 
 
-@pytest.mark.parametrize("name, kw", [("SGD", dict(lr=0.1, momentum=0.9)),
-                                      ("Adam", dict(lr=0.01, amsgrad=True)),
-                                      ("AdamW", dict(lr=0.01))])
+@pytest.mark.parametrize(
+    "name, kw",
+    [("SGD", dict(lr=0.1, momentum=0.9)), ("Adam", dict(lr=0.01, amsgrad=True)), ("AdamW", dict(lr=0.01))],
+)
 def test_state_dict_layout_matches_torch(name, kw):
-    opt_c, opt_t = _run_parity(getattr(optim, name), getattr(torch.optim, name), np.float32,
-                               groups=[([0], {}), ([1, 2], dict(lr=0.05))], **kw)
+    opt_c, opt_t = _run_parity(
+        getattr(optim, name),
+        getattr(torch.optim, name),
+        np.float32,
+        groups=[([0], {}), ([1, 2], dict(lr=0.05))],
+        **kw,
+    )
     sc, st = opt_c.state_dict(), opt_t.state_dict()
     assert [g["params"] for g in sc["param_groups"]] == [g["params"] for g in st["param_groups"]]
     for gc, gt in zip(sc["param_groups"], st["param_groups"]):
@@ -129,9 +151,14 @@ def _checkpoint_round_trip(state_dict):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("name, kw", [("SGD", dict(lr=0.1, momentum=0.9, nesterov=True)),
-                                      ("Adam", dict(lr=0.01, amsgrad=True, weight_decay=0.1)),
-                                      ("AdamW", dict(lr=0.01, betas=(0.8, 0.99)))])
+@pytest.mark.parametrize(
+    "name, kw",
+    [
+        ("SGD", dict(lr=0.1, momentum=0.9, nesterov=True)),
+        ("Adam", dict(lr=0.01, amsgrad=True, weight_decay=0.1)),
+        ("AdamW", dict(lr=0.01, betas=(0.8, 0.99))),
+    ],
+)
 def test_state_dict_round_trip_resumes_identically(name, kw, dtype):
     cls = getattr(optim, name)
     init, grads = _make(dtype, seed=3)
@@ -164,8 +191,12 @@ def test_state_dict_round_trip_resumes_identically(name, kw, dtype):
 def test_named_parameters_like_torch():
     w, b = np.ones((2, 2), np.float32), np.zeros(2, np.float32)
     opt_c = optim.SGD([("fc.weight", Parameter(w.copy())), ("fc.bias", Parameter(b.copy()))])
-    opt_t = torch.optim.SGD([("fc.weight", torch.nn.Parameter(torch.from_numpy(w.copy()))),
-                             ("fc.bias", torch.nn.Parameter(torch.from_numpy(b.copy())))])
+    opt_t = torch.optim.SGD(
+        [
+            ("fc.weight", torch.nn.Parameter(torch.from_numpy(w.copy()))),
+            ("fc.bias", torch.nn.Parameter(torch.from_numpy(b.copy()))),
+        ]
+    )
     names = opt_t.state_dict()["param_groups"][0]["param_names"]
     assert opt_c.state_dict()["param_groups"][0]["param_names"] == names == ["fc.weight", "fc.bias"]
     with pytest.raises(ValueError, match="all parameters or none.*got 1 of 2"):
@@ -227,10 +258,12 @@ def test_closure_and_skipped_params():
 
 # ---- schedulers ------------------------------------------------------------------------------
 
+
 def _sched_pair(make_c, make_t, lrs=(0.1, 0.03), base="SGD"):
     opt_c = getattr(optim, base)([{"params": [Parameter(np.ones(2))], "lr": lr} for lr in lrs])
-    opt_t = getattr(torch.optim, base)([{"params": [torch.nn.Parameter(torch.ones(2))], "lr": lr}
-                                        for lr in lrs])
+    opt_t = getattr(torch.optim, base)(
+        [{"params": [torch.nn.Parameter(torch.ones(2))], "lr": lr} for lr in lrs]
+    )
     return opt_c, opt_t, make_c(opt_c), make_t(opt_t)
 
 
@@ -260,8 +293,9 @@ def test_scheduler_parity(name, kw):
 
 
 def test_cosine_follows_closed_form_including_past_t_max():
-    opt_c, _, s_c, _ = _sched_pair(lambda o: sched.CosineAnnealingLR(o, T_max=6, eta_min=0.01),
-                                   lambda o: None, lrs=(0.1,))
+    opt_c, _, s_c, _ = _sched_pair(
+        lambda o: sched.CosineAnnealingLR(o, T_max=6, eta_min=0.01), lambda o: None, lrs=(0.1,)
+    )
     for epoch in range(30):
         expected = 0.01 + (0.1 - 0.01) * (1 + np.cos(np.pi * epoch / 6)) / 2
         assert s_c.get_last_lr()[0] == pytest.approx(expected, rel=1e-12, abs=1e-15)
@@ -270,11 +304,15 @@ def test_cosine_follows_closed_form_including_past_t_max():
 
 def test_chained_schedulers_and_outside_lr_changes_match_torch():
     def both(o, mod):
-        return [mod.StepLR(o, step_size=4, gamma=0.5), mod.MultiStepLR(o, milestones=[3, 6]),
-                mod.CosineAnnealingLR(o, T_max=5)]
+        return [
+            mod.StepLR(o, step_size=4, gamma=0.5),
+            mod.MultiStepLR(o, milestones=[3, 6]),
+            mod.CosineAnnealingLR(o, T_max=5),
+        ]
 
-    opt_c, opt_t, ss_c, ss_t = _sched_pair(lambda o: both(o, sched),
-                                           lambda o: both(o, torch.optim.lr_scheduler))
+    opt_c, opt_t, ss_c, ss_t = _sched_pair(
+        lambda o: both(o, sched), lambda o: both(o, torch.optim.lr_scheduler)
+    )
     for epoch in range(25):
         if epoch == 8:
             for o in (opt_c, opt_t):
@@ -339,42 +377,54 @@ def test_initial_lr_is_kept_by_a_second_scheduler():
 
 # ---- errors ----------------------------------------------------------------------------------
 
+
 def _p(*shape):
     return Parameter(np.ones(shape or (2,), np.float32))
 
 
-@pytest.mark.parametrize("make, match", [
-    (lambda: optim.SGD([_p()], lr=-0.1), "invalid lr: expected a number >= 0.0, got -0.1"),
-    (lambda: optim.Adam([_p()], lr=-1.0), "invalid lr"),
-    (lambda: optim.AdamW([_p()], lr=-1e-3), "invalid lr"),
-    (lambda: optim.SGD([{"params": [_p()], "lr": -1.0}], lr=0.1), "invalid lr.*got -1.0"),
-    (lambda: optim.SGD([_p()], momentum=-0.5), "invalid momentum: expected .*>= 0.0, got -0.5"),
-    (lambda: optim.SGD([_p()], weight_decay=-1.0), "invalid weight_decay"),
-    (lambda: optim.Adam([_p()], weight_decay=-1.0), "invalid weight_decay"),
-    (lambda: optim.Adam([_p()], eps=-1e-8), "invalid eps: expected a number >= 0.0"),
-    (lambda: optim.Adam([_p()], betas=(1.0, 0.999)), r"invalid betas\[0\]: expected a number in \[0.0, 1.0\)"),
-    (lambda: optim.AdamW([_p()], betas=(0.9, -0.1)), r"invalid betas\[1\].*got -0.1"),
-    (lambda: optim.Adam([_p()], betas=(0.9,)), r"invalid betas: expected a pair"),
-    (lambda: optim.SGD([], lr=0.1), "empty parameter list"),
-    (lambda: optim.Adam(iter([])), "empty parameter list"),
-    (lambda: optim.SGD([p := _p(), p]), "appears twice"),
-    (lambda: optim.SGD([{"params": [p := _p()]}, {"params": [_p(), p]}]), "appears twice.*group 1"),
-    (lambda: optim.SGD([_p()], momentum=0.0, nesterov=True), "nesterov=True needs momentum > 0"),
-    (lambda: optim.SGD([_p()], momentum=0.9, dampening=0.1, nesterov=True),
-     "nesterov.*dampening == 0.*dampening=0.1"),
-    (lambda: optim.SGD([_p() * 2]), "not a leaf"),
-])
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: optim.SGD([_p()], lr=-0.1), "invalid lr: expected a number >= 0.0, got -0.1"),
+        (lambda: optim.Adam([_p()], lr=-1.0), "invalid lr"),
+        (lambda: optim.AdamW([_p()], lr=-1e-3), "invalid lr"),
+        (lambda: optim.SGD([{"params": [_p()], "lr": -1.0}], lr=0.1), "invalid lr.*got -1.0"),
+        (lambda: optim.SGD([_p()], momentum=-0.5), "invalid momentum: expected .*>= 0.0, got -0.5"),
+        (lambda: optim.SGD([_p()], weight_decay=-1.0), "invalid weight_decay"),
+        (lambda: optim.Adam([_p()], weight_decay=-1.0), "invalid weight_decay"),
+        (lambda: optim.Adam([_p()], eps=-1e-8), "invalid eps: expected a number >= 0.0"),
+        (
+            lambda: optim.Adam([_p()], betas=(1.0, 0.999)),
+            r"invalid betas\[0\]: expected a number in \[0.0, 1.0\)",
+        ),
+        (lambda: optim.AdamW([_p()], betas=(0.9, -0.1)), r"invalid betas\[1\].*got -0.1"),
+        (lambda: optim.Adam([_p()], betas=(0.9,)), r"invalid betas: expected a pair"),
+        (lambda: optim.SGD([], lr=0.1), "empty parameter list"),
+        (lambda: optim.Adam(iter([])), "empty parameter list"),
+        (lambda: optim.SGD([p := _p(), p]), "appears twice"),
+        (lambda: optim.SGD([{"params": [p := _p()]}, {"params": [_p(), p]}]), "appears twice.*group 1"),
+        (lambda: optim.SGD([_p()], momentum=0.0, nesterov=True), "nesterov=True needs momentum > 0"),
+        (
+            lambda: optim.SGD([_p()], momentum=0.9, dampening=0.1, nesterov=True),
+            "nesterov.*dampening == 0.*dampening=0.1",
+        ),
+        (lambda: optim.SGD([_p() * 2]), "not a leaf"),
+    ],
+)
 def test_optimizer_argument_errors(make, match):
     with pytest.raises(ValueError, match=match):
         make()
 
 
-@pytest.mark.parametrize("make, match", [
-    (lambda: optim.SGD(_p()), "got a single (Tensor|Parameter); wrap it in a list"),
-    (lambda: optim.SGD([np.ones(2)]), "can only optimize Tensors.*ndarray"),
-    (lambda: optim.SGD({_p()}), "ordered collection"),
-    (lambda: sched.StepLR(object(), step_size=1), "expected an Optimizer"),
-])
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: optim.SGD(_p()), "got a single (Tensor|Parameter); wrap it in a list"),
+        (lambda: optim.SGD([np.ones(2)]), "can only optimize Tensors.*ndarray"),
+        (lambda: optim.SGD({_p()}), "ordered collection"),
+        (lambda: sched.StepLR(object(), step_size=1), "expected an Optimizer"),
+    ],
+)
 def test_type_errors(make, match):
     with pytest.raises(TypeError, match=match):
         make()
@@ -401,12 +451,15 @@ def test_grad_shape_mismatch_error():
         optim.Adam([p]).step()
 
 
-@pytest.mark.parametrize("make, match", [
-    (lambda o: sched.StepLR(o, step_size=0), "invalid step_size: expected an integer >= 1, got 0"),
-    (lambda o: sched.CosineAnnealingLR(o, T_max=0), "invalid T_max"),
-    (lambda o: sched.MultiStepLR(o, milestones=[3, -1]), "invalid milestones.*got -1"),
-    (lambda o: sched.StepLR(o, step_size=2, last_epoch=3), "no 'initial_lr'"),
-])
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda o: sched.StepLR(o, step_size=0), "invalid step_size: expected an integer >= 1, got 0"),
+        (lambda o: sched.CosineAnnealingLR(o, T_max=0), "invalid T_max"),
+        (lambda o: sched.MultiStepLR(o, milestones=[3, -1]), "invalid milestones.*got -1"),
+        (lambda o: sched.StepLR(o, step_size=2, last_epoch=3), "no 'initial_lr'"),
+    ],
+)
 def test_scheduler_errors(make, match):
     with pytest.raises(ValueError, match=match):
         make(optim.SGD([_p()], lr=0.1))

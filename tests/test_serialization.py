@@ -1,4 +1,5 @@
 """convscope.save / convscope.load: one .npz, no pickle, atomic, clear errors."""
+
 import os
 import zipfile
 
@@ -20,7 +21,7 @@ def test_round_trip_model_state(tmp_path):
     for (k, a), b in zip(model.state_dict().items(), fresh.state_dict().values()):
         np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=k)
         assert a.dtype == b.dtype
-    with zipfile.ZipFile(path) as z:      # plain .npy members, nothing pickled
+    with zipfile.ZipFile(path) as z:  # plain .npy members, nothing pickled
         assert all(name.endswith(".npy") for name in z.namelist())
     with np.load(path, allow_pickle=False) as archive:
         assert archive["layer1.0.bn1.num_batches_tracked"].dtype == np.int64
@@ -33,16 +34,19 @@ def test_failed_save_keeps_existing_file(tmp_path):
     with pytest.raises(TypeError, match="without pickle"):
         cs.save({"a": np.ones(3), "b": np.array(["text"], dtype=object)}, path)
     assert path.read_bytes() == before
-    assert [p.name for p in tmp_path.iterdir()] == ["w.npz"]   # no temp file left behind
+    assert [p.name for p in tmp_path.iterdir()] == ["w.npz"]  # no temp file left behind
 
 
-@pytest.mark.parametrize("content,pattern", [
-    (b"not a zip file at all", "not a readable convscope weights file"),
-    (None, "is corrupt"),
-])
+@pytest.mark.parametrize(
+    "content,pattern",
+    [
+        (b"not a zip file at all", "not a readable convscope weights file"),
+        (None, "is corrupt"),
+    ],
+)
 def test_corrupt_or_foreign_files(tmp_path, content, pattern):
     path = tmp_path / "bad.npz"
-    if content is None:   # an archive holding an object array (would need pickle)
+    if content is None:  # an archive holding an object array (would need pickle)
         np.savez(path, a=np.array([{"x": 1}], dtype=object))
     else:
         path.write_bytes(content)

@@ -1,4 +1,5 @@
 """convscope.summary: published MACs and receptive fields, branches, users' own models, the CLI."""
+
 import json
 
 import numpy as np
@@ -83,7 +84,7 @@ def test_receptive_field_through_branches_matches_gradient_support():
     model = TwoBranch()
     d = cs.summary(model, "1x64x64").to_dict()
     assert d["receptive_field"] == empirical_rf(TwoBranch(), 64) == 18
-    narrow_only = 3 + 2 + 1 + 2 * 2          # stem, narrow, 2x2 pool, head at jump 2
+    narrow_only = 3 + 2 + 1 + 2 * 2  # stem, narrow, 2x2 pool, head at jump 2
     assert d["receptive_field"] > narrow_only  # the wide branch dominates: the max over paths
     by_name = {row["name"]: row for row in d["layers"]}
     assert by_name["narrow"]["receptive_field"] == 5
@@ -92,29 +93,53 @@ def test_receptive_field_through_branches_matches_gradient_support():
 def test_resnet_block_rows_show_merged_field():
     d = cs.summary(models.create("resnet20"), "3x32x32").to_dict()
     names = [row["name"] for row in d["layers"]]
-    assert "layer1.0" in names            # the block's residual add gets its own row
+    assert "layer1.0" in names  # the block's residual add gets its own row
     block = next(r for r in d["layers"] if r["name"] == "layer3.2")
     assert block["receptive_field"] == 81 and block["stride"] == 4
 
 
 def test_summary_of_checkpoint_and_json_cli(tmp_path, capsys):
     from convscope.checkpoint import save_checkpoint
+
     model = models.create("lenet5", in_channels=1)
     save_checkpoint(tmp_path / "m.npz", model, meta={"preprocessing": {"input_shape": [1, 28, 28]}})
     assert main(["summary", str(tmp_path / "m.npz"), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert doc["total_params"] == 61_706 and doc["layers_counted"] == 5
-    assert set(doc) >= {"layers", "total_params", "trainable_params", "total_macs", "receptive_field",
-                        "layers_counted"}
-    assert set(doc["layers"][0]) == {"name", "type", "output_shape", "params", "macs", "receptive_field",
-                                     "stride", "padding"}
-    assert doc["layers"][0] == {"name": "features.conv1", "type": "Conv2d", "output_shape": [6, 28, 28],
-                                "params": 156, "macs": 28 * 28 * 6 * 25, "receptive_field": 5, "stride": 1,
-                                "padding": 2}
+    assert set(doc) >= {
+        "layers",
+        "total_params",
+        "trainable_params",
+        "total_macs",
+        "receptive_field",
+        "layers_counted",
+    }
+    assert set(doc["layers"][0]) == {
+        "name",
+        "type",
+        "output_shape",
+        "params",
+        "macs",
+        "receptive_field",
+        "stride",
+        "padding",
+    }
+    assert doc["layers"][0] == {
+        "name": "features.conv1",
+        "type": "Conv2d",
+        "output_shape": [6, 28, 28],
+        "params": 156,
+        "macs": 28 * 28 * 6 * 25,
+        "receptive_field": 5,
+        "stride": 1,
+        "padding": 2,
+    }
 
 
 def test_too_small_input_names_the_layer():
-    with pytest.raises(ValueError, match=r"too small for vgg16: the feature map vanishes at layer features\.30"):
+    with pytest.raises(
+        ValueError, match=r"too small for vgg16: the feature map vanishes at layer features\.30"
+    ):
         cs.summary(models.create("vgg16"), "3x16x16")
 
 
@@ -141,6 +166,7 @@ def test_field_of_blocks_and_strongest_cell_on_a_resnet():
     with pytest.raises(ValueError, match="no receptive field.*modules with one: conv1"):
         s.field_of("fc")
     from convscope.explain import strongest_cell
+
     cell = strongest_cell(model, cs.randn(1, 3, 32, 32))
     assert cell["layer"] == "layer3" and cell["rf_size"] == (81.0, 81.0) and cell["jump"] == (4.0, 4.0)
     i, j = cell["cell"]

@@ -1,5 +1,6 @@
 """convscope.set_num_threads / get_num_threads: the thread count reaches the kernels and BLAS,
 results do not depend on it, and bad values are refused."""
+
 import threading
 
 import numpy as np
@@ -34,6 +35,7 @@ def _step_grads():
 
 def test_thread_count_reaches_kernels_and_blas(restore_threads, monkeypatch):
     from convscope.kernels import conv
+
     monkeypatch.setattr(conv, "PARALLEL_MIN_FLOPS", 0)  # this small conv in threads too
     cs.set_num_threads(1)
     assert cs.get_num_threads() == 1
@@ -52,6 +54,7 @@ def test_thread_count_reaches_kernels_and_blas(restore_threads, monkeypatch):
 
 def test_default_restored(restore_threads):
     import os
+
     before = _blas_threads()
     cs.set_num_threads(1)
     cs.set_num_threads(None)
@@ -67,6 +70,7 @@ def test_set_inside_a_kernel_applies_when_it_ends(restore_threads):
     def body(a, b):
         cs.set_num_threads(3)
         seen.append(_blas_threads())
+
     parallel.run_chunks(1, 1, False, body)
     assert seen == [1]
     assert _blas_threads() == 3 and cs.get_num_threads() == 3
@@ -93,6 +97,7 @@ def test_run_chunks_returns_only_after_workers_stop(error, restore_threads):
     # an error (or Ctrl-C) in the calling thread's chunk: the workers finish the chunk they
     # are in, start no new one, and only then does the exception reach the caller
     import time
+
     cs.set_num_threads(2)
     active, ran, lock = [0], [], threading.Lock()
     main = threading.get_ident()
@@ -108,6 +113,7 @@ def test_run_chunks_returns_only_after_workers_stop(error, restore_threads):
         finally:
             with lock:
                 active[0] -= 1
+
     with pytest.raises(error):
         parallel.run_chunks(200, 1, True, body)
     assert active[0] == 0
@@ -122,7 +128,9 @@ def test_worker_exception_is_raised_in_caller(restore_threads):
         if threading.get_ident() != main:
             raise RuntimeError(f"chunk {a} failed")
         import time
+
         time.sleep(0.01)  # leave chunks to the worker
+
     with pytest.raises(RuntimeError, match="failed"):
         parallel.run_chunks(8, 1, True, body)
 
@@ -137,6 +145,7 @@ def test_ctrl_c_while_waiting_for_a_worker(restore_threads):
     import os
     import signal
     import time
+
     cs.set_num_threads(2)
     main = threading.get_ident()
     finished = []
@@ -149,6 +158,7 @@ def test_ctrl_c_while_waiting_for_a_worker(restore_threads):
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(0.05)
             finished.append(a)
+
     with pytest.raises(KeyboardInterrupt):
         parallel.run_chunks(2, 1, True, body)
     assert finished  # the worker's chunk had ended before the interrupt reached the caller

@@ -1,4 +1,5 @@
 """The training tool: the default run, exact resume, the NaN stop, Ctrl-C, evaluate/predict and bad input."""
+
 import os
 import signal
 import subprocess
@@ -34,13 +35,15 @@ def test_default_train_reaches_97_percent(digits_run):
     assert csv_lines[0].startswith("epoch,train_loss,train_accuracy,test_loss,test_accuracy")
     assert len(csv_lines) == 1 + len(history)
     from PIL import Image
+
     with Image.open(digits_run / "curve.png") as im:
         assert im.size[0] > 600 and im.size[1] > 300
 
 
 def test_train_json_has_required_keys(tmp_path, capsys):
-    code, out, err = run_cli(["train", "--epochs", "1", "--out", str(tmp_path / "r"), "--no-progress",
-                              "--json"], capsys)
+    code, out, err = run_cli(
+        ["train", "--epochs", "1", "--out", str(tmp_path / "r"), "--no-progress", "--json"], capsys
+    )
     assert code == 0
     result = last_json(out)
     for key in ("test_accuracy", "checkpoint", "epochs", "seconds"):
@@ -71,6 +74,7 @@ def test_resume_equals_uninterrupted_run(tmp_path):
         if epoch == 2:
             raise KeyboardInterrupt
         return original(epoch, start)
+
     part._train_epoch = stop_in_epoch_3
     with pytest.raises(KeyboardInterrupt):
         part.fit()
@@ -99,7 +103,9 @@ def _interrupt_at_step_30_then_resume(tmp_path, interrupt, expected_state):
         def counted_step(*args):
             calls[0] += 1
             return interrupt(step, args) if calls[0] == 30 else step(*args)
+
         part.optimizer.step = counted_step
+
     part._setup = setup
     with pytest.raises(KeyboardInterrupt):
         part.fit()
@@ -114,6 +120,7 @@ def test_ctrl_c_inside_a_batch_resumes_exactly(tmp_path):
     # state must be the one after the last finished batch, or the resumed masks differ
     def before_update(step, args):
         raise KeyboardInterrupt
+
     _interrupt_at_step_30_then_resume(tmp_path, before_update, (1, 6))
 
 
@@ -124,6 +131,7 @@ def test_sigint_right_after_the_update_counts_that_batch(tmp_path):
         out = step(*args)
         os.kill(os.getpid(), signal.SIGINT)
         return out
+
     _interrupt_at_step_30_then_resume(tmp_path, after_update, (1, 7))
 
 
@@ -132,12 +140,16 @@ def test_nan_stops_training_and_keeps_last_good_checkpoint(tmp_path):
     original = trainer._train_epoch
 
     def poisoned(epoch, start):
-        if epoch == 1:   # corrupt one weight at the start of the second epoch
+        if epoch == 1:  # corrupt one weight at the start of the second epoch
             next(trainer.model.parameters()).data[0, 0, 0, 0] = np.nan
         return original(epoch, start)
+
     trainer._train_epoch = poisoned
-    with pytest.raises(TrainingDiverged, match=r"diverged in epoch 2, batch 1: .*NaN.*kept the last good "
-                                               r"checkpoint .*last.npz \(epoch 1\)"):
+    with pytest.raises(
+        TrainingDiverged,
+        match=r"diverged in epoch 2, batch 1: .*NaN.*kept the last good "
+        r"checkpoint .*last.npz \(epoch 1\)",
+    ):
         trainer.fit()
     ckpt = load_checkpoint(tmp_path / "r" / "last.npz")
     assert ckpt.meta["train_state"]["epoch"] == 1
@@ -145,8 +157,9 @@ def test_nan_stops_training_and_keeps_last_good_checkpoint(tmp_path):
 
 
 def test_nan_from_huge_learning_rate_is_one_line_error(tmp_path, capsys):
-    code, out, err = run_cli(["train", "--epochs", "2", "--lr", "1e12", "--out", str(tmp_path / "r"),
-                              "--no-progress"], capsys)
+    code, out, err = run_cli(
+        ["train", "--epochs", "2", "--lr", "1e12", "--out", str(tmp_path / "r"), "--no-progress"], capsys
+    )
     assert code == 1
     lines = [l for l in err.splitlines() if l.startswith("convscope train: error:")]
     assert len(lines) == 1 and "diverged" in lines[0] and "lower --lr" in lines[0]
@@ -163,7 +176,7 @@ def test_sigint_saves_and_resume_matches_uninterrupted(tmp_path):
     deadline = time.time() + 120
     while not (run / "last.npz").exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
-    time.sleep(0.3)   # now somewhere inside the second epoch
+    time.sleep(0.3)  # now somewhere inside the second epoch
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
@@ -173,22 +186,43 @@ def test_sigint_saves_and_resume_matches_uninterrupted(tmp_path):
     resumed = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     full = tmp_path / "full"
-    subprocess.run([*cmd[:-3], "--out", str(full), "--no-progress"], check=True, capture_output=True,
-                   timeout=300)
+    subprocess.run(
+        [*cmd[:-3], "--out", str(full), "--no-progress"], check=True, capture_output=True, timeout=300
+    )
     assert_same_weights(weights(full / "last.npz"), weights(run / "last.npz"))
 
 
 MNIST = os.environ.get("CONVSCOPE_MNIST_DIR") or os.path.join(
-    os.path.dirname(__file__), "..", "..", "shared", "data", "mnist")
+    os.path.dirname(__file__), "..", "..", "shared", "data", "mnist"
+)
 
 
 @pytest.mark.skipif(not os.path.isdir(MNIST), reason="the shared MNIST test set is not on this machine")
 def test_lenet5_on_real_mnist_reaches_98_percent(tmp_path, capsys):
     # the README's recipe: 8,000 training images overfit quickly, so shifts of up to 2 pixels and
     # label smoothing (measured over seeds 0-4: 98.65% to 99.25%)
-    code, out, err = run_cli(["train", "--data", "mnist:" + MNIST, "--model", "lenet5", "--epochs", "5",
-                              "--augment", "crop", "--crop-padding", "2", "--label-smoothing", "0.1",
-                              "--out", str(tmp_path / "m"), "--no-progress", "--json"], capsys)
+    code, out, err = run_cli(
+        [
+            "train",
+            "--data",
+            "mnist:" + MNIST,
+            "--model",
+            "lenet5",
+            "--epochs",
+            "5",
+            "--augment",
+            "crop",
+            "--crop-padding",
+            "2",
+            "--label-smoothing",
+            "0.1",
+            "--out",
+            str(tmp_path / "m"),
+            "--no-progress",
+            "--json",
+        ],
+        capsys,
+    )
     assert code == 0, err
     result = last_json(out)
     assert "held out a stratified 20% (2000 images)" in err
@@ -196,8 +230,9 @@ def test_lenet5_on_real_mnist_reaches_98_percent(tmp_path, capsys):
 
 
 def test_evaluate_and_predict(digits_run, tmp_path, capsys):
-    code, out, err = run_cli(["evaluate", str(digits_run / "best.npz"), "--out", str(tmp_path), "--json"],
-                             capsys)
+    code, out, err = run_cli(
+        ["evaluate", str(digits_run / "best.npz"), "--out", str(tmp_path), "--json"], capsys
+    )
     assert code == 0, err
     report = last_json(out)
     assert report["count"] == 360 and report["accuracy"] >= 0.97
@@ -206,16 +241,19 @@ def test_evaluate_and_predict(digits_run, tmp_path, capsys):
     assert len(report["per_class"]) == 10 and all(0 <= c["precision"] <= 1 for c in report["per_class"])
     assert "precision" in out and "confusion matrix" in out
     from PIL import Image
+
     with Image.open(report["confusion_png"]) as im:
         assert im.size[0] > 400
     # predict: a digit drawn large and in RGB is converted to the training preprocessing
     from sklearn.datasets import load_digits
+
     digits = load_digits()
     index = int(np.flatnonzero(digits.target == 3)[5])
     img = Image.fromarray((digits.images[index] * 255 / 16).astype(np.uint8)).resize((96, 96)).convert("RGB")
     img.save(tmp_path / "three.png")
-    code, out, err = run_cli(["predict", str(digits_run), str(tmp_path / "three.png"), "--top-k", "2", "--json"],
-                             capsys)
+    code, out, err = run_cli(
+        ["predict", str(digits_run), str(tmp_path / "three.png"), "--top-k", "2", "--json"], capsys
+    )
     assert code == 0, err
     pred = last_json(out)["predictions"][0]
     assert pred["top"][0]["class"] == "3" and len(pred["top"]) == 2
@@ -225,8 +263,20 @@ def test_evaluate_and_predict(digits_run, tmp_path, capsys):
 def test_config_file_and_flag_override(tmp_path, capsys):
     cfg = tmp_path / "run.toml"
     cfg.write_text('[train]\nepochs = 3\nbatch_size = 128\noptimizer = "adam"\n')
-    code, out, err = run_cli(["train", "--config", str(cfg), "--epochs", "1", "--out", str(tmp_path / "r"),
-                              "--no-progress", "--json"], capsys)
+    code, out, err = run_cli(
+        [
+            "train",
+            "--config",
+            str(cfg),
+            "--epochs",
+            "1",
+            "--out",
+            str(tmp_path / "r"),
+            "--no-progress",
+            "--json",
+        ],
+        capsys,
+    )
     assert code == 0, err
     saved = load_checkpoint(tmp_path / "r" / "last.npz").meta["train_config"]
     assert saved["epochs"] == 1 and saved["batch_size"] == 128 and saved["optimizer"] == "adam"
@@ -238,6 +288,7 @@ def test_config_file_and_flag_override(tmp_path, capsys):
 
 def make_folder(root, sizes=((8, 8),), modes=("L",), per_class=3, classes=("a", "b")):
     from PIL import Image
+
     for c in classes:
         (root / c).mkdir(parents=True, exist_ok=True)
         for i in range(per_class):
@@ -274,8 +325,9 @@ def bad_inputs(tmp):
 def test_bad_data_gets_one_line_error_and_keeps_existing_run(digits_run, tmp_path, capsys):
     before = {p.name: p.read_bytes() for p in digits_run.iterdir() if p.is_file()}
     for spec, fragment in bad_inputs(tmp_path):
-        code, out, err = run_cli(["train", "--data", spec, "--epochs", "1", "--out", str(tmp_path / "o"),
-                                  "--no-progress"], capsys)
+        code, out, err = run_cli(
+            ["train", "--data", spec, "--epochs", "1", "--out", str(tmp_path / "o"), "--no-progress"], capsys
+        )
         lines = err.strip().splitlines()
         assert code == 1, spec
         assert lines[-1].startswith("convscope train: error:") and fragment in lines[-1], (spec, err)
@@ -295,21 +347,30 @@ def test_corrupt_and_foreign_checkpoints(digits_run, tmp_path, capsys):
     garbage.write_bytes(b"\x89PNG not really")
     weights_only = tmp_path / "weights.npz"
     import convscope as cs
+
     cs.save({"w": np.zeros(3)}, weights_only)
-    for path, fragment in ((truncated, "not a convscope checkpoint"), (garbage, "not a convscope checkpoint"),
-                           (weights_only, "without convscope metadata"), (tmp_path / "none.npz", "no such")):
+    for path, fragment in (
+        (truncated, "not a convscope checkpoint"),
+        (garbage, "not a convscope checkpoint"),
+        (weights_only, "without convscope metadata"),
+        (tmp_path / "none.npz", "no such"),
+    ):
         for cmd in (["evaluate", str(path)], ["predict", str(path), str(path)]):
             code, out, err = run_cli(cmd, capsys)
             assert code == 1 and fragment in err and "Traceback" not in err, (cmd, err)
     # a checkpoint whose weights belong to a different model
     from convscope import models
     from convscope.checkpoint import save_checkpoint
+
     other = models.create("lenet5", in_channels=1)
     ckpt = load_checkpoint(digits_run / "best.npz")
     object.__setattr__(other, "model_name", "simple")
     object.__setattr__(other, "model_config", ckpt.model_config)
-    save_checkpoint(tmp_path / "mixed.npz", other, meta={k: v for k, v in ckpt.meta.items()
-                                                          if k not in ("format", "version", "model")})
+    save_checkpoint(
+        tmp_path / "mixed.npz",
+        other,
+        meta={k: v for k, v in ckpt.meta.items() if k not in ("format", "version", "model")},
+    )
     code, out, err = run_cli(["evaluate", str(tmp_path / "mixed.npz")], capsys)
     assert code == 1 and "do not fit model 'simple'" in err
 

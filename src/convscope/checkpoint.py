@@ -7,6 +7,7 @@ else: format/version, the registry name and constructor arguments of the
 model, the preprocessing, class names, metrics history and the training
 state needed to resume. Files are written atomically (temp file + rename).
 """
+
 from __future__ import annotations
 
 import json
@@ -31,6 +32,7 @@ class Checkpoint:
         optim_state: flattened optimizer arrays (may be empty).
         path: where it was read from.
     """
+
     meta: dict
     model_state: dict
     optim_state: dict = field(default_factory=dict)
@@ -60,6 +62,7 @@ class Checkpoint:
         """Rebuild the registered model and load the weights (raises CheckpointError on mismatch)."""
         from . import models
         from .nn.modules.module import StateDictError
+
         try:
             model = models.create(self.model_name, **self.model_config)
         except (TypeError, ValueError) as err:
@@ -67,8 +70,9 @@ class Checkpoint:
         try:
             model.load_state_dict(self.model_state)
         except StateDictError as err:
-            raise CheckpointError(f"{self.path}: the weights do not fit model {self.model_name!r}: "
-                                  f"{err}") from None
+            raise CheckpointError(
+                f"{self.path}: the weights do not fit model {self.model_name!r}: {err}"
+            ) from None
         model.eval()
         return model
 
@@ -84,17 +88,17 @@ def save_checkpoint(path, model, *, meta: dict | None = None, optim_arrays: dict
         optim_arrays (dict): name -> ndarray of optimizer state.
     """
     doc = {"format": FORMAT, "version": VERSION}
-    doc["model"] = {"name": getattr(model, "model_name", None),
-                    "config": getattr(model, "model_config", {})}
+    doc["model"] = {"name": getattr(model, "model_name", None), "config": getattr(model, "model_config", {})}
     doc.update(meta or {})
     if doc["model"]["name"] is None:
-        raise ValueError("save_checkpoint: the model has no registry name; build it with "
-                         "convscope.models.create(...) or pass meta={'model': {...}}")
+        raise ValueError(
+            "save_checkpoint: the model has no registry name; build it with "
+            "convscope.models.create(...) or pass meta={'model': {...}}"
+        )
     arrays = {f"model/{k}": v.numpy() for k, v in model.state_dict().items()}
     for k, v in (optim_arrays or {}).items():
         arrays[f"optim/{k}"] = np.asarray(v)
-    arrays["__meta__"] = np.frombuffer(json.dumps(doc, default=_json_default).encode("utf-8"),
-                                       dtype=np.uint8)
+    arrays["__meta__"] = np.frombuffer(json.dumps(doc, default=_json_default).encode("utf-8"), dtype=np.uint8)
     atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
@@ -117,8 +121,10 @@ def load_checkpoint(path) -> Checkpoint:
     try:
         with archive:
             if "__meta__" not in archive.files:
-                raise CheckpointError(f"{path} is an .npz without convscope metadata (a weights "
-                                      f"file from convscope.save, or a foreign file), not a checkpoint")
+                raise CheckpointError(
+                    f"{path} is an .npz without convscope metadata (a weights "
+                    f"file from convscope.save, or a foreign file), not a checkpoint"
+                )
             meta = json.loads(archive["__meta__"].tobytes().decode("utf-8"))
             model_state, optim_state = {}, {}
             for key in archive.files:
@@ -133,8 +139,10 @@ def load_checkpoint(path) -> Checkpoint:
     if meta.get("format") != FORMAT or "model" not in meta:
         raise CheckpointError(f"{path} is not a convscope checkpoint (format {meta.get('format')!r})")
     if meta.get("version", 0) > VERSION:
-        raise CheckpointError(f"{path} was written by a newer convscope (checkpoint version "
-                              f"{meta['version']}, this one reads up to {VERSION})")
+        raise CheckpointError(
+            f"{path} was written by a newer convscope (checkpoint version "
+            f"{meta['version']}, this one reads up to {VERSION})"
+        )
     return Checkpoint(meta, model_state, optim_state, path)
 
 

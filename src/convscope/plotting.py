@@ -1,4 +1,5 @@
 """The one place that sets up matplotlib (headless Agg backend) and saves figures atomically."""
+
 from __future__ import annotations
 
 import io
@@ -7,14 +8,17 @@ import io
 def pyplot():
     """matplotlib.pyplot on the Agg backend (works without a screen)."""
     import matplotlib
+
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
+
     return plt
 
 
 def save_figure(fig, path, dpi: int = 100) -> str:
     """Write ``fig`` as PNG to ``path`` atomically (temp file + rename), close it, return the path."""
     from .serialization import atomic_write
+
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     pyplot().close(fig)

@@ -3,6 +3,7 @@
 ``manual_seed(s)`` makes every later draw reproducible. Weight initialisers
 draw from the same distributions as PyTorch's, not the same numbers.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """save/load: one .npz file of named arrays, no pickle anywhere, written atomically."""
+
 from __future__ import annotations
 
 import os
@@ -49,8 +50,10 @@ def save(state_dict, path) -> None:
     for key, value in state_dict.items():
         array = value.data if isinstance(value, Tensor) else np.asarray(value)
         if array.dtype.kind not in "biuf":
-            raise TypeError(f"save: value for {key!r} has dtype {array.dtype}; only numeric arrays "
-                            f"can be saved without pickle")
+            raise TypeError(
+                f"save: value for {key!r} has dtype {array.dtype}; only numeric arrays "
+                f"can be saved without pickle"
+            )
         arrays[str(key)] = array
     atomic_write(path, lambda f: np.savez(f, **arrays))
 
@@ -70,10 +73,14 @@ def load(path) -> "OrderedDict[str, Tensor]":
     archive = open_npz(path, "a readable convscope weights file")
     try:
         with archive:
-            return OrderedDict((key, Tensor._wrap(archive[key], False)) for key in archive.files)  # fresh arrays
+            return OrderedDict(
+                (key, Tensor._wrap(archive[key], False)) for key in archive.files
+            )  # fresh arrays
     except Exception:  # noqa: BLE001 - e.g. a truncated member or an object array
-        raise CheckpointError(f"{path} is corrupt: its arrays could not be read (truncated file, or "
-                              f"object arrays that would need pickle)") from None
+        raise CheckpointError(
+            f"{path} is corrupt: its arrays could not be read (truncated file, or "
+            f"object arrays that would need pickle)"
+        ) from None
 
 
 def open_npz(path: str, what: str):
@@ -81,8 +88,10 @@ def open_npz(path: str, what: str):
     try:
         archive = np.load(path, allow_pickle=False)
     except Exception:  # noqa: BLE001 - any failure to parse means "not an .npz"
-        raise CheckpointError(f"{path} is not {what}: not an .npz archive of numeric arrays (corrupt, "
-                              f"truncated or another kind of file)") from None
+        raise CheckpointError(
+            f"{path} is not {what}: not an .npz archive of numeric arrays (corrupt, "
+            f"truncated or another kind of file)"
+        ) from None
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise CheckpointError(f"{path} is a single .npy array, not {what} (an .npz of named arrays)")
     return archive

@@ -1,4 +1,5 @@
 """Plain-text tables for the terminal (no colour codes, so output can be piped and diffed)."""
+
 from __future__ import annotations
 
 
@@ -10,6 +11,7 @@ def format_table(headers, rows, align=None, title: str | None = None) -> str:
 
     def line(row):
         return "  ".join(c.ljust(w) if a == "l" else c.rjust(w) for c, w, a in zip(row, widths, align))
+
     out = []
     if title:
         out.append(title)

@@ -4,6 +4,7 @@ spatial runs longer than one BLAS dot (``DOT_RUN``), and a mean far from zero.
 Reference: torch.nn.functional.batch_norm in the same dtype, forward and all gradients, at
 the project's tolerances (float32 rtol 1e-5 / atol 1e-6, float64 1e-10 / 1e-12).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,10 +16,10 @@ from convscope.kernels import batchnorm as K
 from parity import assert_close
 
 SHAPES = [
-    (64, 16, 32, 32),   # ResNet-20 stage 1: 16 chunks, run in threads
-    (3, 4, 70, 70),     # 4,900 pixels per channel: two dot runs, the second partial
-    (5, 3, 9000),       # (N, C, L) with L > 2 runs
-    (40, 7),            # (N, C): one pixel per channel
+    (64, 16, 32, 32),  # ResNet-20 stage 1: 16 chunks, run in threads
+    (3, 4, 70, 70),  # 4,900 pixels per channel: two dot runs, the second partial
+    (5, 3, 9000),  # (N, C, L) with L > 2 runs
+    (40, 7),  # (N, C): one pixel per channel
 ]
 
 
@@ -70,10 +71,20 @@ def test_no_affine_and_no_input_grad(dtype):
     # sums of g * xhat and g that an affine layer would receive
     axes = (0, 2, 3)
     xhat = (x - mean.reshape(1, -1, 1, 1)) * invstd.reshape(1, -1, 1, 1)
-    assert_close(gw, (g * xhat).sum(axis=axes, dtype=np.float64).astype(dtype), dtype, "sum g*xhat",
-                 magnitude=np.abs(g * xhat).sum(axis=axes))
-    assert_close(gb, g.sum(axis=axes, dtype=np.float64).astype(dtype), dtype, "sum g",
-                 magnitude=np.abs(g).sum(axis=axes))
+    assert_close(
+        gw,
+        (g * xhat).sum(axis=axes, dtype=np.float64).astype(dtype),
+        dtype,
+        "sum g*xhat",
+        magnitude=np.abs(g * xhat).sum(axis=axes),
+    )
+    assert_close(
+        gb,
+        g.sum(axis=axes, dtype=np.float64).astype(dtype),
+        dtype,
+        "sum g",
+        magnitude=np.abs(g).sum(axis=axes),
+    )
 
 
 def test_channel_sums_long_runs():
@@ -82,15 +93,22 @@ def test_channel_sums_long_runs():
     b = rng.standard_normal(a.shape).astype(np.float32)
     ref_a = a.sum(axis=(0, 2), dtype=np.float64)
     ref_ab = (a.astype(np.float64) * b).sum(axis=(0, 2))
-    assert_close(K.channel_sums(a), ref_a.astype(np.float32), np.float32, "sum",
-                 magnitude=np.abs(a).sum(axis=(0, 2)))
-    assert_close(K.channel_sums(a, b), ref_ab.astype(np.float32), np.float32, "sum of products",
-                 magnitude=np.abs(a * b).sum(axis=(0, 2)))
+    assert_close(
+        K.channel_sums(a), ref_a.astype(np.float32), np.float32, "sum", magnitude=np.abs(a).sum(axis=(0, 2))
+    )
+    assert_close(
+        K.channel_sums(a, b),
+        ref_ab.astype(np.float32),
+        np.float32,
+        "sum of products",
+        magnitude=np.abs(a * b).sum(axis=(0, 2)),
+    )
 
 
-@pytest.mark.parametrize("mean,std,first_offset", [(1000.0, 1.0, 0.0), (1000.0, 0.1, 0.0),
-                                                   (-3e4, 1.0, 0.0), (1e4, 10.0, 0.0),
-                                                   (1000.0, 1.0, 10.0)])
+@pytest.mark.parametrize(
+    "mean,std,first_offset",
+    [(1000.0, 1.0, 0.0), (1000.0, 0.1, 0.0), (-3e4, 1.0, 0.0), (1e4, 10.0, 0.0), (1000.0, 1.0, 10.0)],
+)
 def test_large_mean_keeps_float32_precision(mean, std, first_offset):
     # the statistics and both passes work on x - (first mean estimate), exact near the mean, so
     # a mean 1e3-3e4 times the spread costs no precision; g correlated with xhat makes the
@@ -107,8 +125,9 @@ def test_large_mean_keeps_float32_precision(mean, std, first_offset):
     sd = np.sqrt(x64.var(axis=(0, 2, 3), keepdims=True) + 1e-5)
     xhat = (x64 - mu) / sd
     g = (xhat + 0.1 * rng.standard_normal(x.shape)).astype(np.float32)
-    ref_out, (ref_gx, ref_gw, ref_gb) = _torch_bn(x64, w.astype(np.float64), b.astype(np.float64),
-                                                  g.astype(np.float64))
+    ref_out, (ref_gx, ref_gw, ref_gb) = _torch_bn(
+        x64, w.astype(np.float64), b.astype(np.float64), g.astype(np.float64)
+    )
     out, m, _, invstd = K.batch_norm_train_forward(x, w, b, 1e-5)
     gx, gw, gb = K.batch_norm_train_backward(g, x, m, invstd, w)
     for ours, ref, what in ((out, ref_out, "output"), (gx, ref_gx, "grad_input")):

@@ -14,6 +14,7 @@ and using it instead of ``|ref|`` is what makes the test fair where terms
 cancel (a float32 sum of n terms is off by up to ~n*6e-8*S, whatever |ref| is);
 a wrong or missing tap changes the result by a whole term, ~S/n >> 1e-5*S.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -24,8 +25,12 @@ import torch.nn.functional as F
 from convscope.kernels import conv as conv_mod
 from convscope.kernels import parallel as parallel_mod
 from convscope.kernels import window as window_mod
-from convscope.kernels.conv import (conv2d_backward, conv2d_forward, conv_transpose2d_backward,
-                                    conv_transpose2d_forward)
+from convscope.kernels.conv import (
+    conv2d_backward,
+    conv2d_forward,
+    conv_transpose2d_backward,
+    conv_transpose2d_forward,
+)
 from convscope.kernels.window import col2im, im2col, window_view
 
 TOL = {np.float32: (1e-5, 1e-6), np.float64: (1e-12, 1e-14)}
@@ -85,8 +90,19 @@ def _conv_config(seed):
     h = dh * (kh - 1) + 1 + int(rng.integers(0, 7)) - pads[0][0] - pads[0][1]
     w = dw * (kw - 1) + 1 + int(rng.integers(0, 7)) - pads[1][0] - pads[1][1]
     n = int(rng.choice([1, 2, 3]))
-    return dict(n=n, c_in=c_in, c_out=c_out, h=max(h, 1), w=max(w, 1), k=(kh, kw), stride=(sh, sw),
-                pads=pads, dilation=(dh, dw), groups=groups, bias=bool(rng.integers(0, 2)))
+    return dict(
+        n=n,
+        c_in=c_in,
+        c_out=c_out,
+        h=max(h, 1),
+        w=max(w, 1),
+        k=(kh, kw),
+        stride=(sh, sw),
+        pads=pads,
+        dilation=(dh, dw),
+        groups=groups,
+        bias=bool(rng.integers(0, 2)),
+    )
 
 
 def _fits(cfg):
@@ -106,13 +122,15 @@ def _ours_conv(cfg):
     def run(x, w, b):
         out, saved = conv2d_forward(x, w, b, cfg["stride"], cfg["pads"], cfg["dilation"], cfg["groups"])
         return out, saved, lambda g, s: conv2d_backward(g, s)
+
     return run
 
 
 def _torch_conv(cfg):
     (pt, pb), (pl, pr) = cfg["pads"]
-    return lambda x, w, b: F.conv2d(F.pad(x, (pl, pr, pt, pb)), w, b, cfg["stride"], 0,
-                                    cfg["dilation"], cfg["groups"])
+    return lambda x, w, b: F.conv2d(
+        F.pad(x, (pl, pr, pt, pb)), w, b, cfg["stride"], 0, cfg["dilation"], cfg["groups"]
+    )
 
 
 CONV_SEEDS = [s for s in range(120) if _fits(_conv_config(s))][:70]
@@ -133,8 +151,18 @@ NAMED = {  # the layers the benchmarks time, at batch 2
     "r20.shortcut": dict(n=2, c_in=32, c_out=64, h=16, w=16, k=(1, 1), stride=(2, 2), pads=((0, 0), (0, 0))),
     "1x1.padded.s3": dict(n=2, c_in=3, c_out=4, h=7, w=8, k=(1, 1), stride=(3, 2), pads=((1, 2), (0, 1))),
     "same.even.k4": dict(n=1, c_in=3, c_out=2, h=9, w=6, k=(4, 2), stride=(1, 1), pads=((1, 2), (0, 1))),
-    "depthwise.s2.d2": dict(n=3, c_in=6, c_out=6, h=11, w=9, k=(3, 3), stride=(2, 2), pads=((2, 2), (2, 2)),
-                            dilation=(2, 2), groups=6),
+    "depthwise.s2.d2": dict(
+        n=3,
+        c_in=6,
+        c_out=6,
+        h=11,
+        w=9,
+        k=(3, 3),
+        stride=(2, 2),
+        pads=((2, 2), (2, 2)),
+        dilation=(2, 2),
+        groups=6,
+    ),
     "stride>kernel": dict(n=2, c_in=2, c_out=3, h=10, w=11, k=(2, 2), stride=(3, 3), pads=((0, 1), (1, 0))),
 }
 
@@ -146,8 +174,16 @@ def test_conv2d_parity_named(name, dtype):
     _check(_ours_conv(cfg), _torch_conv(cfg), _conv_arrays(cfg, dtype, 3), dtype, 3, name)
 
 
-LAYOUT_CASES = ["lenet.conv1", "lenet.conv2", "r20.s1", "r20.down", "r20.shortcut", "same.even.k4",
-                "depthwise.s2.d2", "stride>kernel"] + [f"seed{s}" for s in CONV_SEEDS[:10]]
+LAYOUT_CASES = [
+    "lenet.conv1",
+    "lenet.conv2",
+    "r20.s1",
+    "r20.down",
+    "r20.shortcut",
+    "same.even.k4",
+    "depthwise.s2.d2",
+    "stride>kernel",
+] + [f"seed{s}" for s in CONV_SEEDS[:10]]
 
 
 def _force_layout(monkeypatch, layout):
@@ -165,8 +201,11 @@ def test_every_column_layout_matches_torch(case, layout, monkeypatch):
     The dispatcher picks per layer; forcing each choice checks every implementation
     (dx of strided convs is made of stride-1 correlations, so all layouts reach them).
     """
-    cfg = _conv_config(int(case[4:])) if case.startswith("seed") else (
-        dict(dilation=(1, 1), groups=1, bias=True) | NAMED[case])
+    cfg = (
+        _conv_config(int(case[4:]))
+        if case.startswith("seed")
+        else (dict(dilation=(1, 1), groups=1, bias=True) | NAMED[case])
+    )
     _force_layout(monkeypatch, layout)
     _check(_ours_conv(cfg), _torch_conv(cfg), _conv_arrays(cfg, np.float64, 5), np.float64, 5, case)
     rng = np.random.default_rng(6)
@@ -174,12 +213,14 @@ def test_every_column_layout_matches_torch(case, layout, monkeypatch):
     w = rng.standard_normal((cfg["c_out"], cfg["c_in"] // cfg["groups"], *cfg["k"]))
 
     def ours(x, w):
-        out, saved = conv_transpose2d_forward(x, w, None, cfg["stride"], (0, 0), (0, 0),
-                                              cfg["dilation"], cfg["groups"])
+        out, saved = conv_transpose2d_forward(
+            x, w, None, cfg["stride"], (0, 0), (0, 0), cfg["dilation"], cfg["groups"]
+        )
         return out, saved, lambda g, s: conv_transpose2d_backward(g, s)[:2]
 
     def theirs(x, w):
         return F.conv_transpose2d(x, w, None, cfg["stride"], 0, 0, cfg["groups"], cfg["dilation"])
+
     _check(ours, theirs, (x, w), np.float64, 6, case + " transposed")
 
 
@@ -191,15 +232,34 @@ def _convt_config(seed):
     groups = int(rng.choice([1, 2]))
     pad = tuple(int(v) for v in rng.integers(0, 3, 2))
     op = tuple(int(rng.integers(0, max(s, d))) for s, d in ((sh, dh), (sw, dw)))
-    return dict(n=int(rng.choice([1, 2])), c_in=groups * int(rng.integers(1, 4)),
-                c_out=groups * int(rng.integers(1, 4)), h=int(rng.integers(1, 6)), w=int(rng.integers(1, 6)),
-                k=(kh, kw), stride=(sh, sw), padding=pad, output_padding=op, dilation=(dh, dw),
-                groups=groups, bias=bool(rng.integers(0, 2)))
+    return dict(
+        n=int(rng.choice([1, 2])),
+        c_in=groups * int(rng.integers(1, 4)),
+        c_out=groups * int(rng.integers(1, 4)),
+        h=int(rng.integers(1, 6)),
+        w=int(rng.integers(1, 6)),
+        k=(kh, kw),
+        stride=(sh, sw),
+        padding=pad,
+        output_padding=op,
+        dilation=(dh, dw),
+        groups=groups,
+        bias=bool(rng.integers(0, 2)),
+    )
 
 
 def _convt_out(cfg):
-    return [(n - 1) * s - 2 * p + d * (k - 1) + o + 1 for n, s, p, d, k, o in zip(
-        (cfg["h"], cfg["w"]), cfg["stride"], cfg["padding"], cfg["dilation"], cfg["k"], cfg["output_padding"])]
+    return [
+        (n - 1) * s - 2 * p + d * (k - 1) + o + 1
+        for n, s, p, d, k, o in zip(
+            (cfg["h"], cfg["w"]),
+            cfg["stride"],
+            cfg["padding"],
+            cfg["dilation"],
+            cfg["k"],
+            cfg["output_padding"],
+        )
+    ]
 
 
 CONVT_SEEDS = [s for s in range(80) if min(_convt_out(_convt_config(s))) >= 1][:40]
@@ -220,8 +280,10 @@ def test_conv_transpose2d_parity_random(seed, dtype):
         return out, saved, lambda g, s: conv_transpose2d_backward(g, s)
 
     def theirs(x, w, b):
-        return F.conv_transpose2d(x, w, b, cfg["stride"], cfg["padding"], cfg["output_padding"],
-                                  cfg["groups"], cfg["dilation"])
+        return F.conv_transpose2d(
+            x, w, b, cfg["stride"], cfg["padding"], cfg["output_padding"], cfg["groups"], cfg["dilation"]
+        )
+
     _check(ours, theirs, (x, w, b), dtype, seed, str(cfg))
 
 
@@ -229,12 +291,13 @@ def test_conv_transpose2d_parity_random(seed, dtype):
 # Slow, obviously correct loop references (float64)
 # ---------------------------------------------------------------------------
 
+
 def _zero_padded(x, pads):
     """x (N, C, H, W) inside a float64 zero border ((top, bottom), (left, right))."""
     (pt, pb), (pl, pr) = pads
     n, c, h, w = x.shape
     xp = np.zeros((n, c, h + pt + pb, w + pl + pr))
-    xp[:, :, pt:pt + h, pl:pl + w] = x
+    xp[:, :, pt : pt + h, pl : pl + w] = x
     return xp
 
 
@@ -256,7 +319,9 @@ def loop_conv2d(x, w, b, stride, pads, dilation, groups):
                     for c in range(c_g):
                         for p in range(kh):
                             for q in range(kw):
-                                total += w[co, c, p, q] * xp[b_, grp * c_g + c, i * sh + p * dh, j * sw + q * dw]
+                                total += (
+                                    w[co, c, p, q] * xp[b_, grp * c_g + c, i * sh + p * dh, j * sw + q * dw]
+                                )
                     out[b_, co, i, j] = total
     return out
 
@@ -274,7 +339,7 @@ def loop_conv2d_grads(x, w, g, stride, pads, dilation, groups):
             r, s = i * sh + p * dh, j * sw + q * dw
             gxp[b_, grp * c_g + c, r, s] += w[co, c, p, q] * g[b_, co, i, j]
             gw[co, c, p, q] += xp[b_, grp * c_g + c, r, s] * g[b_, co, i, j]
-    return gxp[:, :, pt:pt + h, pl:pl + wd], gw, g.sum(axis=(0, 2, 3))
+    return gxp[:, :, pt : pt + h, pl : pl + wd], gw, g.sum(axis=(0, 2, 3))
 
 
 def loop_conv_transpose2d(x, w, b, stride, padding, output_padding, dilation, groups):
@@ -282,14 +347,15 @@ def loop_conv_transpose2d(x, w, b, stride, padding, output_padding, dilation, gr
     n, c_in, h, wd = x.shape
     _, c_og, kh, kw = w.shape
     (sh, sw), (ph, pw), (oph, opw), (dh, dw) = stride, padding, output_padding, dilation
-    full = np.zeros((n, c_og * groups, (h - 1) * sh + dh * (kh - 1) + 1 + oph,
-                     (wd - 1) * sw + dw * (kw - 1) + 1 + opw))
+    full = np.zeros(
+        (n, c_og * groups, (h - 1) * sh + dh * (kh - 1) + 1 + oph, (wd - 1) * sw + dw * (kw - 1) + 1 + opw)
+    )
     c_ig = c_in // groups
     for b_, ci, i, j in np.ndindex(n, c_in, h, wd):
         grp = ci // c_ig
         for co, p, q in np.ndindex(c_og, kh, kw):
             full[b_, grp * c_og + co, i * sh + p * dh, j * sw + q * dw] += x[b_, ci, i, j] * w[ci, co, p, q]
-    out = full[:, :, ph:full.shape[2] - ph, pw:full.shape[3] - pw]
+    out = full[:, :, ph : full.shape[2] - ph, pw : full.shape[3] - pw]
     return out if b is None else out + b.reshape(-1, 1, 1)
 
 
@@ -328,6 +394,7 @@ def test_conv_transpose2d_matches_loop_reference(seed):
 # Chunking, flags, dtypes, inputs untouched
 # ---------------------------------------------------------------------------
 
+
 def _conv_and_transpose(cfg, x, w, b, g):
     """Forward + all grads of conv2d, and of the matching conv_transpose2d on g."""
     args = (cfg["stride"], cfg["pads"], cfg["dilation"], cfg["groups"])
@@ -354,7 +421,11 @@ def test_chunked_matches_unchunked(name, layout, n_threads, monkeypatch, threads
     x, w, b = _conv_arrays(cfg, np.float64, 7)
     out, _ = conv2d_forward(x, w, b, cfg["stride"], cfg["pads"], cfg["dilation"], cfg["groups"])
     g = np.random.default_rng(8).standard_normal(out.shape)
-    for name_, value in (("CACHE_BLOCK_BYTES", 2**40), ("COLUMN_BUDGET_BYTES", 2**40), ("PARALLEL_MIN_FLOPS", 1e30)):
+    for name_, value in (
+        ("CACHE_BLOCK_BYTES", 2**40),
+        ("COLUMN_BUDGET_BYTES", 2**40),
+        ("PARALLEL_MIN_FLOPS", 1e30),
+    ):
         monkeypatch.setattr(conv_mod, name_, value)
     threads(1)
     whole = _conv_and_transpose(cfg, x, w, b, g)
@@ -391,7 +462,14 @@ def test_scratch_reuse_across_layouts():
     cfgs = [NAMED["r20.s1"], NAMED["r20.down"], NAMED["same.even.k4"], NAMED["r20.s1"]]
     for i, named in enumerate(cfgs):
         cfg = dict(dilation=(1, 1), groups=1, bias=True) | named
-        _check(_ours_conv(cfg), _torch_conv(cfg), _conv_arrays(cfg, np.float64, 20 + i), np.float64, 20 + i, str(i))
+        _check(
+            _ours_conv(cfg),
+            _torch_conv(cfg),
+            _conv_arrays(cfg, np.float64, 20 + i),
+            np.float64,
+            20 + i,
+            str(i),
+        )
     window_mod.clear_workspace()
     cfg = dict(dilation=(1, 1), groups=1, bias=True) | cfgs[0]
     _check(_ours_conv(cfg), _torch_conv(cfg), _conv_arrays(cfg, np.float64, 30), np.float64, 30, "cleared")
@@ -419,6 +497,7 @@ def test_flags_dtypes_and_inputs_untouched(dtype):
 # ---------------------------------------------------------------------------
 # The windowing helper
 # ---------------------------------------------------------------------------
+
 
 def test_window_view_is_a_view_with_the_right_taps():
     x = np.arange(2 * 3 * 9 * 10, dtype=np.float64).reshape(2, 3, 9, 10)

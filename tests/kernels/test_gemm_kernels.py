@@ -1,5 +1,6 @@
 """kernels.gemm.matmul: equal to NumPy's product whether it runs in one call or split over
 threads, for every shape class the dense layers produce."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,10 +26,16 @@ def test_matches_numpy(m, k, n, dtype, transposed, threads, monkeypatch):
     monkeypatch.setattr(gemm, "PARALLEL_MIN_FLOPS", 0)  # split even the small ones
     rng = np.random.default_rng(m * 100 + k * 10 + n)
     # transposed views, like the weight-gradient's g.T ("a") and Linear's weight.T ("b")
-    a = rng.standard_normal((k, m)).astype(dtype).T if transposed == "a" else \
-        rng.standard_normal((m, k)).astype(dtype)
-    b = rng.standard_normal((n, k)).astype(dtype).T if transposed == "b" else \
-        rng.standard_normal((k, n)).astype(dtype)
+    a = (
+        rng.standard_normal((k, m)).astype(dtype).T
+        if transposed == "a"
+        else rng.standard_normal((m, k)).astype(dtype)
+    )
+    b = (
+        rng.standard_normal((n, k)).astype(dtype).T
+        if transposed == "b"
+        else rng.standard_normal((k, n)).astype(dtype)
+    )
     got = gemm.matmul(a, b)
     assert got.shape == (m, n) and got.dtype == dtype
     # a different row split can change BLAS's blocking and so the summation order: the

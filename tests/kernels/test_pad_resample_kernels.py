@@ -6,6 +6,7 @@ scale factor, align_corners both ways, up- and down-sampling. Forward and the
 input gradient of a random upstream gradient are compared; float32 within
 rtol=1e-5/atol=1e-6, float64 within rtol=1e-10/atol=1e-12.
 """
+
 from __future__ import annotations
 
 import math
@@ -31,6 +32,7 @@ MODES = ["constant", "reflect", "replicate", "circular"]
 
 
 # ----------------------------------------------------------------- pad
+
 
 def pad_config(seed):
     """Random valid F.pad arguments. Limits are checked on the cropped size: PyTorch
@@ -70,8 +72,12 @@ def test_pad_matches_torch(seed):
 def test_pad_crop_then_wrap(mode):
     """Negative pads crop first, then the cropped array is padded (matters for circular)."""
     x = np.arange(5.0).reshape(1, 1, 5)
-    expected = {"constant": [1, 2, 3, 4, 0, 0], "reflect": [1, 2, 3, 4, 3, 2],
-                "replicate": [1, 2, 3, 4, 4, 4], "circular": [1, 2, 3, 4, 1, 2]}[mode]
+    expected = {
+        "constant": [1, 2, 3, 4, 0, 0],
+        "reflect": [1, 2, 3, 4, 3, 2],
+        "replicate": [1, 2, 3, 4, 4, 4],
+        "circular": [1, 2, 3, 4, 1, 2],
+    }[mode]
     np.testing.assert_array_equal(pad_forward(x, (-1, 2), mode)[0, 0], expected)
     np.testing.assert_array_equal(F.pad(torch.from_numpy(x), (-1, 2), mode=mode)[0, 0].numpy(), expected)
 
@@ -86,6 +92,7 @@ def test_pad_backward_accumulates(mode):
 
 # ----------------------------------------------------------------- interpolate
 
+
 def interp_config(seed):
     rng = np.random.default_rng(100 + seed)
     dims = 2 if seed % 6 else 1
@@ -94,8 +101,10 @@ def interp_config(seed):
     while True:
         ins = [int(v) for v in rng.integers(1, 13, dims)]
         if seed % 3 == 0:
-            scale = [float(rng.choice([0.5, 0.7, 1.3, 1.5, 2.0, 2.5, 3.0, rng.uniform(0.3, 3.5)]))
-                     for _ in range(dims)]
+            scale = [
+                float(rng.choice([0.5, 0.7, 1.3, 1.5, 2.0, 2.5, 3.0, rng.uniform(0.3, 3.5)]))
+                for _ in range(dims)
+            ]
             outs = [math.floor(n * s) for n, s in zip(ins, scale)]
         else:
             scale, outs = None, [int(v) for v in rng.integers(1, 25, dims)]
@@ -159,8 +168,11 @@ def test_nearest_2d_index_rule_over_many_sizes(dtype):
     for n, m, s in cases:
         xt = x[..., :n]
         y = F.interpolate(xt, scale_factor=(1.0, s), mode="nearest") if s else F.interpolate(xt, (1, m))
-        np.testing.assert_array_equal(nearest_source_index(n, m, s, 2, dtype), y[0, 0, 0].long().numpy(),
-                                      err_msg=f"in={n} out={m} scale_factor={s}")
+        np.testing.assert_array_equal(
+            nearest_source_index(n, m, s, 2, dtype),
+            y[0, 0, 0].long().numpy(),
+            err_msg=f"in={n} out={m} scale_factor={s}",
+        )
 
 
 def test_nearest_1d_uses_no_shortcut_and_backward_is_adjoint():
@@ -180,8 +192,10 @@ def test_nearest_1d_uses_no_shortcut_and_backward_is_adjoint():
 
 
 @pytest.mark.parametrize("align", [True, False])
-@pytest.mark.parametrize("n_in,n_out,scale", [(4, 8, None), (5, 3, None), (6, 1, None), (1, 4, None),
-                                              (7, 10, 1.5), (7, 17, 2.5), (9, 4, 0.5)])
+@pytest.mark.parametrize(
+    "n_in,n_out,scale",
+    [(4, 8, None), (5, 3, None), (6, 1, None), (1, 4, None), (7, 10, 1.5), (7, 17, 2.5), (9, 4, 0.5)],
+)
 def test_linear_weights_interpolate_and_clamp(align, n_in, n_out, scale):
     i0, i1, l0, l1 = linear_source_weights(n_in, n_out, align, scale, np.float64)
     assert (np.diff(i0) >= 0).all() and (i0 >= 0).all() and (i1 <= n_in - 1).all()
@@ -192,8 +206,11 @@ def test_linear_weights_interpolate_and_clamp(align, n_in, n_out, scale):
         assert i0[0] == 0 and l1[0] == 0.0
     x = np.arange(n_in, dtype=np.float64).reshape(1, 1, 1, n_in)
     kw = dict(align_corners=align)
-    t = F.interpolate(torch.from_numpy(x), scale_factor=(1.0, scale), mode="bilinear", **kw) if scale \
+    t = (
+        F.interpolate(torch.from_numpy(x), scale_factor=(1.0, scale), mode="bilinear", **kw)
+        if scale
         else F.interpolate(torch.from_numpy(x), size=(1, n_out), mode="bilinear", **kw)
+    )
     np.testing.assert_allclose(l0 * i0 + l1 * i1, t[0, 0, 0].numpy(), rtol=1e-12, atol=1e-12)
 
 
@@ -209,8 +226,9 @@ def test_interpolate_keeps_float32_and_copies():
 
 
 @pytest.mark.parametrize("mode", ["nearest", "bilinear"])
-@pytest.mark.parametrize("in_hw,out_hw", [((5, 4), (10, 8)), ((3, 4), (9, 12)),
-                                          ((6, 8), (3, 4)), ((4, 4), (4, 4))])
+@pytest.mark.parametrize(
+    "in_hw,out_hw", [((5, 4), (10, 8)), ((3, 4), (9, 12)), ((6, 8), (3, 4)), ((4, 4), (4, 4))]
+)
 def test_interpolate_integer_factors_match_torch(mode, in_hw, out_hw):
     """Integer up/down-sampling takes the strided-slice adjoint; same result as torch."""
     rng = np.random.default_rng(sum(in_hw + out_hw))

@@ -6,6 +6,7 @@ count_include_pad both ways, batch 1 and more, sizes not divisible by the
 stride. Max-pool values and indices must match exactly; gradients within
 float32 rtol=1e-5/atol=1e-6 (float64 rtol=1e-10/atol=1e-12).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -58,6 +59,7 @@ def pool_config(seed, dilation=True):
 
 
 # ----------------------------------------------------------------- references
+
 
 def ref_max_pool(x, k, s, p, d, ceil):
     """PyTorch's CPU loop: first valid tap starts the scan, update on > or NaN."""
@@ -119,6 +121,7 @@ def ref_adaptive(x, out_hw, op):
 
 # ----------------------------------------------------------------- max pool
 
+
 def torch_max(x, k, s, p, d, ceil, g):
     xt = torch.tensor(x, requires_grad=True)
     out, idx = F.max_pool2d(xt, k, s, p, d, ceil_mode=ceil, return_indices=True)
@@ -149,8 +152,9 @@ def test_max_pool2d_matches_loop_reference(seed):
     np.testing.assert_array_equal(out, r_out)
     np.testing.assert_array_equal(idx, r_idx)
     g = rng.standard_normal(out.shape)
-    np.testing.assert_allclose(max_pool2d_backward(g, idx, x.shape), ref_scatter(g, r_idx, x.shape),
-                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        max_pool2d_backward(g, idx, x.shape), ref_scatter(g, r_idx, x.shape), rtol=1e-12, atol=1e-12
+    )
 
 
 @pytest.mark.parametrize("seed", range(12))
@@ -201,6 +205,7 @@ def test_max_pool2d_padded_and_unpadded_paths_agree(seed, monkeypatch):
 
 # ----------------------------------------------------------------- avg pool
 
+
 @pytest.mark.parametrize("seed", range(48))
 def test_avg_pool2d_matches_torch(seed):
     rng, shape, k, s, p, _, ceil = pool_config(4000 + seed, dilation=False)
@@ -225,14 +230,27 @@ def test_avg_pool2d_matches_loop_reference(seed):
     out = avg_pool2d_forward(x, k, s, p, ceil, cip, dov)
     np.testing.assert_allclose(out, ref_avg_pool(x, k, s, p, ceil, cip, dov), rtol=1e-12, atol=1e-14)
     g = rng.standard_normal(out.shape)
-    np.testing.assert_allclose(avg_pool2d_backward(g, x.shape, k, s, p, ceil, cip, dov),
-                               ref_avg_pool(x, k, s, p, ceil, cip, dov, g=g), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(
+        avg_pool2d_backward(g, x.shape, k, s, p, ceil, cip, dov),
+        ref_avg_pool(x, k, s, p, ceil, cip, dov, g=g),
+        rtol=1e-12,
+        atol=1e-14,
+    )
 
 
 # ceil_mode windows that run past the padded border: the divisor is the window
 # clipped to input+padding (count_include_pad=True) or to the input (False)
-@pytest.mark.parametrize("hw,k,s,p", [((5, 5), 3, 2, 1), ((6, 6), 3, 2, 1), ((4, 7), 2, 3, 1),
-                                      ((7, 4), 3, 3, 0), ((5, 6), 4, 3, 2), ((3, 3), 2, 2, 0)])
+@pytest.mark.parametrize(
+    "hw,k,s,p",
+    [
+        ((5, 5), 3, 2, 1),
+        ((6, 6), 3, 2, 1),
+        ((4, 7), 2, 3, 1),
+        ((7, 4), 3, 3, 0),
+        ((5, 6), 4, 3, 2),
+        ((3, 3), 2, 2, 0),
+    ],
+)
 @pytest.mark.parametrize("cip", [True, False])
 def test_avg_pool2d_ceil_mode_border_divisor(hw, k, s, p, cip):
     x = np.random.default_rng(0).standard_normal((1, 2) + hw).astype(np.float32)
@@ -243,6 +261,7 @@ def test_avg_pool2d_ceil_mode_border_divisor(hw, k, s, p, cip):
 
 
 # ----------------------------------------------------------------- adaptive
+
 
 def adaptive_config(seed):
     rng = np.random.default_rng(6000 + seed)
@@ -301,8 +320,12 @@ def test_adaptive_pools_with_nan_and_inf_stay_local(out_hw):
     t_out, t_idx = F.adaptive_max_pool2d(torch.from_numpy(x), out_hw, return_indices=True)
     np.testing.assert_array_equal(out, t_out.numpy())
     np.testing.assert_array_equal(idx, t_idx.numpy())
-    close(adaptive_avg_pool2d_forward(x, out_hw), F.adaptive_avg_pool2d(torch.from_numpy(x), out_hw),
-          np.float32, "avg")
+    close(
+        adaptive_avg_pool2d_forward(x, out_hw),
+        F.adaptive_avg_pool2d(torch.from_numpy(x), out_hw),
+        np.float32,
+        "avg",
+    )
 
 
 def test_global_and_divisible_fast_paths_keep_float32():
@@ -314,8 +337,10 @@ def test_global_and_divisible_fast_paths_keep_float32():
         close(out, ref_adaptive(x, out_hw, np.mean), np.float32, f"{out_hw}")
 
 
-@pytest.mark.parametrize("kernel,stride,padding,dilation,ceil", [((2, 2), (2, 2), (0, 0), (1, 1), False),
-                                                                   ((3, 2), (2, 1), (1, 1), (2, 1), True)])
+@pytest.mark.parametrize(
+    "kernel,stride,padding,dilation,ceil",
+    [((2, 2), (2, 2), (0, 0), (1, 1), False), ((3, 2), (2, 1), (1, 1), (2, 1), True)],
+)
 def test_max_pool_without_indices_gives_the_same_maximum(kernel, stride, padding, dilation, ceil):
     x = np.random.default_rng(3).standard_normal((2, 3, 9, 8)).astype(np.float32)
     x[0, 0, 0, 0] = np.nan

@@ -7,6 +7,7 @@ concatenation) the fields are united, so the result is the maximum over all path
 through the graph. Forward hooks tell which module was running when each node was
 recorded, so per-layer rows come from the same single pass.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -16,8 +17,12 @@ import numpy as np
 from ..autograd import function as _function
 from ..autograd.engine import topological_order
 from ..autograd.tensor import Tensor
-from ..kernels.geometry import (ReceptiveField, receptive_field_step, receptive_field_transpose_step,
-                                receptive_field_union)
+from ..kernels.geometry import (
+    ReceptiveField,
+    receptive_field_step,
+    receptive_field_transpose_step,
+    receptive_field_union,
+)
 
 WEIGHTED = {"Conv2d", "ConvTranspose2d", "Linear"}
 
@@ -25,18 +30,20 @@ WEIGHTED = {"Conv2d", "ConvTranspose2d", "Linear"}
 @dataclass
 class NodeInfo:
     """What the analysis knows about one recorded op."""
+
     node: object
     name: str
     shape: tuple
-    rf: tuple | None          # (ReceptiveField along H, along W) or None when not spatial
+    rf: tuple | None  # (ReceptiveField along H, along W) or None when not spatial
     macs: int = 0
-    depth: int = 0            # most conv/linear layers on any path from the input
-    ends_spatial: bool = False   # flattens or globally pools a spatial map
+    depth: int = 0  # most conv/linear layers on any path from the input
+    ends_spatial: bool = False  # flattens or globally pools a spatial map
 
 
 @dataclass
 class ModuleRecord:
     """One module's forward: which nodes it recorded and what it returned."""
+
     name: str
     module: object
     first: int
@@ -53,10 +60,10 @@ def _spatial(shape) -> bool:
 def _node_macs(node, batch: int) -> int:
     name = node.name
     if name == "Conv2d":
-        w = node.inputs[1].shape          # (C_out, C_in/groups, KH, KW)
+        w = node.inputs[1].shape  # (C_out, C_in/groups, KH, KW)
         return int(np.prod(node.out_shape)) * int(np.prod(w[1:])) // batch
     if name == "ConvTranspose2d":
-        w = node.inputs[1].shape          # (C_in, C_out/groups, KH, KW)
+        w = node.inputs[1].shape  # (C_in, C_out/groups, KH, KW)
         return int(np.prod(node.inputs[0].shape)) * int(np.prod(w[1:])) // batch
     if name == "Linear":
         return int(np.prod(node.out_shape)) * int(node.inputs[1].shape[1]) // batch
@@ -88,13 +95,18 @@ def _step(node, rfs, in_shapes):
         g = node.geometry
         pads = g["padding"]
         before = [p[0] if isinstance(p, tuple) else p for p in pads]
-        return tuple(receptive_field_step(first[i], g["kernel"][i], g["stride"][i], before[i],
-                                          g["dilation"][i]) for i in range(2)), False
+        return tuple(
+            receptive_field_step(first[i], g["kernel"][i], g["stride"][i], before[i], g["dilation"][i])
+            for i in range(2)
+        ), False
     if name == "ConvTranspose2d" and first is not None:
         g = node.geometry
-        return tuple(receptive_field_transpose_step(first[i], g["kernel"][i], g["stride"][i],
-                                                    g["padding"][i], g["dilation"][i])
-                     for i in range(2)), False
+        return tuple(
+            receptive_field_transpose_step(
+                first[i], g["kernel"][i], g["stride"][i], g["padding"][i], g["dilation"][i]
+            )
+            for i in range(2)
+        ), False
     if name in ("AdaptiveAvgPool2d", "AdaptiveMaxPool2d") and first is not None:
         h, w = in_shapes[0][2:]
         oh, ow = node.out_shape[2:]
@@ -108,26 +120,30 @@ def _step(node, rfs, in_shapes):
         for i in range(2):
             scale = node.out_shape[2 + i] / in_shapes[0][2 + i]
             r = first[i]
-            bilinear = node.args[1] == "bilinear"     # two taps per output: one more input pixel
+            bilinear = node.args[1] == "bilinear"  # two taps per output: one more input pixel
             out.append(ReceptiveField(r.size + (r.jump if bilinear else 0), r.jump / scale, r.start))
         return tuple(out), False
     if name == "Pad" and first is not None:
         pads = node.pads
         left, top = (pads + (0, 0, 0, 0))[0], (pads + (0, 0, 0, 0))[2]
-        return (ReceptiveField(first[0].size, first[0].jump, first[0].start - top * first[0].jump),
-                ReceptiveField(first[1].size, first[1].jump, first[1].start - left * first[1].jump)), False
+        return (
+            ReceptiveField(first[0].size, first[0].jump, first[0].start - top * first[0].jump),
+            ReceptiveField(first[1].size, first[1].jump, first[1].start - left * first[1].jump),
+        ), False
     if name == "Index" and first is not None:
         return _index_rf(node.key, first, in_shapes[0]), False
     if not _spatial(node.out_shape):
         # flatten, linear layer, spatial mean...: the map ends here if the input was spatial
         return None, first is not None
     if name in ("Mean", "Sum", "MaxReduce", "Var") and first is not None:
-        return first, False   # reductions over channels keep the grid
+        return first, False  # reductions over channels keep the grid
     united = [r for r in rfs if r is not None]
     if not united:
         return None, False
-    return (receptive_field_union([r[0] for r in united]),
-            receptive_field_union([r[1] for r in united])), False
+    return (
+        receptive_field_union([r[0] for r in united]),
+        receptive_field_union([r[1] for r in united]),
+    ), False
 
 
 def analyse_tape(output, inputs, batch: int = 1):
@@ -162,8 +178,17 @@ def analyse_tape(output, inputs, batch: int = 1):
             rf = None
         depth = max(depths, default=0) + (1 if node.name in WEIGHTED else 0)
         rf_of[id(node)], depth_of[id(node)] = rf, depth
-        infos.append(NodeInfo(node, node.name, tuple(node.out_shape), rf, _node_macs(node, batch), depth,
-                              ends and any(r is not None for r in rfs)))
+        infos.append(
+            NodeInfo(
+                node,
+                node.name,
+                tuple(node.out_shape),
+                rf,
+                _node_macs(node, batch),
+                depth,
+                ends and any(r is not None for r in rfs),
+            )
+        )
         if ends:
             infos[-1].input_rf = next((r for r in rfs if r is not None), None)
     return infos
@@ -189,10 +214,12 @@ def record_modules(model):
             rec.last = _function.next_seq()
             rec.output = out
             records.append(rec)
+
         handles.append(module.register_forward_pre_hook(pre))
         handles.append(module.register_forward_hook(post))
 
     def remove():
         for h in handles:
             h.remove()
+
     return records, stack, remove

@@ -3,6 +3,7 @@
 Everything comes from one recorded forward pass at batch 1 (see graph.py), so it works on
 any Module built from convscope.nn, branches included.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -39,16 +40,34 @@ class LayerRow:
     rf: tuple | None
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "type": self.type, "output_shape": list(self.output_shape),
-                "params": self.params, "macs": self.macs, "receptive_field": _fmt_rf(self.rf, "size"),
-                "stride": _fmt_rf(self.rf, "jump"), "padding": _fmt_rf(self.rf, "padding")}
+        return {
+            "name": self.name,
+            "type": self.type,
+            "output_shape": list(self.output_shape),
+            "params": self.params,
+            "macs": self.macs,
+            "receptive_field": _fmt_rf(self.rf, "size"),
+            "stride": _fmt_rf(self.rf, "jump"),
+            "padding": _fmt_rf(self.rf, "padding"),
+        }
 
 
 class Summary:
     """The result of :func:`summary`: ``rows`` plus totals; ``str()`` is the terminal table."""
 
-    def __init__(self, model_name, input_size, rows, total_params, trainable_params, total_macs,
-                 receptive_field, layers_counted, output_shape, fields=None):
+    def __init__(
+        self,
+        model_name,
+        input_size,
+        rows,
+        total_params,
+        trainable_params,
+        total_macs,
+        receptive_field,
+        layers_counted,
+        output_shape,
+        fields=None,
+    ):
         self.model_name, self.input_size, self.rows = model_name, input_size, rows
         self.total_params, self.trainable_params, self.total_macs = total_params, trainable_params, total_macs
         self.receptive_field, self.layers_counted = receptive_field, layers_counted
@@ -63,38 +82,61 @@ class Summary:
         """
         if self.fields.get(name) is None:
             valid = [n for n, f in self.fields.items() if f is not None]
-            raise ValueError(f"{name!r} has no receptive field: it is not a module with a spatial (N, C, "
-                             f"H, W) output; modules with one: {', '.join(valid)}")
+            raise ValueError(
+                f"{name!r} has no receptive field: it is not a module with a spatial (N, C, "
+                f"H, W) output; modules with one: {', '.join(valid)}"
+            )
         return self.fields[name]
 
     def to_dict(self) -> dict:
         """The JSON document of ``convscope summary --json``."""
-        return {"model": self.model_name, "input_size": list(self.input_size),
-                "output_shape": list(self.output_shape),
-                "layers": [r.to_dict() for r in self.rows],
-                "total_params": self.total_params, "trainable_params": self.trainable_params,
-                "total_macs": self.total_macs,
-                "receptive_field": _fmt_rf(self.receptive_field, "size"),
-                "layers_counted": self.layers_counted}
+        return {
+            "model": self.model_name,
+            "input_size": list(self.input_size),
+            "output_shape": list(self.output_shape),
+            "layers": [r.to_dict() for r in self.rows],
+            "total_params": self.total_params,
+            "trainable_params": self.trainable_params,
+            "total_macs": self.total_macs,
+            "receptive_field": _fmt_rf(self.receptive_field, "size"),
+            "layers_counted": self.layers_counted,
+        }
 
     def __str__(self) -> str:
         from ..tables import format_table
+
         rows = []
         for r in self.rows:
             d = r.to_dict()
             rf = "" if d["receptive_field"] is None else str(d["receptive_field"])
-            rows.append((r.name, r.type, "x".join(map(str, r.output_shape)), f"{r.params:,}",
-                         f"{r.macs:,}", rf, "" if d["stride"] is None else str(d["stride"]),
-                         "" if d["padding"] is None else str(d["padding"])))
+            rows.append(
+                (
+                    r.name,
+                    r.type,
+                    "x".join(map(str, r.output_shape)),
+                    f"{r.params:,}",
+                    f"{r.macs:,}",
+                    rf,
+                    "" if d["stride"] is None else str(d["stride"]),
+                    "" if d["padding"] is None else str(d["padding"]),
+                )
+            )
         c, h, w = self.input_size
-        table = format_table(["layer", "type", "output", "params", "MACs", "RF", "jump", "RF pad"], rows,
-                             align="llrrrrrr", title=f"{self.model_name} on a {c}x{h}x{w} input")
+        table = format_table(
+            ["layer", "type", "output", "params", "MACs", "RF", "jump", "RF pad"],
+            rows,
+            align="llrrrrrr",
+            title=f"{self.model_name} on a {c}x{h}x{w} input",
+        )
         rf = _fmt_rf(self.receptive_field, "size")
-        lines = [table, "",
-                 f"total parameters:      {self.total_params:,} ({self.trainable_params:,} trainable)",
-                 f"multiply-accumulates:  {self.total_macs:,} ({self.total_macs / 1e9:.2f} G) per image",
-                 f"layers (conv + FC on the deepest path): {self.layers_counted}",
-                 f"receptive field of the last feature map: {rf if rf is not None else 'n/a'} pixels"]
+        lines = [
+            table,
+            "",
+            f"total parameters:      {self.total_params:,} ({self.trainable_params:,} trainable)",
+            f"multiply-accumulates:  {self.total_macs:,} ({self.total_macs / 1e9:.2f} G) per image",
+            f"layers (conv + FC on the deepest path): {self.layers_counted}",
+            f"receptive field of the last feature map: {rf if rf is not None else 'n/a'} pixels",
+        ]
         return "\n".join(lines)
 
 
@@ -134,10 +176,14 @@ def summary(model, input_size, model_name: str | None = None) -> Summary:
             raise
         text = str(err)
         if isinstance(err, InputTooSmallError):
-            raise ValueError(f"input {c}x{h}x{w} is too small for {name}: the feature map vanishes at layer "
-                             f"{where.name} ({where.module._layer_name()}): {text}") from None
-        raise ValueError(f"{name} cannot run on a {c}x{h}x{w} input: layer {where.name} "
-                         f"({where.module._layer_name()}) failed: {text}") from None
+            raise ValueError(
+                f"input {c}x{h}x{w} is too small for {name}: the feature map vanishes at layer "
+                f"{where.name} ({where.module._layer_name()}): {text}"
+            ) from None
+        raise ValueError(
+            f"{name} cannot run on a {c}x{h}x{w} input: layer {where.name} "
+            f"({where.module._layer_name()}) failed: {text}"
+        ) from None
     finally:
         remove()
     out = out[0] if isinstance(out, tuple) else out
@@ -152,8 +198,18 @@ def summary(model, input_size, model_name: str | None = None) -> Summary:
     for rec in records:
         info = _output_info(rec, by_node)[1]
         fields[rec.name] = info.rf if info is not None else None
-    return Summary(name, (c, h, w), rows, total, trainable, sum(i.macs for i in infos), network_rf,
-                   max((i.depth for i in infos), default=0), tuple(out.shape[1:]), fields)
+    return Summary(
+        name,
+        (c, h, w),
+        rows,
+        total,
+        trainable,
+        sum(i.macs for i in infos),
+        network_rf,
+        max((i.depth for i in infos), default=0),
+        tuple(out.shape[1:]),
+        fields,
+    )
 
 
 def _output_info(rec, by_node):
@@ -183,9 +239,17 @@ def _rows(records, infos, by_node):
         if out is None:
             continue
         rf = info.rf if info is not None else None
-        if info is None and rec.leaf and not rec.nodes:   # Identity & co: same as its input
+        if info is None and rec.leaf and not rec.nodes:  # Identity & co: same as its input
             rf = None
         own = sum(p.numel() for p in rec.module.parameters(recurse=False)) if rec.leaf else 0
-        rows.append(LayerRow(rec.name, type(rec.module).__name__, tuple(out.shape[1:]), own,
-                             sum(i.macs for i in rec.nodes), rf))
+        rows.append(
+            LayerRow(
+                rec.name,
+                type(rec.module).__name__,
+                tuple(out.shape[1:]),
+                own,
+                sum(i.macs for i in rec.nodes),
+                rf,
+            )
+        )
     return rows

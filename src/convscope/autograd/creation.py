@@ -1,4 +1,5 @@
 """Tensor factories (zeros, ones, randn, ...) and joining functions (cat, stack, where)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -43,15 +44,19 @@ def ones_like(t: Tensor, requires_grad=False) -> Tensor:
 def randn(*shape, dtype=float32, requires_grad=False, generator=None) -> Tensor:
     """Standard normal samples from the global (or given) generator."""
     rng = generator or _random.default_generator()
-    return _make(rng.standard_normal(_shape(shape), dtype=np.float32 if dtype == float32 else np.float64),
-                 dtype, requires_grad)
+    return _make(
+        rng.standard_normal(_shape(shape), dtype=np.float32 if dtype == float32 else np.float64),
+        dtype,
+        requires_grad,
+    )
 
 
 def rand(*shape, dtype=float32, requires_grad=False, generator=None) -> Tensor:
     """Uniform [0, 1) samples."""
     rng = generator or _random.default_generator()
-    return _make(rng.random(_shape(shape), dtype=np.float32 if dtype == float32 else np.float64),
-                 dtype, requires_grad)
+    return _make(
+        rng.random(_shape(shape), dtype=np.float32 if dtype == float32 else np.float64), dtype, requires_grad
+    )
 
 
 def randint(low, high, size, generator=None) -> Tensor:

@@ -6,6 +6,7 @@ stack), then visits them from the root towards the leaves, calling each op's
 hand-written backward once with the summed gradient of its output. Leaf
 tensors accumulate into ``.grad`` with ``+=``, as PyTorch does.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -62,7 +63,8 @@ def run_backward(root, grad: np.ndarray, retain_graph: bool = False) -> None:
             if getattr(node, "released", False):
                 raise RuntimeError(
                     f"backward through {node.name} a second time: its saved values were freed "
-                    "by the first backward; pass retain_graph=True to the first call")
+                    "by the first backward; pass retain_graph=True to the first call"
+                )
             if node.hooks:
                 for hook in node.hooks:
                     new = hook(_as_tensor(g))

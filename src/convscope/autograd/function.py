@@ -15,6 +15,7 @@ when recording is on and an input requires grad, makes the context the
 output's ``grad_fn``: the node of the tape. The same recorded node serves
 backward, the model summary and explanations (via ``ctx.inputs``).
 """
+
 from __future__ import annotations
 
 import itertools

@@ -1,4 +1,5 @@
 """Global switch for recording the autograd tape (``no_grad`` / ``enable_grad``)."""
+
 from __future__ import annotations
 
 import functools
@@ -34,6 +35,7 @@ class _GradMode:
         def wrapper(*args, **kwargs):
             with self.__class__():
                 return fn(*args, **kwargs)
+
         return wrapper
 
 
@@ -44,9 +46,11 @@ class no_grad(_GradMode):
         >>> with convscope.no_grad():
         ...     y = model(x)          # y.requires_grad is False
     """
+
     _target = False
 
 
 class enable_grad(_GradMode):
     """Context manager / decorator that turns recording back on inside ``no_grad``."""
+
     _target = True

@@ -5,6 +5,7 @@ float32 by default: Python floats and float64 arrays passed to
 Python scalars in arithmetic take the tensor's dtype, so nothing silently
 becomes float64 (NumPy 2 would upcast ``float32_array * np.float64``).
 """
+
 from __future__ import annotations
 
 import weakref
@@ -149,6 +150,7 @@ class Tensor:
 
     def clone(self) -> "Tensor":
         from ..ops.math import Mul
+
         return Mul.apply(self, np.ones((), dtype=self.dtype))
 
     def to(self, dtype) -> "Tensor":
@@ -156,6 +158,7 @@ class Tensor:
         if dtype == self.dtype:
             return self
         from ..ops.cast import Cast
+
         return Cast.apply(self, dtype)
 
     def float(self) -> "Tensor":
@@ -183,23 +186,30 @@ class Tensor:
             retain_graph (bool, default False): keep saved values for another backward.
         """
         if not self.requires_grad:
-            raise RuntimeError("backward() on a tensor that does not require grad: "
-                               "no input of the computation had requires_grad=True")
+            raise RuntimeError(
+                "backward() on a tensor that does not require grad: "
+                "no input of the computation had requires_grad=True"
+            )
         if gradient is None:
             if self.data.size != 1:
-                raise RuntimeError(f"backward() without a gradient needs a one-element tensor, "
-                                   f"got shape {self.shape}")
+                raise RuntimeError(
+                    f"backward() without a gradient needs a one-element tensor, got shape {self.shape}"
+                )
             gradient = np.ones(self.shape, dtype=self.dtype)
         else:
-            gradient = np.asarray(gradient.data if isinstance(gradient, Tensor) else gradient,
-                                  dtype=self.dtype)
+            gradient = np.asarray(
+                gradient.data if isinstance(gradient, Tensor) else gradient, dtype=self.dtype
+            )
             if gradient.shape != self.shape:
-                raise ValueError(f"backward(): gradient of shape {gradient.shape} does not match "
-                                 f"the tensor's shape {self.shape}")
+                raise ValueError(
+                    f"backward(): gradient of shape {gradient.shape} does not match "
+                    f"the tensor's shape {self.shape}"
+                )
         if self.grad_fn is None:
             self._accumulate_leaf(gradient)
             return
         from .engine import run_backward
+
         run_backward(self, gradient, retain_graph=retain_graph)
 
     def _accumulate_leaf(self, g: np.ndarray) -> None:
@@ -234,8 +244,9 @@ class Tensor:
 
     def _check_inplace(self):
         if self.requires_grad and is_grad_enabled() and self.grad_fn is None:
-            raise RuntimeError("in-place change of a leaf tensor that requires grad; "
-                               "wrap it in convscope.no_grad()")
+            raise RuntimeError(
+                "in-place change of a leaf tensor that requires grad; wrap it in convscope.no_grad()"
+            )
 
     def __setitem__(self, key, value):
         self._check_inplace()

@@ -3,6 +3,7 @@
 Python scalars take the tensor's dtype (a float scalar with an integer
 tensor gives float32), so ``x * 0.5`` stays float32.
 """
+
 from __future__ import annotations
 
 import numbers
@@ -35,6 +36,7 @@ def _binary(op, swap=False):
     def method(self, other):
         other = _operand(self, other)
         return op.apply(other, self) if swap else op.apply(self, other)
+
     return method
 
 
@@ -58,6 +60,7 @@ def _compare(fn):
     def method(self, other):
         other = other.data if isinstance(other, Tensor) else other
         return Tensor._wrap(fn(self.data, other), False)
+
     return method
 
 
@@ -83,7 +86,7 @@ def _flatten(self, start_dim=0, end_dim=-1):
     if self.ndim == 0:
         return _reshape(self, 1)
     start, end = start_dim % self.ndim, end_dim % self.ndim
-    shape = self.shape[:start] + (-1,) + self.shape[end + 1:]
+    shape = self.shape[:start] + (-1,) + self.shape[end + 1 :]
     return S.Reshape.apply(self, shape)
 
 
@@ -97,7 +100,7 @@ def _squeeze(self, dim=None):
         shape = tuple(n for n in self.shape if n != 1)
     else:
         dim = dim % self.ndim
-        shape = self.shape if self.shape[dim] != 1 else self.shape[:dim] + self.shape[dim + 1:]
+        shape = self.shape if self.shape[dim] != 1 else self.shape[:dim] + self.shape[dim + 1 :]
     return S.Reshape.apply(self, shape)
 
 
@@ -139,26 +142,40 @@ def _std(self, dim=None, unbiased=True, keepdim=False):
 def _nn(name):
     def method(self, *args, **kwargs):
         from ..nn import functional as F
+
         return getattr(F, name)(self, *args, **kwargs)
+
     method.__name__ = name
     return method
 
 
 _METHODS = {
-    "__add__": _binary(M.Add), "__radd__": _binary(M.Add, swap=True),
-    "__sub__": _binary(M.Sub), "__rsub__": _binary(M.Sub, swap=True),
-    "__mul__": _binary(M.Mul), "__rmul__": _binary(M.Mul, swap=True),
-    "__matmul__": _binary(M.MatMul), "__rmatmul__": _binary(M.MatMul, swap=True),
-    "__truediv__": _div, "__rtruediv__": _rdiv,
+    "__add__": _binary(M.Add),
+    "__radd__": _binary(M.Add, swap=True),
+    "__sub__": _binary(M.Sub),
+    "__rsub__": _binary(M.Sub, swap=True),
+    "__mul__": _binary(M.Mul),
+    "__rmul__": _binary(M.Mul, swap=True),
+    "__matmul__": _binary(M.MatMul),
+    "__rmatmul__": _binary(M.MatMul, swap=True),
+    "__truediv__": _div,
+    "__rtruediv__": _rdiv,
     "__neg__": lambda self: M.Neg.apply(self),
     "__pos__": lambda self: self,
     "__pow__": _pow,
-    "__lt__": _compare(np.less), "__le__": _compare(np.less_equal),
-    "__gt__": _compare(np.greater), "__ge__": _compare(np.greater_equal),
-    "__eq__": _compare(np.equal), "__ne__": _compare(np.not_equal),
+    "__lt__": _compare(np.less),
+    "__le__": _compare(np.less_equal),
+    "__gt__": _compare(np.greater),
+    "__ge__": _compare(np.greater_equal),
+    "__eq__": _compare(np.equal),
+    "__ne__": _compare(np.not_equal),
     "__getitem__": _getitem,
-    "add": _binary(M.Add), "sub": _binary(M.Sub), "mul": _binary(M.Mul), "div": _div,
-    "matmul": _binary(M.MatMul), "pow": _pow,
+    "add": _binary(M.Add),
+    "sub": _binary(M.Sub),
+    "mul": _binary(M.Mul),
+    "div": _div,
+    "matmul": _binary(M.MatMul),
+    "pow": _pow,
     "exp": lambda self: M.Exp.apply(self),
     "log": lambda self: M.Log.apply(self),
     "sqrt": lambda self: M.Sqrt.apply(self),
@@ -166,13 +183,27 @@ _METHODS = {
     "clamp": lambda self, min=None, max=None: M.Clamp.apply(self, min, max),
     "sum": lambda self, dim=None, keepdim=False: M.Sum.apply(self, dim=dim, keepdim=keepdim),
     "mean": lambda self, dim=None, keepdim=False: M.Mean.apply(self, dim=dim, keepdim=keepdim),
-    "var": _var, "std": _std, "max": _max, "min": _min, "argmax": _argmax,
+    "var": _var,
+    "std": _std,
+    "max": _max,
+    "min": _min,
+    "argmax": _argmax,
     "argmin": lambda self, dim=None, keepdim=False: Tensor._wrap(
-        np.asarray(np.argmin(self.data, axis=dim, keepdims=keepdim if dim is not None else False)), False),
-    "reshape": _reshape, "view": _reshape, "permute": _permute, "transpose": _transpose,
-    "flatten": _flatten, "unsqueeze": _unsqueeze, "squeeze": _squeeze, "expand": _expand,
-    "relu": _nn("relu"), "sigmoid": _nn("sigmoid"), "tanh": _nn("tanh"),
-    "softmax": _nn("softmax"), "log_softmax": _nn("log_softmax"),
+        np.asarray(np.argmin(self.data, axis=dim, keepdims=keepdim if dim is not None else False)), False
+    ),
+    "reshape": _reshape,
+    "view": _reshape,
+    "permute": _permute,
+    "transpose": _transpose,
+    "flatten": _flatten,
+    "unsqueeze": _unsqueeze,
+    "squeeze": _squeeze,
+    "expand": _expand,
+    "relu": _nn("relu"),
+    "sigmoid": _nn("sigmoid"),
+    "tanh": _nn("tanh"),
+    "softmax": _nn("softmax"),
+    "log_softmax": _nn("log_softmax"),
 }
 
 for _name, _fn in _METHODS.items():

@@ -1,4 +1,5 @@
 """`convscope calc`: the lecture's hand calculations, every formula shown with its numbers filled in."""
+
 from __future__ import annotations
 
 import argparse
@@ -33,34 +34,62 @@ def add_parser(sub):
     p = sub.add_parser("calc", help=HELP, description=DESCRIPTION, formatter_class=fmt)
     what = p.add_subparsers(dest="calc_command", metavar="{conv,pool,stack}")
     what.required = True
-    conv = what.add_parser("conv", help="one conv layer: output size, parameters, MACs",
-                           description=CONV, formatter_class=fmt)
+    conv = what.add_parser(
+        "conv", help="one conv layer: output size, parameters, MACs", description=CONV, formatter_class=fmt
+    )
     conv.add_argument("--input", required=True, metavar="HxWxC", help="input volume, e.g. 32x32x3")
-    conv.add_argument("--filters", required=True, type=int, metavar="K", help="number of filters (output depth)")
+    conv.add_argument(
+        "--filters", required=True, type=int, metavar="K", help="number of filters (output depth)"
+    )
     conv.add_argument("--kernel", required=True, metavar="F", help="kernel size: 5 or 5x3 (height x width)")
     conv.add_argument("--stride", default="1", metavar="S", help="stride: 2 or 2x1 (default: 1)")
-    conv.add_argument("--padding", default="0", metavar="P",
-                      help="zeros on each side: 2, 2x1, 'same' (any stride) or 'valid' (default: 0)")
+    conv.add_argument(
+        "--padding",
+        default="0",
+        metavar="P",
+        help="zeros on each side: 2, 2x1, 'same' (any stride) or 'valid' (default: 0)",
+    )
     conv.add_argument("--dilation", default="1", metavar="D", help="spacing of kernel taps (default: 1)")
     conv.add_argument("--groups", type=int, default=1, help="each filter sees C/groups channels (default: 1)")
     conv.add_argument("--no-bias", action="store_false", dest="bias", help="no bias per filter")
-    pool = what.add_parser("pool", help="one pooling layer: output size, fraction kept, ceil_mode",
-                           description=POOL, formatter_class=fmt)
+    pool = what.add_parser(
+        "pool",
+        help="one pooling layer: output size, fraction kept, ceil_mode",
+        description=POOL,
+        formatter_class=fmt,
+    )
     pool.add_argument("--input", required=True, metavar="HxWxC", help="input volume, e.g. 224x224x64")
     pool.add_argument("--kernel", default="2", metavar="F", help="window size: 2 or 3x2 (default: 2)")
     pool.add_argument("--stride", metavar="S", help="stride (default: the kernel size)")
     pool.add_argument("--padding", default="0", metavar="P", help="zeros on each side (default: 0)")
     pool.add_argument("--dilation", default="1", metavar="D", help="spacing of window taps (default: 1)")
-    pool.add_argument("--ceil-mode", action="store_true", dest="ceil_mode",
-                      help="round the output size up, keeping a partial last window (PyTorch's ceil_mode)")
+    pool.add_argument(
+        "--ceil-mode",
+        action="store_true",
+        dest="ceil_mode",
+        help="round the output size up, keeping a partial last window (PyTorch's ceil_mode)",
+    )
     pool.add_argument("--kind", choices=["max", "avg"], default="max", help="default: max")
-    stack = what.add_parser("stack", help="receptive field and parameters of a conv stack vs one layer",
-                            description=STACK, formatter_class=fmt)
+    stack = what.add_parser(
+        "stack",
+        help="receptive field and parameters of a conv stack vs one layer",
+        description=STACK,
+        formatter_class=fmt,
+    )
     stack.add_argument("layers", metavar="LAYERS", help="comma-separated layer specs, e.g. 3x3,3x3,3x3")
-    stack.add_argument("--vs", metavar="LAYERS", help="what to compare with, e.g. 7x7 (default: no comparison)")
-    stack.add_argument("--channels", type=int, default=64, metavar="C",
-                       help="channels into and out of every conv (default: 64)")
-    stack.add_argument("--strides", metavar="S,S,...", help="one stride per layer, overriding those in the specs")
+    stack.add_argument(
+        "--vs", metavar="LAYERS", help="what to compare with, e.g. 7x7 (default: no comparison)"
+    )
+    stack.add_argument(
+        "--channels",
+        type=int,
+        default=64,
+        metavar="C",
+        help="channels into and out of every conv (default: 64)",
+    )
+    stack.add_argument(
+        "--strides", metavar="S,S,...", help="one stride per layer, overriding those in the specs"
+    )
     for child in (conv, pool, stack):
         add_common(child)
     p.set_defaults(handler=run)
@@ -73,11 +102,20 @@ def run(args) -> int:
 
     try:
         if args.calc_command == "conv":
-            result = calc.conv_calc(args.input, args.filters, args.kernel, args.stride, args.padding,
-                                    args.dilation, args.groups, args.bias)
+            result = calc.conv_calc(
+                args.input,
+                args.filters,
+                args.kernel,
+                args.stride,
+                args.padding,
+                args.dilation,
+                args.groups,
+                args.bias,
+            )
         elif args.calc_command == "pool":
-            result = calc.pool_calc(args.input, args.kernel, args.stride, args.padding, args.dilation,
-                                    args.ceil_mode, args.kind)
+            result = calc.pool_calc(
+                args.input, args.kernel, args.stride, args.padding, args.dilation, args.ceil_mode, args.kind
+            )
         else:
             result = calc.stack_calc(args.layers, args.vs, args.channels, args.strides)
     except calc.CalcUsageError as e:

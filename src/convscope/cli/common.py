@@ -1,4 +1,5 @@
 """Shared CLI plumbing: one-line errors, --debug, --json output and HxW parsing."""
+
 from __future__ import annotations
 
 import argparse
@@ -13,6 +14,7 @@ class UsageError(ValueError):
 def parse_hw(text: str, name: str = "size") -> tuple:
     """'28' -> (28, 28); '32x48' -> (32, 48); a UsageError otherwise."""
     from ..analysis.calc import parse_size
+
     try:
         return parse_size(text, name, expected="28 or 32x48")
     except ValueError as e:
@@ -22,7 +24,9 @@ def parse_hw(text: str, name: str = "size") -> tuple:
 def add_common(parser: argparse.ArgumentParser) -> None:
     """--json and --debug, which every command has; a usage error prints this parser's usage line."""
     parser.set_defaults(usage_parser=parser)
-    parser.add_argument("--json", action="store_true", help="end by printing one JSON object with the results")
+    parser.add_argument(
+        "--json", action="store_true", help="end by printing one JSON object with the results"
+    )
     parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
 
 
@@ -32,6 +36,7 @@ def emit_json(obj) -> None:
 
 def _default(value):
     import numpy as np
+
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):
@@ -50,6 +55,8 @@ def load_image(predictor, path) -> tuple:
     image, x, (width, height) = predictor.prepare(path)
     h, w = image.shape[2:]
     if (width, height) != (w, h):
-        print(f"notice: resized {path} from {width}x{height} to the model's input {w}x{h} "
-              f"(width x height)", file=sys.stderr)
+        print(
+            f"notice: resized {path} from {width}x{height} to the model's input {w}x{h} (width x height)",
+            file=sys.stderr,
+        )
     return image, x, (height, width)

@@ -1,4 +1,5 @@
 """`convscope evaluate`: accuracy, per-class precision/recall and a confusion matrix for a checkpoint."""
+
 from __future__ import annotations
 
 import argparse
@@ -11,14 +12,20 @@ HELP = "evaluate a checkpoint: accuracy, per-class precision/recall, confusion m
 
 
 def add_parser(sub):
-    p = sub.add_parser("evaluate", help=HELP, description=HELP + ". The data is preprocessed exactly "
-                       "as in training; with the training spec the same hold-out is the test set.",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "evaluate",
+        help=HELP,
+        description=HELP + ". The data is preprocessed exactly "
+        "as in training; with the training spec the same hold-out is the test set.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("checkpoint", help="a .npz checkpoint (or a run folder holding best.npz)")
     p.add_argument("--data", help="data set spec (default: the one the model was trained on)")
     p.add_argument("--split", choices=["test", "train", "all"], default="test", help="default: test")
-    p.add_argument("--out", help="folder for confusion_SPLIT.png and evaluation_SPLIT.json "
-                                 "(default: the checkpoint's folder)")
+    p.add_argument(
+        "--out",
+        help="folder for confusion_SPLIT.png and evaluation_SPLIT.json (default: the checkpoint's folder)",
+    )
     add_common(p)
     p.set_defaults(handler=run)
     return p
@@ -34,24 +41,36 @@ def run(args) -> int:
     report = predictor.evaluate(args.data, args.split)
     out = args.out or os.path.dirname(os.path.abspath(predictor.checkpoint.path))
     png = os.path.join(out, f"confusion_{args.split}.png")
-    plot_confusion(report["confusion_matrix"], report["classes"], png,
-                   title=f"{predictor.checkpoint.model_name} on {report['data']} ({args.split})")
+    plot_confusion(
+        report["confusion_matrix"],
+        report["classes"],
+        png,
+        title=f"{predictor.checkpoint.model_name} on {report['data']} ({args.split})",
+    )
     report_path = os.path.join(out, f"evaluation_{args.split}.json")
     atomic_write(report_path, lambda f: f.write(json.dumps(report, indent=1).encode()))
     report.update(confusion_png=png, report_json=report_path)
     if report["note"]:
         print(report["note"])
-    rows = [(c["class"], f"{100 * c['precision']:.2f}%", f"{100 * c['recall']:.2f}%", c["support"])
-            for c in report["per_class"]]
+    rows = [
+        (c["class"], f"{100 * c['precision']:.2f}%", f"{100 * c['recall']:.2f}%", c["support"])
+        for c in report["per_class"]
+    ]
     print(format_table(["class", "precision", "recall", "images"], rows))
     print()
     cm = report["confusion_matrix"]
-    print(format_table(["true \\ predicted"] + report["classes"],
-                       [[name] + row for name, row in zip(report["classes"], cm)],
-                       title="confusion matrix (rows: true class, columns: predicted)"))
+    print(
+        format_table(
+            ["true \\ predicted"] + report["classes"],
+            [[name] + row for name, row in zip(report["classes"], cm)],
+            title="confusion matrix (rows: true class, columns: predicted)",
+        )
+    )
     print()
     correct = sum(cm[i][i] for i in range(len(cm)))
-    print(f"accuracy: {100 * report['accuracy']:.2f}% ({correct}/{report['count']}) on the {args.split} split")
+    print(
+        f"accuracy: {100 * report['accuracy']:.2f}% ({correct}/{report['count']}) on the {args.split} split"
+    )
     print(f"confusion matrix: {png}")
     if args.json:
         emit_json(report)

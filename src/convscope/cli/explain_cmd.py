@@ -5,6 +5,7 @@ bias: the CS231n demo, a seeded random example, numbers from a file, or a value 
 trained model with its receptive field), ``features`` (feature-map grids and first-layer
 filters) and ``heatmap`` (Grad-CAM and friends, when its module is installed).
 """
+
 from __future__ import annotations
 
 import os
@@ -22,13 +23,20 @@ def add_parser(sub):
     p = sub.add_parser("explain", help=HELP, description=HELP + ".")
     esub = p.add_subparsers(dest="explain_command", metavar="WHAT")
     esub.required = True
-    c = esub.add_parser("conv", help=CONV_HELP, description=CONV_HELP + ". Without a checkpoint: "
-                        "the CS231n demo (5x5x3 input, pad 1, stride 2, two 3x3x3 filters), --random "
-                        "SEED or --input FILE. With a checkpoint: --image, --layer and --at pick a value "
-                        "of a conv layer; its receptive field in the image is reported too.")
+    c = esub.add_parser(
+        "conv",
+        help=CONV_HELP,
+        description=CONV_HELP + ". Without a checkpoint: "
+        "the CS231n demo (5x5x3 input, pad 1, stride 2, two 3x3x3 filters), --random "
+        "SEED or --input FILE. With a checkpoint: --image, --layer and --at pick a value "
+        "of a conv layer; its receptive field in the image is reported too.",
+    )
     c.add_argument("checkpoint", nargs="?", help="a trained .npz checkpoint (optional)")
-    c.add_argument("--input", help="JSON or NPZ with input (C,H,W), weight (C_out,C_in,KH,KW), bias, "
-                   "stride, padding; or a .npy input volume (C,H,W) with --weights")
+    c.add_argument(
+        "--input",
+        help="JSON or NPZ with input (C,H,W), weight (C_out,C_in,KH,KW), bias, "
+        "stride, padding; or a .npy input volume (C,H,W) with --weights",
+    )
     c.add_argument("--weights", help="with a .npy --input: a .npy of filters (C_out,C_in,KH,KW)")
     c.add_argument("--bias", help="with a .npy --input: a .npy of biases (C_out,)")
     c.add_argument("--random", type=int, metavar="SEED", help="a seeded random example of small integers")
@@ -40,21 +48,34 @@ def add_parser(sub):
     c.add_argument("--padding", help="padding: 1, 1x2, same or valid (default: 0; the demo uses 1)")
     c.add_argument("--dilation", help="dilation, e.g. 2 (default 1)")
     c.add_argument("--at", help="explain only output value o,y,x (channel, row, column)")
-    c.add_argument("--max-positions", type=int, default=50, dest="max_positions",
-                   help="print at most this many values (default 50; the JSON has all)")
+    c.add_argument(
+        "--max-positions",
+        type=int,
+        default=50,
+        dest="max_positions",
+        help="print at most this many values (default 50; the JSON has all)",
+    )
     c.add_argument("--image", help="with a checkpoint: the image file")
     c.add_argument("--layer", help="with a checkpoint: the conv layer's dotted name, e.g. features.conv2")
     c.add_argument("--out", help="with a checkpoint: write a PNG of the image with the receptive field")
     add_common(c)
     c.set_defaults(handler=run_conv)
-    f = esub.add_parser("features", help=FEATURES_HELP, description=FEATURES_HELP + ". One PNG grid per "
-                        "layer (default: every conv layer) plus filters_<first conv>.png.")
+    f = esub.add_parser(
+        "features",
+        help=FEATURES_HELP,
+        description=FEATURES_HELP + ". One PNG grid per "
+        "layer (default: every conv layer) plus filters_<first conv>.png.",
+    )
     f.add_argument("checkpoint", help="a trained .npz checkpoint (or a run folder holding best.npz)")
     f.add_argument("--image", required=True, help="the image file (PNG, JPEG, ...)")
     f.add_argument("--layers", help="comma-separated layer names (default: every Conv2d)")
     f.add_argument("--out", default="explanations", help="folder for the PNGs (default: ./explanations)")
-    f.add_argument("--per-tile-scale", action="store_true", dest="per_tile_scale",
-                   help="scale each feature map to its own min..max (default: one shared scale)")
+    f.add_argument(
+        "--per-tile-scale",
+        action="store_true",
+        dest="per_tile_scale",
+        help="scale each feature map to its own min..max (default: one shared scale)",
+    )
     add_common(f)
     f.set_defaults(handler=run_features)
     explain_heatmap.add_parser(esub)
@@ -69,8 +90,9 @@ def parse_at(text) -> tuple:
     except ValueError:
         at = ()
     if len(at) != 3 or min(at) < 0:
-        raise UsageError(f"--at must be three non-negative integers o,y,x (channel, row, column), "
-                         f"e.g. 1,2,2; got {text!r}")
+        raise UsageError(
+            f"--at must be three non-negative integers o,y,x (channel, row, column), e.g. 1,2,2; got {text!r}"
+        )
     return at
 
 
@@ -93,12 +115,15 @@ def _padding(text):
 
 def run_conv(args) -> int:
     from ..explain import conv_trace, demo_example, format_trace, load_trace_inputs, random_example
+
     at = parse_at(args.at) if args.at is not None else None
     if args.checkpoint:
         return _run_model_conv(args, at)
     if args.image or args.layer or args.out:
-        raise UsageError("--image, --layer and --out need a checkpoint: convscope explain conv CKPT "
-                         "--image IMG --layer NAME --at o,y,x")
+        raise UsageError(
+            "--image, --layer and --out need a checkpoint: convscope explain conv CKPT "
+            "--image IMG --layer NAME --at o,y,x"
+        )
     if args.input and args.random is not None:
         raise UsageError("give either --input FILE or --random SEED, not both")
     stride, padding = _pair(args.stride, "--stride"), _padding(args.padding)
@@ -107,8 +132,17 @@ def run_conv(args) -> int:
         example, label = load_trace_inputs(args.input, args.weights, args.bias), f"numbers from {args.input}"
     elif args.random is not None:
         h, w = parse_hw(args.size, "--size")
-        example = random_example(args.random, args.c_in, h, w, args.c_out, parse_hw(args.kernel, "--kernel"),
-                                 stride or 1, padding or 0, dilation or 1)
+        example = random_example(
+            args.random,
+            args.c_in,
+            h,
+            w,
+            args.c_out,
+            parse_hw(args.kernel, "--kernel"),
+            stride or 1,
+            padding or 0,
+            dilation or 1,
+        )
         label = f"random example (seed {args.random})"
     else:
         example, label = demo_example(), "the CS231n demo"
@@ -124,16 +158,17 @@ def run_conv(args) -> int:
 
 
 def _run_model_conv(args, at) -> int:
-    from ..explain.model_trace import (conv_layer_names, find_conv_layer, format_model_trace,
-                                       trace_model_value)
+    from ..explain.model_trace import conv_layer_names, find_conv_layer, format_model_trace, trace_model_value
     from ..train.inference import Predictor
+
     if args.input or args.random is not None:
         raise UsageError("--input/--random trace a standalone convolution; drop the checkpoint or them")
     predictor = Predictor(args.checkpoint)
     if not args.image or not args.layer or at is None:
         names = ", ".join(conv_layer_names(predictor.model))
-        raise UsageError(f"with a checkpoint, give --image IMG, --layer NAME and --at o,y,x "
-                         f"(conv layers: {names})")
+        raise UsageError(
+            f"with a checkpoint, give --image IMG, --layer NAME and --at o,y,x (conv layers: {names})"
+        )
     find_conv_layer(predictor.model, args.layer)  # a wrong name fails before any image work
     image, x, _ = load_image(predictor, args.image)
     result = trace_model_value(predictor.model, x, args.layer, at)
@@ -141,9 +176,12 @@ def _run_model_conv(args, at) -> int:
     print(format_model_trace(result), end="")
     if args.out and result["receptive_field"] is not None:
         from ..explain.figures import receptive_field_figure, save_figure
+
         o, y, xx = result["at"]
-        title = (f"{os.path.basename(args.image)} as the model sees it ({image.shape[2]}x{image.shape[3]}): "
-                 f"what {args.layer} out[{o}, {y}, {xx}] sees")
+        title = (
+            f"{os.path.basename(args.image)} as the model sees it ({image.shape[2]}x{image.shape[3]}): "
+            f"what {args.layer} out[{o}, {y}, {xx}] sees"
+        )
         fig = receptive_field_figure(image[0], result["receptive_field"], title)
         result["figure"] = save_figure(fig, args.out)
         print(f"wrote {result['figure']}")
@@ -160,6 +198,7 @@ def run_features(args) -> int:
     from ..explain import feature_map_grid, features_for_layers, filter_grid
     from ..explain.model_trace import conv_layer_names
     from ..train.inference import Predictor
+
     predictor = Predictor(args.checkpoint)
     model = predictor.model
     layers = [s.strip() for s in args.layers.split(",") if s.strip()] if args.layers else None
@@ -172,16 +211,19 @@ def run_features(args) -> int:
     files = {}
     for name, act in acts.items():
         path = os.path.join(args.out, f"features_{_safe(name)}.png")
-        title = (f"Feature maps of layer {name} ({type(modules[name]).__name__}) for "
-                 f"{os.path.basename(args.image)} ({scale})")
+        title = (
+            f"Feature maps of layer {name} ({type(modules[name]).__name__}) for "
+            f"{os.path.basename(args.image)} ({scale})"
+        )
         files[name] = feature_map_grid(act, path, title, shared_scale=not args.per_tile_scale)
         print(files[name])
     convs = conv_layer_names(model)
     if convs:
         first = convs[0]
         path = os.path.join(args.out, f"filters_{_safe(first)}.png")
-        files[f"filters:{first}"] = filter_grid(modules[first].weight.data, path,
-                                                f"Learned filters of the first conv layer {first}")
+        files[f"filters:{first}"] = filter_grid(
+            modules[first].weight.data, path, f"Learned filters of the first conv layer {first}"
+        )
         print(files[f"filters:{first}"])
     if args.json:
         emit_json({"checkpoint": predictor.checkpoint.path, "image": args.image, "files": files})

@@ -1,4 +1,5 @@
 """`convscope explain heatmap`: where in an image a trained CNN found the evidence for a class."""
+
 from __future__ import annotations
 
 import os
@@ -7,32 +8,47 @@ import sys
 from .common import UsageError, add_common, emit_json, load_image
 
 HELP = "draw a Grad-CAM, Grad-CAM++ or saliency heatmap of one image for a trained checkpoint"
-DESCRIPTION = HELP + """.
+DESCRIPTION = (
+    HELP
+    + """.
 
 The image is preprocessed as in training (channels, size, normalisation). Grad-CAM
 (Selvaraju et al. 2017) weights the target layer's feature maps by the mean gradient of the
 class score; Grad-CAM++ (Chattopadhay et al. 2018) uses higher-order weights; saliency
 (Simonyan et al. 2014) is max over channels of |d score / d pixel|. The PNG shows the input,
 the heatmap and their overlay; --box outlines the receptive field of the strongest cell."""
+)
 
 
 def add_parser(sub):
     """Register ``heatmap`` on the ``explain`` command's sub-subparsers ``sub``."""
     import argparse
-    p = sub.add_parser("heatmap", help=HELP, description=DESCRIPTION,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    p = sub.add_parser(
+        "heatmap", help=HELP, description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("checkpoint", help="a .npz checkpoint (or a run folder holding best.npz)")
     p.add_argument("--image", required=True, help="the image file to explain (PNG, JPEG, ...)")
-    p.add_argument("--class", dest="class_", metavar="K",
-                   help="class to explain, as an index or a class name (default: the predicted class)")
-    p.add_argument("--method", choices=["gradcam", "gradcam++", "saliency"], default="gradcam",
-                   help="default: gradcam")
-    p.add_argument("--layer", help="dotted name of the target layer (default: the model's Grad-CAM "
-                   "layer from the registry, else the last conv layer larger than 1x1)")
-    p.add_argument("--box", action="store_true",
-                   help="outline the receptive field of the strongest cell of the target layer")
-    p.add_argument("--out", default="explanations",
-                   help="folder for the PNG (default: ./explanations)")
+    p.add_argument(
+        "--class",
+        dest="class_",
+        metavar="K",
+        help="class to explain, as an index or a class name (default: the predicted class)",
+    )
+    p.add_argument(
+        "--method", choices=["gradcam", "gradcam++", "saliency"], default="gradcam", help="default: gradcam"
+    )
+    p.add_argument(
+        "--layer",
+        help="dotted name of the target layer (default: the model's Grad-CAM "
+        "layer from the registry, else the last conv layer larger than 1x1)",
+    )
+    p.add_argument(
+        "--box",
+        action="store_true",
+        help="outline the receptive field of the strongest cell of the target layer",
+    )
+    p.add_argument("--out", default="explanations", help="folder for the PNG (default: ./explanations)")
     add_common(p)
     p.set_defaults(handler=run)
     return p
@@ -48,11 +64,14 @@ def _class_index(text, classes) -> int | None:
         names = [str(c) for c in classes]
         if text in names:
             return names.index(text)
-        raise UsageError(f"--class {text!r} is neither an index in 0..{n - 1} nor a class name "
-                         f"({', '.join(names[:20])}{' ...' if n > 20 else ''})") from None
+        raise UsageError(
+            f"--class {text!r} is neither an index in 0..{n - 1} nor a class name "
+            f"({', '.join(names[:20])}{' ...' if n > 20 else ''})"
+        ) from None
     if not 0 <= k < n:
-        raise UsageError(f"--class {k} is out of range: the model has {n} classes, valid indices are "
-                         f"0..{n - 1}")
+        raise UsageError(
+            f"--class {k} is out of range: the model has {n} classes, valid indices are 0..{n - 1}"
+        )
     return k
 
 
@@ -67,7 +86,7 @@ def run(args) -> int:
         raise UsageError("--box needs a target layer; it is not available with --method saliency")
     if args.layer is not None and args.method == "saliency":
         raise UsageError("--layer applies to gradcam and gradcam++; saliency uses the input gradient")
-    image01, x, original = load_image(predictor, args.image)   # (1, C, H, W) in [0, 1], input, (H, W)
+    image01, x, original = load_image(predictor, args.image)  # (1, C, H, W) in [0, 1], input, (H, W)
     c, h, w = image01.shape[1:]
     model = predictor.model
     layer = None
@@ -79,9 +98,11 @@ def run(args) -> int:
     result = explain_heatmap(model, x, args.method, layer, class_idx)
     empty = not result["heatmap"].any()
     if empty:
-        print(f"note: the heatmap is all zero: no positive evidence for class {result['class_idx']}"
-              + (f" at layer {layer} (try the activation after it, or --method gradcam++)" if layer else ""),
-              file=sys.stderr)
+        print(
+            f"note: the heatmap is all zero: no positive evidence for class {result['class_idx']}"
+            + (f" at layer {layer} (try the activation after it, or --method gradcam++)" if layer else ""),
+            file=sys.stderr,
+        )
     box = None
     if args.box and not empty:
         box = strongest_cell(model, x, layer, result["class_idx"], args.method, result=result)
@@ -89,13 +110,16 @@ def run(args) -> int:
     classes = [str(k) for k in predictor.classes]
     k, pred = result["class_idx"], result["predicted"]
     probs = result["probabilities"]
-    title = (f"{args.method}" + (f" | layer {layer}" if layer else "")
-             + f" | predicted {classes[pred]} ({100 * probs[pred]:.1f}%)")
+    title = (
+        f"{args.method}"
+        + (f" | layer {layer}" if layer else "")
+        + f" | predicted {classes[pred]} ({100 * probs[pred]:.1f}%)"
+    )
     if k != pred:
         title += f" | explaining {classes[k]} ({100 * probs[k]:.1f}%)"
     stem = os.path.splitext(os.path.basename(args.image))[0]
     path = os.path.join(args.out, f"heatmap_{args.method}_{stem}.png")
-    display = image01[0].transpose(1, 2, 0)                  # (C, H, W) -> (H, W, C)
+    display = image01[0].transpose(1, 2, 0)  # (C, H, W) -> (H, W, C)
     display = display[:, :, 0] if c == 1 else display
     save_heatmap_overlay(display, result["heatmap"], path, title, box["box"] if box else None)
 
@@ -108,10 +132,23 @@ def run(args) -> int:
         y0, x0, y1, x1 = box["box"]
         print(f"strongest cell {box['cell']} of {layer}: receptive field rows {y0}-{y1}, columns {x0}-{x1}")
     if args.json:
-        emit_json({"checkpoint": predictor.checkpoint.path, "image": str(args.image), "png": path,
-                   "method": args.method, "layer": layer, "class_index": k, "class": classes[k],
-                   "probability": float(probs[k]), "score": result["score"], "predicted_index": pred,
-                   "predicted": classes[pred], "predicted_probability": float(probs[pred]),
-                   "resized_from": None if original == (h, w) else list(original),
-                   "input_size": [c, h, w], "strongest_cell": box})
+        emit_json(
+            {
+                "checkpoint": predictor.checkpoint.path,
+                "image": str(args.image),
+                "png": path,
+                "method": args.method,
+                "layer": layer,
+                "class_index": k,
+                "class": classes[k],
+                "probability": float(probs[k]),
+                "score": result["score"],
+                "predicted_index": pred,
+                "predicted": classes[pred],
+                "predicted_probability": float(probs[pred]),
+                "resized_from": None if original == (h, w) else list(original),
+                "input_size": [c, h, w],
+                "strongest_cell": box,
+            }
+        )
     return 0

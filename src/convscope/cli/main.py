@@ -1,4 +1,5 @@
 """Entry point of the `convscope` command: parse, dispatch, and turn errors into one line."""
+
 from __future__ import annotations
 
 import argparse
@@ -9,10 +10,12 @@ from .common import UsageError, err
 
 def build_parser() -> argparse.ArgumentParser:
     from . import calc_cmd, evaluate_cmd, explain_cmd, predict_cmd, summary_cmd, train_cmd
+
     parser = argparse.ArgumentParser(
-        prog="convscope",
-        description="convscope: build, train, inspect and explain CNNs on NumPy.")
+        prog="convscope", description="convscope: build, train, inspect and explain CNNs on NumPy."
+    )
     from .. import __version__
+
     parser.add_argument("--version", action="version", version=f"convscope {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
@@ -27,6 +30,7 @@ def main(argv=None) -> int:
     from ..checkpoint import CheckpointError
     from ..data import DataError
     from ..train import TrainingDiverged
+
     try:
         return args.handler(args)
     except UsageError as e:
@@ -35,8 +39,16 @@ def main(argv=None) -> int:
         args.usage_parser.print_usage(sys.stderr)
         err(args.command, e)
         return 2
-    except (DataError, CheckpointError, TrainingDiverged, FileNotFoundError, IsADirectoryError,
-            PermissionError, ValueError, TypeError) as e:
+    except (
+        DataError,
+        CheckpointError,
+        TrainingDiverged,
+        FileNotFoundError,
+        IsADirectoryError,
+        PermissionError,
+        ValueError,
+        TypeError,
+    ) as e:
         if args.debug:
             raise
         err(args.command, e)

@@ -1,4 +1,5 @@
 """`convscope predict`: the top-k classes of image files, preprocessed as in training."""
+
 from __future__ import annotations
 
 from .common import add_common, emit_json
@@ -7,8 +8,12 @@ HELP = "predict the classes of image files with a trained checkpoint (top-k with
 
 
 def add_parser(sub):
-    p = sub.add_parser("predict", help=HELP, description=HELP + ". Images of any size or mode are "
-                       "converted with the training preprocessing (channels, size, normalisation).")
+    p = sub.add_parser(
+        "predict",
+        help=HELP,
+        description=HELP + ". Images of any size or mode are "
+        "converted with the training preprocessing (channels, size, normalisation).",
+    )
     p.add_argument("checkpoint", help="a .npz checkpoint (or a run folder holding best.npz)")
     p.add_argument("images", nargs="+", help="image files (PNG, JPEG, ...)")
     p.add_argument("--top-k", type=int, default=3, dest="top_k", help="how many classes to show (default: 3)")

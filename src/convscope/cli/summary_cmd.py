@@ -1,4 +1,5 @@
 """`convscope summary`: per-layer shapes, parameters, MACs and receptive fields of a model or checkpoint."""
+
 from __future__ import annotations
 
 import os
@@ -9,14 +10,23 @@ HELP = "show a model's layers: output shapes, parameters, MACs, receptive field,
 
 
 def add_parser(sub):
-    p = sub.add_parser("summary", help=HELP, description=HELP + ". MODEL is a registry name "
-                       "(see --list) or a checkpoint file. Receptive fields are exact on branching "
-                       "networks (the maximum over all paths, e.g. through ResNet's shortcuts); "
-                       "'layers' counts conv + FC layers on the deepest path, as the lecture does.")
+    p = sub.add_parser(
+        "summary",
+        help=HELP,
+        description=HELP + ". MODEL is a registry name "
+        "(see --list) or a checkpoint file. Receptive fields are exact on branching "
+        "networks (the maximum over all paths, e.g. through ResNet's shortcuts); "
+        "'layers' counts conv + FC layers on the deepest path, as the lecture does.",
+    )
     p.add_argument("model", nargs="?", help="registry name (e.g. vgg16) or checkpoint path")
     p.add_argument("--input", help="input size CxHxW, e.g. 3x224x224 (default: the model's own)")
-    p.add_argument("--num-classes", type=int, default=None, dest="num_classes",
-                   help="classifier size for registry models (default: 1000 for ImageNet models, else 10)")
+    p.add_argument(
+        "--num-classes",
+        type=int,
+        default=None,
+        dest="num_classes",
+        help="classifier size for registry models (default: 1000 for ImageNet models, else 10)",
+    )
     p.add_argument("--list", action="store_true", help="list the registered models and exit")
     add_common(p)
     p.set_defaults(handler=run)
@@ -26,8 +36,10 @@ def add_parser(sub):
 def load_model(spec, num_classes=None):
     """A registry name or a checkpoint path -> (model, default input size (C, H, W), label)."""
     from .. import models
+
     if os.path.exists(spec) or spec.endswith(".npz"):
         from ..checkpoint import load_checkpoint
+
         ckpt = load_checkpoint(spec)
         shape = tuple(ckpt.preprocessing.get("input_shape") or models.model_info(ckpt.model_name).input_size)
         return ckpt.build_model(), shape, f"{ckpt.model_name} ({spec})"
@@ -42,9 +54,12 @@ def run(args) -> int:
     from ..analysis import parse_input_size, summary
 
     if args.list:
-        rows = [(n, models.model_info(n).family, "x".join(map(str, models.model_info(n).input_size)))
-                for n in models.list_models()]
+        rows = [
+            (n, models.model_info(n).family, "x".join(map(str, models.model_info(n).input_size)))
+            for n in models.list_models()
+        ]
         from ..tables import format_table
+
         print(format_table(["model", "family", "input"], rows, align="lll"))
         if args.json:
             emit_json({"models": [r[0] for r in rows]})

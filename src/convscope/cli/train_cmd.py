@@ -1,4 +1,5 @@
 """`convscope train`: train a registered CNN on a data set spec, with checkpoints and metrics."""
+
 from __future__ import annotations
 
 import argparse
@@ -18,11 +19,17 @@ Settings can come from a TOML file (--config); flags override it."""
 
 
 def add_parser(sub):
-    p = sub.add_parser("train", help=HELP, description=DESCRIPTION,
-                       formatter_class=argparse.RawDescriptionHelpFormatter,
-                       argument_default=argparse.SUPPRESS)
+    p = sub.add_parser(
+        "train",
+        help=HELP,
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        argument_default=argparse.SUPPRESS,
+    )
     p.add_argument("--data", help="data set spec (default: digits)")
-    p.add_argument("--model", help="model name from the registry (default: simple); see `convscope summary --list`")
+    p.add_argument(
+        "--model", help="model name from the registry (default: simple); see `convscope summary --list`"
+    )
     p.add_argument("--epochs", type=int, help="number of epochs (default: 15)")
     p.add_argument("--batch-size", type=int, dest="batch_size", help="images per batch (default: 32)")
     p.add_argument("--optimizer", choices=["sgd", "adam", "adamw"], help="default: sgd with momentum")
@@ -32,23 +39,40 @@ def add_parser(sub):
     p.add_argument("--scheduler", choices=["none", "step", "multistep", "cosine"], help="default: cosine")
     p.add_argument("--step-size", type=int, dest="step_size", help="StepLR period in epochs (default: 10)")
     p.add_argument("--gamma", type=float, help="StepLR/MultiStepLR decay factor (default: 0.1)")
-    p.add_argument("--milestones", type=lambda s: [int(v) for v in s.split(",")],
-                   help="MultiStepLR epochs, comma-separated (default: 50%%,75%% of the epochs)")
-    p.add_argument("--seed", type=int, help="seed for initialisation, shuffling and the hold-out (default: 0)")
-    p.add_argument("--test-split", type=float, dest="test_split",
-                   help="fraction held out when the data has one split (default: 0.2)")
+    p.add_argument(
+        "--milestones",
+        type=lambda s: [int(v) for v in s.split(",")],
+        help="MultiStepLR epochs, comma-separated (default: 50%%,75%% of the epochs)",
+    )
+    p.add_argument(
+        "--seed", type=int, help="seed for initialisation, shuffling and the hold-out (default: 0)"
+    )
+    p.add_argument(
+        "--test-split",
+        type=float,
+        dest="test_split",
+        help="fraction held out when the data has one split (default: 0.2)",
+    )
     p.add_argument("--image-size", dest="image_size", help="resize images to HxW, e.g. 32 or 32x32")
     p.add_argument("--mode", choices=["auto", "gray", "rgb"], help="image channels (default: auto)")
-    p.add_argument("--augment", choices=["none", "flip", "crop", "crop+flip"],
-                   help="on-the-fly augmentation (default: none)")
+    p.add_argument(
+        "--augment",
+        choices=["none", "flip", "crop", "crop+flip"],
+        help="on-the-fly augmentation (default: none)",
+    )
     p.add_argument("--crop-padding", type=int, dest="crop_padding", help="random-crop padding (default: 4)")
     p.add_argument("--label-smoothing", type=float, dest="label_smoothing", help="default: 0")
     p.add_argument("--out", help="run folder (default: a new folder under ./runs/)")
     p.add_argument("--config", help="TOML file with settings (flags override it)")
-    p.add_argument("--resume", action="store_true", default=False,
-                   help="continue the run in --out from its last.npz (same seed: same final weights)")
-    p.add_argument("--no-progress", action="store_true", default=False, dest="no_progress",
-                   help="no progress bars")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        default=False,
+        help="continue the run in --out from its last.npz (same seed: same final weights)",
+    )
+    p.add_argument(
+        "--no-progress", action="store_true", default=False, dest="no_progress", help="no progress bars"
+    )
     add_common(p)
     p.set_defaults(handler=run, json=False, debug=False)
     return p
@@ -56,6 +80,7 @@ def add_parser(sub):
 
 def config_from_args(args):
     from ..train import TrainConfig, read_toml
+
     values = read_toml(args.config) if getattr(args, "config", None) else {}
     flags = {k: v for k, v in vars(args).items() if k in TrainConfig.field_names()}
     if "image_size" in flags and flags["image_size"] is not None:
@@ -84,8 +109,10 @@ def run(args) -> int:
         return 130
     acc = result["test_accuracy"]
     best = result["best_accuracy"]
-    print(f"final test accuracy: {100 * acc:.2f}% (best {100 * best:.2f}%) after {result['epochs']} "
-          f"epochs in {result['seconds']:.1f} s")
+    print(
+        f"final test accuracy: {100 * acc:.2f}% (best {100 * best:.2f}%) after {result['epochs']} "
+        f"epochs in {result['seconds']:.1f} s"
+    )
     print(f"checkpoint: {result['checkpoint']} (last epoch: {result['last']})")
     if args.json:
         emit_json({k: v for k, v in result.items() if k != "history"})

@@ -8,6 +8,7 @@ Quick tour::
     loader = DataLoader(splits.train, batch_size=64, shuffle=True, seed=0, normalizer=norm)
     x, y = next(iter(loader))                       # (64, 1, 8, 8) float32, (64,) int64
 """
+
 from .cifar import SafeUnpickler, load_cifar_folder
 from .dataset import ArrayDataset, DataSplits, hold_out, stratified_split
 from .errors import DataError
@@ -18,8 +19,30 @@ from .preprocess import Normalizer, image_to_array, open_image, prepare_image, r
 from .sources import KINDS, detect_kind, load_dataset, load_digits, load_npz, parse_spec
 from .transforms import Compose, RandomCrop, RandomHorizontalFlip
 
-__all__ = ["DataError", "ArrayDataset", "DataSplits", "stratified_split", "hold_out",
-           "load_dataset", "parse_spec", "detect_kind", "KINDS", "load_digits", "load_idx_folder",
-           "read_idx", "load_cifar_folder", "SafeUnpickler", "load_image_folder", "load_npz",
-           "Normalizer", "prepare_image", "image_to_array", "open_image", "resize_array",
-           "DataLoader", "RandomCrop", "RandomHorizontalFlip", "Compose"]
+__all__ = [
+    "DataError",
+    "ArrayDataset",
+    "DataSplits",
+    "stratified_split",
+    "hold_out",
+    "load_dataset",
+    "parse_spec",
+    "detect_kind",
+    "KINDS",
+    "load_digits",
+    "load_idx_folder",
+    "read_idx",
+    "load_cifar_folder",
+    "SafeUnpickler",
+    "load_image_folder",
+    "load_npz",
+    "Normalizer",
+    "prepare_image",
+    "image_to_array",
+    "open_image",
+    "resize_array",
+    "DataLoader",
+    "RandomCrop",
+    "RandomHorizontalFlip",
+    "Compose",
+]

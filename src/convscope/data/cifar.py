@@ -5,6 +5,7 @@ NumPy arrays. A pickle can name any importable callable, so :class:`SafeUnpickle
 resolves only the handful of globals that rebuilding a NumPy array needs and
 refuses every other one.
 """
+
 from __future__ import annotations
 
 import os
@@ -15,8 +16,7 @@ import numpy as np
 from .dataset import ArrayDataset
 from .errors import DataError
 
-CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
-                   "ship", "truck"]
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 try:  # NumPy >= 2 keeps the implementation in numpy._core; numpy.core is a deprecated alias
     from numpy._core.multiarray import _reconstruct
@@ -70,11 +70,15 @@ def safe_load(path: str):
         with open(path, "rb") as f:
             obj = SafeUnpickler(f, encoding="bytes").load()
     except pickle.UnpicklingError as exc:
-        raise DataError(f"{path}: refused or corrupt pickle ({exc}); expected a CIFAR batch "
-                        f"holding only dicts, lists and NumPy arrays") from None
+        raise DataError(
+            f"{path}: refused or corrupt pickle ({exc}); expected a CIFAR batch "
+            f"holding only dicts, lists and NumPy arrays"
+        ) from None
     except Exception as exc:  # truncated files raise EOFError, garbage raises many kinds
-        raise DataError(f"{path}: cannot read CIFAR batch ({type(exc).__name__}: {exc}); "
-                        f"expected a complete CIFAR python-version pickle") from None
+        raise DataError(
+            f"{path}: cannot read CIFAR batch ({type(exc).__name__}: {exc}); "
+            f"expected a complete CIFAR python-version pickle"
+        ) from None
     if isinstance(obj, dict):
         obj = {(k.decode("latin1") if isinstance(k, bytes) else k): v for k, v in obj.items()}
     return obj
@@ -86,8 +90,12 @@ def _batch_arrays(path: str, label_key: str):
         keys = sorted(batch) if isinstance(batch, dict) else type(batch).__name__
         raise DataError(f"{path}: expected a dict with 'data' and '{label_key}' keys, found {keys}")
     data, labels = batch["data"], batch[label_key]
-    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 \
-            or data.shape[1] != 3 * 32 * 32:
+    if (
+        not isinstance(data, np.ndarray)
+        or data.dtype != np.uint8
+        or data.ndim != 2
+        or data.shape[1] != 3 * 32 * 32
+    ):
         found = f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
         raise DataError(f"{path}: 'data' must be a uint8 array of shape (N, 3072), found {found}")
     try:
@@ -96,7 +104,7 @@ def _batch_arrays(path: str, label_key: str):
         raise DataError(f"{path}: '{label_key}' must be a list of ints") from None
     if len(labels) != len(data):
         raise DataError(f"{path}: {len(labels)} labels for {len(data)} images; expected equal counts")
-    x = data.reshape(-1, 3, 32, 32).astype(np.float32)   # (N, 3072) -> (N, C, H, W), channel-major
+    x = data.reshape(-1, 3, 32, 32).astype(np.float32)  # (N, 3072) -> (N, C, H, W), channel-major
     x *= np.float32(1.0 / 255.0)
     return x, labels
 
@@ -107,8 +115,10 @@ def _class_names(path: str, key: str, count: int, default):
     meta = safe_load(path)
     names = meta.get(key) if isinstance(meta, dict) else None
     if not isinstance(names, list) or len(names) != count:
-        raise DataError(f"{path}: expected '{key}' listing {count} class names, found "
-                        f"{type(names).__name__ if not isinstance(names, list) else len(names)}")
+        raise DataError(
+            f"{path}: expected '{key}' listing {count} class names, found "
+            f"{type(names).__name__ if not isinstance(names, list) else len(names)}"
+        )
     return [n.decode("utf-8") if isinstance(n, bytes) else str(n) for n in names]
 
 
@@ -140,18 +150,19 @@ def load_cifar_folder(folder: str, variant: int = 10) -> dict:
     root = resolve_cifar_folder(folder, variant)
     name = f"cifar{variant}"
     if variant == 10:
-        numbered = [f for f in os.listdir(root) if f.startswith("data_batch_")
-                    and f[len("data_batch_"):].isdigit()]
-        train_files = sorted(numbered, key=lambda f: int(f[len("data_batch_"):]))
+        numbered = [
+            f for f in os.listdir(root) if f.startswith("data_batch_") and f[len("data_batch_") :].isdigit()
+        ]
+        train_files = sorted(numbered, key=lambda f: int(f[len("data_batch_") :]))
         files = {"train": train_files, "test": ["test_batch"]}
         label_key, expected = "labels", "data_batch_1..5 and/or test_batch"
-        classes = _class_names(os.path.join(root, "batches.meta"), "label_names", 10,
-                               CIFAR10_CLASSES)
+        classes = _class_names(os.path.join(root, "batches.meta"), "label_names", 10, CIFAR10_CLASSES)
     else:
         files = {"train": ["train"], "test": ["test"]}
         label_key, expected = "fine_labels", "train and/or test"
-        classes = _class_names(os.path.join(root, "meta"), "fine_label_names", 100,
-                               [str(i) for i in range(100)])
+        classes = _class_names(
+            os.path.join(root, "meta"), "fine_label_names", 100, [str(i) for i in range(100)]
+        )
     splits = {}
     for split, names in files.items():
         paths = [os.path.join(root, n) for n in names if os.path.isfile(os.path.join(root, n))]
@@ -161,8 +172,10 @@ def load_cifar_folder(folder: str, variant: int = 10) -> dict:
         x = np.concatenate([p[0] for p in parts])
         y = np.concatenate([p[1] for p in parts])
         if len(y) and (y.min() < 0 or y.max() >= variant):
-            raise DataError(f"{root}: {split} labels range {y.min()}..{y.max()}; expected "
-                            f"0..{variant - 1} for CIFAR-{variant}")
+            raise DataError(
+                f"{root}: {split} labels range {y.min()}..{y.max()}; expected "
+                f"0..{variant - 1} for CIFAR-{variant}"
+            )
         splits[split] = ArrayDataset(x, y, classes, name, folder)
     if not splits:
         hint = ""

@@ -1,4 +1,5 @@
 """In-memory image data sets and their train/test splits."""
+
 from __future__ import annotations
 
 import math
@@ -41,11 +42,11 @@ class ArrayDataset:
         if x.dtype.kind not in "biuf":
             raise DataError(f"{where}: images must be numeric, got dtype {x.dtype}")
         if y.ndim != 1 or y.dtype.kind not in "iu":
-            raise DataError(f"{where}: labels must be a 1-D integer array, "
-                            f"got shape {y.shape} dtype {y.dtype}")
+            raise DataError(
+                f"{where}: labels must be a 1-D integer array, got shape {y.shape} dtype {y.dtype}"
+            )
         if len(x) != len(y):
-            raise DataError(f"{where}: {len(x)} images but {len(y)} labels; expected one label "
-                            f"per image")
+            raise DataError(f"{where}: {len(x)} images but {len(y)} labels; expected one label per image")
         self.x = np.ascontiguousarray(x, dtype=np.float32)
         self.y = np.ascontiguousarray(y, dtype=np.int64)
         if len(self.y) and self.y.min() < 0:
@@ -55,8 +56,7 @@ class ArrayDataset:
             classes = [str(i) for i in range(top)]
         self.classes = [str(c) for c in classes]
         if top > len(self.classes):
-            raise DataError(f"{where}: label {top - 1} found but only {len(self.classes)} "
-                            f"class names given")
+            raise DataError(f"{where}: label {top - 1} found but only {len(self.classes)} class names given")
         self.name = str(name)
         self.source = source
 
@@ -80,16 +80,17 @@ class ArrayDataset:
     def subset(self, indices, name: str | None = None) -> "ArrayDataset":
         """A new data set with the given rows (copied), same classes and source."""
         indices = np.asarray(indices, dtype=np.int64)
-        return ArrayDataset(self.x[indices], self.y[indices], self.classes,
-                            name or self.name, self.source)
+        return ArrayDataset(self.x[indices], self.y[indices], self.classes, name or self.name, self.source)
 
     def class_counts(self) -> np.ndarray:
         """Images per class, shape (num_classes,)."""
         return np.bincount(self.y, minlength=self.num_classes)
 
     def __repr__(self) -> str:
-        return (f"ArrayDataset(name={self.name!r}, n={len(self)}, input_shape={self.input_shape}, "
-                f"num_classes={self.num_classes})")
+        return (
+            f"ArrayDataset(name={self.name!r}, n={len(self)}, input_shape={self.input_shape}, "
+            f"num_classes={self.num_classes})"
+        )
 
 
 @dataclass
@@ -102,6 +103,7 @@ class DataSplits:
         note (str): e.g. ``"digits has one split: held out a stratified 20% (360 images)
             as the test set (seed 0)"``; empty when the source had its own splits.
     """
+
     train: ArrayDataset
     test: ArrayDataset
     note: str = ""
@@ -145,14 +147,18 @@ def stratified_split(y, test_fraction: float, seed: int = 0):
     """
     y = np.asarray(y, dtype=np.int64)
     n = len(y)
-    if (isinstance(test_fraction, bool) or not isinstance(test_fraction, (float, int, np.number))
-            or not 0 < test_fraction < 1):
-        raise DataError(f"test split must be a fraction between 0 and 1 (exclusive), "
-                        f"got {test_fraction!r}")
+    if (
+        isinstance(test_fraction, bool)
+        or not isinstance(test_fraction, (float, int, np.number))
+        or not 0 < test_fraction < 1
+    ):
+        raise DataError(f"test split must be a fraction between 0 and 1 (exclusive), got {test_fraction!r}")
     n_test = int(math.ceil(test_fraction * n - 1e-9))
     if n_test < 1 or n_test >= n:
-        raise DataError(f"a test split of {test_fraction:g} of {n} images leaves {n_test} test and "
-                        f"{n - n_test} training images; expected at least one of each")
+        raise DataError(
+            f"a test split of {test_fraction:g} of {n} images leaves {n_test} test and "
+            f"{n - n_test} training images; expected at least one of each"
+        )
     classes, counts = np.unique(y, return_counts=True)
     quota = counts * (n_test / n)
     take = np.floor(quota).astype(np.int64)
@@ -179,6 +185,8 @@ def hold_out(dataset: ArrayDataset, test_fraction: float, seed: int = 0) -> Data
         20% (360 images) as the test set (seed 0)"``.
     """
     train_idx, test_idx = stratified_split(dataset.y, test_fraction, seed)
-    note = (f"{dataset.name} has one split: held out a stratified {test_fraction * 100:g}% "
-            f"({len(test_idx)} images) as the test set (seed {seed})")
+    note = (
+        f"{dataset.name} has one split: held out a stratified {test_fraction * 100:g}% "
+        f"({len(test_idx)} images) as the test set (seed {seed})"
+    )
     return DataSplits(dataset.subset(train_idx), dataset.subset(test_idx), note)

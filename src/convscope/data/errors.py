@@ -1,4 +1,5 @@
 """The one exception type of :mod:`convscope.data`."""
+
 from __future__ import annotations
 
 

@@ -4,6 +4,7 @@
 splits; otherwise the whole folder is one split. Class indices follow the sorted
 class-folder names, as in torchvision's ``ImageFolder``.
 """
+
 from __future__ import annotations
 
 import os
@@ -54,8 +55,9 @@ def list_images(folder: str):
     if not classes:
         loose = [n for n in _visible(os.listdir(folder)) if n.lower().endswith(IMAGE_EXTENSIONS)]
         found = f"{len(loose)} images directly inside it" if loose else "no sub-folders"
-        raise DataError(f"{folder}: expected one sub-folder per class (e.g. {folder}/cat/1.png), "
-                        f"found {found}")
+        raise DataError(
+            f"{folder}: expected one sub-folder per class (e.g. {folder}/cat/1.png), found {found}"
+        )
     if len(classes) < 2:
         raise DataError(f"{folder}: expected at least 2 class folders, found 1 ({classes[0]!r})")
     items = []
@@ -67,14 +69,18 @@ def list_images(folder: str):
             for fname in _visible(filenames):
                 path = os.path.join(dirpath, fname)
                 if not fname.lower().endswith(IMAGE_EXTENSIONS):
-                    raise DataError(f"{path} is not an image file; expected only "
-                                    f"{'/'.join(e[1:] for e in IMAGE_EXTENSIONS)} files in "
-                                    f"class folders")
+                    raise DataError(
+                        f"{path} is not an image file; expected only "
+                        f"{'/'.join(e[1:] for e in IMAGE_EXTENSIONS)} files in "
+                        f"class folders"
+                    )
                 items.append((path, name))
                 count += 1
         if count == 0:
-            raise DataError(f"class folder {class_dir} has no images; expected at least one "
-                            f"{'/'.join(e[1:] for e in IMAGE_EXTENSIONS)} file")
+            raise DataError(
+                f"class folder {class_dir} has no images; expected at least one "
+                f"{'/'.join(e[1:] for e in IMAGE_EXTENSIONS)} file"
+            )
     return classes, items
 
 
@@ -87,8 +93,9 @@ def _headers(items):
             with Image.open(path) as img:
                 out.append((img.mode, img.size, is_color(img)))
         except Exception as exc:
-            raise DataError(f"{path} is not a readable image ({type(exc).__name__}); expected a "
-                            f"PNG/JPEG/BMP/GIF file") from None
+            raise DataError(
+                f"{path} is not a readable image ({type(exc).__name__}); expected a PNG/JPEG/BMP/GIF file"
+            ) from None
     return out
 
 
@@ -104,8 +111,10 @@ def _choose_channels(mode, headers, items, root):
     if len(colour) == len(headers):
         return 3, ""
     example = items[colour[0]][0]
-    note = (f"{root}: {len(colour)} of {len(headers)} images are colour (e.g. {example}), the "
-            f"rest grey; mode 'auto' loads all as RGB (pass mode 'gray' for one channel)")
+    note = (
+        f"{root}: {len(colour)} of {len(headers)} images are colour (e.g. {example}), the "
+        f"rest grey; mode 'auto' loads all as RGB (pass mode 'gray' for one channel)"
+    )
     return 3, note
 
 
@@ -119,9 +128,11 @@ def _choose_size(image_size, headers, items, root):
     first = items[0][0]
     other = next(i for i, h in enumerate(headers) if h[1] != headers[0][1])
     (w0, h0), (w1, h1) = headers[0][1], headers[other][1]
-    raise DataError(f"{root}: images have {len(sizes)} different sizes ({first} is {w0}x{h0}, "
-                    f"{items[other][0]} is {w1}x{h1}); pass an image size (--image-size) to "
-                    f"resize them all")
+    raise DataError(
+        f"{root}: images have {len(sizes)} different sizes ({first} is {w0}x{h0}, "
+        f"{items[other][0]} is {w1}x{h1}); pass an image size (--image-size) to "
+        f"resize them all"
+    )
 
 
 def load_image_folder(root: str, image_size=None, mode: str = "auto"):
@@ -152,9 +163,11 @@ def load_image_folder(root: str, image_size=None, mode: str = "auto"):
     if "test" in listed:
         extra = [c for c in listed["test"][0] if c not in classes]
         if extra:
-            raise DataError(f"{split_dirs['test']}: class folder {extra[0]!r} has no counterpart "
-                            f"in {split_dirs['train']}; expected test classes to be among "
-                            f"{', '.join(classes)}")
+            raise DataError(
+                f"{split_dirs['test']}: class folder {extra[0]!r} has no counterpart "
+                f"in {split_dirs['train']}; expected test classes to be among "
+                f"{', '.join(classes)}"
+            )
     all_items = [it for _, items in listed.values() for it in items]
     headers = _headers(all_items)
     channels, note = _choose_channels(mode, headers, all_items, root)

@@ -1,4 +1,5 @@
 """Mini-batches of NumPy arrays, reproducible from (seed, epoch) for exact resume."""
+
 from __future__ import annotations
 
 import math
@@ -43,11 +44,17 @@ class DataLoader:
         (32, 1, 8, 8)
     """
 
-    def __init__(self, dataset, batch_size: int = 64, shuffle: bool = False,
-                 drop_last: bool = False, seed: int | None = None, transform=None,
-                 normalizer=None):
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
-                or batch_size < 1:
+    def __init__(
+        self,
+        dataset,
+        batch_size: int = 64,
+        shuffle: bool = False,
+        drop_last: bool = False,
+        seed: int | None = None,
+        transform=None,
+        normalizer=None,
+    ):
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"DataLoader: batch_size must be a positive int, got {batch_size!r}")
         if seed is None:
             seed = int(cs_random.default_generator().integers(0, 2**63 - 1))
@@ -93,11 +100,11 @@ class DataLoader:
         for b in range(int(start_batch), len(self)):
             lo = b * self.batch_size
             if self.shuffle:
-                idx = order[lo:lo + self.batch_size]
-                x, y = self.x[idx], self.y[idx]          # fancy indexing copies
+                idx = order[lo : lo + self.batch_size]
+                x, y = self.x[idx], self.y[idx]  # fancy indexing copies
             else:
-                x = self.x[lo:lo + self.batch_size].copy()
-                y = self.y[lo:lo + self.batch_size].copy()
+                x = self.x[lo : lo + self.batch_size].copy()
+                y = self.y[lo : lo + self.batch_size].copy()
             if self.transform is not None:
                 x = self.transform(x, self.batch_rng(epoch, b))
             if self.normalizer is not None:
@@ -110,5 +117,7 @@ class DataLoader:
         return self.iter_epoch(epoch)
 
     def __repr__(self) -> str:
-        return (f"DataLoader(n={len(self.y)}, batch_size={self.batch_size}, shuffle={self.shuffle}, "
-                f"drop_last={self.drop_last}, seed={self.seed}, epoch={self.epoch})")
+        return (
+            f"DataLoader(n={len(self.y)}, batch_size={self.batch_size}, shuffle={self.shuffle}, "
+            f"drop_last={self.drop_last}, seed={self.seed}, epoch={self.epoch})"
+        )

@@ -6,6 +6,7 @@ bit depth) to a (C, H, W) float32 array in [0, 1]; the image-folder loader and
 exactly the steps the training images went through. :class:`Normalizer` then
 applies the per-channel statistics of the training split.
 """
+
 from __future__ import annotations
 
 import os
@@ -14,8 +15,7 @@ import numpy as np
 
 from .errors import DataError
 
-_HIGH_DEPTH = {"I;16": 65535.0, "I;16L": 65535.0, "I;16B": 65535.0, "I;16N": 65535.0,
-               "I": 65535.0, "F": 1.0}
+_HIGH_DEPTH = {"I;16": 65535.0, "I;16L": 65535.0, "I;16B": 65535.0, "I;16N": 65535.0, "I": 65535.0, "F": 1.0}
 _GRAY_MODES = {"1", "L", "LA", "La", "I", "F", "I;16", "I;16L", "I;16B", "I;16N"}
 
 
@@ -23,8 +23,10 @@ def _pil():
     try:
         from PIL import Image
     except ImportError:  # pragma: no cover - pillow is in the 'app' extra
-        raise DataError("reading images needs Pillow; expected it installed "
-                        "(pip install 'convscope[app]'), found it missing") from None
+        raise DataError(
+            "reading images needs Pillow; expected it installed "
+            "(pip install 'convscope[app]'), found it missing"
+        ) from None
     return Image
 
 
@@ -111,8 +113,9 @@ def open_image(path):
         img = Image.open(path)
         img.load()
     except Exception as exc:  # UnidentifiedImageError, truncated data, decoder errors
-        raise DataError(f"{path} is not a readable image ({type(exc).__name__}); expected a "
-                        f"PNG/JPEG/BMP/GIF file") from None
+        raise DataError(
+            f"{path} is not a readable image ({type(exc).__name__}); expected a PNG/JPEG/BMP/GIF file"
+        ) from None
     return img
 
 
@@ -181,11 +184,15 @@ class Normalizer:
         self.mean = np.asarray(mean, dtype=np.float32).reshape(-1)
         self.std = np.asarray(std, dtype=np.float32).reshape(-1)
         if len(self.mean) != len(self.std) or len(self.mean) == 0:
-            raise DataError(f"Normalizer: expected one mean and one std per channel, got "
-                            f"{len(self.mean)} means and {len(self.std)} stds")
+            raise DataError(
+                f"Normalizer: expected one mean and one std per channel, got "
+                f"{len(self.mean)} means and {len(self.std)} stds"
+            )
         if not (np.all(np.isfinite(self.mean)) and np.all(self.std > 0)):
-            raise DataError(f"Normalizer: expected finite means and positive stds, got "
-                            f"mean={self.mean.tolist()} std={self.std.tolist()}")
+            raise DataError(
+                f"Normalizer: expected finite means and positive stds, got "
+                f"mean={self.mean.tolist()} std={self.std.tolist()}"
+            )
 
     @classmethod
     def fit(cls, x, chunk: int = 1024) -> "Normalizer":
@@ -199,11 +206,11 @@ class Normalizer:
         count = x.shape[0] * x.shape[2] * x.shape[3]
         total = np.zeros(x.shape[1])
         for s in range(0, len(x), chunk):
-            total += x[s:s + chunk].sum(axis=(0, 2, 3), dtype=np.float64)
+            total += x[s : s + chunk].sum(axis=(0, 2, 3), dtype=np.float64)
         mean = total / count
         sq = np.zeros(x.shape[1])
         for s in range(0, len(x), chunk):
-            d = x[s:s + chunk].astype(np.float64) - mean[None, :, None, None]
+            d = x[s : s + chunk].astype(np.float64) - mean[None, :, None, None]
             sq += np.einsum("nchw,nchw->c", d, d)
         std = np.sqrt(sq / count)
         std[std < 1e-12] = 1.0
@@ -216,8 +223,10 @@ class Normalizer:
     def __call__(self, x) -> np.ndarray:
         x = np.asarray(x, dtype=np.float32)
         if x.ndim not in (3, 4) or x.shape[-3] != self.channels:
-            raise DataError(f"Normalizer: expected (N, {self.channels}, H, W) or "
-                            f"({self.channels}, H, W) input, got shape {x.shape}")
+            raise DataError(
+                f"Normalizer: expected (N, {self.channels}, H, W) or "
+                f"({self.channels}, H, W) input, got shape {x.shape}"
+            )
         shape = (-1, 1, 1)
         return (x - self.mean.reshape(shape)) / self.std.reshape(shape)
 

@@ -3,6 +3,7 @@
 Nothing here downloads: every source is a file or folder already on disk, or
 scikit-learn's bundled ``digits``.
 """
+
 from __future__ import annotations
 
 import os
@@ -18,8 +19,13 @@ from .idx import find_idx_files, load_idx_folder
 from .preprocess import resize_array
 
 KINDS = ("digits", "mnist", "cifar10", "cifar100", "folder", "npz")
-_ALIASES = {"idx": "mnist", "cifar-10": "cifar10", "cifar-100": "cifar100", "images": "folder",
-            "imagefolder": "folder"}
+_ALIASES = {
+    "idx": "mnist",
+    "cifar-10": "cifar10",
+    "cifar-100": "cifar100",
+    "images": "folder",
+    "imagefolder": "folder",
+}
 VALID_SPECS = "digits, mnist:PATH, cifar10:PATH, cifar100:PATH, folder:PATH, npz:PATH or a path"
 
 
@@ -32,24 +38,33 @@ def load_digits() -> ArrayDataset:
     try:
         from sklearn.datasets import load_digits as sk_load_digits
     except ImportError:  # pragma: no cover - scikit-learn is in the 'app' extra
-        raise DataError("the digits data set needs scikit-learn; expected it installed "
-                        "(pip install 'convscope[app]'), found it missing") from None
+        raise DataError(
+            "the digits data set needs scikit-learn; expected it installed "
+            "(pip install 'convscope[app]'), found it missing"
+        ) from None
     bunch = sk_load_digits()
-    x = (bunch.images[:, None, :, :] / 16.0).astype(np.float32)   # (N, 8, 8) -> (N, 1, 8, 8)
-    return ArrayDataset(x, bunch.target.astype(np.int64), [str(i) for i in range(10)], "digits",
-                        "sklearn.datasets.load_digits")
+    x = (bunch.images[:, None, :, :] / 16.0).astype(np.float32)  # (N, 8, 8) -> (N, 1, 8, 8)
+    return ArrayDataset(
+        x,
+        bunch.target.astype(np.int64),
+        [str(i) for i in range(10)],
+        "digits",
+        "sklearn.datasets.load_digits",
+    )
 
 
 def _images_nchw(x, path: str, key: str) -> np.ndarray:
     if x.ndim == 3:
-        x = x[:, None]                                  # (N, H, W) -> (N, 1, H, W)
+        x = x[:, None]  # (N, H, W) -> (N, 1, H, W)
     elif x.ndim == 4 and x.shape[1] in (1, 3):
-        pass                                            # already (N, C, H, W)
+        pass  # already (N, C, H, W)
     elif x.ndim == 4 and x.shape[3] in (1, 3):
-        x = x.transpose(0, 3, 1, 2)                     # (N, H, W, C) -> (N, C, H, W)
+        x = x.transpose(0, 3, 1, 2)  # (N, H, W, C) -> (N, C, H, W)
     else:
-        raise DataError(f"{path}: '{key}' has shape {x.shape}; expected (N, H, W), (N, C, H, W) "
-                        f"or (N, H, W, C) with C 1 or 3")
+        raise DataError(
+            f"{path}: '{key}' has shape {x.shape}; expected (N, H, W), (N, C, H, W) "
+            f"or (N, H, W, C) with C 1 or 3"
+        )
     if x.dtype == np.uint8:
         return x.astype(np.float32) * np.float32(1.0 / 255.0)
     if x.dtype.kind in "biu":
@@ -59,8 +74,10 @@ def _images_nchw(x, path: str, key: str) -> np.ndarray:
     if x.dtype.kind != "f":
         raise DataError(f"{path}: '{key}' has dtype {x.dtype}; expected uint8 0..255 or float 0..1")
     if x.size and not (np.isfinite(x).all() and x.min() >= 0 and x.max() <= 1):
-        raise DataError(f"{path}: float '{key}' ranges {np.nanmin(x):g}..{np.nanmax(x):g}; expected "
-                        f"finite values in [0, 1] (or store uint8 0..255)")
+        raise DataError(
+            f"{path}: float '{key}' ranges {np.nanmin(x):g}..{np.nanmax(x):g}; expected "
+            f"finite values in [0, 1] (or store uint8 0..255)"
+        )
     return x.astype(np.float32)
 
 
@@ -69,8 +86,9 @@ def _labels(y, path: str, key: str) -> np.ndarray:
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     if y.ndim != 1 or y.dtype.kind not in "iuf" or (y.dtype.kind == "f" and np.any(y != np.round(y))):
-        raise DataError(f"{path}: '{key}' has shape {y.shape} dtype {y.dtype}; expected 1-D "
-                        f"integer class labels")
+        raise DataError(
+            f"{path}: '{key}' has shape {y.shape} dtype {y.dtype}; expected 1-D integer class labels"
+        )
     return y.astype(np.int64)
 
 
@@ -95,8 +113,9 @@ def load_npz(path: str) -> dict:
             wanted = {s: (f"x_{s}", f"y_{s}") for s in ("train", "test") if f"x_{s}" in keys}
         missing = [k for pair in wanted.values() for k in pair if k not in keys]
         if not wanted or missing:
-            raise DataError(f"{path}: arrays {sorted(keys)}; expected x and y, or x_train, y_train, "
-                            f"x_test and y_test")
+            raise DataError(
+                f"{path}: arrays {sorted(keys)}; expected x and y, or x_train, y_train, x_test and y_test"
+            )
         try:
             raw = {s: (archive[kx], archive[ky]) for s, (kx, ky) in wanted.items()}
             names = archive["classes"] if "classes" in keys else None
@@ -128,15 +147,15 @@ def detect_kind(path: str) -> str:
     if os.path.isfile(path):
         if path.lower().endswith(".npz"):
             return "npz"
-        raise DataError(f"{path} is a file; expected a folder or an .npz file "
-                        f"(valid specs: {VALID_SPECS})")
+        raise DataError(f"{path} is a file; expected a folder or an .npz file (valid specs: {VALID_SPECS})")
     if find_idx_files(path):
         return "mnist"
     c10, c100 = resolve_cifar_folder(path, 10), resolve_cifar_folder(path, 100)
     if any(os.path.isfile(os.path.join(c10, f)) for f in ("data_batch_1", "test_batch")):
         return "cifar10"
     if os.path.isfile(os.path.join(c100, "meta")) and any(
-            os.path.isfile(os.path.join(c100, f)) for f in ("train", "test")):
+        os.path.isfile(os.path.join(c100, f)) for f in ("train", "test")
+    ):
         return "cifar100"
     return "folder"
 
@@ -172,32 +191,35 @@ def parse_spec(spec) -> tuple:
         if not os.path.exists(path):
             raise DataError(f"data spec {spec!r}: {path} does not exist; expected {want}")
         if os.path.isdir(path) == (key == "npz"):
-            raise DataError(f"data spec {spec!r}: {path} is a {'folder' if key == 'npz' else 'file'}; "
-                            f"expected {want}")
+            raise DataError(
+                f"data spec {spec!r}: {path} is a {'folder' if key == 'npz' else 'file'}; expected {want}"
+            )
         return key, path
     path = os.path.expanduser(spec)
     if spec and os.path.exists(path):
         return detect_kind(path), path
     if sep and len(kind) > 1 and "/" not in kind and "\\" not in kind:
         raise DataError(f"unknown data kind {kind!r} in {spec!r}; valid specs: {VALID_SPECS}")
-    raise DataError(f"data spec {spec!r} is neither a known kind nor an existing path; valid specs: "
-                    f"{VALID_SPECS}")
+    raise DataError(
+        f"data spec {spec!r} is neither a known kind nor an existing path; valid specs: {VALID_SPECS}"
+    )
 
 
 def _convert(ds: ArrayDataset, channels, size) -> ArrayDataset:
     x = ds.x
     if channels == 1 and x.shape[1] == 3:  # ITU-R 601 luma, the weights of Pillow's convert('L')
         w = np.array([0.299, 0.587, 0.114], dtype=np.float32)
-        x = np.einsum("nchw,c->nhw", x, w)[:, None]   # (N, 3, H, W) -> (N, 1, H, W)
+        x = np.einsum("nchw,c->nhw", x, w)[:, None]  # (N, 3, H, W) -> (N, 1, H, W)
     elif channels == 3 and x.shape[1] == 1:
-        x = np.repeat(x, 3, axis=1)                   # (N, 1, H, W) -> (N, 3, H, W)
+        x = np.repeat(x, 3, axis=1)  # (N, 1, H, W) -> (N, 3, H, W)
     if size is not None:
         x = resize_array(x, size)
     return ds if x is ds.x else ArrayDataset(x, ds.y, ds.classes, ds.name, ds.source)
 
 
-def load_dataset(spec, test_split: float = 0.2, seed: int = 0, image_size=None,
-                 mode: str = "auto") -> DataSplits:
+def load_dataset(
+    spec, test_split: float = 0.2, seed: int = 0, image_size=None, mode: str = "auto"
+) -> DataSplits:
     """Load a data set by spec as train and test splits, images in [0, 1].
 
     Args:
@@ -242,7 +264,7 @@ def load_dataset(spec, test_split: float = 0.2, seed: int = 0, image_size=None,
         channels = MODES[str(mode).lower()]
         splits = {s: _convert(ds, channels, image_size) for s, ds in splits.items()}
     if len(splits) == 1:
-        (only_split, ds), = splits.items()
+        ((only_split, ds),) = splits.items()
         result = hold_out(ds, test_split, seed)
         if only_split != "all":
             result.note = result.note.replace("one split:", f"one split ({only_split} files only):", 1)

@@ -4,6 +4,7 @@ The :class:`~convscope.data.loader.DataLoader` hands every batch a generator
 derived from (seed, epoch, batch index), so an augmented epoch replays exactly
 after a resume.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -49,8 +50,10 @@ class RandomCrop:
         self.size = _pair(size, "RandomCrop size")
         self.padding = _pair(padding, "RandomCrop padding")
         if min(self.size) < 1 or min(self.padding) < 0:
-            raise ValueError(f"RandomCrop: expected size >= 1 and padding >= 0, got "
-                             f"size={self.size} padding={self.padding}")
+            raise ValueError(
+                f"RandomCrop: expected size >= 1 and padding >= 0, got "
+                f"size={self.size} padding={self.padding}"
+            )
 
     def __call__(self, batch, rng: np.random.Generator) -> np.ndarray:
         batch = _check_batch(batch, "RandomCrop")
@@ -58,11 +61,12 @@ class RandomCrop:
         ph, pw = self.padding
         th, tw = self.size
         if th > h + 2 * ph or tw > w + 2 * pw:
-            raise ValueError(f"RandomCrop: crop {th}x{tw} is larger than the padded image "
-                             f"{h + 2 * ph}x{w + 2 * pw}")
+            raise ValueError(
+                f"RandomCrop: crop {th}x{tw} is larger than the padded image {h + 2 * ph}x{w + 2 * pw}"
+            )
         if ph or pw:
             padded = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=batch.dtype)
-            padded[:, :, ph:ph + h, pw:pw + w] = batch
+            padded[:, :, ph : ph + h, pw : pw + w] = batch
         else:
             padded = batch
         top = rng.integers(0, padded.shape[2] - th + 1, size=n)

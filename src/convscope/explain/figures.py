@@ -4,6 +4,7 @@ matplotlib with the Agg backend; every figure states how its colours were scaled
 ``*_figure`` builders return the matplotlib Figure (tiles are the axes labelled
 ``tile <i>``), the ``*_grid`` functions save it atomically as PNG and return the path.
 """
+
 from __future__ import annotations
 
 import math
@@ -38,8 +39,9 @@ def _tiles(n: int, title: str, subtitle: str):
     plt = _plt()
     rows, cols = grid_shape(n)
     tile = min(TILE_INCHES, MAX_WIDTH_INCHES / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * tile + 1.2, rows * tile + 1.0),
-                             squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(cols * tile + 1.2, rows * tile + 1.0), squeeze=False, layout="constrained"
+    )
     for i, ax in enumerate(axes.ravel()):
         ax.set_xticks([])
         ax.set_yticks([])
@@ -74,8 +76,11 @@ def feature_map_figure(activation, title: str, shared_scale: bool = True):
     a = _chw(activation)
     c, h, w = a.shape
     lo, hi = float(a.min()), float(a.max())
-    scale = (f"colour scale shared by all tiles: min {lo:.3g} .. max {hi:.3g}" if shared_scale
-             else "each tile scaled to its own min..max (see its colour bar)")
+    scale = (
+        f"colour scale shared by all tiles: min {lo:.3g} .. max {hi:.3g}"
+        if shared_scale
+        else "each tile scaled to its own min..max (see its colour bar)"
+    )
     fig, axes = _tiles(c, title, f"{c} channels of {h}x{w} (rows x columns); {scale}")
     for i, ax in enumerate(axes):
         kw = dict(vmin=lo, vmax=hi) if shared_scale else {}
@@ -105,8 +110,10 @@ def filter_figure(weight, title: str):
         raise ValueError(f"filter_grid: expected weight (C_out, C_in, KH, KW), got shape {wt.shape}")
     c_out, c_in, kh, kw = wt.shape
     if c_in == 3:
-        how = ("shown in RGB (input channels 0, 1, 2 = red, green, blue), each filter min-max "
-               "normalised to [0, 1] for display")
+        how = (
+            "shown in RGB (input channels 0, 1, 2 = red, green, blue), each filter min-max "
+            "normalised to [0, 1] for display"
+        )
     else:
         what = "its single input channel" if c_in == 1 else f"the mean over its {c_in} input channels"
         how = f"grayscale: each tile shows {what}, scaled to its own min (black) .. max (white)"
@@ -134,6 +141,7 @@ def receptive_field_figure(image, box: dict, title: str):
     solid rectangle, the full extent (reaching into the padding) a dashed one.
     """
     from matplotlib.patches import Rectangle
+
     img = _chw(image)
     c, h, w = img.shape
     plt = _plt()
@@ -144,16 +152,38 @@ def receptive_field_figure(image, box: dict, title: str):
         ax.imshow(img.mean(axis=0), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     (r0, r1), (c0, c1) = box["rows"], box["cols"]
     (i0, i1), (j0, j1) = box["rows_in_image"], box["cols_in_image"]
-    ax.add_patch(Rectangle((c0 - 0.5, r0 - 0.5), c1 - c0, r1 - r0, fill=False, ec="orange", ls="--",
-                           lw=1.5, label=f"full field rows {r0}..{r1 - 1}, cols {c0}..{c1 - 1}"))
-    ax.add_patch(Rectangle((j0 - 0.5, i0 - 0.5), j1 - j0, i1 - i0, fill=False, ec="red", lw=2,
-                           label=f"inside the image: rows {i0}..{i1 - 1}, cols {j0}..{j1 - 1}"))
+    ax.add_patch(
+        Rectangle(
+            (c0 - 0.5, r0 - 0.5),
+            c1 - c0,
+            r1 - r0,
+            fill=False,
+            ec="orange",
+            ls="--",
+            lw=1.5,
+            label=f"full field rows {r0}..{r1 - 1}, cols {c0}..{c1 - 1}",
+        )
+    )
+    ax.add_patch(
+        Rectangle(
+            (j0 - 0.5, i0 - 0.5),
+            j1 - j0,
+            i1 - i0,
+            fill=False,
+            ec="red",
+            lw=2,
+            label=f"inside the image: rows {i0}..{i1 - 1}, cols {j0}..{j1 - 1}",
+        )
+    )
     ax.set_xlim(min(c0, 0) - 1, max(c1, w) + 0.5)
     ax.set_ylim(max(r1, h) + 0.5, min(r0, 0) - 1)
     ax.set_xlabel("column (pixels)")
     ax.set_ylabel("row (pixels)")
-    ax.set_title(f"{title}\nreceptive field {box['size'][0]}x{box['size'][1]} pixels; dashed part "
-                 f"beyond the image = zero padding", fontsize=10)
+    ax.set_title(
+        f"{title}\nreceptive field {box['size'][0]}x{box['size'][1]} pixels; dashed part "
+        f"beyond the image = zero padding",
+        fontsize=10,
+    )
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), fontsize=8)
     return fig
 
@@ -173,20 +203,25 @@ def features_for_layers(model, x, layers=None) -> "OrderedDict[str, np.ndarray]"
             whose output is not a feature map (1, C, H, W).
     """
     from .model_trace import conv_layer_names
+
     modules = OrderedDict((n, m) for n, m in model.named_modules() if n)
     if layers is None:
         layers = conv_layer_names(model)
     layers = list(layers)
     unknown = [n for n in layers if n not in modules]
     if unknown or not layers:
-        raise ValueError(f"unknown layer(s) {', '.join(map(repr, unknown)) or '(none given)'}; "
-                         f"expected names from: {', '.join(modules)}")
+        raise ValueError(
+            f"unknown layer(s) {', '.join(map(repr, unknown)) or '(none given)'}; "
+            f"expected names from: {', '.join(modules)}"
+        )
     seen = {}
 
     def hook_for(name):
         def hook(mod, inputs, output):
             seen[name] = output[0] if isinstance(output, tuple) else output
+
         return hook
+
     run_with_hooks(model, x, [(modules[name], hook_for(name)) for name in layers])
     result = OrderedDict()
     for name in layers:
@@ -194,7 +229,9 @@ def features_for_layers(model, x, layers=None) -> "OrderedDict[str, np.ndarray]"
             raise ValueError(f"layer {name!r} did not run in the model's forward pass")
         out = seen[name].data
         if out.ndim != 4:
-            raise ValueError(f"layer {name!r} ({type(modules[name]).__name__}) outputs shape "
-                             f"{tuple(out.shape)}, not a feature map (1, C, H, W)")
+            raise ValueError(
+                f"layer {name!r} ({type(modules[name]).__name__}) outputs shape "
+                f"{tuple(out.shape)}, not a feature map (1, C, H, W)"
+            )
         result[name] = out[0].copy()
     return result

@@ -7,6 +7,7 @@ Parameters are frozen for the call, so no ``.grad`` is left on them.
 References: Selvaraju et al., "Grad-CAM", ICCV 2017; Chattopadhay et al., "Grad-CAM++",
 WACV 2018; Simonyan et al., "Deep Inside Convolutional Networks", ICLR workshop 2014.
 """
+
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -24,20 +25,32 @@ def _layer_name(model, module) -> str:
     for name, m in model.named_modules():
         if m is module:
             return name
-    raise ValueError(f"target_layer {type(module).__name__} is not a submodule of "
-                     f"{type(model).__name__}; pass one of its layers or a dotted name")
+    raise ValueError(
+        f"target_layer {type(module).__name__} is not a submodule of "
+        f"{type(model).__name__}; pass one of its layers or a dotted name"
+    )
 
 
 def last_conv_layer(model, x) -> str:
     """Dotted name of the last Conv2d (in call order) whose output is larger than 1x1 for ``x``."""
     from ..nn import Conv2d
+
     seen = []
-    run_with_hooks(model, x, [(m, lambda mod, inp, out, name=name: seen.append((name, tuple(out.shape[2:]))))
-                              for name, m in model.named_modules() if isinstance(m, Conv2d)])
+    run_with_hooks(
+        model,
+        x,
+        [
+            (m, lambda mod, inp, out, name=name: seen.append((name, tuple(out.shape[2:]))))
+            for name, m in model.named_modules()
+            if isinstance(m, Conv2d)
+        ],
+    )
     big = [name for name, hw in seen if hw[0] * hw[1] > 1]
     if not big:
-        raise ValueError(f"{type(model).__name__} has no Conv2d layer with an output larger than 1x1 "
-                         f"for an input of shape {tuple(np.shape(x))}; pass target_layer explicitly")
+        raise ValueError(
+            f"{type(model).__name__} has no Conv2d layer with an output larger than 1x1 "
+            f"for an input of shape {tuple(np.shape(x))}; pass target_layer explicitly"
+        )
     return big[-1]
 
 
@@ -51,12 +64,14 @@ def resolve_layer(model, x, target_layer=None) -> tuple:
         ValueError: an unknown name (listing the valid ones) or a module not in the model.
     """
     from ..nn import Module
+
     if isinstance(target_layer, Module):
         return _layer_name(model, target_layer), target_layer
     if target_layer is None:
         name = getattr(model, "model_name", None)
         if name is not None:
             from ..models import model_info
+
             try:
                 target_layer = model_info(name).gradcam_layer
             except ValueError:
@@ -64,14 +79,16 @@ def resolve_layer(model, x, target_layer=None) -> tuple:
         if target_layer is None:
             target_layer = last_conv_layer(model, x)
     if not isinstance(target_layer, str) or not target_layer:
-        raise ValueError(f"target_layer must be a Module of the model, a dotted layer name or None, "
-                         f"got {target_layer!r}")
+        raise ValueError(
+            f"target_layer must be a Module of the model, a dotted layer name or None, got {target_layer!r}"
+        )
     try:
         return target_layer, model.get_submodule(target_layer)
     except ValueError:
         valid = [n for n, _ in model.named_modules() if n]
-        raise ValueError(f"unknown layer {target_layer!r} for {type(model).__name__}; valid names: "
-                         f"{', '.join(valid)}") from None
+        raise ValueError(
+            f"unknown layer {target_layer!r} for {type(model).__name__}; valid names: {', '.join(valid)}"
+        ) from None
 
 
 @contextmanager
@@ -109,18 +126,22 @@ def _backward_pass(model, x, module=None, class_idx=None, name=None) -> dict:
             logits = model(x_t)
             logits = logits[0] if isinstance(logits, tuple) else logits
             if logits.ndim != 2 or logits.shape[0] != 1:
-                raise ValueError(f"explain needs a classifier with output (1, num_classes), got "
-                                 f"{tuple(logits.shape)}")
+                raise ValueError(
+                    f"explain needs a classifier with output (1, num_classes), got {tuple(logits.shape)}"
+                )
             k = logits.shape[1]
             if class_idx is None:
                 class_idx = int(np.argmax(logits.data[0]))
-            elif isinstance(class_idx, bool) or not isinstance(class_idx, (int, np.integer)) \
-                    or not 0 <= class_idx < k:
+            elif (
+                isinstance(class_idx, bool)
+                or not isinstance(class_idx, (int, np.integer))
+                or not 0 <= class_idx < k
+            ):
                 raise ValueError(f"class_idx must be an int in 0..{k - 1}, got {class_idx!r}")
             if module is not None and not captured:
                 raise ValueError(f"target layer {name!r} was not called in the forward pass")
             seed = np.zeros(logits.shape, dtype=logits.dtype)
-            seed[0, int(class_idx)] = 1   # d y_c / d logits: backward from the score, not softmax
+            seed[0, int(class_idx)] = 1  # d y_c / d logits: backward from the score, not softmax
             logits.backward(seed)
     finally:
         if handle is not None:
@@ -129,8 +150,10 @@ def _backward_pass(model, x, module=None, class_idx=None, name=None) -> dict:
     if module is not None:
         act = captured[-1]
         if not isinstance(act, Tensor) or act.ndim != 4:
-            raise ValueError(f"Grad-CAM needs a (1, K, h, w) feature map, but layer {name!r} ("
-                             f"{module._layer_name()}) outputs shape {tuple(getattr(act, 'shape', ()))}")
+            raise ValueError(
+                f"Grad-CAM needs a (1, K, h, w) feature map, but layer {name!r} ("
+                f"{module._layer_name()}) outputs shape {tuple(getattr(act, 'shape', ()))}"
+            )
         grad = act.grad.data[0] if act.grad is not None else np.zeros(act.shape[1:], act.dtype)
         result.update(activation=act.data[0], gradient=grad)
     return result
@@ -146,9 +169,14 @@ def _normalise(m: np.ndarray) -> np.ndarray:
 def _upsample(cam: np.ndarray, hw: tuple) -> np.ndarray:
     """(h, w) -> (H, W) bilinear, align_corners=False, as torch's interpolate."""
     from ..nn import functional as F
+
     with no_grad():
-        t = F.interpolate(Tensor._wrap(np.ascontiguousarray(cam[None, None], dtype=np.float32), False),
-                          size=tuple(int(v) for v in hw), mode="bilinear", align_corners=False)
+        t = F.interpolate(
+            Tensor._wrap(np.ascontiguousarray(cam[None, None], dtype=np.float32), False),
+            size=tuple(int(v) for v in hw),
+            mode="bilinear",
+            align_corners=False,
+        )
     return t.data[0, 0]
 
 
@@ -202,16 +230,24 @@ def explain_heatmap(model, x, method="gradcam", target_layer=None, class_idx=Non
         cam, heat = None, _normalise(np.abs(r["input_grad"]).max(axis=0))
     else:
         w = cam_weights(r["activation"], r["gradient"], method)
-        raw = np.maximum(np.tensordot(w, r["activation"], axes=1), 0)   # (K,) . (K, h, w) -> (h, w)
+        raw = np.maximum(np.tensordot(w, r["activation"], axes=1), 0)  # (K,) . (K, h, w) -> (h, w)
         cam = _normalise(raw)
         heat = _normalise(_upsample(raw, hw))
     z = r["logits"].astype(np.float64)
     e = np.exp(z - z.max())
     probs = e / e.sum()
     c = r["class_idx"]
-    return {"heatmap": heat, "cam": cam, "layer": name, "method": method, "class_idx": c,
-            "score": float(z[c]), "probabilities": probs.astype(np.float32), "probability": float(probs[c]),
-            "predicted": int(np.argmax(z))}
+    return {
+        "heatmap": heat,
+        "cam": cam,
+        "layer": name,
+        "method": method,
+        "class_idx": c,
+        "score": float(z[c]),
+        "probabilities": probs.astype(np.float32),
+        "probability": float(probs[c]),
+        "predicted": int(np.argmax(z)),
+    }
 
 
 def grad_cam(model, x, target_layer=None, class_idx=None) -> np.ndarray:
@@ -259,6 +295,7 @@ def strongest_cell(model, x, layer=None, class_idx=None, method="gradcam", resul
         ValueError: as :func:`explain_heatmap`, or a layer that is not a spatial feature map.
     """
     from ..analysis.summary import summary
+
     data = image_input(model, x)
     out = result if result is not None else explain_heatmap(model, data, method, layer, class_idx)
     cam, name = out["cam"], out["layer"]
@@ -270,7 +307,12 @@ def strongest_cell(model, x, layer=None, class_idx=None, method="gradcam", resul
         lo, hi = rf.span(idx)
         raw.append((lo, hi))
         box.append((max(0, int(np.ceil(lo))), min(limit - 1, int(np.floor(hi)))))
-    return {"layer": name, "cell": (int(i), int(j)), "value": float(cam[i, j]),
-            "box": (box[0][0], box[1][0], box[0][1], box[1][1]),
-            "box_unclipped": tuple(float(v) for v in (raw[0][0], raw[1][0], raw[0][1], raw[1][1])),
-            "rf_size": (float(rf_h.size), float(rf_w.size)), "jump": (float(rf_h.jump), float(rf_w.jump))}
+    return {
+        "layer": name,
+        "cell": (int(i), int(j)),
+        "value": float(cam[i, j]),
+        "box": (box[0][0], box[1][0], box[0][1], box[1][1]),
+        "box_unclipped": tuple(float(v) for v in (raw[0][0], raw[1][0], raw[0][1], raw[1][1])),
+        "rf_size": (float(rf_h.size), float(rf_w.size)),
+        "jump": (float(rf_h.jump), float(rf_w.jump)),
+    }

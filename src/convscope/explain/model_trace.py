@@ -5,6 +5,7 @@ The layer's real input is captured with a forward hook (the forward stops there)
 what the layer computed, and located in the input image with the receptive field that
 :func:`convscope.summary` derives from the recorded graph (so branches and pooling count).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -31,11 +32,14 @@ def find_conv_layer(model, layer: str):
         raise ValueError(f"unknown layer {layer!r}; expected one of the conv layers: {names}")
     module = modules[layer]
     if not isinstance(module, Conv2d):
-        raise ValueError(f"layer {layer!r} is a {type(module).__name__}, not a Conv2d; expected one of "
-                         f"the conv layers: {names}")
+        raise ValueError(
+            f"layer {layer!r} is a {type(module).__name__}, not a Conv2d; expected one of "
+            f"the conv layers: {names}"
+        )
     if module.padding_mode != "zeros":
-        raise ValueError(f"layer {layer!r} pads with {module.padding_mode!r}; only zero padding can be "
-                         f"traced")
+        raise ValueError(
+            f"layer {layer!r} pads with {module.padding_mode!r}; only zero padding can be traced"
+        )
     return module
 
 
@@ -69,8 +73,11 @@ def receptive_box(rf_h, rf_w, y: int, x: int, hw: tuple) -> dict:
     ``[first, last + 1)``; ``rows_in_image`` is clipped to the image and ``padding_rows`` counts
     the (before, after) rows that fall into padding.
     """
-    out = {"size": [_clean(rf_h.size), _clean(rf_w.size)], "jump": [_clean(rf_h.jump), _clean(rf_w.jump)],
-           "start": [_clean(rf_h.start), _clean(rf_w.start)]}
+    out = {
+        "size": [_clean(rf_h.size), _clean(rf_w.size)],
+        "jump": [_clean(rf_h.jump), _clean(rf_w.jump)],
+        "start": [_clean(rf_h.start), _clean(rf_w.start)],
+    }
     centre = []
     for key, rf, pos, n in (("rows", rf_h, y, hw[0]), ("cols", rf_w, x, hw[1])):
         first, last = rf.span(pos)
@@ -103,6 +110,7 @@ def trace_model_value(model, x, layer: str, at) -> dict:
         RuntimeError: the trace disagrees with the layer beyond rounding (a bug).
     """
     from ..analysis import summary
+
     image = image_input(model, x)
     module, inp, out = capture_layer(model, image, layer)
     c_out, ho, wo = out.shape[1:]
@@ -111,64 +119,102 @@ def trace_model_value(model, x, layer: str, at) -> dict:
     except (TypeError, ValueError):
         raise ValueError(f"at must be (o, y, x), got {at!r}") from None
     if not (0 <= o < c_out and 0 <= y < ho and 0 <= xx < wo):
-        raise ValueError(f"at=({o}, {y}, {xx}) is outside the output of {layer} ({c_out}x{ho}x{wo}); "
-                         f"expected 0 <= o < {c_out}, 0 <= y < {ho}, 0 <= x < {wo}")
+        raise ValueError(
+            f"at=({o}, {y}, {xx}) is outside the output of {layer} ({c_out}x{ho}x{wo}); "
+            f"expected 0 <= o < {c_out}, 0 <= y < {ho}, 0 <= x < {wo}"
+        )
     weight = module.weight.data
-    bias = None if module.bias is None else module.bias.data[o:o + 1]
+    bias = None if module.bias is None else module.bias.data[o : o + 1]
     c_g = weight.shape[1]
     g = o // (c_out // module.groups)  # the group of filter o sees input channels g*c_g..(g+1)*c_g-1
-    trace = conv_trace(inp[0, g * c_g:(g + 1) * c_g], weight[o:o + 1], bias, module.stride,
-                       module.padding, module.dilation, at=(0, y, xx), include_output=False)
+    trace = conv_trace(
+        inp[0, g * c_g : (g + 1) * c_g],
+        weight[o : o + 1],
+        bias,
+        module.stride,
+        module.padding,
+        module.dilation,
+        at=(0, y, xx),
+        include_output=False,
+    )
     pos = trace["positions"][0]
     pos["o"] = o  # the one filter traced is filter o of the layer
     trace.update(filter_shape=list(weight.shape), output_shape=[c_out, ho, wo])
     wp = pos["window_padded"]
-    padded = np.pad(np.asarray(inp[0, g * c_g:(g + 1) * c_g], np.float64),
-                    ((0, 0),) + tuple(map(tuple, trace["padding"])))  # (C_in/groups, Hp, Wp)
-    window = padded[:, wp["rows"][0]:wp["rows"][1]:wp["step"][0], wp["cols"][0]:wp["cols"][1]:wp["step"][1]]
+    padded = np.pad(
+        np.asarray(inp[0, g * c_g : (g + 1) * c_g], np.float64),
+        ((0, 0),) + tuple(map(tuple, trace["padding"])),
+    )  # (C_in/groups, Hp, Wp)
+    window = padded[
+        :, wp["rows"][0] : wp["rows"][1] : wp["step"][0], wp["cols"][0] : wp["cols"][1] : wp["step"][1]
+    ]
     # |sum - fl(sum)| <= gamma_n * sum|terms| for any summation order (Higham, Thm 3.1)
     magnitude = float(np.sum(np.abs(window * weight[o].astype(np.float64)))) + abs(pos["bias"])
     n = window.size + 1
     u = np.finfo(out.dtype).eps / 2
-    bound = n * u / (1 - n * u) * magnitude + 2 * n * 2.0 ** -53 * magnitude
+    bound = n * u / (1 - n * u) * magnitude + 2 * n * 2.0**-53 * magnitude
     layer_value = float(out[0, o, y, xx])
     diff = abs(layer_value - pos["result"])
     if diff > bound:
-        raise RuntimeError(f"trace of {layer} at {(o, y, xx)} gives {pos['result']!r} but the layer "
-                           f"computed {layer_value!r} (difference {diff:.3g} > rounding bound {bound:.3g})")
+        raise RuntimeError(
+            f"trace of {layer} at {(o, y, xx)} gives {pos['result']!r} but the layer "
+            f"computed {layer_value!r} (difference {diff:.3g} > rounding bound {bound:.3g})"
+        )
     _, c, h, w = image.shape
     fields = summary(model, (c, h, w)).fields.get(layer)
     rf = None if fields is None else receptive_box(fields[0], fields[1], y, xx, (h, w))
-    return {"layer": layer, "layer_repr": repr(module), "at": [o, y, xx], "input_shape": [c, h, w],
-            "layer_input_shape": list(inp.shape[1:]), "layer_output_shape": [c_out, ho, wo],
-            "groups": module.groups, "trace": trace, "value": pos["result"],
-            "layer_output": layer_value, "difference": diff, "error_bound": bound,
-            "receptive_field": rf}
+    return {
+        "layer": layer,
+        "layer_repr": repr(module),
+        "at": [o, y, xx],
+        "input_shape": [c, h, w],
+        "layer_input_shape": list(inp.shape[1:]),
+        "layer_output_shape": [c_out, ho, wo],
+        "groups": module.groups,
+        "trace": trace,
+        "value": pos["result"],
+        "layer_output": layer_value,
+        "difference": diff,
+        "error_bound": bound,
+        "receptive_field": rf,
+    }
 
 
 def format_model_trace(result: dict) -> str:
     """Text for :func:`trace_model_value`: the arithmetic, the check and the receptive field."""
     from .trace import format_trace
+
     o, y, x = result["at"]
-    lines = [f"{result['layer']}: {result['layer_repr']}",
-             f"image {'x'.join(map(str, result['input_shape']))} -> layer input "
-             f"{'x'.join(map(str, result['layer_input_shape']))} -> layer output "
-             f"{'x'.join(map(str, result['layer_output_shape']))}; explaining out[{o}, {y}, {x}]", ""]
+    lines = [
+        f"{result['layer']}: {result['layer_repr']}",
+        f"image {'x'.join(map(str, result['input_shape']))} -> layer input "
+        f"{'x'.join(map(str, result['layer_input_shape']))} -> layer output "
+        f"{'x'.join(map(str, result['layer_output_shape']))}; explaining out[{o}, {y}, {x}]",
+        "",
+    ]
     text = format_trace(result["trace"])
     lines.append(text.rstrip())
-    lines.append(f"  the layer computed {result['layer_output']:.9g} (float32); the trace gives "
-                 f"{result['value']:.17g}; difference {result['difference']:.3g} <= float32 rounding "
-                 f"bound {result['error_bound']:.3g}")
+    lines.append(
+        f"  the layer computed {result['layer_output']:.9g} (float32); the trace gives "
+        f"{result['value']:.17g}; difference {result['difference']:.3g} <= float32 rounding "
+        f"bound {result['error_bound']:.3g}"
+    )
     rf = result["receptive_field"]
     if rf is not None:
         (r0, r1), (c0, c1) = rf["rows"], rf["cols"]
         (i0, i1), (j0, j1) = rf["rows_in_image"], rf["cols_in_image"]
         pad = rf["padding_rows"] + rf["padding_cols"]
-        lines += ["", f"receptive field in the input image: {rf['size'][0]}x{rf['size'][1]} pixels "
-                  f"(jump {rf['jump'][0]}x{rf['jump'][1]}), centred at row {rf['centre'][0]}, col "
-                  f"{rf['centre'][1]}",
-                  f"  rows {r0}..{r1 - 1}, cols {c0}..{c1 - 1}; inside the image: rows {i0}..{i1 - 1}, "
-                  f"cols {j0}..{j1 - 1}" + ("" if not any(pad) else
-                  f"; in padding: {pad[0]} rows above, {pad[1]} below, {pad[2]} cols left, "
-                  f"{pad[3]} right")]
+        lines += [
+            "",
+            f"receptive field in the input image: {rf['size'][0]}x{rf['size'][1]} pixels "
+            f"(jump {rf['jump'][0]}x{rf['jump'][1]}), centred at row {rf['centre'][0]}, col "
+            f"{rf['centre'][1]}",
+            f"  rows {r0}..{r1 - 1}, cols {c0}..{c1 - 1}; inside the image: rows {i0}..{i1 - 1}, "
+            f"cols {j0}..{j1 - 1}"
+            + (
+                ""
+                if not any(pad)
+                else f"; in padding: {pad[0]} rows above, {pad[1]} below, {pad[2]} cols left, {pad[3]} right"
+            ),
+        ]
     return "\n".join(lines) + "\n"

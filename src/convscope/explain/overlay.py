@@ -1,4 +1,5 @@
 """Figures of explanations: input, heatmap and overlay side by side (matplotlib, Agg backend)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -17,13 +18,21 @@ def _check(image, heatmap):
     if not (img.ndim == 2 or (img.ndim == 3 and img.shape[2] == 3)):
         raise ValueError(f"save_heatmap_overlay: image must be (H, W) or (H, W, 3), got shape {img.shape}")
     if heat.ndim != 2 or heat.shape != img.shape[:2]:
-        raise ValueError(f"save_heatmap_overlay: heatmap must be (H, W) = {img.shape[:2]} like the image, "
-                         f"got shape {heat.shape}")
+        raise ValueError(
+            f"save_heatmap_overlay: heatmap must be (H, W) = {img.shape[:2]} like the image, "
+            f"got shape {heat.shape}"
+        )
     return np.clip(img, 0, 1), np.clip(heat, 0, 1)
 
 
-def build_heatmap_figure(image, heatmap, title: str = "", box=None, alpha: float = 0.45,
-                         box_label: str = "receptive field of the strongest cell"):
+def build_heatmap_figure(
+    image,
+    heatmap,
+    title: str = "",
+    box=None,
+    alpha: float = 0.45,
+    box_label: str = "receptive field of the strongest cell",
+):
     """The three-panel figure (input | heatmap with colorbar | overlay); caller closes it.
 
     Args:
@@ -53,10 +62,21 @@ def build_heatmap_figure(image, heatmap, title: str = "", box=None, alpha: float
     ax_over.set_title("overlay")
     if box is not None:
         from matplotlib.patches import Rectangle
+
         y0, x0, y1, x1 = (float(v) for v in box)
         # pixel centres sit at integer coordinates, so a pixel spans +-0.5
-        ax_over.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0 + 1, y1 - y0 + 1, fill=False,
-                                    edgecolor="magenta", linewidth=2, linestyle="--", label=box_label))
+        ax_over.add_patch(
+            Rectangle(
+                (x0 - 0.5, y0 - 0.5),
+                x1 - x0 + 1,
+                y1 - y0 + 1,
+                fill=False,
+                edgecolor="magenta",
+                linewidth=2,
+                linestyle="--",
+                label=box_label,
+            )
+        )
         ax_over.legend(loc="upper center", bbox_to_anchor=(0.5, -0.02), fontsize=8, frameon=False)
     for ax in (ax_in, ax_heat, ax_over):
         ax.set_xticks([])

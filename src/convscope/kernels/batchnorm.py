@@ -11,6 +11,7 @@ estimate of the mean. Near the mean that subtraction is exact, so a large mean n
 cancels against the small deviations: the residual ``e = mean(d)`` corrects ``m`` and
 ``var = mean(d^2) - e^2``. Sums are BLAS dots over bounded runs, added in float64.
 """
+
 from __future__ import annotations
 
 import functools
@@ -25,7 +26,7 @@ PARALLEL_MIN_BYTES = 512 * 1024
 
 def _plan(x: np.ndarray):
     """(N, C, L) view of x, images per chunk, and whether to use threads."""
-    x3 = x.reshape(x.shape[0], x.shape[1], -1)        # (N, C, *) -> (N, C, L)
+    x3 = x.reshape(x.shape[0], x.shape[1], -1)  # (N, C, *) -> (N, C, L)
     return x3, images_per_chunk(x3, CHUNK_BYTES), x.nbytes >= PARALLEL_MIN_BYTES
 
 
@@ -64,11 +65,11 @@ def _channel_dot(a3: np.ndarray, b3: np.ndarray) -> np.ndarray:
     l = a3.shape[2]
     total = np.zeros(a3.shape[1], dtype=np.float64)
     for s in range(0, l, DOT_RUN):
-        a_run = a3[:, :, s:s + DOT_RUN]
+        a_run = a3[:, :, s : s + DOT_RUN]
         if b3.ndim == 1:  # (n, C, run) @ (run,) -> (n, C)
-            dots = np.matmul(a_run, b3[:a_run.shape[2]])
-        else:             # (n, C, 1, run) @ (n, C, run, 1) -> (n, C, 1, 1)
-            dots = np.matmul(a_run[:, :, None, :], b3[:, :, s:s + DOT_RUN, None])
+            dots = np.matmul(a_run, b3[: a_run.shape[2]])
+        else:  # (n, C, 1, run) @ (n, C, run, 1) -> (n, C, 1, 1)
+            dots = np.matmul(a_run[:, :, None, :], b3[:, :, s : s + DOT_RUN, None])
         total += dots.reshape(a3.shape[0], a3.shape[1]).sum(axis=0, dtype=np.float64)
     return total
 
@@ -110,8 +111,9 @@ def batch_norm_train_forward(x: np.ndarray, weight, bias, eps: float):
     def centre(a, b):
         d = np.subtract(x3[a:b], m_b, out=out[a:b])
         return _channel_sum(d), _channel_dot(d, d)
+
     e, sq = _stats(run_chunks(n, step, parallel, centre), count)
-    var = np.maximum(sq - e * e, 0.0)                       # float64
+    var = np.maximum(sq - e * e, 0.0)  # float64
     invstd = 1 / np.sqrt(var + eps)
     a = invstd if weight is None else invstd * weight
     shift = -e * a if bias is None else bias - e * a
@@ -120,13 +122,14 @@ def batch_norm_train_forward(x: np.ndarray, weight, bias, eps: float):
     def scale(i, j):
         o = np.multiply(out[i:j], a_b, out=out[i:j])
         np.add(o, shift_b, out=o)
+
     run_chunks(n, step, parallel, scale)
-    return (out.reshape(x.shape), (m + e).astype(x.dtype), var.astype(x.dtype),
-            invstd.astype(x.dtype))
+    return (out.reshape(x.shape), (m + e).astype(x.dtype), var.astype(x.dtype), invstd.astype(x.dtype))
 
 
-def batch_norm_train_backward(g: np.ndarray, x: np.ndarray, mean: np.ndarray, invstd: np.ndarray,
-                              weight, need_input: bool = True):
+def batch_norm_train_backward(
+    g: np.ndarray, x: np.ndarray, mean: np.ndarray, invstd: np.ndarray, weight, need_input: bool = True
+):
     """Gradients of :func:`batch_norm_train_forward`.
 
     ``dx = scale * (g - mean(g) - xhat * mean(g * xhat))`` per channel, with
@@ -151,9 +154,10 @@ def batch_norm_train_backward(g: np.ndarray, x: np.ndarray, mean: np.ndarray, in
         ga = g3[a:b]
         d = np.subtract(x3[a:b], mean_b, out=None if gx is None else gx[a:b])
         return _channel_sum(ga), _channel_dot(ga, d), _channel_sum(d)
+
     g_mean, gd_mean, e = _stats(run_chunks(n, step, parallel, sums), count)
     inv = invstd.astype(np.float64)
-    gxhat_mean = (gd_mean - e * g_mean) * inv                # mean(g * xhat), float64
+    gxhat_mean = (gd_mean - e * g_mean) * inv  # mean(g * xhat), float64
     dtype = g.dtype
     if need_input:
         scale = inv if weight is None else inv * weight
@@ -163,9 +167,10 @@ def batch_norm_train_backward(g: np.ndarray, x: np.ndarray, mean: np.ndarray, in
         s_b = _col(scale.astype(dtype))
 
         def grad(a, b):
-            o = np.multiply(gx[a:b], neg_k_b, out=gx[a:b])   # -d * k
+            o = np.multiply(gx[a:b], neg_k_b, out=gx[a:b])  # -d * k
             o -= c_b
             o += np.multiply(g3[a:b], s_b)
+
         run_chunks(n, step, parallel, grad)
         gx = gx.reshape(g.shape)
     return gx, (gxhat_mean * count).astype(dtype), (g_mean * count).astype(dtype)
@@ -184,6 +189,7 @@ def channel_affine(x: np.ndarray, scale: np.ndarray, shift: np.ndarray) -> np.nd
     def body(a, b):
         o = np.multiply(x3[a:b], s_b, out=out[a:b])
         np.add(o, t_b, out=o)
+
     run_chunks(x3.shape[0], step, parallel, body)
     return out.reshape(x.shape)
 
@@ -192,6 +198,10 @@ def channel_sums(a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
     """Per-channel sum of ``a`` (or of ``a * b``) over every axis but 1 -> (C,) in a's dtype."""
     a3, step, parallel = _plan(a)
     b3 = None if b is None else b.reshape(a3.shape)
-    parts = run_chunks(a3.shape[0], step, parallel,
-                       lambda s, e: _channel_sum(a3[s:e]) if b3 is None else _channel_dot(a3[s:e], b3[s:e]))
+    parts = run_chunks(
+        a3.shape[0],
+        step,
+        parallel,
+        lambda s, e: _channel_sum(a3[s:e]) if b3 is None else _channel_dot(a3[s:e], b3[s:e]),
+    )
     return np.sum(parts, axis=0).astype(a.dtype)

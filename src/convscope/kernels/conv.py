@@ -32,6 +32,7 @@ Caveat: wrap columns are computed from real pixels and then dropped or
 multiplied by zero, so a NaN/inf in the input can reach more entries of dx
 and dW than in PyTorch (never of the forward output).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -44,9 +45,16 @@ from .geometry import conv_output_size, conv_transpose_output_size
 from .parallel import PARALLEL_MIN_FLOPS, run_chunks  # fewer GEMM flops: serial chunks
 from .window import flat_image, gather_rows, pad_into, window_view, workspace
 
-__all__ = ["conv2d_forward", "conv2d_backward", "conv_transpose2d_forward",
-           "conv_transpose2d_backward", "ConvSaved", "COLUMN_BUDGET_BYTES", "CACHE_BLOCK_BYTES",
-           "PARALLEL_MIN_FLOPS"]
+__all__ = [
+    "conv2d_forward",
+    "conv2d_backward",
+    "conv_transpose2d_forward",
+    "conv_transpose2d_backward",
+    "ConvSaved",
+    "COLUMN_BUDGET_BYTES",
+    "CACHE_BLOCK_BYTES",
+    "PARALLEL_MIN_FLOPS",
+]
 
 #: Hard cap on the column matrix (bytes) built at once; bigger batches are chunked.
 COLUMN_BUDGET_BYTES = 256 * 2**20
@@ -62,6 +70,7 @@ _NO_PAD = ((0, 0), (0, 0))
 @dataclass(frozen=True)
 class _Geom:
     """Convolution geometry, seen from the convolution (not the transpose)."""
+
     stride: Pair
     padding: Pads  # ((top, bottom), (left, right))
     dilation: Pair
@@ -71,6 +80,7 @@ class _Geom:
 @dataclass
 class ConvSaved:
     """What backward needs: the inputs (by reference) and the geometry."""
+
     x: np.ndarray
     weight: np.ndarray
     has_bias: bool
@@ -100,8 +110,16 @@ def _use_flat(stride: Pair) -> bool:
     return stride == (1, 1)
 
 
-def _windows(x, pads: Pads, kernel: Pair, stride: Pair, dilation: Pair, out_hw: Pair,
-             offset: Pair = (0, 0), slot: str = "pad") -> np.ndarray:
+def _windows(
+    x,
+    pads: Pads,
+    kernel: Pair,
+    stride: Pair,
+    dilation: Pair,
+    out_hw: Pair,
+    offset: Pair = (0, 0),
+    slot: str = "pad",
+) -> np.ndarray:
     """Windows of padded x: ``v[n, c, kh, kw, i, j] = xp[n, c, oh + i*sh + kh*dh, ow + j*sw + kw*dw]``.
 
     Exact windows have ``j < W_out``. Flat windows (stride 1 only) run j over the
@@ -119,9 +137,12 @@ def _windows(x, pads: Pads, kernel: Pair, stride: Pair, dilation: Pair, out_hw: 
         _, flat = pad_into(x, pads, slot, tail=wp)
         it = flat.itemsize
         (kh, kw), (dh, dw) = kernel, dilation
-        return as_strided(flat[oh * wp + ow:], shape=(n, c, kh, kw, h_out, wp),
-                          strides=(c * hp * wp * it, hp * wp * it, dh * wp * it, dw * it, wp * it, it),
-                          writeable=False)
+        return as_strided(
+            flat[oh * wp + ow :],
+            shape=(n, c, kh, kw, h_out, wp),
+            strides=(c * hp * wp * it, hp * wp * it, dh * wp * it, dw * it, wp * it, it),
+            writeable=False,
+        )
     if pads != _NO_PAD:
         x = pad_into(x, pads, slot)[0]
     xp = x[:, :, oh:, ow:]
@@ -185,6 +206,7 @@ def _rows_corr(x, weight, bias, pads, dilation, groups, out_hw, offset, slot, ou
     out = np.empty((n, c_out, h_out, w_out), dtype=dtype) if out is None else out
     # bias (C_out,) -> (G, C_out/G, 1, 1, 1)
     b5 = None if bias is None else bias.astype(dtype, copy=False).reshape(grp, c_og, 1, 1, 1)
+
     def chunk(n0, n1):
         nc = n1 - n0
         m = nc * length
@@ -194,7 +216,7 @@ def _rows_corr(x, weight, bias, pads, dilation, groups, out_hw, offset, slot, ou
         y6 = y.reshape(grp, kh, c_og, nc, rows, wp)  # (G, KH, C_out/G, Nc, rows, Wp)
         # (Nc, C_out, H_out, W_out) -> (G, C_out/G, Nc, H_out, W_out), a view of out
         dst = out[n0:n1].reshape(nc, grp, c_og, h_out, w_out).transpose(1, 2, 0, 3, 4)
-        shifted = [y6[:, k, :, :, k * dh:k * dh + h_out, ow:ow + w_out] for k in range(kh)]
+        shifted = [y6[:, k, :, :, k * dh : k * dh + h_out, ow : ow + w_out] for k in range(kh)]
         if kh == 1:
             np.copyto(dst, shifted[0])
         else:
@@ -209,8 +231,19 @@ def _rows_corr(x, weight, bias, pads, dilation, groups, out_hw, offset, slot, ou
     return out
 
 
-def _corr(x, weight, bias, pads: Pads, stride: Pair, dilation: Pair, groups: int,
-          out_hw: Pair, offset: Pair = (0, 0), slot: str = "pad", out=None) -> np.ndarray:
+def _corr(
+    x,
+    weight,
+    bias,
+    pads: Pads,
+    stride: Pair,
+    dilation: Pair,
+    groups: int,
+    out_hw: Pair,
+    offset: Pair = (0, 0),
+    slot: str = "pad",
+    out=None,
+) -> np.ndarray:
     """Cross-correlation of zero-padded x with an output window (plus bias).
 
     ``out[n, co, i, j] = b[co] + sum_{c, kh, kw} w[co, c, kh, kw] *
@@ -286,9 +319,20 @@ def _grad_input(g, weight, x_shape, geom: _Geom, bias=None) -> np.ndarray:
             step_w = q_w[0] - q_w[1] if len(q_w) > 1 else 1
             w_sub = wt[:, :, list(kk_h)][:, :, :, list(kk_w)]  # (C_in, C_out/G, T_h, T_w)
             # stride 1: the one phase is all of dx; otherwise write into the phase's pixels
-            part = None if dx is None else dx[:, :, h0::geom.stride[0], w0::geom.stride[1]]
-            part = _corr(g, w_sub, bias, pads, (1, 1), (step_h, step_w), grp, (nh, nw),
-                         (i0 + big_qh - q_h[0], j0 + big_qw - q_w[0]), slot="gpad", out=part)
+            part = None if dx is None else dx[:, :, h0 :: geom.stride[0], w0 :: geom.stride[1]]
+            part = _corr(
+                g,
+                w_sub,
+                bias,
+                pads,
+                (1, 1),
+                (step_h, step_w),
+                grp,
+                (nh, nw),
+                (i0 + big_qh - q_h[0], j0 + big_qw - q_w[0]),
+                slot="gpad",
+                out=part,
+            )
             if dx is None:
                 return part
     return dx
@@ -319,8 +363,9 @@ def _grad_weight(x, g, w_shape, geom: _Geom) -> np.ndarray:
         cols = workspace("cols", c_in * kh * kw * nc * length, dtype).reshape(c_in, kh, kw, nc, h_out, w_row)
         np.copyto(cols, view[n0:n1].transpose(1, 2, 3, 0, 4, 5))
         # (G, C_in/G*KH*KW, Nc*L) @ (G, Nc*L, C_out/G) -> (G, C_in/G*KH*KW, C_out/G)
-        return np.matmul(cols.reshape(grp, rows, nc * length),
-                         g_cm[:, :, n0 * length:n1 * length].transpose(0, 2, 1))
+        return np.matmul(
+            cols.reshape(grp, rows, nc * length), g_cm[:, :, n0 * length : n1 * length].transpose(0, 2, 1)
+        )
 
     flops = 2.0 * c_out * rows * n * length
     parts = run_chunks(n, *_chunk(c_in * kh * kw * length * dtype.itemsize, n, flops), chunk)
@@ -359,8 +404,9 @@ def conv2d_forward(x, weight, bias, stride: Pair, padding: Pads, dilation: Pair,
     return out, ConvSaved(x, weight, bias is not None, geom)
 
 
-def conv2d_backward(grad_out, saved: ConvSaved, need_input: bool = True,
-                    need_weight: bool = True, need_bias: bool = True):
+def conv2d_backward(
+    grad_out, saved: ConvSaved, need_input: bool = True, need_weight: bool = True, need_bias: bool = True
+):
     """Gradients of :func:`conv2d_forward`.
 
     Args:
@@ -382,8 +428,9 @@ def conv2d_backward(grad_out, saved: ConvSaved, need_input: bool = True,
     return gx, gw, gb
 
 
-def conv_transpose2d_forward(x, weight, bias, stride: Pair, padding: Pair,
-                             output_padding: Pair, dilation: Pair, groups: int):
+def conv_transpose2d_forward(
+    x, weight, bias, stride: Pair, padding: Pair, output_padding: Pair, dilation: Pair, groups: int
+):
     """2-D transposed convolution (PyTorch ``conv_transpose2d``).
 
     It is the input gradient of ``conv2d(., weight, stride, padding, dilation,
@@ -416,8 +463,9 @@ def conv_transpose2d_forward(x, weight, bias, stride: Pair, padding: Pair,
     return out, ConvSaved(x, weight, bias is not None, geom)
 
 
-def conv_transpose2d_backward(grad_out, saved: ConvSaved, need_input: bool = True,
-                              need_weight: bool = True, need_bias: bool = True):
+def conv_transpose2d_backward(
+    grad_out, saved: ConvSaved, need_input: bool = True, need_weight: bool = True, need_bias: bool = True
+):
     """Gradients of :func:`conv_transpose2d_forward`.
 
     ``grad_input`` is the matching conv2d applied to ``grad_out``; ``grad_weight``
@@ -432,8 +480,11 @@ def conv_transpose2d_backward(grad_out, saved: ConvSaved, need_input: bool = Tru
     """
     x, geom = saved.x, saved.geom
     g = np.asarray(grad_out, dtype=x.dtype)
-    gx = (_corr(g, saved.weight, None, geom.padding, geom.stride, geom.dilation, geom.groups,
-                x.shape[2:]) if need_input else None)
+    gx = (
+        _corr(g, saved.weight, None, geom.padding, geom.stride, geom.dilation, geom.groups, x.shape[2:])
+        if need_input
+        else None
+    )
     gw = _grad_weight(g, np.asarray(x), saved.weight.shape, geom) if need_weight else None
     gb = channel_sums(g) if (need_bias and saved.has_bias) else None
     return gx, gw, gb

@@ -4,6 +4,7 @@ A single NumPy ufunc runs on one core and is limited by memory traffic; splittin
 large map into two halves processed in threads (ufuncs release the GIL) roughly
 halves the time. Small arrays take the plain one-call path.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -44,8 +45,9 @@ def add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     Anything else (broadcasting, mixed dtypes, Python scalars) is a plain ``a + b``.
     """
     arrays = type(a) is np.ndarray and type(b) is np.ndarray
-    step = (_split(a) if arrays and a.shape == b.shape and b.flags.c_contiguous and a.dtype == b.dtype
-            else None)
+    step = (
+        _split(a) if arrays and a.shape == b.shape and b.flags.c_contiguous and a.dtype == b.dtype else None
+    )
     if step is None:
         return a + b
     out = np.empty_like(a)

@@ -7,6 +7,7 @@ half the CPU time, with BLAS single-threaded outside the conv kernels too). So t
 layers' GEMMs run like the conv kernels: rows split over :func:`run_chunks` threads when
 the product is big enough to gain from it, BLAS on one thread inside each.
 """
+
 from __future__ import annotations
 
 import numpy as np

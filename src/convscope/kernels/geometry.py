@@ -9,6 +9,7 @@ Notation (per spatial axis): ``n`` input size, ``k`` kernel size, ``s``
 stride, ``p`` zero padding on each side, ``d`` dilation. The effective
 kernel extent is ``d*(k-1) + 1``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -20,9 +21,15 @@ def effective_kernel(kernel: int, dilation: int = 1) -> int:
     return dilation * (kernel - 1) + 1
 
 
-def conv_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0,
-                     dilation: int = 1, ceil_mode: bool = False,
-                     padding_after: int | None = None) -> int:
+def conv_output_size(
+    size: int,
+    kernel: int,
+    stride: int = 1,
+    padding: int = 0,
+    dilation: int = 1,
+    ceil_mode: bool = False,
+    padding_after: int | None = None,
+) -> int:
     """Output length of a sliding window along one axis.
 
     ``out = floor((n + p_before + p_after - d*(k-1) - 1) / s) + 1``; with
@@ -58,8 +65,7 @@ def conv_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0,
     return span // stride + 1
 
 
-def same_padding(size: int, kernel: int, stride: int = 1,
-                 dilation: int = 1) -> tuple[int, int]:
+def same_padding(size: int, kernel: int, stride: int = 1, dilation: int = 1) -> tuple[int, int]:
     """Padding (before, after) that gives ``out = ceil(n / s)``.
 
     This is TensorFlow's 'SAME' rule, valid at any stride (PyTorch accepts
@@ -71,9 +77,9 @@ def same_padding(size: int, kernel: int, stride: int = 1,
     return total // 2, total - total // 2
 
 
-def conv_transpose_output_size(size: int, kernel: int, stride: int = 1,
-                               padding: int = 0, dilation: int = 1,
-                               output_padding: int = 0) -> int:
+def conv_transpose_output_size(
+    size: int, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1, output_padding: int = 0
+) -> int:
     """Output length of a transposed convolution along one axis.
 
     ``out = (n - 1)*s - 2p + d*(k-1) + output_padding + 1``, the inverse of
@@ -101,6 +107,7 @@ class ReceptiveField:
         start: input coordinate of the centre of output position 0. Its
             negative offset ``-(start - (size-1)/2)`` is the effective padding.
     """
+
     size: float = 1
     jump: float = 1
     start: float = 0.0  # centre of input pixel 0
@@ -116,8 +123,9 @@ class ReceptiveField:
         return centre - (self.size - 1) / 2, centre + (self.size - 1) / 2
 
 
-def receptive_field_step(rf: ReceptiveField, kernel: int, stride: int = 1,
-                         padding: int = 0, dilation: int = 1) -> ReceptiveField:
+def receptive_field_step(
+    rf: ReceptiveField, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1
+) -> ReceptiveField:
     """Receptive field after a conv/pool window applied to a map with field ``rf``.
 
     ``size' = size + (d*(k-1)) * jump``, ``jump' = jump * s``,
@@ -148,12 +156,14 @@ def normalize_tuple(value, n: int, name: str, layer: str = "") -> tuple[int, ...
         if len(value) != n or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
             raise ValueError(f"{where}{name} must be an int or a tuple of {n} ints, got {value!r}")
         return tuple(int(v) for v in value)
-    raise TypeError(f"{where}{name} must be an int or a tuple of {n} ints, got "
-                    f"{type(value).__name__} {value!r}")
+    raise TypeError(
+        f"{where}{name} must be an int or a tuple of {n} ints, got {type(value).__name__} {value!r}"
+    )
 
 
-def receptive_field_transpose_step(rf: ReceptiveField, kernel: int, stride: int = 1,
-                                   padding: int = 0, dilation: int = 1) -> ReceptiveField:
+def receptive_field_transpose_step(
+    rf: ReceptiveField, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1
+) -> ReceptiveField:
     """Receptive field after a transposed convolution (learnable upsampling).
 
     Output position ``o`` gathers the input-map positions ``i`` with

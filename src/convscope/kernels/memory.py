@@ -8,6 +8,7 @@ makes freed blocks reusable, as PyTorch's caching allocators do for their device
 price: the process keeps its peak heap size. Set ``CONVSCOPE_SYSTEM_MALLOC=1`` to leave
 malloc alone; nothing happens on other C libraries or platforms.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -17,7 +18,7 @@ import sys
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
-_LIMIT = 1 << 30          # blocks up to 1 GiB come from the reusable heap
+_LIMIT = 1 << 30  # blocks up to 1 GiB come from the reusable heap
 
 configured = False
 

@@ -19,6 +19,7 @@ with source ``p = j - before``:
   * 'replicate': clamp to ``[0, n-1]``;
   * 'circular': ``p mod n``.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -117,7 +118,8 @@ def _fold(g, axis, n, before, after, mode):
         else:  # replicate: the whole border comes from one edge
             for t in np.unique(targets):
                 res[_at(nd, axis, slice(t, t + 1))] += part[_at(nd, axis, targets == t)].sum(
-                    axis=axis, keepdims=True)
+                    axis=axis, keepdims=True
+                )
     return res
 
 

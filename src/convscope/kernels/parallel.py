@@ -7,6 +7,7 @@ is held to one thread meanwhile (also in serial runs, see _blas_single). That
 needs threadpoolctl; without it chunks run in the caller's thread and BLAS
 threads the GEMMs as usual.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -32,8 +33,15 @@ PARALLEL_MIN_FLOPS = 25e6
 PASS_PARALLEL_MIN_BYTES = 2**20
 PASS_CHUNK_BYTES = 512 * 1024
 
-_RUN = {"threads": None, "pool": None, "blas": None, "limit": None, "depth": 0, "user_blas": None,
-        "blas_libs": None}
+_RUN = {
+    "threads": None,
+    "pool": None,
+    "blas": None,
+    "limit": None,
+    "depth": 0,
+    "user_blas": None,
+    "blas_libs": None,
+}
 _RUN_LOCK = threading.Lock()
 
 
@@ -116,6 +124,7 @@ def _blas_libs() -> list:
                 return os.path.commonpath([os.path.realpath(path), folder]) == folder
             except ValueError:  # different drives
                 return False
+
         own = [lib for lib in libs if any(inside(lib.filepath, d) for d in dirs)]
         _RUN["blas_libs"] = own or libs
     return _RUN["blas_libs"]
@@ -214,7 +223,7 @@ def run_chunks(n: int, step: int, parallel: bool, body) -> list:
         pool.grow(threads - 1)
     results = [None] * len(chunks)
     counter = itertools.count()  # next() is atomic under the GIL: dynamic load balance
-    stop = []                    # set on an error or Ctrl-C: chunks not yet started are skipped
+    stop = []  # set on an error or Ctrl-C: chunks not yet started are skipped
 
     def share():
         for i in iter(counter.__next__, len(chunks)):

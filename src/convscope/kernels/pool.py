@@ -25,6 +25,7 @@ faster alone but lost 1.1-4x in place to page faults on the big temporary.
 The max backward is one 1-D ``np.add.at``: in NumPy 2 as fast as a plain
 scatter and 2-3x faster than ``np.bincount`` (measured here).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -46,10 +47,16 @@ def _padded(x, pads, extent, fill):
 def _tap_slices(kernel, stride, dilation, out_hw):
     """Basic-slice index of every tap, row-major, for writable strided views."""
     (KH, KW), (sh, sw), (dh, dw), (Ho, Wo) = kernel, stride, dilation, out_hw
-    return [(slice(None), slice(None),
-             slice(i * dh, i * dh + (Ho - 1) * sh + 1, sh),
-             slice(j * dw, j * dw + (Wo - 1) * sw + 1, sw))
-            for i in range(KH) for j in range(KW)]
+    return [
+        (
+            slice(None),
+            slice(None),
+            slice(i * dh, i * dh + (Ho - 1) * sh + 1, sh),
+            slice(j * dw, j * dw + (Wo - 1) * sw + 1, sw),
+        )
+        for i in range(KH)
+        for j in range(KW)
+    ]
 
 
 def _max(taps):
@@ -184,8 +191,7 @@ def _avg_divisor(n, k, s, p, n_out, count_include_pad):
     return np.minimum(end, n) - np.maximum(start, 0)
 
 
-def _avg_setup(input_shape, kernel, stride, padding, ceil_mode, count_include_pad,
-               divisor_override, dtype):
+def _avg_setup(input_shape, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override, dtype):
     (KH, KW), (sh, sw), (ph, pw) = kernel, stride, padding
     N, C, H, W = input_shape
     Ho = conv_output_size(H, KH, sh, ph, 1, ceil_mode)
@@ -201,8 +207,7 @@ def _avg_setup(input_shape, kernel, stride, padding, ceil_mode, count_include_pa
     return (Ho, Wo), extent, div
 
 
-def avg_pool2d_forward(x, kernel, stride, padding, ceil_mode, count_include_pad,
-                       divisor_override=None):
+def avg_pool2d_forward(x, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override=None):
     """2-D average pooling with PyTorch's divisor rules.
 
     Args:
@@ -220,8 +225,9 @@ def avg_pool2d_forward(x, kernel, stride, padding, ceil_mode, count_include_pad,
     Returns:
         ndarray: the window sums (row-major, like PyTorch) divided by the divisor.
     """
-    (Ho, Wo), extent, div = _avg_setup(x.shape, kernel, stride, padding, ceil_mode,
-                                       count_include_pad, divisor_override, x.dtype)
+    (Ho, Wo), extent, div = _avg_setup(
+        x.shape, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override, x.dtype
+    )
     xp = _padded(x, padding, extent, 0)
     slices = _tap_slices(kernel, stride, (1, 1), (Ho, Wo))
     out = np.array(xp[slices[0]], copy=True)  # (N, C, Ho, Wo)
@@ -231,8 +237,9 @@ def avg_pool2d_forward(x, kernel, stride, padding, ceil_mode, count_include_pad,
     return out
 
 
-def avg_pool2d_backward(grad_out, input_shape, kernel, stride, padding, ceil_mode,
-                        count_include_pad, divisor_override=None):
+def avg_pool2d_backward(
+    grad_out, input_shape, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override=None
+):
     """Gradient of :func:`avg_pool2d_forward`: each window spreads grad/divisor.
 
     Args:
@@ -248,15 +255,16 @@ def avg_pool2d_backward(grad_out, input_shape, kernel, stride, padding, ceil_mod
     Returns:
         ndarray: grad_input, dtype of grad_out.
     """
-    (Ho, Wo), extent, div = _avg_setup(input_shape, kernel, stride, padding, ceil_mode,
-                                       count_include_pad, divisor_override, grad_out.dtype)
+    (Ho, Wo), extent, div = _avg_setup(
+        input_shape, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override, grad_out.dtype
+    )
     N, C, H, W = input_shape
     (ph, pw) = padding
     share = grad_out / div
     gp = np.zeros((N, C, max(extent[0], ph + H), max(extent[1], pw + W)), grad_out.dtype)
     for sl in _tap_slices(kernel, stride, (1, 1), (Ho, Wo)):
         gp[sl] += share
-    return np.ascontiguousarray(gp[:, :, ph:ph + H, pw:pw + W])
+    return np.ascontiguousarray(gp[:, :, ph : ph + H, pw : pw + W])
 
 
 def _adaptive_bounds(n, n_out):

@@ -32,6 +32,7 @@ Source coordinates follow PyTorch's CPU kernels exactly:
   ``i0 = min(floor(src), in-1)``, ``i1 = i0 + (i0 < in-1)``,
   ``l1 = clip(src - i0, 0, 1)``, ``l0 = 1 - l1``; ``out == in`` is the identity.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -165,8 +166,9 @@ def _linear_along(a, axis, weights, n_in, adjoint=False):
     nd = a.ndim
     with np.errstate(invalid="ignore"):  # 0 * inf -> NaN, exactly as PyTorch computes it
         if adjoint:
-            return _scatter_runs(a * _along(l0, axis, nd), i0, n_in, axis) \
-                + _scatter_runs(a * _along(l1, axis, nd), i1, n_in, axis)
+            return _scatter_runs(a * _along(l0, axis, nd), i0, n_in, axis) + _scatter_runs(
+                a * _along(l1, axis, nd), i1, n_in, axis
+            )
         near = a.take(i0, axis=axis)
         near *= _along(l0, axis, nd)
         far = a.take(i1, axis=axis)
@@ -208,8 +210,7 @@ def interpolate_forward(x, size, mode="nearest", align_corners=False, scale_fact
     return out.copy() if out is x else out
 
 
-def interpolate_backward(grad_out, input_shape, size, mode="nearest", align_corners=False,
-                         scale_factor=None):
+def interpolate_backward(grad_out, input_shape, size, mode="nearest", align_corners=False, scale_factor=None):
     """Gradient of :func:`interpolate_forward` with respect to its input.
 
     Args:

@@ -25,6 +25,7 @@ that produces a result per kernel row, and add the KH results at row offsets
 ``kh*dh*Wp``. Each output row is computed over the full padded width; the
 extra ``Wp - W_out`` "wrap" columns are dropped when the rows are added.
 """
+
 from __future__ import annotations
 
 import threading
@@ -35,15 +36,23 @@ from numpy.lib.stride_tricks import as_strided
 from .geometry import conv_output_size
 from .parallel import PASS_CHUNK_BYTES, PASS_PARALLEL_MIN_BYTES, images_per_chunk, run_chunks
 
-__all__ = ["window_view", "pad2d", "im2col", "col2im", "pad_into", "flat_image", "gather_rows",
-           "workspace", "clear_workspace"]
+__all__ = [
+    "window_view",
+    "pad2d",
+    "im2col",
+    "col2im",
+    "pad_into",
+    "flat_image",
+    "gather_rows",
+    "workspace",
+    "clear_workspace",
+]
 
 Pair = tuple[int, int]
 Pads = tuple[Pair, Pair]
 
 
-def window_view(xp: np.ndarray, kernel: Pair, stride: Pair = (1, 1),
-                dilation: Pair = (1, 1)) -> np.ndarray:
+def window_view(xp: np.ndarray, kernel: Pair, stride: Pair = (1, 1), dilation: Pair = (1, 1)) -> np.ndarray:
     """Read-only strided view of all sliding windows of an (already padded) image.
 
     Args:
@@ -65,9 +74,12 @@ def window_view(xp: np.ndarray, kernel: Pair, stride: Pair = (1, 1),
     h_out = conv_output_size(h, kh, sh, 0, dh)
     w_out = conv_output_size(w, kw, sw, 0, dw)
     s_n, s_c, s_h, s_w = xp.strides
-    return as_strided(xp, shape=(n, c, kh, kw, h_out, w_out),
-                      strides=(s_n, s_c, s_h * dh, s_w * dw, s_h * sh, s_w * sw),
-                      writeable=False)
+    return as_strided(
+        xp,
+        shape=(n, c, kh, kw, h_out, w_out),
+        strides=(s_n, s_c, s_h * dh, s_w * dw, s_h * sh, s_w * sw),
+        writeable=False,
+    )
 
 
 def pad2d(x: np.ndarray, padding: Pads, value: float = 0.0) -> np.ndarray:
@@ -86,12 +98,17 @@ def pad2d(x: np.ndarray, padding: Pads, value: float = 0.0) -> np.ndarray:
         return x
     n, c, h, w = x.shape
     out = np.full((n, c, h + pt + pb, w + pl + pr), value, dtype=x.dtype)
-    out[:, :, pt:pt + h, pl:pl + w] = x
+    out[:, :, pt : pt + h, pl : pl + w] = x
     return out
 
 
-def im2col(x: np.ndarray, kernel: Pair, stride: Pair = (1, 1),
-           padding: Pads = ((0, 0), (0, 0)), dilation: Pair = (1, 1)) -> np.ndarray:
+def im2col(
+    x: np.ndarray,
+    kernel: Pair,
+    stride: Pair = (1, 1),
+    padding: Pads = ((0, 0), (0, 0)),
+    dilation: Pair = (1, 1),
+) -> np.ndarray:
     """Exact channel-major column matrix of all windows: one contiguous copy.
 
     Args:
@@ -113,9 +130,14 @@ def im2col(x: np.ndarray, kernel: Pair, stride: Pair = (1, 1),
     return cols.reshape(c * kh * kw, n * h_out * w_out)  # (C*KH*KW, N*H_out*W_out)
 
 
-def col2im(cols: np.ndarray, x_shape: tuple[int, int, int, int], kernel: Pair,
-           stride: Pair = (1, 1), padding: Pads = ((0, 0), (0, 0)),
-           dilation: Pair = (1, 1)) -> np.ndarray:
+def col2im(
+    cols: np.ndarray,
+    x_shape: tuple[int, int, int, int],
+    kernel: Pair,
+    stride: Pair = (1, 1),
+    padding: Pads = ((0, 0), (0, 0)),
+    dilation: Pair = (1, 1),
+) -> np.ndarray:
     """Adjoint of :func:`im2col`: scatter-add columns back onto the image.
 
     Loops over the KH*KW kernel offsets, each a strided-slice ``+=`` over the
@@ -144,14 +166,17 @@ def col2im(cols: np.ndarray, x_shape: tuple[int, int, int, int], kernel: Pair,
         r0 = i * dh
         for j in range(kw):
             c0 = j * dw
-            dxp[:, :, r0:r0 + sh * (h_out - 1) + 1:sh, c0:c0 + sw * (w_out - 1) + 1:sw] += cols6[:, i, j]
+            dxp[:, :, r0 : r0 + sh * (h_out - 1) + 1 : sh, c0 : c0 + sw * (w_out - 1) + 1 : sw] += cols6[
+                :, i, j
+            ]
     # (C, N, Hp, Wp) -> (N, C, H, W), cropped
-    return np.ascontiguousarray(dxp[:, :, pt:pt + h, pl:pl + w].transpose(1, 0, 2, 3))
+    return np.ascontiguousarray(dxp[:, :, pt : pt + h, pl : pl + w].transpose(1, 0, 2, 3))
 
 
 # ----------------------------------------------------------------------------
 # Scratch buffers and row-partial columns for the convolution kernels
 # ----------------------------------------------------------------------------
+
 
 class _Workspace(threading.local):
     def __init__(self):
@@ -185,8 +210,9 @@ def clear_workspace() -> None:
     _WS.zero_border.clear()
 
 
-def pad_into(x: np.ndarray, padding: Pads, slot: str, channel_major: bool = False,
-             tail: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def pad_into(
+    x: np.ndarray, padding: Pads, slot: str, channel_major: bool = False, tail: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Zero-pad x into a :func:`workspace` slot owned by this function.
 
     Writing the zero border costs as much as copying the image (it is made of
@@ -226,10 +252,10 @@ def pad_into(x: np.ndarray, padding: Pads, slot: str, channel_major: bool = Fals
         part, pix = (xp[:, n0:n1], src[:, n0:n1]) if channel_major else (xp[n0:n1], src[n0:n1])
         if border:
             part[:, :, :pt] = 0
-            part[:, :, pt + h:] = 0
-            part[:, :, pt:pt + h, :pl] = 0
-            part[:, :, pt:pt + h, pl + w:] = 0
-        part[:, :, pt:pt + h, pl:pl + w] = pix
+            part[:, :, pt + h :] = 0
+            part[:, :, pt : pt + h, :pl] = 0
+            part[:, :, pt : pt + h, pl + w :] = 0
+        part[:, :, pt : pt + h, pl : pl + w] = pix
 
     if x.nbytes < PASS_PARALLEL_MIN_BYTES:
         fill(0, n)
@@ -254,8 +280,17 @@ def flat_image(x: np.ndarray, padding: Pads, slot: str) -> tuple[np.ndarray, np.
     return pad_into(x, padding, slot, channel_major=True, tail=x.shape[3] + pl + pr)
 
 
-def gather_rows(flat: np.ndarray, q_shape: tuple, kw: int, dw: int, row0: int, rows: int,
-                n0: int, n1: int, out: np.ndarray) -> np.ndarray:
+def gather_rows(
+    flat: np.ndarray,
+    q_shape: tuple,
+    kw: int,
+    dw: int,
+    row0: int,
+    rows: int,
+    n0: int,
+    n1: int,
+    out: np.ndarray,
+) -> np.ndarray:
     """Row-partial columns of a stride-1 image: only the KW horizontal shifts.
 
     ``cols[c, j, n, r*Wp + s] = q[c, n0 + n, row0 + r, s + j*dw]`` (wrapping
@@ -271,13 +306,21 @@ def gather_rows(flat: np.ndarray, q_shape: tuple, kw: int, dw: int, row0: int, r
     length = rows * wp
     start = n0 * hp * wp + row0 * wp
     if rows == hp:  # whole images: (n, position) is one contiguous run
-        view = as_strided(flat[start:], shape=(c, kw, (n1 - n0) * length),
-                          strides=(n * hp * wp * it, dw * it, it), writeable=False)
+        view = as_strided(
+            flat[start:],
+            shape=(c, kw, (n1 - n0) * length),
+            strides=(n * hp * wp * it, dw * it, it),
+            writeable=False,
+        )
         if kw == 1:
             return view.reshape(c, 1, n1 - n0, length)  # (C, 1, Nc*L) -> (C, KW=1, Nc, L), still a view
     else:
-        view = as_strided(flat[start:], shape=(c, kw, n1 - n0, length),
-                          strides=(n * hp * wp * it, dw * it, hp * wp * it, it), writeable=False)
-    cols = out[:c * kw * (n1 - n0) * length].reshape(c, kw, n1 - n0, length)  # (C, KW, Nc, L)
+        view = as_strided(
+            flat[start:],
+            shape=(c, kw, n1 - n0, length),
+            strides=(n * hp * wp * it, dw * it, hp * wp * it, it),
+            writeable=False,
+        )
+    cols = out[: c * kw * (n1 - n0) * length].reshape(c, kw, n1 - n0, length)  # (C, KW, Nc, L)
     np.copyto(cols.reshape(view.shape), view)  # (C, KW, Nc*L) or (C, KW, Nc, L), same memory order
     return cols

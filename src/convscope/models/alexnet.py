@@ -6,6 +6,7 @@ Krizhevsky 2014 (arXiv:1404.5997) with 64-192-384-256-256 filters, plus an adapt
 pool to 6x6 so any input of at least 63x63 pixels works. State-dict keys match torchvision's
 (``features.0.weight`` ... ``classifier.6.bias``), so its weights load unchanged.
 """
+
 from __future__ import annotations
 
 from .. import nn
@@ -47,20 +48,29 @@ class AlexNet(nn.Module):
     def __init__(self, num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5):
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(in_channels, 64, 11, stride=4, padding=2), nn.ReLU(inplace=True),
+            nn.Conv2d(in_channels, 64, 11, stride=4, padding=2),
+            nn.ReLU(inplace=True),
             nn.MaxPool2d(3, stride=2),
-            nn.Conv2d(64, 192, 5, padding=2), nn.ReLU(inplace=True),
+            nn.Conv2d(64, 192, 5, padding=2),
+            nn.ReLU(inplace=True),
             nn.MaxPool2d(3, stride=2),
-            nn.Conv2d(192, 384, 3, padding=1), nn.ReLU(inplace=True),
-            nn.Conv2d(384, 256, 3, padding=1), nn.ReLU(inplace=True),
-            nn.Conv2d(256, 256, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(192, 384, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(384, 256, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(256, 256, 3, padding=1),
+            nn.ReLU(inplace=True),
             nn.MaxPool2d(3, stride=2),
         )
         self.avgpool = nn.AdaptiveAvgPool2d((6, 6))
         self.flatten = nn.Flatten()  # no state: keys stay torchvision's
         self.classifier = nn.Sequential(
-            nn.Dropout(dropout), nn.Linear(256 * 6 * 6, 4096), nn.ReLU(inplace=True),
-            nn.Dropout(dropout), nn.Linear(4096, 4096), nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(256 * 6 * 6, 4096),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(4096, 4096),
+            nn.ReLU(inplace=True),
             nn.Linear(4096, num_classes),
         )
         # torchvision keeps PyTorch's default layer initialisation for AlexNet
@@ -70,11 +80,17 @@ class AlexNet(nn.Module):
         return self.classifier(self.flatten(x))
 
 
-@register("alexnet", input_size=(3, 224, 224), mean=IMAGENET_MEAN, std=IMAGENET_STD,
-          gradcam_layer="features.11", family="alexnet",
-          citation="Krizhevsky, Sutskever, Hinton. ImageNet Classification with Deep Convolutional "
-                   "Neural Networks. NeurIPS 2012; single-tower variant from Krizhevsky. One weird "
-                   "trick for parallelizing convolutional neural networks. arXiv:1404.5997, 2014.")
+@register(
+    "alexnet",
+    input_size=(3, 224, 224),
+    mean=IMAGENET_MEAN,
+    std=IMAGENET_STD,
+    gradcam_layer="features.11",
+    family="alexnet",
+    citation="Krizhevsky, Sutskever, Hinton. ImageNet Classification with Deep Convolutional "
+    "Neural Networks. NeurIPS 2012; single-tower variant from Krizhevsky. One weird "
+    "trick for parallelizing convolutional neural networks. arXiv:1404.5997, 2014.",
+)
 def alexnet(num_classes=10, in_channels=3, dropout=0.5):
     """AlexNet (torchvision's layout); see :class:`AlexNet`."""
     return AlexNet(num_classes, in_channels, dropout)

@@ -1,4 +1,5 @@
 """LeNet-5 (LeCun et al. 1998) in its common modern form: ReLU and max-pooling."""
+
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -17,25 +18,44 @@ class LeNet5(nn.Module):
 
     def __init__(self, num_classes: int = 10, in_channels: int = 1):
         super().__init__()
-        self.features = nn.Sequential(OrderedDict([
-            ("conv1", nn.Conv2d(in_channels, 6, 5, padding=2)), ("relu1", nn.ReLU()),
-            ("pool1", nn.MaxPool2d(2)),
-            ("conv2", nn.Conv2d(6, 16, 5)), ("relu2", nn.ReLU()), ("pool2", nn.MaxPool2d(2)),
-        ]))
+        self.features = nn.Sequential(
+            OrderedDict(
+                [
+                    ("conv1", nn.Conv2d(in_channels, 6, 5, padding=2)),
+                    ("relu1", nn.ReLU()),
+                    ("pool1", nn.MaxPool2d(2)),
+                    ("conv2", nn.Conv2d(6, 16, 5)),
+                    ("relu2", nn.ReLU()),
+                    ("pool2", nn.MaxPool2d(2)),
+                ]
+            )
+        )
         self.flatten = nn.Flatten()
-        self.classifier = nn.Sequential(OrderedDict([
-            ("fc1", nn.Linear(16 * 5 * 5, 120)), ("relu3", nn.ReLU()),
-            ("fc2", nn.Linear(120, 84)), ("relu4", nn.ReLU()),
-            ("fc3", nn.Linear(84, num_classes)),
-        ]))
+        self.classifier = nn.Sequential(
+            OrderedDict(
+                [
+                    ("fc1", nn.Linear(16 * 5 * 5, 120)),
+                    ("relu3", nn.ReLU()),
+                    ("fc2", nn.Linear(120, 84)),
+                    ("relu4", nn.ReLU()),
+                    ("fc3", nn.Linear(84, num_classes)),
+                ]
+            )
+        )
 
     def forward(self, x):
         return self.classifier(self.flatten(self.features(x)))
 
 
-@register("lenet5", input_size=(1, 28, 28), mean=(0.1307,), std=(0.3081,),
-          gradcam_layer="features.relu2", family="lenet",
-          citation="LeCun, Bottou, Bengio, Haffner. Gradient-based learning applied to document "
-                   "recognition. Proc. IEEE 1998.")
+@register(
+    "lenet5",
+    input_size=(1, 28, 28),
+    mean=(0.1307,),
+    std=(0.3081,),
+    gradcam_layer="features.relu2",
+    family="lenet",
+    citation="LeCun, Bottou, Bengio, Haffner. Gradient-based learning applied to document "
+    "recognition. Proc. IEEE 1998.",
+)
 def lenet5(num_classes=10, in_channels=1):
     return LeNet5(num_classes, in_channels)

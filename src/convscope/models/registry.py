@@ -1,4 +1,5 @@
 """The model registry: ``list_models()``, ``create(name, ...)`` and per-model metadata."""
+
 from __future__ import annotations
 
 import difflib
@@ -21,6 +22,7 @@ class ModelInfo:
         citation: the paper the architecture comes from.
         family: e.g. 'resnet', 'vgg'.
     """
+
     name: str
     builder: Callable
     input_size: tuple
@@ -33,12 +35,15 @@ class ModelInfo:
 
 def register(name: str, *, input_size, mean=(), std=(), gradcam_layer=None, citation="", family=""):
     """Decorator that adds a builder function to the registry under ``name``."""
+
     def wrap(builder):
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is registered twice")
-        _REGISTRY[name] = ModelInfo(name, builder, tuple(input_size), tuple(mean), tuple(std),
-                                    gradcam_layer, citation, family)
+        _REGISTRY[name] = ModelInfo(
+            name, builder, tuple(input_size), tuple(mean), tuple(std), gradcam_layer, citation, family
+        )
         return builder
+
     return wrap
 
 
@@ -61,6 +66,7 @@ def model_info(name: str) -> ModelInfo:
 def accepts(name: str, option: str) -> bool:
     """Whether the builder of model ``name`` takes the keyword ``option`` (e.g. 'input_size')."""
     import inspect
+
     return option in inspect.signature(model_info(name).builder).parameters
 
 
@@ -89,7 +95,9 @@ def create(name: str, num_classes: int = 10, in_channels: int | None = None, **k
         raise ValueError(f"create({name!r}): in_channels must be a positive int, got {in_channels!r}")
     model = info.builder(num_classes=num_classes, in_channels=in_channels, **kwargs)
     object.__setattr__(model, "model_name", name)
-    object.__setattr__(model, "model_config", dict(num_classes=num_classes, in_channels=in_channels, **kwargs))
+    object.__setattr__(
+        model, "model_config", dict(num_classes=num_classes, in_channels=in_channels, **kwargs)
+    )
     return model
 
 

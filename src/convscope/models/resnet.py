@@ -9,6 +9,7 @@ in ``downsample``. State-dict keys (``conv1.weight``, ``layer1.0.downsample.0.we
 
 The CIFAR ResNets (resnet20 ... resnet110) live in :mod:`convscope.models.resnet_cifar`.
 """
+
 from __future__ import annotations
 
 from .. import nn
@@ -32,6 +33,7 @@ class BasicBlock(nn.Module):
     Shape:
         (N, C_in, H, W) -> (N, planes, ceil(H/stride), ceil(W/stride)).
     """
+
     expansion = 1
 
     def __init__(self, in_channels: int, planes: int, stride: int = 1, downsample=None):
@@ -59,6 +61,7 @@ class Bottleneck(nn.Module):
     Shape:
         (N, C_in, H, W) -> (N, 4 * planes, ceil(H/stride), ceil(W/stride)).
     """
+
     expansion = 4
 
     def __init__(self, in_channels: int, planes: int, stride: int = 1, downsample=None):
@@ -101,8 +104,9 @@ class ResNet(nn.Module):
         (1, 10)
     """
 
-    def __init__(self, block, layers, num_classes: int = 1000, in_channels: int = 3,
-                 zero_init_residual: bool = False):
+    def __init__(
+        self, block, layers, num_classes: int = 1000, in_channels: int = 3, zero_init_residual: bool = False
+    ):
         super().__init__()
         if len(layers) != 4:
             raise ValueError(f"ResNet: layers must list 4 block counts, got {layers!r}")
@@ -137,8 +141,9 @@ class ResNet(nn.Module):
         downsample = None
         out_channels = planes * block.expansion
         if stride != 1 or self.in_planes != out_channels:
-            downsample = nn.Sequential(conv1x1(self.in_planes, out_channels, stride),
-                                       nn.BatchNorm2d(out_channels))
+            downsample = nn.Sequential(
+                conv1x1(self.in_planes, out_channels, stride), nn.BatchNorm2d(out_channels)
+            )
         layers = [block(self.in_planes, planes, stride, downsample)]
         self.in_planes = out_channels
         layers += [block(out_channels, planes) for _ in range(1, blocks)]
@@ -150,8 +155,10 @@ class ResNet(nn.Module):
         return self.fc(self.flatten(self.avgpool(x)))
 
 
-_CITATION = ("He, Zhang, Ren, Sun. Deep Residual Learning for Image Recognition. CVPR 2016 "
-             "(arXiv:1512.03385); torchvision's V1.5 (stride on the bottleneck's 3x3 conv).")
+_CITATION = (
+    "He, Zhang, Ren, Sun. Deep Residual Learning for Image Recognition. CVPR 2016 "
+    "(arXiv:1512.03385); torchvision's V1.5 (stride on the bottleneck's 3x3 conv)."
+)
 
 SPECS = {
     18: (BasicBlock, [2, 2, 2, 2]),
@@ -165,8 +172,15 @@ SPECS = {
 def _register(depth: int):
     name = f"resnet{depth}"
 
-    @register(name, input_size=(3, 224, 224), mean=IMAGENET_MEAN, std=IMAGENET_STD,
-              gradcam_layer="layer4", family="resnet", citation=_CITATION)
+    @register(
+        name,
+        input_size=(3, 224, 224),
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        gradcam_layer="layer4",
+        family="resnet",
+        citation=_CITATION,
+    )
     def build(num_classes=10, in_channels=3, zero_init_residual=False):
         block, layers = SPECS[depth]
         return ResNet(block, layers, num_classes, in_channels, zero_init_residual)

@@ -5,6 +5,7 @@ Option A: when a block halves the map and doubles the channels, the identity
 shortcut subsamples by 2 and zero-pads the new channels, so shortcuts add no
 parameters (ResNet-20: 269,722 parameters).
 """
+
 from __future__ import annotations
 
 from .. import nn
@@ -91,17 +92,27 @@ class CifarResNet(nn.Module):
         return self.fc(self.flatten(self.avgpool(x)))
 
 
-_CITATION = ("He, Zhang, Ren, Sun. Deep Residual Learning for Image Recognition. CVPR 2016 "
-             "(arXiv:1512.03385), CIFAR-10 networks of section 4.2, option A.")
+_CITATION = (
+    "He, Zhang, Ren, Sun. Deep Residual Learning for Image Recognition. CVPR 2016 "
+    "(arXiv:1512.03385), CIFAR-10 networks of section 4.2, option A."
+)
 _CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 _CIFAR_STD = (0.2470, 0.2435, 0.2616)
 
 
 def _register(depth):
-    @register(f"resnet{depth}", input_size=(3, 32, 32), mean=_CIFAR_MEAN, std=_CIFAR_STD,
-              gradcam_layer="layer3", family="resnet_cifar", citation=_CITATION)
+    @register(
+        f"resnet{depth}",
+        input_size=(3, 32, 32),
+        mean=_CIFAR_MEAN,
+        std=_CIFAR_STD,
+        gradcam_layer="layer3",
+        family="resnet_cifar",
+        citation=_CITATION,
+    )
     def build(num_classes=10, in_channels=3):
         return CifarResNet(depth, num_classes, in_channels)
+
     return build
 
 

@@ -1,4 +1,5 @@
 """The 'simple' CNN: two conv-ReLU-pool stages and a fully connected head, sized to the input."""
+
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -20,33 +21,58 @@ class SimpleCNN(nn.Module):
         (N, in_channels, H, W) -> (N, num_classes).
     """
 
-    def __init__(self, num_classes=10, in_channels=1, input_size=(28, 28), width=32, hidden=128,
-                 dropout=0.25):
+    def __init__(
+        self, num_classes=10, in_channels=1, input_size=(28, 28), width=32, hidden=128, dropout=0.25
+    ):
         super().__init__()
         h, w = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
-        self.features = nn.Sequential(OrderedDict([
-            ("conv1", nn.Conv2d(in_channels, width, 3, padding=1)), ("relu1", nn.ReLU()),
-            ("pool1", nn.MaxPool2d(2)),
-            ("conv2", nn.Conv2d(width, 2 * width, 3, padding=1)), ("relu2", nn.ReLU()),
-            ("pool2", nn.MaxPool2d(2)),
-        ]))
+        self.features = nn.Sequential(
+            OrderedDict(
+                [
+                    ("conv1", nn.Conv2d(in_channels, width, 3, padding=1)),
+                    ("relu1", nn.ReLU()),
+                    ("pool1", nn.MaxPool2d(2)),
+                    ("conv2", nn.Conv2d(width, 2 * width, 3, padding=1)),
+                    ("relu2", nn.ReLU()),
+                    ("pool2", nn.MaxPool2d(2)),
+                ]
+            )
+        )
         for _ in range(2):
             h, w = conv_output_size(h, 2, 2), conv_output_size(w, 2, 2)
         if h < 1 or w < 1:
-            raise ValueError(f"SimpleCNN: input_size {input_size} is too small for two 2x2 poolings; "
-                             f"expected at least 4x4")
+            raise ValueError(
+                f"SimpleCNN: input_size {input_size} is too small for two 2x2 poolings; expected at least 4x4"
+            )
         self.flatten = nn.Flatten()
-        self.classifier = nn.Sequential(OrderedDict([
-            ("fc1", nn.Linear(2 * width * h * w, hidden)), ("relu3", nn.ReLU()),
-            ("drop", nn.Dropout(dropout)), ("fc2", nn.Linear(hidden, num_classes)),
-        ]))
+        self.classifier = nn.Sequential(
+            OrderedDict(
+                [
+                    ("fc1", nn.Linear(2 * width * h * w, hidden)),
+                    ("relu3", nn.ReLU()),
+                    ("drop", nn.Dropout(dropout)),
+                    ("fc2", nn.Linear(hidden, num_classes)),
+                ]
+            )
+        )
 
     def forward(self, x):
         return self.classifier(self.flatten(self.features(x)))
 
 
-@register("simple", input_size=(1, 28, 28), gradcam_layer="features.relu2", family="simple",
-          citation="convscope's teaching CNN (conv-ReLU-pool x2 + FC), after CS231n's examples.")
+@register(
+    "simple",
+    input_size=(1, 28, 28),
+    gradcam_layer="features.relu2",
+    family="simple",
+    citation="convscope's teaching CNN (conv-ReLU-pool x2 + FC), after CS231n's examples.",
+)
 def simple(num_classes=10, in_channels=1, input_size=(28, 28), width=32, hidden=128, dropout=0.25):
-    return SimpleCNN(num_classes, in_channels, tuple(input_size) if not isinstance(input_size, int)
-                     else input_size, width, hidden, dropout)
+    return SimpleCNN(
+        num_classes,
+        in_channels,
+        tuple(input_size) if not isinstance(input_size, int) else input_size,
+        width,
+        hidden,
+        dropout,
+    )

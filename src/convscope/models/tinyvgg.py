@@ -6,6 +6,7 @@ classifier sees 10 * 13 * 13 = 1690 features. CNN Explainer trained it on 10 Tin
 classes with pixels scaled to [0, 1] (hence mean 0, std 1). Layer names follow its
 interface: conv_1_1, relu_1_1, ..., max_pool_2.
 """
+
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -51,8 +52,10 @@ class TinyVGG(nn.Module):
             layers[f"max_pool_{b}"] = nn.MaxPool2d(2)
             h, w = conv_output_size(h, 2, 2), conv_output_size(w, 2, 2)
         if h < 1 or w < 1:
-            raise ValueError(f"TinyVGG: input_size {input_size} is too small for two blocks of "
-                             f"two 3x3 convolutions and a 2x2 pool; expected at least 16x16")
+            raise ValueError(
+                f"TinyVGG: input_size {input_size} is too small for two blocks of "
+                f"two 3x3 convolutions and a 2x2 pool; expected at least 16x16"
+            )
         self.features = nn.Sequential(layers)
         self.flatten = nn.Flatten()
         self.classifier = nn.Linear(width * h * w, num_classes)
@@ -61,11 +64,17 @@ class TinyVGG(nn.Module):
         return self.classifier(self.flatten(self.features(x)))
 
 
-@register("tinyvgg", input_size=(3, 64, 64), mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0),
-          gradcam_layer="features.relu_2_2", family="tinyvgg",
-          citation="Wang, Turko, Shaikh, Park, Das, Hohman, Kahng, Chau. CNN Explainer: Learning "
-                   "Convolutional Neural Networks with Interactive Visualization. IEEE VIS 2020 "
-                   "(IEEE TVCG 27(2), 2021).")
+@register(
+    "tinyvgg",
+    input_size=(3, 64, 64),
+    mean=(0.0, 0.0, 0.0),
+    std=(1.0, 1.0, 1.0),
+    gradcam_layer="features.relu_2_2",
+    family="tinyvgg",
+    citation="Wang, Turko, Shaikh, Park, Das, Hohman, Kahng, Chau. CNN Explainer: Learning "
+    "Convolutional Neural Networks with Interactive Visualization. IEEE VIS 2020 "
+    "(IEEE TVCG 27(2), 2021).",
+)
 def tinyvgg(num_classes=10, in_channels=3, input_size=64, width=10):
     """TinyVGG; see :class:`TinyVGG`."""
     if not isinstance(input_size, int):

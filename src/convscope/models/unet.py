@@ -7,6 +7,7 @@ Unlike the paper's unpadded 3x3 convolutions (which shrink the output and need c
 skips), this version pads them by 1 and adds batch norm, so the output has the input's
 height and width — the common modern form.
 """
+
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -23,12 +24,18 @@ class DoubleConv(nn.Sequential):
     """
 
     def __init__(self, in_channels: int, out_channels: int):
-        super().__init__(OrderedDict([
-            ("conv1", nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False)),
-            ("bn1", nn.BatchNorm2d(out_channels)), ("relu1", nn.ReLU()),
-            ("conv2", nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)),
-            ("bn2", nn.BatchNorm2d(out_channels)), ("relu2", nn.ReLU()),
-        ]))
+        super().__init__(
+            OrderedDict(
+                [
+                    ("conv1", nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False)),
+                    ("bn1", nn.BatchNorm2d(out_channels)),
+                    ("relu1", nn.ReLU()),
+                    ("conv2", nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)),
+                    ("bn2", nn.BatchNorm2d(out_channels)),
+                    ("relu2", nn.ReLU()),
+                ]
+            )
+        )
 
 
 class UNet(nn.Module):
@@ -63,7 +70,7 @@ class UNet(nn.Module):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"UNet: {arg} must be a positive int, got {value!r}")
         self.depth = depth
-        widths = [base * 2 ** i for i in range(depth + 1)]
+        widths = [base * 2**i for i in range(depth + 1)]
         self.encoder = nn.ModuleList()
         channels = in_channels
         for width in widths[:-1]:
@@ -82,11 +89,13 @@ class UNet(nn.Module):
         if x.ndim != 4:
             raise ValueError(f"UNet: expected a 4-D input (N, C_in, H, W), got shape {tuple(x.shape)}")
         h, w = x.shape[-2:]
-        factor = 2 ** self.depth
+        factor = 2**self.depth
         if h % factor or w % factor:
-            raise ValueError(f"UNet: input height and width must be divisible by 2**depth = {factor} "
-                             f"(depth {self.depth}), got {h}x{w}; pad or resize the input, e.g. to "
-                             f"{-(-h // factor) * factor}x{-(-w // factor) * factor}")
+            raise ValueError(
+                f"UNet: input height and width must be divisible by 2**depth = {factor} "
+                f"(depth {self.depth}), got {h}x{w}; pad or resize the input, e.g. to "
+                f"{-(-h // factor) * factor}x{-(-w // factor) * factor}"
+            )
         skips = []
         for block in self.encoder:
             x = block(x)
@@ -101,9 +110,14 @@ class UNet(nn.Module):
         return f"depth={self.depth}"
 
 
-@register("unet", input_size=(1, 64, 64), gradcam_layer="bottleneck", family="unet",
-          citation="Ronneberger, Fischer, Brox. U-Net: Convolutional Networks for Biomedical "
-                   "Image Segmentation. MICCAI 2015 (arXiv:1505.04597).")
+@register(
+    "unet",
+    input_size=(1, 64, 64),
+    gradcam_layer="bottleneck",
+    family="unet",
+    citation="Ronneberger, Fischer, Brox. U-Net: Convolutional Networks for Biomedical "
+    "Image Segmentation. MICCAI 2015 (arXiv:1505.04597).",
+)
 def unet(num_classes=2, in_channels=1, base=16, depth=3):
     """A small U-Net; see :class:`UNet`. Output: (N, num_classes, H, W)."""
     return UNet(num_classes, in_channels, base, depth)

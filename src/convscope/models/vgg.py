@@ -7,6 +7,7 @@ after every convolution (Ioffe & Szegedy 2015), as torchvision does. Module indi
 ``features`` and ``classifier`` equal torchvision's, so ``features.28.weight`` (VGG-16) or
 ``classifier.6.bias`` name the same tensors and torchvision weights load unchanged.
 """
+
 from __future__ import annotations
 
 from .. import nn
@@ -17,10 +18,30 @@ from .registry import register
 CONFIGS = {
     11: [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
     13: [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
-    16: [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M",
-         512, 512, 512, "M"],
-    19: [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M",
-         512, 512, 512, 512, "M"],
+    16: [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
+    19: [
+        64,
+        64,
+        "M",
+        128,
+        128,
+        "M",
+        256,
+        256,
+        256,
+        256,
+        "M",
+        512,
+        512,
+        512,
+        512,
+        "M",
+        512,
+        512,
+        512,
+        512,
+        "M",
+    ],
 }
 
 
@@ -67,15 +88,24 @@ class VGG(nn.Module):
         (1, 10)
     """
 
-    def __init__(self, features: nn.Sequential, num_classes: int = 1000, dropout: float = 0.5,
-                 init_weights: bool = True):
+    def __init__(
+        self,
+        features: nn.Sequential,
+        num_classes: int = 1000,
+        dropout: float = 0.5,
+        init_weights: bool = True,
+    ):
         super().__init__()
         self.features = features
         self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
         self.flatten = nn.Flatten()  # no state: keys stay torchvision's
         self.classifier = nn.Sequential(
-            nn.Linear(512 * 7 * 7, 4096), nn.ReLU(inplace=True), nn.Dropout(dropout),
-            nn.Linear(4096, 4096), nn.ReLU(inplace=True), nn.Dropout(dropout),
+            nn.Linear(512 * 7 * 7, 4096),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(4096, 4096),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
             nn.Linear(4096, num_classes),
         )
         if init_weights:
@@ -99,8 +129,10 @@ class VGG(nn.Module):
         return self.classifier(self.flatten(x))
 
 
-_CITATION = ("Simonyan, Zisserman. Very Deep Convolutional Networks for Large-Scale Image "
-             "Recognition. ICLR 2015 (arXiv:1409.1556)")
+_CITATION = (
+    "Simonyan, Zisserman. Very Deep Convolutional Networks for Large-Scale Image "
+    "Recognition. ICLR 2015 (arXiv:1409.1556)"
+)
 _BN_CITATION = "; batch norm: Ioffe, Szegedy. Batch Normalization. ICML 2015"
 
 
@@ -116,9 +148,15 @@ def last_relu_index(depth: int, batch_norm: bool) -> int:
 def _register(depth: int, batch_norm: bool):
     name = f"vgg{depth}{'_bn' if batch_norm else ''}"
 
-    @register(name, input_size=(3, 224, 224), mean=IMAGENET_MEAN, std=IMAGENET_STD,
-              gradcam_layer=f"features.{last_relu_index(depth, batch_norm)}", family="vgg",
-              citation=_CITATION + (_BN_CITATION if batch_norm else "") + ".")
+    @register(
+        name,
+        input_size=(3, 224, 224),
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        gradcam_layer=f"features.{last_relu_index(depth, batch_norm)}",
+        family="vgg",
+        citation=_CITATION + (_BN_CITATION if batch_norm else "") + ".",
+    )
     def build(num_classes=10, in_channels=3, dropout=0.5):
         return VGG(make_features(CONFIGS[depth], in_channels, batch_norm), num_classes, dropout)
 

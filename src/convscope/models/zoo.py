@@ -2,6 +2,7 @@
 
 ``registry._load_all`` imports it, so :func:`convscope.models.list_models` sees every model.
 """
+
 from . import alexnet, resnet, tinyvgg, unet, vgg  # noqa: F401  (each registers on import)
 
 __all__ = ["alexnet", "resnet", "tinyvgg", "unet", "vgg"]

@@ -1,4 +1,5 @@
 """Activation functions as tape nodes (each backward uses the saved output where it can)."""
+
 from __future__ import annotations
 
 import numpy as np

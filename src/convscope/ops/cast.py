@@ -1,4 +1,5 @@
 """dtype conversion as a tape node (the gradient converts back)."""
+
 from __future__ import annotations
 
 from ..autograd.function import Function

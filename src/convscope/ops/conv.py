@@ -1,4 +1,5 @@
 """Convolution and transposed convolution as tape nodes over the NumPy kernels."""
+
 from __future__ import annotations
 
 from ..autograd.function import Function
@@ -15,15 +16,17 @@ class Conv2d(Function):
     def forward(ctx, x, weight, bias, stride, padding, dilation, groups):
         out, saved = K.conv2d_forward(x, weight, bias, stride, padding, dilation, groups)
         ctx.saved_conv = saved
-        ctx.geometry = dict(kernel=weight.shape[2:], stride=stride, padding=padding,
-                            dilation=dilation, groups=groups)
+        ctx.geometry = dict(
+            kernel=weight.shape[2:], stride=stride, padding=padding, dilation=dilation, groups=groups
+        )
         return out
 
     @staticmethod
     def backward(ctx, g):
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        gx, gw, gb = K.conv2d_backward(g, ctx.saved_conv, need_input=need_x,
-                                       need_weight=need_w, need_bias=need_b)
+        gx, gw, gb = K.conv2d_backward(
+            g, ctx.saved_conv, need_input=need_x, need_weight=need_w, need_bias=need_b
+        )
         return gx, gw, gb, None, None, None, None
 
 
@@ -32,16 +35,24 @@ class ConvTranspose2d(Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias, stride, padding, output_padding, dilation, groups):
-        out, saved = K.conv_transpose2d_forward(x, weight, bias, stride, padding,
-                                                output_padding, dilation, groups)
+        out, saved = K.conv_transpose2d_forward(
+            x, weight, bias, stride, padding, output_padding, dilation, groups
+        )
         ctx.saved_conv = saved
-        ctx.geometry = dict(kernel=weight.shape[2:], stride=stride, padding=padding,
-                            dilation=dilation, groups=groups, output_padding=output_padding)
+        ctx.geometry = dict(
+            kernel=weight.shape[2:],
+            stride=stride,
+            padding=padding,
+            dilation=dilation,
+            groups=groups,
+            output_padding=output_padding,
+        )
         return out
 
     @staticmethod
     def backward(ctx, g):
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        gx, gw, gb = K.conv_transpose2d_backward(g, ctx.saved_conv, need_input=need_x,
-                                                 need_weight=need_w, need_bias=need_b)
+        gx, gw, gb = K.conv_transpose2d_backward(
+            g, ctx.saved_conv, need_input=need_x, need_weight=need_w, need_bias=need_b
+        )
         return gx, gw, gb, None, None, None, None, None

@@ -1,4 +1,5 @@
 """The fully connected layer ``y = x W^T + b`` as one tape node."""
+
 from __future__ import annotations
 
 from ..autograd.function import Function
@@ -21,12 +22,12 @@ class Linear(Function):
     def backward(ctx, g):
         x, w = ctx.x, ctx.weight
         need_x, need_w, need_b = ctx.needs_input_grad
-        g2 = g.reshape(-1, g.shape[-1])              # (*, out) -> (N*, out_features)
+        g2 = g.reshape(-1, g.shape[-1])  # (*, out) -> (N*, out_features)
         gx = matmul(g2, w).reshape(x.shape) if need_x else None
         gw = gb = None
         if need_w:
-            x2 = x.reshape(-1, x.shape[-1])          # (N*, in_features)
-            gw = matmul(g2.T, x2)                    # (out_features, in_features)
+            x2 = x.reshape(-1, x.shape[-1])  # (N*, in_features)
+            gw = matmul(g2.T, x2)  # (out_features, in_features)
         if need_b and ctx.has_bias:
             gb = g2.sum(axis=0)
         return gx, gw, gb

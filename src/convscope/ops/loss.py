@@ -7,6 +7,7 @@ constant matrix ``A`` built from the targets (see
 gradient with respect to ``logp`` is ``A`` (times the reduction's scale) and,
 from logits, ``A - softmax * A.sum(1)``.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,7 +26,7 @@ class CoefficientLoss(Function):
             ctx.logp = logp
         else:
             logp = scores
-        per_row = (coeffs * logp).sum(axis=1)                # (M,)
+        per_row = (coeffs * logp).sum(axis=1)  # (M,)
         ctx.coeffs, ctx.reduction, ctx.denom, ctx.from_logits = coeffs, reduction, denom, from_logits
         if reduction == "none":
             return per_row

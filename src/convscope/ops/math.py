@@ -3,6 +3,7 @@
 Binary ops broadcast like NumPy; their backward sums the gradient back over
 the broadcast axes (:func:`unbroadcast`).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -34,8 +35,10 @@ class Add(Function):
     @staticmethod
     def backward(ctx, g):
         sa, sb = ctx.shapes
-        return (unbroadcast(g, sa) if ctx.needs_input_grad[0] else None,
-                unbroadcast(g, sb) if ctx.needs_input_grad[1] else None)
+        return (
+            unbroadcast(g, sa) if ctx.needs_input_grad[0] else None,
+            unbroadcast(g, sb) if ctx.needs_input_grad[1] else None,
+        )
 
 
 class Sub(Function):
@@ -47,8 +50,10 @@ class Sub(Function):
     @staticmethod
     def backward(ctx, g):
         sa, sb = ctx.shapes
-        return (unbroadcast(g, sa) if ctx.needs_input_grad[0] else None,
-                unbroadcast(-g, sb) if ctx.needs_input_grad[1] else None)
+        return (
+            unbroadcast(g, sa) if ctx.needs_input_grad[0] else None,
+            unbroadcast(-g, sb) if ctx.needs_input_grad[1] else None,
+        )
 
 
 class Mul(Function):
@@ -60,8 +65,10 @@ class Mul(Function):
     @staticmethod
     def backward(ctx, g):
         a, b = ctx.a, ctx.b
-        return (unbroadcast(g * b, np.shape(a)) if ctx.needs_input_grad[0] else None,
-                unbroadcast(g * a, np.shape(b)) if ctx.needs_input_grad[1] else None)
+        return (
+            unbroadcast(g * b, np.shape(a)) if ctx.needs_input_grad[0] else None,
+            unbroadcast(g * a, np.shape(b)) if ctx.needs_input_grad[1] else None,
+        )
 
 
 class Div(Function):
@@ -94,7 +101,7 @@ class Pow(Function):
     @staticmethod
     def forward(ctx, a, p):
         ctx.a, ctx.p = a, p
-        return a ** p
+        return a**p
 
     @staticmethod
     def backward(ctx, g):

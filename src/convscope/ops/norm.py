@@ -3,6 +3,7 @@
 Statistics are per channel over every axis but axis 1: (N,) for (N, C) input,
 (N, H, W) for (N, C, H, W).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -26,10 +27,10 @@ class BatchNormTrain(Function):
 
     @staticmethod
     def backward(ctx, g):
-        gx, gw, gb = K.batch_norm_train_backward(g, ctx.x, ctx.mean, ctx.invstd, ctx.weight,
-                                                 need_input=ctx.needs_input_grad[0])
-        return (gx, gw if ctx.needs_input_grad[1] else None,
-                gb if ctx.needs_input_grad[2] else None, None)
+        gx, gw, gb = K.batch_norm_train_backward(
+            g, ctx.x, ctx.mean, ctx.invstd, ctx.weight, need_input=ctx.needs_input_grad[0]
+        )
+        return (gx, gw if ctx.needs_input_grad[1] else None, gb if ctx.needs_input_grad[2] else None, None)
 
 
 class BatchNormEval(Function):

@@ -1,4 +1,5 @@
 """Pooling, padding and resampling as tape nodes over the NumPy kernels."""
+
 from __future__ import annotations
 
 from ..autograd.function import Function
@@ -30,8 +31,9 @@ class AvgPool2d(Function):
         ctx.args = (kernel, stride, padding, ceil_mode, count_include_pad, divisor_override)
         ctx.shape = x.shape
         ctx.geometry = dict(kernel=kernel, stride=stride, padding=padding, dilation=(1, 1))
-        return K.avg_pool2d_forward(x, kernel, stride, padding, ceil_mode,
-                                    count_include_pad, divisor_override)
+        return K.avg_pool2d_forward(
+            x, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override
+        )
 
     @staticmethod
     def backward(ctx, g):

@@ -1,4 +1,5 @@
 """Shape and indexing ops as tape nodes: reshape, permute, index, cat, stack, expand."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -97,8 +98,9 @@ class Stack(Function):
 
     @staticmethod
     def backward(ctx, g):
-        return tuple(np.take(g, i, axis=ctx.dim) if need else None
-                     for i, need in enumerate(ctx.needs_input_grad))
+        return tuple(
+            np.take(g, i, axis=ctx.dim) if need else None for i, need in enumerate(ctx.needs_input_grad)
+        )
 
 
 class Where(Function):

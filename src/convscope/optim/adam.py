@@ -1,4 +1,5 @@
 """Adam and AdamW (decoupled weight decay), with PyTorch's exact formulas."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -45,10 +46,19 @@ class Adam(Optimizer):
 
     _decoupled = False
 
-    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0, amsgrad: bool = False, maximize: bool = False):
-        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
-                        maximize=maximize)
+    def __init__(
+        self,
+        params,
+        lr: float = 1e-3,
+        betas=(0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        amsgrad: bool = False,
+        maximize: bool = False,
+    ):
+        defaults = dict(
+            lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize
+        )
         super().__init__(params, defaults)
 
     def _check_options(self, options: dict) -> None:
@@ -57,8 +67,7 @@ class Adam(Optimizer):
         check_number(self._name, "weight_decay", options["weight_decay"], 0.0)
         betas = options["betas"]
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-            raise ValueError(f"{self._name}: invalid betas: expected a pair (beta1, beta2), "
-                             f"got {betas!r}")
+            raise ValueError(f"{self._name}: invalid betas: expected a pair (beta1, beta2), got {betas!r}")
         for i, beta in enumerate(betas):
             check_number(self._name, f"betas[{i}]", beta, 0.0, 1.0)
 
@@ -88,8 +97,8 @@ class Adam(Optimizer):
             m[...] = g - (g - m) * (cast(1) - w)
         v *= cast(beta2)
         v += cast(1 - beta2) * g * g
-        bias_correction1 = 1 - beta1 ** step  # Python floats, as torch computes them
-        bias_correction2_sqrt = (1 - beta2 ** step) ** 0.5
+        bias_correction1 = 1 - beta1**step  # Python floats, as torch computes them
+        bias_correction2_sqrt = (1 - beta2**step) ** 0.5
         if group["amsgrad"]:
             if "max_exp_avg_sq" not in state:  # amsgrad switched on mid-run
                 state["max_exp_avg_sq"] = np.zeros_like(param)
@@ -126,7 +135,16 @@ class AdamW(Adam):
 
     _decoupled = True
 
-    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 1e-2, amsgrad: bool = False, maximize: bool = False):
-        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                         amsgrad=amsgrad, maximize=maximize)
+    def __init__(
+        self,
+        params,
+        lr: float = 1e-3,
+        betas=(0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+        amsgrad: bool = False,
+        maximize: bool = False,
+    ):
+        super().__init__(
+            params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize
+        )

@@ -5,6 +5,7 @@ They reproduce PyTorch's lr sequences exactly, including its *recursive* forms: 
 ``base_lrs``, so schedulers can be chained and outside changes to the lr persist. Call
 ``scheduler.step()`` once per epoch, after ``optimizer.step()``.
 """
+
 from __future__ import annotations
 
 import math
@@ -41,11 +42,11 @@ class LRScheduler:
 
     def __init__(self, optimizer: Optimizer, last_epoch: int = -1):
         if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"{type(self).__name__}: expected an Optimizer, got "
-                            f"{type(optimizer).__name__}")
+            raise TypeError(f"{type(self).__name__}: expected an Optimizer, got {type(optimizer).__name__}")
         if not isinstance(last_epoch, numbers.Integral) or last_epoch < -1:
-            raise ValueError(f"{type(self).__name__}: invalid last_epoch: expected an integer "
-                             f">= -1, got {last_epoch!r}")
+            raise ValueError(
+                f"{type(self).__name__}: invalid last_epoch: expected an integer >= -1, got {last_epoch!r}"
+            )
         self.optimizer = optimizer
         if last_epoch == -1:
             for group in optimizer.param_groups:
@@ -53,9 +54,11 @@ class LRScheduler:
         else:
             for i, group in enumerate(optimizer.param_groups):
                 if "initial_lr" not in group:
-                    raise ValueError(f"{type(self).__name__}: param_groups[{i}] has no "
-                                     f"'initial_lr'; expected it when resuming with "
-                                     f"last_epoch={last_epoch} (load the optimizer state first)")
+                    raise ValueError(
+                        f"{type(self).__name__}: param_groups[{i}] has no "
+                        f"'initial_lr'; expected it when resuming with "
+                        f"last_epoch={last_epoch} (load the optimizer state first)"
+                    )
         self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
         self.last_epoch = int(last_epoch)
         self._step_count = 0
@@ -97,8 +100,11 @@ class LRScheduler:
 
     def state_dict(self) -> dict:
         """Everything but the optimizer, as JSON-able Python values (lists, numbers)."""
-        return {k: (list(v) if isinstance(v, (list, tuple)) else v)
-                for k, v in self.__dict__.items() if k != "optimizer"}
+        return {
+            k: (list(v) if isinstance(v, (list, tuple)) else v)
+            for k, v in self.__dict__.items()
+            if k != "optimizer"
+        }
 
     def load_state_dict(self, state_dict: dict) -> None:
         """Restore what :meth:`state_dict` returned (does not touch the optimizer's lrs)."""
@@ -134,8 +140,7 @@ class StepLR(LRScheduler):
         [1.0, 0.5, 0.5, 0.25, 0.25]
     """
 
-    def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1,
-                 last_epoch: int = -1):
+    def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1, last_epoch: int = -1):
         _check_int("StepLR", "step_size", step_size, 1)
         _check_real("StepLR", "gamma", gamma)
         self.step_size = int(step_size)
@@ -169,8 +174,7 @@ class MultiStepLR(LRScheduler):
         >>> # lr = 0.05 for epochs 0-29, 0.005 for 30-79, 0.0005 from 80
     """
 
-    def __init__(self, optimizer: Optimizer, milestones, gamma: float = 0.1,
-                 last_epoch: int = -1):
+    def __init__(self, optimizer: Optimizer, milestones, gamma: float = 0.1, last_epoch: int = -1):
         milestones = list(milestones)
         for m in milestones:
             _check_int("MultiStepLR", "milestones", m, 0)
@@ -187,8 +191,7 @@ class MultiStepLR(LRScheduler):
 
     def _get_closed_form_lr(self) -> list:
         milestones = sorted(self.milestones.elements())
-        return [base * self.gamma ** bisect_right(milestones, self.last_epoch)
-                for base in self.base_lrs]
+        return [base * self.gamma ** bisect_right(milestones, self.last_epoch) for base in self.base_lrs]
 
     def state_dict(self) -> dict:
         state = super().state_dict()
@@ -198,8 +201,11 @@ class MultiStepLR(LRScheduler):
     def load_state_dict(self, state_dict: dict) -> None:
         state = dict(state_dict)
         milestones = state.get("milestones", self.milestones)
-        state["milestones"] = Counter({int(k): v for k, v in milestones.items()}) \
-            if isinstance(milestones, dict) else Counter(int(m) for m in milestones)
+        state["milestones"] = (
+            Counter({int(k): v for k, v in milestones.items()})
+            if isinstance(milestones, dict)
+            else Counter(int(m) for m in milestones)
+        )
         super().load_state_dict(state)
 
 
@@ -228,8 +234,7 @@ class CosineAnnealingLR(LRScheduler):
         ...     train_one_epoch(); sched.step()
     """
 
-    def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0,
-                 last_epoch: int = -1):
+    def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0, last_epoch: int = -1):
         _check_int("CosineAnnealingLR", "T_max", T_max, 1)
         _check_real("CosineAnnealingLR", "eta_min", eta_min)
         self.T_max = int(T_max)
@@ -241,15 +246,19 @@ class CosineAnnealingLR(LRScheduler):
         if self._is_initial:
             return self._current_lrs()
         if self._step_count == 1 and e > 0:
-            return [eta_min + (base - eta_min) * (1 + math.cos(e * math.pi / t_max)) / 2
-                    for base in self.base_lrs]
+            return [
+                eta_min + (base - eta_min) * (1 + math.cos(e * math.pi / t_max)) / 2 for base in self.base_lrs
+            ]
         if (e - 1 - t_max) % (2 * t_max) == 0:
-            return [lr + (base - eta_min) * (1 - math.cos(math.pi / t_max)) / 2
-                    for base, lr in zip(self.base_lrs, self._current_lrs())]
+            return [
+                lr + (base - eta_min) * (1 - math.cos(math.pi / t_max)) / 2
+                for base, lr in zip(self.base_lrs, self._current_lrs())
+            ]
         ratio = (1 + math.cos(math.pi * e / t_max)) / (1 + math.cos(math.pi * (e - 1) / t_max))
         return [ratio * (lr - eta_min) + eta_min for lr in self._current_lrs()]
 
     def _get_closed_form_lr(self) -> list:
-        return [self.eta_min + (base - self.eta_min) * (1 + math.cos(math.pi * self.last_epoch
-                                                                      / self.T_max)) / 2
-                for base in self.base_lrs]
+        return [
+            self.eta_min + (base - self.eta_min) * (1 + math.cos(math.pi * self.last_epoch / self.T_max)) / 2
+            for base in self.base_lrs
+        ]

@@ -5,6 +5,7 @@ Mirrors ``torch.optim.Optimizer`` (``param_groups``, ``state``, ``zero_grad``, `
 Python numbers, so :func:`state_dict_to_arrays` splits a state dict into ``.npz`` arrays plus
 a JSON document — no pickle.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,9 @@ from ..autograd.tensor import Tensor
 __all__ = ["Optimizer", "state_dict_to_arrays", "state_dict_from_arrays"]
 
 
-def check_number(owner: str, name: str, value, low: float, high: float | None = None,
-                 high_open: bool = True) -> None:
+def check_number(
+    owner: str, name: str, value, low: float, high: float | None = None, high_open: bool = True
+) -> None:
     """Raise ValueError unless ``low <= value`` (and ``value < high`` or ``<= high``)."""
     rng = f">= {low}" if high is None else f"in [{low}, {high}{')' if high_open else ']'}"
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and value >= low
@@ -54,19 +56,25 @@ class Optimizer:
 
     def __init__(self, params, defaults: dict):
         if isinstance(params, Tensor):
-            raise TypeError(f"{self._name}: params should be an iterable of Parameters or dicts, "
-                            f"got a single {type(params).__name__}; wrap it in a list")
+            raise TypeError(
+                f"{self._name}: params should be an iterable of Parameters or dicts, "
+                f"got a single {type(params).__name__}; wrap it in a list"
+            )
         if isinstance(params, (set, frozenset)):
-            raise TypeError(f"{self._name}: parameters must be in an ordered collection (list or "
-                            f"tuple), got a set whose order changes between runs")
+            raise TypeError(
+                f"{self._name}: parameters must be in an ordered collection (list or "
+                f"tuple), got a set whose order changes between runs"
+            )
         self.defaults = dict(defaults)
         self._check_options(self.defaults)
         self.state: dict = {}
         self.param_groups: list[dict] = []
         groups = list(params)
         if len(groups) == 0:
-            raise ValueError(f"{self._name}: got an empty parameter list; expected at least "
-                             f"one Parameter (did the model have no parameters?)")
+            raise ValueError(
+                f"{self._name}: got an empty parameter list; expected at least "
+                f"one Parameter (did the model have no parameters?)"
+            )
         if not isinstance(groups[0], dict):
             groups = [{"params": groups}]
         for group in groups:
@@ -88,33 +96,38 @@ class Optimizer:
                 options; missing options take the optimizer's defaults.
         """
         if not isinstance(param_group, dict):
-            raise TypeError(f"{self._name}: param_group must be a dict, got "
-                            f"{type(param_group).__name__}")
+            raise TypeError(f"{self._name}: param_group must be a dict, got {type(param_group).__name__}")
         group = dict(param_group)  # never mutate the caller's dict
         params = group.get("params")
         if isinstance(params, Tensor):
             params = [params]
         elif isinstance(params, (set, frozenset)):
-            raise TypeError(f"{self._name}: parameters must be in an ordered collection (list or "
-                            f"tuple), got a set whose order changes between runs")
+            raise TypeError(
+                f"{self._name}: parameters must be in an ordered collection (list or "
+                f"tuple), got a set whose order changes between runs"
+            )
         elif params is None:
-            raise ValueError(f"{self._name}: param_group needs a 'params' entry, got keys "
-                             f"{sorted(group)}")
+            raise ValueError(f"{self._name}: param_group needs a 'params' entry, got keys {sorted(group)}")
         params = list(params)
         names = [p[0] for p in params if isinstance(p, tuple)]
         params = [p[1] if isinstance(p, tuple) else p for p in params]
         if names:
             if len(names) != len(params):
-                raise ValueError(f"{self._name}: either all parameters or none must be given "
-                                 f"as (name, Parameter) pairs; got {len(names)} of {len(params)}")
+                raise ValueError(
+                    f"{self._name}: either all parameters or none must be given "
+                    f"as (name, Parameter) pairs; got {len(names)} of {len(params)}"
+                )
             group["param_names"] = names
         for i, p in enumerate(params):
             if not isinstance(p, Tensor):
-                raise TypeError(f"{self._name}: can only optimize Tensors, but params[{i}] is "
-                                f"a {type(p).__name__}")
+                raise TypeError(
+                    f"{self._name}: can only optimize Tensors, but params[{i}] is a {type(p).__name__}"
+                )
             if not p.is_leaf:
-                raise ValueError(f"{self._name}: params[{i}] is not a leaf Tensor (it was computed "
-                                 f"by an op); expected a Parameter")
+                raise ValueError(
+                    f"{self._name}: params[{i}] is not a leaf Tensor (it was computed "
+                    f"by an op); expected a Parameter"
+                )
         group["params"] = params
         for key, value in self.defaults.items():
             group.setdefault(key, value)
@@ -122,13 +135,16 @@ class Optimizer:
         seen = {id(p) for g in self.param_groups for p in g["params"]}
         for i, p in enumerate(params):
             if id(p) in seen:
-                raise ValueError(f"{self._name}: a parameter appears twice (params[{i}] of group "
-                                 f"{len(self.param_groups)} with shape {p.data.shape}); expected "
-                                 f"each parameter once across all groups")
+                raise ValueError(
+                    f"{self._name}: a parameter appears twice (params[{i}] of group "
+                    f"{len(self.param_groups)} with shape {p.data.shape}); expected "
+                    f"each parameter once across all groups"
+                )
             seen.add(id(p))
         if self.param_groups and ("param_names" in group) != ("param_names" in self.param_groups[0]):
-            raise ValueError(f"{self._name}: either all param groups or none must use "
-                             f"(name, Parameter) pairs")
+            raise ValueError(
+                f"{self._name}: either all param groups or none must use (name, Parameter) pairs"
+            )
         self.param_groups.append(group)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
@@ -162,9 +178,11 @@ class Optimizer:
                     continue
                 grad = p.grad.data if isinstance(p.grad, Tensor) else np.asarray(p.grad)
                 if grad.shape != p.data.shape:
-                    raise ValueError(f"{self._name}: gradient of param_groups[{gi}]['params'][{pi}] "
-                                     f"has shape {grad.shape}; expected the parameter's shape "
-                                     f"{p.data.shape}")
+                    raise ValueError(
+                        f"{self._name}: gradient of param_groups[{gi}]['params'][{pi}] "
+                        f"has shape {grad.shape}; expected the parameter's shape "
+                        f"{p.data.shape}"
+                    )
                 if grad.dtype != p.data.dtype:
                     grad = grad.astype(p.data.dtype)
                 state = self.state.get(p, {})
@@ -192,8 +210,7 @@ class Optimizer:
             groups.append(packed)
         state = {}
         for p, s in self.state.items():
-            state[index[id(p)]] = {k: v.copy() if isinstance(v, np.ndarray) else v
-                                   for k, v in s.items()}
+            state[index[id(p)]] = {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in s.items()}
         return {"state": dict(sorted(state.items())), "param_groups": groups}
 
     def load_state_dict(self, state_dict: dict) -> None:
@@ -208,20 +225,26 @@ class Optimizer:
         """
         saved_groups = state_dict["param_groups"]
         if len(saved_groups) != len(self.param_groups):
-            raise ValueError(f"{self._name}.load_state_dict: the state dict has {len(saved_groups)} "
-                             f"parameter groups; expected {len(self.param_groups)}")
+            raise ValueError(
+                f"{self._name}.load_state_dict: the state dict has {len(saved_groups)} "
+                f"parameter groups; expected {len(self.param_groups)}"
+            )
         id_map = {}
         for gi, (group, saved) in enumerate(zip(self.param_groups, saved_groups)):
             if len(saved["params"]) != len(group["params"]):
-                raise ValueError(f"{self._name}.load_state_dict: parameter group {gi} of the state "
-                                 f"dict has {len(saved['params'])} parameters; expected "
-                                 f"{len(group['params'])}")
+                raise ValueError(
+                    f"{self._name}.load_state_dict: parameter group {gi} of the state "
+                    f"dict has {len(saved['params'])} parameters; expected "
+                    f"{len(group['params'])}"
+                )
             id_map.update(zip((int(i) for i in saved["params"]), group["params"]))
         new_state = {}
         for key, saved in state_dict["state"].items():
             if int(key) not in id_map:
-                raise ValueError(f"{self._name}.load_state_dict: state for parameter index {key}, "
-                                 f"expected indices 0..{len(id_map) - 1}")
+                raise ValueError(
+                    f"{self._name}.load_state_dict: state for parameter index {key}, "
+                    f"expected indices 0..{len(id_map) - 1}"
+                )
             p = id_map[int(key)]
             entry = {}
             for name, value in saved.items():
@@ -229,8 +252,10 @@ class Optimizer:
                     value = int(value) if float(value).is_integer() else float(value)
                 elif isinstance(value, np.ndarray):
                     if value.shape != p.data.shape:
-                        raise ValueError(f"{self._name}.load_state_dict: state {name!r} of parameter "
-                                         f"{key} has shape {value.shape}; expected {p.data.shape}")
+                        raise ValueError(
+                            f"{self._name}.load_state_dict: state {name!r} of parameter "
+                            f"{key} has shape {value.shape}; expected {p.data.shape}"
+                        )
                     value = value.astype(p.data.dtype) if value.dtype.kind == "f" else value.copy()
                 entry[name] = value
             new_state[p] = entry
@@ -259,8 +284,10 @@ def _to_json_value(value, where: str):
         return value
     if isinstance(value, (list, tuple)):
         return [_to_json_value(v, where) for v in value]
-    raise TypeError(f"state_dict_to_arrays: {where} is a {type(value).__name__}; expected an "
-                    f"ndarray, a number, a string, None or a list of those")
+    raise TypeError(
+        f"state_dict_to_arrays: {where} is a {type(value).__name__}; expected an "
+        f"ndarray, a number, a string, None or a list of those"
+    )
 
 
 def state_dict_to_arrays(state_dict: dict, prefix: str = "") -> tuple[dict, dict]:
@@ -289,8 +316,10 @@ def state_dict_to_arrays(state_dict: dict, prefix: str = "") -> tuple[dict, dict
             else:
                 out[name] = _to_json_value(value, f"state[{index}][{name!r}]")
         state[str(int(index))] = out
-    groups = [{k: _to_json_value(v, f"param_groups[{i}][{k!r}]") for k, v in g.items()}
-              for i, g in enumerate(state_dict["param_groups"])]
+    groups = [
+        {k: _to_json_value(v, f"param_groups[{i}][{k!r}]") for k, v in g.items()}
+        for i, g in enumerate(state_dict["param_groups"])
+    ]
     meta = {"state": state, "param_groups": groups}
     json.dumps(meta)  # fail here, not later when writing the checkpoint
     return arrays, meta
@@ -313,13 +342,19 @@ def state_dict_from_arrays(arrays, meta: dict) -> dict:
         for name, value in entry.items():
             if isinstance(value, dict) and "__array__" in value:
                 if value["__array__"] not in arrays:
-                    raise ValueError(f"state_dict_from_arrays: array {value['__array__']!r} is "
-                                     f"missing; expected it among the saved arrays")
+                    raise ValueError(
+                        f"state_dict_from_arrays: array {value['__array__']!r} is "
+                        f"missing; expected it among the saved arrays"
+                    )
                 value = np.array(arrays[value["__array__"]])
             out[name] = value
         state[int(index)] = out
     groups = []
     for g in meta["param_groups"]:
-        groups.append({k: tuple(v) if isinstance(v, list) and k not in ("params", "param_names")
-                       else v for k, v in g.items()})
+        groups.append(
+            {
+                k: tuple(v) if isinstance(v, list) and k not in ("params", "param_names") else v
+                for k, v in g.items()
+            }
+        )
     return {"state": state, "param_groups": groups}

@@ -1,4 +1,5 @@
 """SGD with optional momentum, dampening, Nesterov momentum, L2 weight decay and maximize."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -41,10 +42,24 @@ class SGD(Optimizer):
         >>> loss.backward(); opt.step(); opt.zero_grad()
     """
 
-    def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
-                 weight_decay: float = 0.0, nesterov: bool = False, maximize: bool = False):
-        defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
-                        nesterov=nesterov, maximize=maximize)
+    def __init__(
+        self,
+        params,
+        lr: float = 1e-3,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        weight_decay: float = 0.0,
+        nesterov: bool = False,
+        maximize: bool = False,
+    ):
+        defaults = dict(
+            lr=lr,
+            momentum=momentum,
+            dampening=dampening,
+            weight_decay=weight_decay,
+            nesterov=nesterov,
+            maximize=maximize,
+        )
         super().__init__(params, defaults)
 
     def _check_options(self, options: dict) -> None:
@@ -53,9 +68,11 @@ class SGD(Optimizer):
         check_number(self._name, "weight_decay", options["weight_decay"], 0.0)
         check_number(self._name, "dampening", options["dampening"], float("-inf"))
         if options["nesterov"] and (options["momentum"] <= 0 or options["dampening"] != 0):
-            raise ValueError(f"{self._name}: nesterov=True needs momentum > 0 and dampening == 0, "
-                             f"got momentum={options['momentum']!r}, "
-                             f"dampening={options['dampening']!r}")
+            raise ValueError(
+                f"{self._name}: nesterov=True needs momentum > 0 and dampening == 0, "
+                f"got momentum={options['momentum']!r}, "
+                f"dampening={options['dampening']!r}"
+            )
 
     def _update(self, param: np.ndarray, grad: np.ndarray, state: dict, group: dict) -> None:
         cast = param.dtype.type  # Python/NumPy-float64 constants would upcast float32 arrays

@@ -1,4 +1,5 @@
 """Training configuration: defaults, TOML files and validation."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -26,6 +27,7 @@ class TrainConfig:
         label_smoothing: cross-entropy label smoothing.
         out: run folder (default: a new folder under ./runs/).
     """
+
     data: str = "digits"
     model: str = "simple"
     epochs: int = 15
@@ -49,8 +51,10 @@ class TrainConfig:
 
     def validate(self) -> "TrainConfig":
         """Raise ValueError naming the first bad setting; fill lr's default."""
+
         def bad(name, expected):
             raise ValueError(f"{name} must be {expected}, got {getattr(self, name)!r}")
+
         if not isinstance(self.epochs, int) or self.epochs < 1:
             bad("epochs", "a positive integer")
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
@@ -86,8 +90,10 @@ class TrainConfig:
     def from_dict(cls, values: dict, source: str = "config") -> "TrainConfig":
         unknown = set(values) - cls.field_names()
         if unknown:
-            raise ValueError(f"{source}: unknown setting(s) {', '.join(sorted(unknown))}; valid: "
-                             f"{', '.join(sorted(cls.field_names()))}")
+            raise ValueError(
+                f"{source}: unknown setting(s) {', '.join(sorted(unknown))}; valid: "
+                f"{', '.join(sorted(cls.field_names()))}"
+            )
         return cls(**values)
 
 

@@ -3,6 +3,7 @@
 Both apply exactly the preprocessing stored with the model at training time: the same
 channel mode and image size, then the training split's per-channel mean/std.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -26,6 +27,7 @@ class Predictor:
 
     def __init__(self, path):
         from ..data import Normalizer
+
         self.checkpoint = load_checkpoint(path)
         self.model = self.checkpoint.build_model()
         pre = self.checkpoint.preprocessing
@@ -41,7 +43,7 @@ class Predictor:
         outs = []
         with no_grad():
             for i in range(0, len(x), batch_size):
-                xb = x[i:i + batch_size]
+                xb = x[i : i + batch_size]
                 if self.normalizer is not None:
                     xb = self.normalizer(xb)
                 outs.append(self.model(Tensor._wrap(np.ascontiguousarray(xb, dtype=np.float32), False)).data)
@@ -57,6 +59,7 @@ class Predictor:
         """(1, C, H, W) in [0, 1] from any image file, converted as the training data was
         (not normalised: :meth:`logits` does that)."""
         from ..data import prepare_image
+
         c, h, w = self.input_shape
         return prepare_image(path, c, (h, w))
 
@@ -64,6 +67,7 @@ class Predictor:
         """Open an image file once: (image (1, C, H, W) in [0, 1], normalised model input,
         the file's own (width, height))."""
         from ..data import open_image, prepare_image
+
         c, h, w = self.input_shape
         img = open_image(path)
         image = prepare_image(img, c, (h, w))
@@ -78,9 +82,14 @@ class Predictor:
         out = []
         for path, p in zip(paths, probs):
             order = np.argsort(-p, kind="stable")[:k]
-            out.append({"image": str(path),
-                        "top": [{"class": self.classes[i], "index": int(i), "probability": float(p[i])}
-                                for i in order]})
+            out.append(
+                {
+                    "image": str(path),
+                    "top": [
+                        {"class": self.classes[i], "index": int(i), "probability": float(p[i])} for i in order
+                    ],
+                }
+            )
         return out
 
     def evaluate(self, data_spec: str | None = None, split: str = "test") -> dict:
@@ -89,16 +98,24 @@ class Predictor:
         The same hold-out as in training is used when the spec, test_split and seed match.
         """
         from ..data import DataError, load_dataset
+
         info = self.checkpoint.meta.get("data", {})
         spec = data_spec or info.get("spec")
         if not spec:
             raise ValueError("evaluate needs --data: the checkpoint does not name its data set")
         c, h, w = self.input_shape
-        splits = load_dataset(spec, test_split=info.get("test_split", 0.2), seed=info.get("seed", 0),
-                              image_size=(h, w), mode="gray" if c == 1 else "rgb")
+        splits = load_dataset(
+            spec,
+            test_split=info.get("test_split", 0.2),
+            seed=info.get("seed", 0),
+            image_size=(h, w),
+            mode="gray" if c == 1 else "rgb",
+        )
         if splits.num_classes != len(self.classes):
-            raise DataError(f"{spec} has {splits.num_classes} classes but the checkpoint's model predicts "
-                            f"{len(self.classes)} ({', '.join(map(str, self.classes[:10]))})")
+            raise DataError(
+                f"{spec} has {splits.num_classes} classes but the checkpoint's model predicts "
+                f"{len(self.classes)} ({', '.join(map(str, self.classes[:10]))})"
+            )
         if split == "test":
             parts = [splits.test]
         elif split == "train":

@@ -5,6 +5,7 @@ yet, and the saved state replays the batch on resume. Between the optimizer's up
 the bookkeeping that records the batch as done, it must not: the weights would hold a
 batch the state says is still to do, and resume would apply it twice.
 """
+
 from __future__ import annotations
 
 import signal
@@ -21,8 +22,10 @@ class deferred_interrupt:
     def __enter__(self):
         self._caught = False
         self._previous = None
-        if (threading.current_thread() is threading.main_thread()
-                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+        if (
+            threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        ):
             self._previous = signal.signal(signal.SIGINT, self._catch)
         return self
 

@@ -1,4 +1,5 @@
 """Classification metrics: accuracy, confusion matrix, per-class precision and recall."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -8,8 +9,9 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -
     """Counts (num_classes, num_classes): row = true class, column = predicted class."""
     y_true = np.asarray(y_true, dtype=np.int64)
     y_pred = np.asarray(y_pred, dtype=np.int64)
-    return np.bincount(y_true * num_classes + y_pred, minlength=num_classes ** 2).reshape(
-        num_classes, num_classes)
+    return np.bincount(y_true * num_classes + y_pred, minlength=num_classes**2).reshape(
+        num_classes, num_classes
+    )
 
 
 def classification_report(y_true, y_pred, num_classes: int, classes=None) -> dict:
@@ -31,6 +33,13 @@ def classification_report(y_true, y_pred, num_classes: int, classes=None) -> dic
         "count": total,
         "confusion_matrix": cm.tolist(),
         "classes": names,
-        "per_class": [{"class": names[k], "precision": float(precision[k]), "recall": float(recall[k]),
-                       "support": int(actual[k])} for k in range(num_classes)],
+        "per_class": [
+            {
+                "class": names[k],
+                "precision": float(precision[k]),
+                "recall": float(recall[k]),
+                "support": int(actual[k]),
+            }
+            for k in range(num_classes)
+        ],
     }

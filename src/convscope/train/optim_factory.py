@@ -1,4 +1,5 @@
 """Build the optimizer and the learning-rate scheduler named in a TrainConfig."""
+
 from __future__ import annotations
 
 from .. import optim

@@ -1,4 +1,5 @@
 """Figures for training: the learning curve and the confusion matrix (matplotlib, Agg backend)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -43,7 +44,9 @@ def plot_confusion(matrix, classes, path, title: str = "Confusion matrix") -> No
     size = max(4.0, 0.45 * k + 2)
     fig, ax = plt.subplots(figsize=(size + 1, size))
     im = ax.imshow(cm, cmap="Blues")
-    ax.set_xticks(range(k), [str(c) for c in classes], rotation=45 if k > 10 else 0, ha="right" if k > 10 else "center")
+    ax.set_xticks(
+        range(k), [str(c) for c in classes], rotation=45 if k > 10 else 0, ha="right" if k > 10 else "center"
+    )
     ax.set_yticks(range(k), [str(c) for c in classes])
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
@@ -53,8 +56,15 @@ def plot_confusion(matrix, classes, path, title: str = "Confusion matrix") -> No
         peak = cm.max() if cm.size else 0
         for i in range(k):
             for j in range(k):
-                ax.text(j, i, str(int(cm[i, j])), ha="center", va="center", fontsize=8,
-                        color="white" if cm[i, j] > peak / 2 else "black")
+                ax.text(
+                    j,
+                    i,
+                    str(int(cm[i, j])),
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if cm[i, j] > peak / 2 else "black",
+                )
     fig.colorbar(im, ax=ax, label="images")
     fig.tight_layout()
     save_figure(fig, path, dpi=120)

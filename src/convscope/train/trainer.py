@@ -8,6 +8,7 @@ Exact resume: the data order of epoch e is a function of (seed, e), augmentation
 (seed, e, batch), and dropout draws from convscope's global generator whose state is
 saved in the checkpoint, so a resumed run ends with the same weights as an uninterrupted one.
 """
+
 from __future__ import annotations
 
 import csv
@@ -90,16 +91,21 @@ class Trainer:
                     self.log(f"resume: using the run's {key}={saved[key]!r} (not {getattr(cfg, key)!r})")
             epochs = cfg.epochs
             if epochs != saved.get("epochs", epochs) and saved.get("scheduler") not in (None, "none"):
-                self.log(f"resume: the run was planned for {saved['epochs']} epochs; its {saved['scheduler']} "
-                         f"learning-rate schedule keeps that plan while training to epoch {epochs}")
+                self.log(
+                    f"resume: the run was planned for {saved['epochs']} epochs; its {saved['scheduler']} "
+                    f"learning-rate schedule keeps that plan while training to epoch {epochs}"
+                )
             merged = dict(saved, out=self.out, epochs=epochs)
             self.config = cfg = TrainConfig.from_dict(merged, "checkpoint").validate()
         elif os.path.exists(last):
-            raise ValueError(f"{self.out} already holds a run (last.npz); pass --resume to continue it "
-                             f"or choose another --out")
+            raise ValueError(
+                f"{self.out} already holds a run (last.npz); pass --resume to continue it "
+                f"or choose another --out"
+            )
         cs_random.manual_seed(cfg.seed)
-        self.splits = load_dataset(cfg.data, test_split=cfg.test_split, seed=cfg.seed,
-                                   image_size=cfg.image_size, mode=cfg.mode)
+        self.splits = load_dataset(
+            cfg.data, test_split=cfg.test_split, seed=cfg.seed, image_size=cfg.image_size, mode=cfg.mode
+        )
         if self.splits.note:
             self.log(self.splits.note)
         train, test = self.splits.train, self.splits.test
@@ -114,26 +120,36 @@ class Trainer:
             self.normalizer = Normalizer.fit(train.x)
         self.optimizer = make_optimizer(cfg, self.model.parameters())
         self.scheduler = make_scheduler(cfg, self.optimizer)
-        self.train_loader = DataLoader(train, cfg.batch_size, shuffle=True, seed=cfg.seed,
-                                       transform=self._augmentation(train.input_shape),
-                                       normalizer=self.normalizer)
+        self.train_loader = DataLoader(
+            train,
+            cfg.batch_size,
+            shuffle=True,
+            seed=cfg.seed,
+            transform=self._augmentation(train.input_shape),
+            normalizer=self.normalizer,
+        )
         self.test_loader = DataLoader(test, 256, shuffle=False, seed=cfg.seed, normalizer=self.normalizer)
-        self.history, self.state = [], {"epoch": 0, "batch": 0, "best_accuracy": -1.0, "seconds": 0.0,
-                                        "running": [0.0, 0, 0]}
+        self.history, self.state = (
+            [],
+            {"epoch": 0, "batch": 0, "best_accuracy": -1.0, "seconds": 0.0, "running": [0.0, 0, 0]},
+        )
         if ckpt is not None:
             from ..optim import state_dict_from_arrays
+
             self.history = ckpt.history
             self.state = dict(ckpt.meta["train_state"])
             self.optimizer.load_state_dict(state_dict_from_arrays(ckpt.optim_state, ckpt.meta["optimizer"]))
             if self.scheduler is not None:
                 self.scheduler.load_state_dict(ckpt.meta["scheduler"])
             cs_random.set_rng_state(self.state["rng"])
-            where = f"epoch {self.state['epoch'] + 1}" + (f", batch {self.state['batch']}"
-                                                          if self.state["batch"] else "")
+            where = f"epoch {self.state['epoch'] + 1}" + (
+                f", batch {self.state['batch']}" if self.state["batch"] else ""
+            )
             self.log(f"resuming {self.out} at {where} of {cfg.epochs}")
 
     def _augmentation(self, shape):
         from ..data import Compose, RandomCrop, RandomHorizontalFlip
+
         aug = self.config.augment
         steps = []
         if "crop" in aug:
@@ -166,11 +182,13 @@ class Trainer:
                     # state holds the last finished batch: resuming replays exactly from there
                     self.state["seconds"] = time.perf_counter() - start
                     self._save(os.path.join(self.out, "last.npz"))
-                    msg = (f"interrupted in epoch {self.state['epoch'] + 1} after batch "
-                           f"{self.state['batch']}: saved {os.path.join(self.out, 'last.npz')}; "
-                           f"continue with --resume --out {self.out}")
+                    msg = (
+                        f"interrupted in epoch {self.state['epoch'] + 1} after batch "
+                        f"{self.state['batch']}: saved {os.path.join(self.out, 'last.npz')}; "
+                        f"continue with --resume --out {self.out}"
+                    )
                     raise TrainingInterrupted(msg, self._result("interrupted", start)) from None
-        finally:   # completed, interrupted or diverged: draw the curve of the epochs done
+        finally:  # completed, interrupted or diverged: draw the curve of the epochs done
             self._plot_history()
         return self._result("completed", start)
 
@@ -183,19 +201,33 @@ class Trainer:
             lr = self.optimizer.param_groups[0]["lr"]
             if self.scheduler is not None:
                 self.scheduler.step()
-            self.history.append({"epoch": epoch + 1, "train_loss": train_loss, "train_accuracy": train_acc,
-                                 "test_loss": test_loss, "test_accuracy": test_acc, "lr": lr,
-                                 "seconds": round(time.perf_counter() - start, 3)})
+            self.history.append(
+                {
+                    "epoch": epoch + 1,
+                    "train_loss": train_loss,
+                    "train_accuracy": train_acc,
+                    "test_loss": test_loss,
+                    "test_accuracy": test_acc,
+                    "lr": lr,
+                    "seconds": round(time.perf_counter() - start, 3),
+                }
+            )
             improved = test_acc > self.state["best_accuracy"]
-            self.state.update(epoch=epoch + 1, batch=0, running=[0.0, 0, 0],
-                              seconds=time.perf_counter() - start,
-                              best_accuracy=max(test_acc, self.state["best_accuracy"]))
+            self.state.update(
+                epoch=epoch + 1,
+                batch=0,
+                running=[0.0, 0, 0],
+                seconds=time.perf_counter() - start,
+                best_accuracy=max(test_acc, self.state["best_accuracy"]),
+            )
             if improved:  # before last.npz: a resumed run no longer sees this epoch as new best
                 self._save(os.path.join(self.out, "best.npz"))
             self._save(os.path.join(self.out, "last.npz"))
             self._write_history()
-        self.log(f"epoch {epoch + 1}/{cfg.epochs}: train loss {train_loss:.4f} acc {100 * train_acc:.2f}% | "
-                 f"test loss {test_loss:.4f} acc {100 * test_acc:.2f}%" + (" (best)" if improved else ""))
+        self.log(
+            f"epoch {epoch + 1}/{cfg.epochs}: train loss {train_loss:.4f} acc {100 * train_acc:.2f}% | "
+            f"test loss {test_loss:.4f} acc {100 * test_acc:.2f}%" + (" (best)" if improved else "")
+        )
 
     def _train_epoch(self, epoch: int, start: float):
         cfg = self.config
@@ -205,7 +237,7 @@ class Trainer:
         bar = self._bar(epoch, first)
         t0, images = time.perf_counter(), 0
         for b, (x, y) in enumerate(self.train_loader.iter_epoch(epoch, first), start=first):
-            with np.errstate(over="ignore", invalid="ignore"):   # divergence is reported below
+            with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported below
                 logits = self.model(Tensor._wrap(x, False))
             if not np.isfinite(logits.data).all():
                 self._diverged(epoch, b, "the model's outputs contain NaN/inf")
@@ -222,12 +254,17 @@ class Trainer:
                 correct += int((logits.data.argmax(axis=1) == y).sum())
                 seen += n
                 images += n
-                self.state.update(epoch=epoch, batch=b + 1, running=[loss_sum, correct, seen],
-                                  rng=cs_random.get_rng_state())
+                self.state.update(
+                    epoch=epoch, batch=b + 1, running=[loss_sum, correct, seen], rng=cs_random.get_rng_state()
+                )
             if bar is not None:
                 rate = images / max(time.perf_counter() - t0, 1e-9)
-                bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{100 * correct / seen:.2f}%",
-                                img_s=f"{rate:.0f}", refresh=False)
+                bar.set_postfix(
+                    loss=f"{loss_sum / seen:.4f}",
+                    acc=f"{100 * correct / seen:.2f}%",
+                    img_s=f"{rate:.0f}",
+                    refresh=False,
+                )
                 bar.update(1)
         if bar is not None:
             bar.close()
@@ -237,8 +274,16 @@ class Trainer:
         if not self.progress:
             return None
         from tqdm import tqdm
-        return tqdm(total=len(self.train_loader), initial=first, file=sys.stderr, leave=True,
-                    desc=f"epoch {epoch + 1}/{self.config.epochs}", unit="batch", dynamic_ncols=True)
+
+        return tqdm(
+            total=len(self.train_loader),
+            initial=first,
+            file=sys.stderr,
+            leave=True,
+            desc=f"epoch {epoch + 1}/{self.config.epochs}",
+            unit="batch",
+            dynamic_ncols=True,
+        )
 
     def evaluate_loader(self, loader):
         """Mean cross-entropy and accuracy of the model over a loader (eval mode, no tape)."""
@@ -257,10 +302,15 @@ class Trainer:
     # ------------------------------------------------------------ bookkeeping
     def _diverged(self, epoch, batch, what):
         last = os.path.join(self.out, "last.npz")
-        kept = (f"kept the last good checkpoint {last} (epoch {self.state['epoch']})"
-                if os.path.exists(last) else "no checkpoint had been saved yet")
-        raise TrainingDiverged(f"training diverged in epoch {epoch + 1}, batch {batch + 1}: {what}; "
-                               f"{kept}; try a lower --lr (now {self.config.lr})")
+        kept = (
+            f"kept the last good checkpoint {last} (epoch {self.state['epoch']})"
+            if os.path.exists(last)
+            else "no checkpoint had been saved yet"
+        )
+        raise TrainingDiverged(
+            f"training diverged in epoch {epoch + 1}, batch {batch + 1}: {what}; "
+            f"{kept}; try a lower --lr (now {self.config.lr})"
+        )
 
     def _check_weights(self, epoch):
         for name, p in self.model.named_parameters():
@@ -269,17 +319,25 @@ class Trainer:
 
     def _save(self, path):
         from ..optim import state_dict_to_arrays
+
         arrays, optim_meta = state_dict_to_arrays(self.optimizer.state_dict())
         # the generator as after the last finished batch (captured per batch): a Ctrl-C inside a
         # batch, after dropout drew its mask, must not save the later state
         self.state.setdefault("rng", cs_random.get_rng_state())
         meta = {
             "classes": self.splits.classes,
-            "preprocessing": {"normalizer": self.normalizer.to_dict(),
-                              "input_shape": list(self.splits.input_shape),
-                              "mode": self.config.mode, "image_size": self.config.image_size},
-            "data": {"spec": self.config.data, "test_split": self.config.test_split,
-                     "seed": self.config.seed, "note": self.splits.note},
+            "preprocessing": {
+                "normalizer": self.normalizer.to_dict(),
+                "input_shape": list(self.splits.input_shape),
+                "mode": self.config.mode,
+                "image_size": self.config.image_size,
+            },
+            "data": {
+                "spec": self.config.data,
+                "test_split": self.config.test_split,
+                "seed": self.config.seed,
+                "note": self.splits.note,
+            },
             "history": self.history,
             "train_config": self.config.to_dict(),
             "train_state": self.state,
@@ -296,15 +354,21 @@ class Trainer:
         writer.writeheader()
         writer.writerows(self.history)
         atomic_write(os.path.join(self.out, "history.csv"), lambda f: f.write(text.getvalue().encode()))
-        atomic_write(os.path.join(self.out, "history.json"),
-                     lambda f: f.write(json.dumps(self.history, indent=1).encode()))
+        atomic_write(
+            os.path.join(self.out, "history.json"),
+            lambda f: f.write(json.dumps(self.history, indent=1).encode()),
+        )
 
     def _plot_history(self):
         """curve.png, drawn when the run stops (drawing it every epoch cost ~40% of a digits run)."""
         if self.history:
             from .plots import plot_history
-            plot_history(self.history, os.path.join(self.out, "curve.png"),
-                         title=f"{self.config.model} on {self.config.data}")
+
+            plot_history(
+                self.history,
+                os.path.join(self.out, "curve.png"),
+                title=f"{self.config.model} on {self.config.data}",
+            )
 
     def _result(self, status, start):
         last = self.history[-1] if self.history else {}

@@ -3,6 +3,7 @@
 Every message names the layer (its repr, or the function name), what was
 expected and what was received.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -27,20 +28,24 @@ def check_ndim(x: Tensor, allowed: tuple, layer: str, layout: str) -> None:
     """Raise ValueError unless ``x.ndim`` is one of ``allowed``; ``layout`` names the axes."""
     if x.ndim not in allowed:
         want = " or ".join(f"{n}-D" for n in allowed)
-        raise ValueError(f"{layer} expects a {want} input {layout}, got {x.ndim}-D input of "
-                         f"shape {tuple(x.shape)}")
+        raise ValueError(
+            f"{layer} expects a {want} input {layout}, got {x.ndim}-D input of shape {tuple(x.shape)}"
+        )
 
 
 def check_float(x: Tensor, layer: str, name: str = "input") -> None:
     if x.dtype.kind != "f":
-        raise TypeError(f"{layer} expects a floating-point {name}, got dtype {x.dtype} "
-                        f"(convert with .float())")
+        raise TypeError(
+            f"{layer} expects a floating-point {name}, got dtype {x.dtype} (convert with .float())"
+        )
 
 
 def check_same_dtype(x: Tensor, w: Tensor, layer: str) -> None:
     if x.dtype != w.dtype:
-        raise TypeError(f"{layer}: input dtype {x.dtype} does not match weight dtype {w.dtype}; "
-                        f"convert the input (.float()/.double()) or the layer (.to(dtype))")
+        raise TypeError(
+            f"{layer}: input dtype {x.dtype} does not match weight dtype {w.dtype}; "
+            f"convert the input (.float()/.double()) or the layer (.to(dtype))"
+        )
 
 
 def positive_tuple(value, n: int, name: str, layer: str) -> tuple:
@@ -69,9 +74,11 @@ def check_finite(x: Tensor, layer: str, name: str = "input") -> None:
             kinds.append("NaN")
         if np.isinf(data).any():
             kinds.append("inf")
-        raise ValueError(f"{layer}: {name} contains {bad} non-finite value(s) ({'/'.join(kinds)}) "
-                         f"out of {data.size}; expected finite numbers (the model has likely diverged: "
-                         f"lower the learning rate)")
+        raise ValueError(
+            f"{layer}: {name} contains {bad} non-finite value(s) ({'/'.join(kinds)}) "
+            f"out of {data.size}; expected finite numbers (the model has likely diverged: "
+            f"lower the learning rate)"
+        )
 
 
 def fmt_hw(t: tuple) -> str:

@@ -1,4 +1,5 @@
 """Activation functions (torch.nn.functional names and defaults)."""
+
 from __future__ import annotations
 
 from ...ops import activation as A

@@ -6,20 +6,26 @@ bottom/right); PyTorch accepts it only at stride 1, where both agree. The
 functional forms also take ``padding_mode`` (PyTorch has it only on the
 layers).
 """
+
 from __future__ import annotations
 
-from ...kernels.geometry import (conv_output_size, conv_transpose_output_size,
-                                 effective_kernel, same_padding)
+from ...kernels.geometry import conv_output_size, conv_transpose_output_size, effective_kernel, same_padding
 from ...ops import conv as C
-from ._checks import (InputTooSmallError, check_ndim, check_same_dtype, check_tensor, fmt_hw,
-                      nonnegative_tuple, positive_tuple)
+from ._checks import (
+    InputTooSmallError,
+    check_ndim,
+    check_same_dtype,
+    check_tensor,
+    fmt_hw,
+    nonnegative_tuple,
+    positive_tuple,
+)
 from .resample import _pad_impl
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
 
-def resolve_padding(padding, size: tuple, kernel: tuple, stride: tuple, dilation: tuple,
-                    layer: str) -> tuple:
+def resolve_padding(padding, size: tuple, kernel: tuple, stride: tuple, dilation: tuple, layer: str) -> tuple:
     """Turn an int, a tuple, 'valid' or 'same' into ((before, after), ...) per spatial axis."""
     n = len(kernel)
     if isinstance(padding, str):
@@ -27,8 +33,9 @@ def resolve_padding(padding, size: tuple, kernel: tuple, stride: tuple, dilation
             return ((0, 0),) * n
         if padding == "same":
             return tuple(same_padding(size[i], kernel[i], stride[i], dilation[i]) for i in range(n))
-        raise ValueError(f"{layer}: padding must be an int, a tuple of {n} ints, 'valid' or 'same', "
-                         f"got {padding!r}")
+        raise ValueError(
+            f"{layer}: padding must be an int, a tuple of {n} ints, 'valid' or 'same', got {padding!r}"
+        )
     pads = nonnegative_tuple(padding, n, "padding", layer)
     return tuple((p, p) for p in pads)
 
@@ -36,8 +43,9 @@ def resolve_padding(padding, size: tuple, kernel: tuple, stride: tuple, dilation
 def _check_padding_arg(padding, n, layer):
     if isinstance(padding, str):
         if padding not in ("valid", "same"):
-            raise ValueError(f"{layer}: padding must be an int, a tuple of {n} ints, 'valid' or "
-                             f"'same', got {padding!r}")
+            raise ValueError(
+                f"{layer}: padding must be an int, a tuple of {n} ints, 'valid' or 'same', got {padding!r}"
+            )
         return padding
     return nonnegative_tuple(padding, n, "padding", layer)
 
@@ -47,10 +55,12 @@ def _check_output(out_size, size, kernel, dilation, pads, layer):
         return
     padded = tuple(size[i] + pads[i][0] + pads[i][1] for i in range(len(size)))
     span = tuple(effective_kernel(kernel[i], dilation[i]) for i in range(len(size)))
-    raise InputTooSmallError(f"{layer}: kernel {fmt_hw(kernel)} (dilation {fmt_hw(dilation)}, spanning "
-                     f"{fmt_hw(span)}) is larger than the padded input {fmt_hw(padded)} "
-                     f"(input {fmt_hw(size)} plus padding); expected a padded input at least "
-                     f"as large as the kernel's span")
+    raise InputTooSmallError(
+        f"{layer}: kernel {fmt_hw(kernel)} (dilation {fmt_hw(dilation)}, spanning "
+        f"{fmt_hw(span)}) is larger than the padded input {fmt_hw(padded)} "
+        f"(input {fmt_hw(size)} plus padding); expected a padded input at least "
+        f"as large as the kernel's span"
+    )
 
 
 def conv_nd(input, weight, bias, stride, padding, dilation, groups, padding_mode, layer, nd):
@@ -60,8 +70,10 @@ def conv_nd(input, weight, bias, stride, padding, dilation, groups, padding_mode
     layout = "(N, C_in, L)" if nd == 1 else "(N, C_in, H, W)"
     check_ndim(input, (nd + 1, nd + 2), layer, layout)
     if weight.ndim != nd + 2:
-        raise ValueError(f"{layer}: weight must be {nd + 2}-D (C_out, C_in/groups, "
-                         f"{'K' if nd == 1 else 'KH, KW'}), got shape {tuple(weight.shape)}")
+        raise ValueError(
+            f"{layer}: weight must be {nd + 2}-D (C_out, C_in/groups, "
+            f"{'K' if nd == 1 else 'KH, KW'}), got shape {tuple(weight.shape)}"
+        )
     check_same_dtype(input, weight, layer)
     stride = positive_tuple(stride, nd, "stride", layer)
     dilation = positive_tuple(dilation, nd, "dilation", layer)
@@ -75,8 +87,10 @@ def conv_nd(input, weight, bias, stride, padding, dilation, groups, padding_mode
     if c_out % groups:
         raise ValueError(f"{layer}: groups={groups} must divide the {c_out} output channels")
     if x.shape[1] != c_per_group * groups:
-        raise ValueError(f"{layer} expects {c_per_group * groups} input channels, got {x.shape[1]} "
-                         f"in input of shape {tuple(input.shape)}")
+        raise ValueError(
+            f"{layer} expects {c_per_group * groups} input channels, got {x.shape[1]} "
+            f"in input of shape {tuple(input.shape)}"
+        )
     if bias is not None:
         check_tensor(bias, layer, "bias")
         if tuple(bias.shape) != (c_out,):
@@ -85,12 +99,14 @@ def conv_nd(input, weight, bias, stride, padding, dilation, groups, padding_mode
     size = tuple(x.shape[2:])
     pads = resolve_padding(padding, size, kernel, stride, dilation, layer)
     if padding_mode != "zeros" and any(p for pair in pads for p in pair):
-        flat = tuple(v for pair in reversed(pads) for v in pair)   # torch pad order: last axis first
+        flat = tuple(v for pair in reversed(pads) for v in pair)  # torch pad order: last axis first
         x = _pad_impl(x, flat, padding_mode.replace("zeros", "constant"), 0.0, layer)
         size = tuple(x.shape[2:])
         pads = ((0, 0),) * nd
-    out_size = tuple(conv_output_size(size[i], kernel[i], stride[i], pads[i][0], dilation[i],
-                                      padding_after=pads[i][1]) for i in range(nd))
+    out_size = tuple(
+        conv_output_size(size[i], kernel[i], stride[i], pads[i][0], dilation[i], padding_after=pads[i][1])
+        for i in range(nd)
+    )
     _check_output(out_size, size, kernel, dilation, pads, layer)
     if nd == 1:  # a 1-D conv is a 2-D conv over a height-1 image
         x, weight = x.unsqueeze(2), weight.unsqueeze(2)
@@ -101,8 +117,7 @@ def conv_nd(input, weight, bias, stride, padding, dilation, groups, padding_mode
     return out.squeeze(0) if unbatched else out
 
 
-def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
-           padding_mode: str = "zeros"):
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode: str = "zeros"):
     """2-D cross-correlation, as torch.nn.functional.conv2d.
 
     Args:
@@ -129,8 +144,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
     return conv_nd(input, weight, bias, stride, padding, dilation, groups, padding_mode, "conv2d", 2)
 
 
-def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
-           padding_mode: str = "zeros"):
+def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode: str = "zeros"):
     """1-D cross-correlation over (N, C_in, L) input with a (C_out, C_in/groups, K) weight.
 
     Shape:
@@ -143,8 +157,10 @@ def check_output_padding(output_padding, stride, dilation, layer) -> None:
     """output_padding only picks among the sizes one stride (or dilation) step apart: it must be smaller."""
     for i in range(len(output_padding)):
         if output_padding[i] >= max(stride[i], dilation[i]):
-            raise ValueError(f"{layer}: output_padding {output_padding} must be smaller than "
-                             f"stride {stride} or dilation {dilation}")
+            raise ValueError(
+                f"{layer}: output_padding {output_padding} must be smaller than "
+                f"stride {stride} or dilation {dilation}"
+            )
 
 
 def conv_transpose_nd(input, weight, bias, stride, padding, output_padding, groups, dilation, layer):
@@ -153,8 +169,9 @@ def conv_transpose_nd(input, weight, bias, stride, padding, output_padding, grou
     check_tensor(weight, layer, "weight")
     check_ndim(input, (3, 4), layer, "(N, C_in, H, W)")
     if weight.ndim != 4:
-        raise ValueError(f"{layer}: weight must be 4-D (C_in, C_out/groups, KH, KW), got shape "
-                         f"{tuple(weight.shape)}")
+        raise ValueError(
+            f"{layer}: weight must be 4-D (C_in, C_out/groups, KH, KW), got shape {tuple(weight.shape)}"
+        )
     check_same_dtype(input, weight, layer)
     stride = positive_tuple(stride, 2, "stride", layer)
     dilation = positive_tuple(dilation, 2, "dilation", layer)
@@ -168,25 +185,32 @@ def conv_transpose_nd(input, weight, bias, stride, padding, output_padding, grou
     if weight.shape[0] % groups:
         raise ValueError(f"{layer}: groups={groups} must divide the {weight.shape[0]} input channels")
     if x.shape[1] != weight.shape[0]:
-        raise ValueError(f"{layer} expects {weight.shape[0]} input channels, got {x.shape[1]} in "
-                         f"input of shape {tuple(input.shape)}")
+        raise ValueError(
+            f"{layer} expects {weight.shape[0]} input channels, got {x.shape[1]} in "
+            f"input of shape {tuple(input.shape)}"
+        )
     c_out = weight.shape[1] * groups
     if bias is not None:
         check_tensor(bias, layer, "bias")
         if tuple(bias.shape) != (c_out,):
             raise ValueError(f"{layer}: bias must have shape ({c_out},), got {tuple(bias.shape)}")
     kernel = tuple(weight.shape[2:])
-    out_size = tuple(conv_transpose_output_size(x.shape[2 + i], kernel[i], stride[i], padding[i],
-                                                dilation[i], output_padding[i]) for i in range(2))
+    out_size = tuple(
+        conv_transpose_output_size(
+            x.shape[2 + i], kernel[i], stride[i], padding[i], dilation[i], output_padding[i]
+        )
+        for i in range(2)
+    )
     if any(o < 1 for o in out_size):
-        raise ValueError(f"{layer}: padding {padding} removes the whole output (size "
-                         f"{fmt_hw(out_size)}) for input {fmt_hw(x.shape[2:])}; expected a smaller padding")
+        raise ValueError(
+            f"{layer}: padding {padding} removes the whole output (size "
+            f"{fmt_hw(out_size)}) for input {fmt_hw(x.shape[2:])}; expected a smaller padding"
+        )
     out = C.ConvTranspose2d.apply(x, weight, bias, stride, padding, output_padding, dilation, groups)
     return out.squeeze(0) if unbatched else out
 
 
-def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
-                     dilation=1):
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
     """2-D transposed convolution (the gradient of conv2d with respect to its input).
 
     Args:
@@ -202,5 +226,6 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
         >>> F.conv_transpose2d(convscope.randn(1, 8, 4, 4), convscope.randn(8, 4, 2, 2), stride=2).shape
         (1, 4, 8, 8)
     """
-    return conv_transpose_nd(input, weight, bias, stride, padding, output_padding, groups, dilation,
-                             "conv_transpose2d")
+    return conv_transpose_nd(
+        input, weight, bias, stride, padding, output_padding, groups, dilation, "conv_transpose2d"
+    )

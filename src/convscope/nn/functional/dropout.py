@@ -1,4 +1,5 @@
 """dropout (torch.nn.functional name and defaults)."""
+
 from __future__ import annotations
 
 from ... import random as _random

@@ -1,4 +1,5 @@
 """linear and flatten (torch.nn.functional / torch names)."""
+
 from __future__ import annotations
 
 from ...ops import linear as L
@@ -15,8 +16,10 @@ def linear_impl(input, weight, bias, layer):
         hint = ""
         if input.ndim > 2:
             hint = " (flatten the feature maps first, e.g. nn.Flatten())"
-        raise ValueError(f"{layer} expects {weight.shape[1]} input features in the last dim, got "
-                         f"{input.shape[-1]} in input of shape {tuple(input.shape)}{hint}")
+        raise ValueError(
+            f"{layer} expects {weight.shape[1]} input features in the last dim, got "
+            f"{input.shape[-1]} in input of shape {tuple(input.shape)}{hint}"
+        )
     if bias is not None and tuple(bias.shape) != (weight.shape[0],):
         raise ValueError(f"{layer}: bias must have shape ({weight.shape[0]},), got {tuple(bias.shape)}")
     return L.Linear.apply(input, weight, bias)

@@ -10,6 +10,7 @@ with a constant matrix A built here from the targets (see ops/loss.py):
 * soft targets (class probabilities p): ``A[i, c] = -w[c] * p'[i, c]`` with
   ``p' = (1 - eps) p + eps / C``, and 'mean' divides by the number of rows.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -44,30 +45,37 @@ def _coefficients(input, target, weight, ignore_index, label_smoothing, layer):
     t = target.data
     if t.dtype.kind == "f":  # class probabilities
         if tuple(t.shape) != tuple(input.shape):
-            raise ValueError(f"{layer}: probability targets must have the input's shape "
-                             f"{tuple(input.shape)}, got {tuple(t.shape)}")
+            raise ValueError(
+                f"{layer}: probability targets must have the input's shape "
+                f"{tuple(input.shape)}, got {tuple(t.shape)}"
+            )
         probs = _rows(Tensor._wrap(t.astype(dtype, copy=False), False))[0].data
         if label_smoothing:
             probs = probs * (1 - eps) + eps / c
         return -probs * w, probs.shape[0]
     if t.dtype.kind not in "iu":
-        raise TypeError(f"{layer}: target must hold integer class indices or float probabilities, "
-                        f"got dtype {t.dtype}")
+        raise TypeError(
+            f"{layer}: target must hold integer class indices or float probabilities, got dtype {t.dtype}"
+        )
     expected = (input.shape[0],) + tuple(input.shape[2:]) if input.ndim >= 2 else ()
     if tuple(t.shape) != expected:
-        raise ValueError(f"{layer}: target of shape {tuple(t.shape)} does not match input of shape "
-                         f"{tuple(input.shape)}; expected target shape {expected}")
+        raise ValueError(
+            f"{layer}: target of shape {tuple(t.shape)} does not match input of shape "
+            f"{tuple(input.shape)}; expected target shape {expected}"
+        )
     labels = t.reshape(-1).astype(np.int64)
     valid = labels != ignore_index
     bad = valid & ((labels < 0) | (labels >= c))
     if bad.any():
         wrong = np.unique(labels[bad])[:5].tolist()
-        raise ValueError(f"{layer}: target labels must be in [0, {c - 1}] for {c} classes, got "
-                         f"{wrong} (input has shape {tuple(input.shape)})")
+        raise ValueError(
+            f"{layer}: target labels must be in [0, {c - 1}] for {c} classes, got "
+            f"{wrong} (input has shape {tuple(input.shape)})"
+        )
     safe = np.where(valid, labels, 0)
     rows = np.arange(labels.size)
     a = np.zeros((labels.size, c), dtype=dtype)
-    wy = w[safe] * valid                                          # (M,)
+    wy = w[safe] * valid  # (M,)
     a[rows, safe] = -(1 - eps) * wy
     if label_smoothing:
         a -= (eps / dtype.type(c)) * (valid[:, None] * w[None, :])
@@ -80,8 +88,10 @@ def _check_common(input, target, reduction, layer):
     if reduction not in REDUCTIONS:
         raise ValueError(f"{layer}: reduction must be one of {REDUCTIONS}, got {reduction!r}")
     if input.ndim < 1 or input.dtype.kind != "f":
-        raise ValueError(f"{layer}: input must be floating-point scores of shape (N, C) or "
-                         f"(N, C, d1, ...), got dtype {input.dtype}, shape {tuple(input.shape)}")
+        raise ValueError(
+            f"{layer}: input must be floating-point scores of shape (N, C) or "
+            f"(N, C, d1, ...), got dtype {input.dtype}, shape {tuple(input.shape)}"
+        )
     check_finite(input, layer)
 
 
@@ -97,8 +107,16 @@ def _class_loss(input, target, weight, ignore_index, reduction, label_smoothing,
     return out
 
 
-def cross_entropy(input, target, weight=None, size_average=None, ignore_index: int = -100,
-                  reduce=None, reduction: str = "mean", label_smoothing: float = 0.0):
+def cross_entropy(
+    input,
+    target,
+    weight=None,
+    size_average=None,
+    ignore_index: int = -100,
+    reduce=None,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+):
     """Cross-entropy between logits and class indices (or class probabilities).
 
     Args:
@@ -116,12 +134,20 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index: i
         >>> F.cross_entropy(convscope.randn(8, 10), convscope.tensor([1] * 8)).shape
         ()
     """
-    return _class_loss(input, target, weight, ignore_index, reduction, float(label_smoothing), True,
-                       "cross_entropy")
+    return _class_loss(
+        input, target, weight, ignore_index, reduction, float(label_smoothing), True, "cross_entropy"
+    )
 
 
-def nll_loss(input, target, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
-             reduction: str = "mean"):
+def nll_loss(
+    input,
+    target,
+    weight=None,
+    size_average=None,
+    ignore_index: int = -100,
+    reduce=None,
+    reduction: str = "mean",
+):
     """Negative log-likelihood of log-probabilities (e.g. log_softmax output) at the target classes.
 
     Shape:
@@ -138,8 +164,10 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction: str = "me
     _check_common(input, target, reduction, "mse_loss")
     check_finite(target, "mse_loss", "target")
     if tuple(input.shape) != tuple(target.shape):
-        raise ValueError(f"mse_loss: target shape {tuple(target.shape)} differs from input shape "
-                         f"{tuple(input.shape)}; expected equal shapes")
+        raise ValueError(
+            f"mse_loss: target shape {tuple(target.shape)} differs from input shape "
+            f"{tuple(input.shape)}; expected equal shapes"
+        )
     diff = input - target
     sq = diff * diff
     if reduction == "none":

@@ -1,6 +1,6 @@
 """batch_norm (torch.nn.functional name, arguments and defaults)."""
-from __future__ import annotations
 
+from __future__ import annotations
 
 
 from ...ops import norm as B
@@ -10,14 +10,21 @@ from ._checks import check_tensor
 def batch_norm_impl(input, running_mean, running_var, weight, bias, training, momentum, eps, layer):
     check_tensor(input, layer)
     if input.ndim < 2:
-        raise ValueError(f"{layer} expects input of shape (N, C) or (N, C, ...), got shape "
-                         f"{tuple(input.shape)}")
+        raise ValueError(
+            f"{layer} expects input of shape (N, C) or (N, C, ...), got shape {tuple(input.shape)}"
+        )
     c = input.shape[1]
-    for name, t in (("running_mean", running_mean), ("running_var", running_var),
-                    ("weight", weight), ("bias", bias)):
+    for name, t in (
+        ("running_mean", running_mean),
+        ("running_var", running_var),
+        ("weight", weight),
+        ("bias", bias),
+    ):
         if t is not None and tuple(t.shape) != (c,):
-            raise ValueError(f"{layer} expects {t.shape[0] if t.ndim else 0} channels ({name} has shape "
-                             f"{tuple(t.shape)}), got {c} channels in input of shape {tuple(input.shape)}")
+            raise ValueError(
+                f"{layer} expects {t.shape[0] if t.ndim else 0} channels ({name} has shape "
+                f"{tuple(t.shape)}), got {c} channels in input of shape {tuple(input.shape)}"
+            )
     if (weight is None) != (bias is None):
         raise ValueError(f"{layer}: give both weight and bias, or neither")
     if not training:
@@ -26,9 +33,11 @@ def batch_norm_impl(input, running_mean, running_var, weight, bias, training, mo
         return B.BatchNormEval.apply(input, running_mean.data, running_var.data, weight, bias, float(eps))
     count = input.data.size // c
     if count <= 1:
-        raise ValueError(f"{layer}: training needs more than 1 value per channel to compute batch "
-                         f"statistics, got input of shape {tuple(input.shape)} (use batch size > 1 or "
-                         f"call .eval())")
+        raise ValueError(
+            f"{layer}: training needs more than 1 value per channel to compute batch "
+            f"statistics, got input of shape {tuple(input.shape)} (use batch size > 1 or "
+            f"call .eval())"
+        )
     out, mean, var = B.BatchNormTrain.apply(input, weight, bias, float(eps))
     if running_mean is not None:
         m = running_mean.dtype.type(momentum)
@@ -42,8 +51,9 @@ def batch_norm_impl(input, running_mean, running_var, weight, bias, training, mo
     return out
 
 
-def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
-               momentum=0.1, eps=1e-5):
+def batch_norm(
+    input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5
+):
     """Normalise each channel, as torch.nn.functional.batch_norm.
 
     Training: use the batch's mean and biased variance over (N, H, W), and
@@ -54,8 +64,9 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     Shape:
         input (N, C) or (N, C, H, W) -> same shape; statistics (C,).
     """
-    return batch_norm_impl(input, running_mean, running_var, weight, bias, training, momentum, eps,
-                           "batch_norm")
+    return batch_norm_impl(
+        input, running_mean, running_var, weight, bias, training, momentum, eps, "batch_norm"
+    )
 
 
 __all__ = ["batch_norm"]

@@ -1,9 +1,18 @@
 """Max, average and adaptive pooling (torch.nn.functional names and defaults)."""
+
 from __future__ import annotations
 
 from ...kernels.geometry import conv_output_size, effective_kernel
 from ...ops import pool as P
-from ._checks import InputTooSmallError, check_float, check_ndim, check_tensor, fmt_hw, nonnegative_tuple, positive_tuple
+from ._checks import (
+    InputTooSmallError,
+    check_float,
+    check_ndim,
+    check_tensor,
+    fmt_hw,
+    nonnegative_tuple,
+    positive_tuple,
+)
 
 
 def pool_geometry(kernel_size, stride, padding, dilation, layer):
@@ -16,14 +25,18 @@ def pool_geometry(kernel_size, stride, padding, dilation, layer):
             than half the kernel.
     """
     kernel = positive_tuple(kernel_size, 2, "kernel_size", layer)
-    stride = kernel if stride is None or (not isinstance(stride, int) and len(stride) == 0) \
+    stride = (
+        kernel
+        if stride is None or (not isinstance(stride, int) and len(stride) == 0)
         else positive_tuple(stride, 2, "stride", layer)
+    )
     padding = nonnegative_tuple(padding, 2, "padding", layer)
     dilation = positive_tuple(dilation, 2, "dilation", layer)
     for i in range(2):
         if padding[i] > kernel[i] // 2:
-            raise ValueError(f"{layer}: padding {fmt_hw(padding)} must be at most half the kernel "
-                             f"size {fmt_hw(kernel)}")
+            raise ValueError(
+                f"{layer}: padding {fmt_hw(padding)} must be at most half the kernel size {fmt_hw(kernel)}"
+            )
     return kernel, stride, padding, dilation
 
 
@@ -36,13 +49,16 @@ def _pool_args(input, kernel_size, stride, padding, dilation, layer):
 
 def _out_size(x, kernel, stride, padding, dilation, ceil_mode, layer):
     size = x.shape[-2:]
-    out = tuple(conv_output_size(size[i], kernel[i], stride[i], padding[i], dilation[i], ceil_mode)
-                for i in range(2))
+    out = tuple(
+        conv_output_size(size[i], kernel[i], stride[i], padding[i], dilation[i], ceil_mode) for i in range(2)
+    )
     if any(o < 1 for o in out):
         span = tuple(effective_kernel(kernel[i], dilation[i]) for i in range(2))
-        raise InputTooSmallError(f"{layer}: window {fmt_hw(span)} is larger than the padded input "
-                         f"{fmt_hw(tuple(size[i] + 2 * padding[i] for i in range(2)))} (input of shape "
-                         f"{tuple(x.shape)}); expected spatial size at least the window")
+        raise InputTooSmallError(
+            f"{layer}: window {fmt_hw(span)} is larger than the padded input "
+            f"{fmt_hw(tuple(size[i] + 2 * padding[i] for i in range(2)))} (input of shape "
+            f"{tuple(x.shape)}); expected spatial size at least the window"
+        )
     return out
 
 
@@ -62,8 +78,7 @@ def max_pool2d_impl(input, kernel_size, stride, padding, dilation, ceil_mode, re
     return (out, idx) if return_indices else out
 
 
-def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
-               return_indices=False):
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
     """2-D max pooling; padding counts as -inf, tied maxima send the gradient to the first one.
 
     Args:
@@ -79,24 +94,28 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
         >>> F.max_pool2d(convscope.randn(1, 6, 28, 28), 2).shape
         (1, 6, 14, 14)
     """
-    return max_pool2d_impl(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices,
-                           "max_pool2d")
+    return max_pool2d_impl(
+        input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, "max_pool2d"
+    )
 
 
-def avg_pool2d_impl(input, kernel_size, stride, padding, ceil_mode, count_include_pad,
-                    divisor_override, layer):
+def avg_pool2d_impl(
+    input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, layer
+):
     kernel, stride, padding, _ = _pool_args(input, kernel_size, stride, padding, 1, layer)
     _out_size(input, kernel, stride, padding, (1, 1), ceil_mode, layer)
     if divisor_override is not None and (not isinstance(divisor_override, int) or divisor_override == 0):
         raise ValueError(f"{layer}: divisor_override must be a non-zero int, got {divisor_override!r}")
     x, unbatched = _batched(input)
-    out = P.AvgPool2d.apply(x, kernel, stride, padding, bool(ceil_mode), bool(count_include_pad),
-                            divisor_override)
+    out = P.AvgPool2d.apply(
+        x, kernel, stride, padding, bool(ceil_mode), bool(count_include_pad), divisor_override
+    )
     return out.squeeze(0) if unbatched else out
 
 
-def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
-               divisor_override=None):
+def avg_pool2d(
+    input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, divisor_override=None
+):
     """2-D average pooling, as torch.nn.functional.avg_pool2d.
 
     ``count_include_pad`` decides whether zero padding counts in the divisor.
@@ -104,8 +123,9 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
     Shape:
         H_out = floor((H + 2*padding - KH) / stride) + 1 (ceil with ceil_mode).
     """
-    return avg_pool2d_impl(input, kernel_size, stride, padding, ceil_mode, count_include_pad,
-                           divisor_override, "avg_pool2d")
+    return avg_pool2d_impl(
+        input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, "avg_pool2d"
+    )
 
 
 def _adaptive_size(input, output_size, layer):

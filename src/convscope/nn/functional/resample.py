@@ -1,4 +1,5 @@
 """pad and interpolate (torch.nn.functional names and defaults)."""
+
 from __future__ import annotations
 
 import math
@@ -12,35 +13,45 @@ PAD_MODES = ("constant", "reflect", "replicate", "circular")
 def _pad_impl(input, pad, mode, value, layer):
     check_tensor(input, layer)
     if not isinstance(pad, (tuple, list)) or len(pad) % 2 or not all(isinstance(p, int) for p in pad):
-        raise ValueError(f"{layer}: pad must be a tuple of an even number of ints (left, right, top, "
-                         f"bottom, ...), got {pad!r}")
+        raise ValueError(
+            f"{layer}: pad must be a tuple of an even number of ints (left, right, top, "
+            f"bottom, ...), got {pad!r}"
+        )
     if len(pad) // 2 > input.ndim:
-        raise ValueError(f"{layer}: pad {tuple(pad)} covers {len(pad) // 2} dims but the input has "
-                         f"only {input.ndim}")
+        raise ValueError(
+            f"{layer}: pad {tuple(pad)} covers {len(pad) // 2} dims but the input has only {input.ndim}"
+        )
     if mode not in PAD_MODES:
         raise ValueError(f"{layer}: mode must be one of {PAD_MODES}, got {mode!r}")
     if mode != "constant":
         dims = len(pad) // 2
         if input.ndim - dims not in (1, 2):
-            raise ValueError(f"{layer}: mode {mode!r} pads the last 1-3 dims of a batched (N, C, ...) "
-                             f"or unbatched (C, ...) input; got pad {tuple(pad)} for input of shape "
-                             f"{tuple(input.shape)}")
+            raise ValueError(
+                f"{layer}: mode {mode!r} pads the last 1-3 dims of a batched (N, C, ...) "
+                f"or unbatched (C, ...) input; got pad {tuple(pad)} for input of shape "
+                f"{tuple(input.shape)}"
+            )
         for d in range(dims):
             size = input.shape[-1 - d]
             before, after = pad[2 * d], pad[2 * d + 1]
             if min(before, after) < 0:
                 raise ValueError(f"{layer}: mode {mode!r} needs non-negative padding, got {tuple(pad)}")
             if mode == "reflect" and max(before, after) >= size:
-                raise ValueError(f"{layer}: reflect padding {max(before, after)} must be smaller than "
-                                 f"the padded dimension ({size}) of input of shape {tuple(input.shape)}")
+                raise ValueError(
+                    f"{layer}: reflect padding {max(before, after)} must be smaller than "
+                    f"the padded dimension ({size}) of input of shape {tuple(input.shape)}"
+                )
             if mode == "circular" and max(before, after) > size:
-                raise ValueError(f"{layer}: circular padding {max(before, after)} must be at most the "
-                                 f"padded dimension ({size}) of input of shape {tuple(input.shape)}")
+                raise ValueError(
+                    f"{layer}: circular padding {max(before, after)} must be at most the "
+                    f"padded dimension ({size}) of input of shape {tuple(input.shape)}"
+                )
     else:
         for d in range(len(pad) // 2):
             if input.shape[-1 - d] + pad[2 * d] + pad[2 * d + 1] < 0:
-                raise ValueError(f"{layer}: pad {tuple(pad)} crops more than the input of shape "
-                                 f"{tuple(input.shape)} has")
+                raise ValueError(
+                    f"{layer}: pad {tuple(pad)} crops more than the input of shape {tuple(input.shape)} has"
+                )
     return P.Pad.apply(input, tuple(pad), mode, float(value))
 
 
@@ -60,8 +71,10 @@ def interpolate_impl(input, size, scale_factor, mode, align_corners, layer):
     check_tensor(input, layer)
     check_float(input, layer)
     if input.ndim != 4:
-        raise ValueError(f"{layer} expects a 4-D input (N, C, H, W), got {input.ndim}-D input of "
-                         f"shape {tuple(input.shape)}")
+        raise ValueError(
+            f"{layer} expects a 4-D input (N, C, H, W), got {input.ndim}-D input of "
+            f"shape {tuple(input.shape)}"
+        )
     if mode not in ("nearest", "bilinear"):
         raise ValueError(f"{layer}: mode must be 'nearest' or 'bilinear', got {mode!r}")
     if mode == "nearest" and align_corners is not None:
@@ -75,14 +88,17 @@ def interpolate_impl(input, size, scale_factor, mode, align_corners, layer):
             raise ValueError(f"{layer}: size must be a positive int or (H, W), got {size!r}")
         scales = None
     else:
-        scales = (scale_factor, scale_factor) if isinstance(scale_factor, (int, float)) else tuple(scale_factor)
+        scales = (
+            (scale_factor, scale_factor) if isinstance(scale_factor, (int, float)) else tuple(scale_factor)
+        )
         if len(scales) != 2 or any(s <= 0 for s in scales):
             raise ValueError(f"{layer}: scale_factor must be positive, got {scale_factor!r}")
         scales = tuple(float(s) for s in scales)
         out = tuple(int(math.floor(in_hw[i] * scales[i])) for i in range(2))
         if any(o < 1 for o in out):
-            raise ValueError(f"{layer}: scale_factor {scale_factor} gives an empty output for input "
-                             f"{tuple(input.shape)}")
+            raise ValueError(
+                f"{layer}: scale_factor {scale_factor} gives an empty output for input {tuple(input.shape)}"
+            )
     return P.Interpolate.apply(input, out, mode, bool(align_corners), scales)
 
 

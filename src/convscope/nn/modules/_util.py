@@ -1,4 +1,5 @@
 """Small helpers shared by the layer classes."""
+
 from __future__ import annotations
 
 

@@ -1,4 +1,5 @@
 """Activation layers (torch.nn names and defaults); none has parameters."""
+
 from __future__ import annotations
 
 from .. import functional as F

@@ -1,4 +1,5 @@
 """Sequential and ModuleList containers (torch.nn names and behaviour)."""
+
 from __future__ import annotations
 
 from collections import OrderedDict

@@ -1,11 +1,17 @@
 """Conv1d, Conv2d and ConvTranspose2d layers (torch.nn names, arguments and defaults)."""
+
 from __future__ import annotations
 
 import numpy as np
 
 from ..functional._checks import nonnegative_tuple, positive_tuple
-from ..functional.conv import (PADDING_MODES, _check_padding_arg, check_output_padding, conv_nd,
-                               conv_transpose_nd)
+from ..functional.conv import (
+    PADDING_MODES,
+    _check_padding_arg,
+    check_output_padding,
+    conv_nd,
+    conv_transpose_nd,
+)
 from .. import init
 from ..parameter import Parameter
 from ._util import compact, kwargs_repr
@@ -16,8 +22,20 @@ class _ConvNd(Module):
     _nd = 2
     _transposed = False
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
-                 bias, padding_mode, output_padding=0, dtype=None):
+    def __init__(
+        self,
+        in_channels,
+        out_channels,
+        kernel_size,
+        stride,
+        padding,
+        dilation,
+        groups,
+        bias,
+        padding_mode,
+        output_padding=0,
+        dtype=None,
+    ):
         super().__init__()
         name = type(self).__name__
         for arg, value in (("in_channels", in_channels), ("out_channels", out_channels)):
@@ -58,18 +76,34 @@ class _ConvNd(Module):
         init.default_layer_init_(self.weight, self.bias)
 
     def forward(self, input):
-        return conv_nd(input, self.weight, self.bias, self.stride, self.padding, self.dilation,
-                       self.groups, self.padding_mode, self._layer_name(), self._nd)
+        return conv_nd(
+            input,
+            self.weight,
+            self.bias,
+            self.stride,
+            self.padding,
+            self.dilation,
+            self.groups,
+            self.padding_mode,
+            self._layer_name(),
+            self._nd,
+        )
 
     def extra_repr(self) -> str:
         zeros = (0,) * self._nd
         ones = (1,) * self._nd
         text = f"{self.in_channels}, {self.out_channels}, kernel_size={compact(self.kernel_size)}"
-        rest = kwargs_repr([("stride", self.stride, ones), ("padding", self.padding, zeros),
-                            ("output_padding", self.output_padding, zeros),
-                            ("dilation", self.dilation, ones), ("groups", self.groups, 1),
-                            ("bias", self.bias is not None, True),
-                            ("padding_mode", self.padding_mode, "zeros")])
+        rest = kwargs_repr(
+            [
+                ("stride", self.stride, ones),
+                ("padding", self.padding, zeros),
+                ("output_padding", self.output_padding, zeros),
+                ("dilation", self.dilation, ones),
+                ("groups", self.groups, 1),
+                ("bias", self.bias is not None, True),
+                ("padding_mode", self.padding_mode, "zeros"),
+            ]
+        )
         return text + (", " + rest if rest else "")
 
 
@@ -93,11 +127,32 @@ class Conv2d(_ConvNd):
         (1, 10, 32, 32)
     """
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
-                 groups=1, bias=True, padding_mode="zeros", device=None, dtype=None):
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
-                         bias, padding_mode, dtype=dtype)
-
+    def __init__(
+        self,
+        in_channels,
+        out_channels,
+        kernel_size,
+        stride=1,
+        padding=0,
+        dilation=1,
+        groups=1,
+        bias=True,
+        padding_mode="zeros",
+        device=None,
+        dtype=None,
+    ):
+        super().__init__(
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride,
+            padding,
+            dilation,
+            groups,
+            bias,
+            padding_mode,
+            dtype=dtype,
+        )
 
 
 class Conv1d(_ConvNd):
@@ -106,13 +161,35 @@ class Conv1d(_ConvNd):
     Shape:
         L_out = floor((L + 2*padding - dilation*(K-1) - 1) / stride) + 1.
     """
+
     _nd = 1
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
-                 groups=1, bias=True, padding_mode="zeros", device=None, dtype=None):
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
-                         bias, padding_mode, dtype=dtype)
-
+    def __init__(
+        self,
+        in_channels,
+        out_channels,
+        kernel_size,
+        stride=1,
+        padding=0,
+        dilation=1,
+        groups=1,
+        bias=True,
+        padding_mode="zeros",
+        device=None,
+        dtype=None,
+    ):
+        super().__init__(
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride,
+            padding,
+            dilation,
+            groups,
+            bias,
+            padding_mode,
+            dtype=dtype,
+        )
 
 
 class ConvTranspose2d(_ConvNd):
@@ -127,35 +204,73 @@ class ConvTranspose2d(_ConvNd):
         >>> nn.ConvTranspose2d(8, 4, 2, stride=2)(convscope.randn(1, 8, 4, 4)).shape
         (1, 4, 8, 8)
     """
+
     _transposed = True
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0,
-                 groups=1, bias=True, dilation=1, padding_mode="zeros", device=None, dtype=None):
+    def __init__(
+        self,
+        in_channels,
+        out_channels,
+        kernel_size,
+        stride=1,
+        padding=0,
+        output_padding=0,
+        groups=1,
+        bias=True,
+        dilation=1,
+        padding_mode="zeros",
+        device=None,
+        dtype=None,
+    ):
         if isinstance(padding, str):
             raise ValueError(f"ConvTranspose2d: padding must be an int or a tuple of 2 ints, got {padding!r}")
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
-                         bias, padding_mode, output_padding=output_padding, dtype=dtype)
+        super().__init__(
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride,
+            padding,
+            dilation,
+            groups,
+            bias,
+            padding_mode,
+            output_padding=output_padding,
+            dtype=dtype,
+        )
         check_output_padding(self.output_padding, self.stride, self.dilation, "ConvTranspose2d")
 
     def forward(self, input, output_size=None):
         output_padding = self.output_padding
         if output_size is not None:
             output_padding = self._output_padding_for(input, output_size)
-        return conv_transpose_nd(input, self.weight, self.bias, self.stride, self.padding,
-                                 output_padding, self.groups, self.dilation, self._layer_name())
+        return conv_transpose_nd(
+            input,
+            self.weight,
+            self.bias,
+            self.stride,
+            self.padding,
+            output_padding,
+            self.groups,
+            self.dilation,
+            self._layer_name(),
+        )
 
     def _output_padding_for(self, input, output_size):
         """The output_padding that produces ``output_size`` (H_out, W_out), as PyTorch does."""
         from ...kernels.geometry import conv_transpose_output_size
+
         size = tuple(output_size)[-2:]
         pads = []
         for i in range(2):
-            smallest = conv_transpose_output_size(input.shape[-2 + i], self.kernel_size[i], self.stride[i],
-                                                  self.padding[i], self.dilation[i], 0)
+            smallest = conv_transpose_output_size(
+                input.shape[-2 + i], self.kernel_size[i], self.stride[i], self.padding[i], self.dilation[i], 0
+            )
             extra = size[i] - smallest
             if not 0 <= extra < max(self.stride[i], self.dilation[i]):
-                raise ValueError(f"{self._layer_name()}: output_size {tuple(size)} is not reachable from "
-                                 f"input {tuple(input.shape)}; expected sizes from {smallest} to "
-                                 f"{smallest + max(self.stride[i], self.dilation[i]) - 1} along axis {i}")
+                raise ValueError(
+                    f"{self._layer_name()}: output_size {tuple(size)} is not reachable from "
+                    f"input {tuple(input.shape)}; expected sizes from {smallest} to "
+                    f"{smallest + max(self.stride[i], self.dilation[i]) - 1} along axis {i}"
+                )
             pads.append(extra)
         return tuple(pads)

@@ -1,4 +1,5 @@
 """Dropout and Upsample layers (torch.nn names and defaults)."""
+
 from __future__ import annotations
 
 from .. import functional as F
@@ -39,8 +40,9 @@ class Upsample(Module):
         self.size, self.scale_factor, self.mode, self.align_corners = size, scale_factor, mode, align_corners
 
     def forward(self, input):
-        return interpolate_impl(input, self.size, self.scale_factor, self.mode, self.align_corners,
-                                self._layer_name())
+        return interpolate_impl(
+            input, self.size, self.scale_factor, self.mode, self.align_corners, self._layer_name()
+        )
 
     def extra_repr(self):
         what = f"size={self.size}" if self.size is not None else f"scale_factor={self.scale_factor}"

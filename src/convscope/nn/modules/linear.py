@@ -1,4 +1,5 @@
 """Linear, Flatten and Identity layers (torch.nn names and defaults)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -46,8 +47,9 @@ class Linear(Module):
         return linear_impl(input, self.weight, self.bias, self._layer_name())
 
     def extra_repr(self):
-        return (f"in_features={self.in_features}, out_features={self.out_features}, "
-                f"bias={self.bias is not None}")
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+        )
 
 
 class Flatten(Module):

@@ -4,6 +4,7 @@ Assigning a Parameter, a Module or (via ``register_buffer``) a buffer to an
 attribute registers it, so ``parameters()``, ``state_dict()`` and friends
 find it with PyTorch-identical dotted names.
 """
+
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -82,8 +83,9 @@ class Module:
     # ----------------------------------------------------------- registration
     def __setattr__(self, name, value):
         if "_parameters" not in self.__dict__:
-            raise AttributeError(f"{type(self).__name__}: call super().__init__() before assigning "
-                                 f"attribute {name!r}")
+            raise AttributeError(
+                f"{type(self).__name__}: call super().__init__() before assigning attribute {name!r}"
+            )
         if isinstance(value, Parameter):
             self.__dict__["_modules"].pop(name, None)
             self.__dict__["_buffers"].pop(name, None)
@@ -96,18 +98,23 @@ class Module:
             self._modules[name] = value
         elif name in self._buffers:
             if value is not None and not isinstance(value, Tensor):
-                raise TypeError(f"cannot assign {type(value).__name__} to buffer {name!r} "
-                                f"(a Tensor or None is expected)")
+                raise TypeError(
+                    f"cannot assign {type(value).__name__} to buffer {name!r} (a Tensor or None is expected)"
+                )
             self._buffers[name] = value
         elif name in self._parameters:
             if value is not None:
-                raise TypeError(f"cannot assign {type(value).__name__} as parameter {name!r} "
-                                f"(convscope.nn.Parameter or None expected)")
+                raise TypeError(
+                    f"cannot assign {type(value).__name__} as parameter {name!r} "
+                    f"(convscope.nn.Parameter or None expected)"
+                )
             self._parameters[name] = None
         elif name in self._modules:
             if value is not None:
-                raise TypeError(f"cannot assign {type(value).__name__} as child module {name!r} "
-                                f"(a Module or None expected)")
+                raise TypeError(
+                    f"cannot assign {type(value).__name__} as child module {name!r} "
+                    f"(a Module or None expected)"
+                )
             self._modules[name] = None
         else:
             object.__setattr__(self, name, value)
@@ -128,14 +135,17 @@ class Module:
 
     def register_parameter(self, name: str, param: Parameter | None) -> None:
         if param is not None and not isinstance(param, Parameter):
-            raise TypeError(f"register_parameter({name!r}) expects a Parameter or None, got "
-                            f"{type(param).__name__}")
+            raise TypeError(
+                f"register_parameter({name!r}) expects a Parameter or None, got {type(param).__name__}"
+            )
         self._parameters[name] = param
 
     def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
         """Register a non-trainable tensor (e.g. BatchNorm's running mean) saved in state_dict."""
         if tensor is not None and not isinstance(tensor, Tensor):
-            raise TypeError(f"register_buffer({name!r}) expects a Tensor or None, got {type(tensor).__name__}")
+            raise TypeError(
+                f"register_buffer({name!r}) expects a Tensor or None, got {type(tensor).__name__}"
+            )
         self._buffers[name] = tensor
         if not persistent:
             self._non_persistent.add(name)
@@ -233,8 +243,10 @@ class Module:
         for part in target.split("."):
             if part not in module._modules:
                 valid = [n for n, _ in self.named_modules() if n]
-                raise ValueError(f"{type(self).__name__} has no submodule {target!r}; valid names: "
-                                 f"{', '.join(valid[:60])}{' ...' if len(valid) > 60 else ''}")
+                raise ValueError(
+                    f"{type(self).__name__} has no submodule {target!r}; valid names: "
+                    f"{', '.join(valid[:60])}{' ...' if len(valid) > 60 else ''}"
+                )
             module = module._modules[part]
         return module
 
@@ -334,16 +346,19 @@ class Module:
             value = state_dict[key]
             array = value.data if isinstance(value, Tensor) else np.asarray(value)
             if tuple(array.shape) != tuple(target.shape):
-                problems.append(f"size mismatch for {key}: the checkpoint has shape {tuple(array.shape)}, "
-                                f"this model expects {tuple(target.shape)}")
+                problems.append(
+                    f"size mismatch for {key}: the checkpoint has shape {tuple(array.shape)}, "
+                    f"this model expects {tuple(target.shape)}"
+                )
         if strict:
             if missing:
                 problems.insert(0, f"missing keys: {_short(missing)}")
             if unexpected:
                 problems.insert(0, f"unexpected keys: {_short(unexpected)}")
         if problems:
-            raise StateDictError(f"error loading state_dict into {type(self).__name__}: "
-                                 + "; ".join(problems))
+            raise StateDictError(
+                f"error loading state_dict into {type(self).__name__}: " + "; ".join(problems)
+            )
         for key, target in own.items():
             if key in state_dict:
                 value = state_dict[key]
@@ -375,8 +390,9 @@ class Module:
         return LayerName(self)
 
     def __dir__(self):
-        return sorted(set(super().__dir__()) | set(self._parameters) | set(self._buffers)
-                      | set(self._modules))
+        return sorted(
+            set(super().__dir__()) | set(self._parameters) | set(self._buffers) | set(self._modules)
+        )
 
 
 def _short(keys: list, limit: int = 10) -> str:

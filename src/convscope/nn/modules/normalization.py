@@ -1,4 +1,5 @@
 """BatchNorm1d and BatchNorm2d (torch.nn names, arguments, defaults and state_dict keys)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,11 +16,21 @@ class _BatchNorm(Module):
     _ndims = (2,)
     _layout = ""
 
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
-                 affine: bool = True, track_running_stats: bool = True, device=None, dtype=None):
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float | None = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+        device=None,
+        dtype=None,
+    ):
         super().__init__()
         if not isinstance(num_features, int) or num_features < 1:
-            raise ValueError(f"{type(self).__name__}: num_features must be a positive int, got {num_features!r}")
+            raise ValueError(
+                f"{type(self).__name__}: num_features must be a positive int, got {num_features!r}"
+            )
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
         dtype = np.dtype(dtype or np.float32)
@@ -61,9 +72,17 @@ class _BatchNorm(Module):
                 factor = 1.0 / float(self.num_batches_tracked.data)
         use_batch = self.training or not self.track_running_stats
         track = self.training and self.track_running_stats
-        return batch_norm_impl(input, self.running_mean if track or not use_batch else None,
-                               self.running_var if track or not use_batch else None,
-                               self.weight, self.bias, use_batch, factor, self.eps, name)
+        return batch_norm_impl(
+            input,
+            self.running_mean if track or not use_batch else None,
+            self.running_var if track or not use_batch else None,
+            self.weight,
+            self.bias,
+            use_batch,
+            factor,
+            self.eps,
+            name,
+        )
 
     def extra_repr(self):
         text = f"{self.num_features}"
@@ -85,6 +104,7 @@ class BatchNorm1d(_BatchNorm):
         num_features (int); eps (1e-5); momentum (0.1, None = cumulative average);
         affine (True); track_running_stats (True).
     """
+
     _ndims = (2, 3)
     _layout = "(N, C) or (N, C, L)"
 
@@ -98,5 +118,6 @@ class BatchNorm2d(_BatchNorm):
         >>> nn.BatchNorm2d(16)(convscope.randn(8, 16, 4, 4)).shape
         (8, 16, 4, 4)
     """
+
     _ndims = (4,)
     _layout = "(N, C, H, W)"

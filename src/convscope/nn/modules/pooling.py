@@ -1,4 +1,5 @@
 """MaxPool2d, AvgPool2d, AdaptiveAvgPool2d and AdaptiveMaxPool2d layers (torch.nn names)."""
+
 from __future__ import annotations
 
 from ..functional import pooling as P
@@ -10,7 +11,8 @@ class _Pool2d(Module):
     def __init__(self, kernel_size, stride, padding, dilation=1):
         super().__init__()
         self.kernel_size, self.stride, self.padding, self.dilation = P.pool_geometry(
-            kernel_size, stride, padding, dilation, type(self).__name__)
+            kernel_size, stride, padding, dilation, type(self).__name__
+        )
 
 
 class MaxPool2d(_Pool2d):
@@ -28,19 +30,34 @@ class MaxPool2d(_Pool2d):
         (1, 6, 14, 14)
     """
 
-    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False,
-                 ceil_mode=False):
+    def __init__(
+        self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False, ceil_mode=False
+    ):
         super().__init__(kernel_size, stride, padding, dilation)
         self.return_indices, self.ceil_mode = return_indices, ceil_mode
 
     def forward(self, input):
-        return P.max_pool2d_impl(input, self.kernel_size, self.stride, self.padding, self.dilation,
-                                 self.ceil_mode, self.return_indices, self._layer_name())
+        return P.max_pool2d_impl(
+            input,
+            self.kernel_size,
+            self.stride,
+            self.padding,
+            self.dilation,
+            self.ceil_mode,
+            self.return_indices,
+            self._layer_name(),
+        )
 
     def extra_repr(self):
         text = f"kernel_size={compact(self.kernel_size)}"
-        rest = kwargs_repr([("stride", self.stride, self.kernel_size), ("padding", self.padding, (0, 0)),
-                            ("dilation", self.dilation, (1, 1)), ("ceil_mode", self.ceil_mode, False)])
+        rest = kwargs_repr(
+            [
+                ("stride", self.stride, self.kernel_size),
+                ("padding", self.padding, (0, 0)),
+                ("dilation", self.dilation, (1, 1)),
+                ("ceil_mode", self.ceil_mode, False),
+            ]
+        )
         return text + (", " + rest if rest else "")
 
 
@@ -52,21 +69,41 @@ class AvgPool2d(_Pool2d):
         count_include_pad (default True); divisor_override (default None).
     """
 
-    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
-                 divisor_override=None):
+    def __init__(
+        self,
+        kernel_size,
+        stride=None,
+        padding=0,
+        ceil_mode=False,
+        count_include_pad=True,
+        divisor_override=None,
+    ):
         super().__init__(kernel_size, stride, padding)
         self.ceil_mode, self.count_include_pad = ceil_mode, count_include_pad
         self.divisor_override = divisor_override
 
     def forward(self, input):
-        return P.avg_pool2d_impl(input, self.kernel_size, self.stride, self.padding, self.ceil_mode,
-                                 self.count_include_pad, self.divisor_override, self._layer_name())
+        return P.avg_pool2d_impl(
+            input,
+            self.kernel_size,
+            self.stride,
+            self.padding,
+            self.ceil_mode,
+            self.count_include_pad,
+            self.divisor_override,
+            self._layer_name(),
+        )
 
     def extra_repr(self):
         text = f"kernel_size={compact(self.kernel_size)}"
-        rest = kwargs_repr([("stride", self.stride, self.kernel_size), ("padding", self.padding, (0, 0)),
-                            ("ceil_mode", self.ceil_mode, False),
-                            ("count_include_pad", self.count_include_pad, True)])
+        rest = kwargs_repr(
+            [
+                ("stride", self.stride, self.kernel_size),
+                ("padding", self.padding, (0, 0)),
+                ("ceil_mode", self.ceil_mode, False),
+                ("count_include_pad", self.count_include_pad, True),
+            ]
+        )
         return text + (", " + rest if rest else "")
 
 
@@ -97,8 +134,7 @@ class AdaptiveMaxPool2d(Module):
         self.output_size, self.return_indices = output_size, return_indices
 
     def forward(self, input):
-        return P.adaptive_max_pool2d_impl(input, self.output_size, self.return_indices,
-                                          self._layer_name())
+        return P.adaptive_max_pool2d_impl(input, self.output_size, self.return_indices, self._layer_name())
 
     def extra_repr(self):
         return f"output_size={compact(self.output_size)}"
