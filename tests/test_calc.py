@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from convscope.analysis.calc import CalcUsageError, conv_calc, parse_hwc, parse_layer, pool_calc, stack_calc
 from cli_run import last_json, run_cli
+from convscope.analysis.calc import CalcUsageError, conv_calc, parse_hwc, parse_layer, pool_calc, stack_calc
 from convscope.kernels import geometry as G
 
 

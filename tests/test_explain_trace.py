@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 import convscope
+from cli_run import last_json, run_cli
 from convscope.checkpoint import save_checkpoint
 from convscope.explain import (
     conv_trace,
@@ -27,7 +28,6 @@ from convscope.explain import (
 )
 from convscope.explain.figures import feature_map_figure, filter_figure, tile_axes
 from convscope.nn import functional as F
-from cli_run import last_json, run_cli
 
 
 def conv_ref(ex, dtype):

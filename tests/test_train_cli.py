@@ -9,10 +9,10 @@ import time
 import numpy as np
 import pytest
 
+from cli_run import last_json, run_cli
 from convscope.checkpoint import load_checkpoint
 from convscope.cli import main
 from convscope.train import TrainConfig, Trainer, TrainingDiverged
-from cli_run import last_json, run_cli
 
 
 @pytest.fixture(scope="module")

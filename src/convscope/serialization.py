@@ -58,7 +58,7 @@ def save(state_dict, path) -> None:
     atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
-def load(path) -> "OrderedDict[str, Tensor]":
+def load(path) -> OrderedDict[str, Tensor]:
     """Read a file written by :func:`save` (or any .npz of numeric arrays) as name -> Tensor.
 
     Never unpickles: object arrays are refused.

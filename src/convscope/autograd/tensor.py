@@ -31,7 +31,7 @@ def _default_dtype(array: np.ndarray) -> np.dtype:
     raise TypeError(f"tensor data must be numeric or bool, got array of dtype {array.dtype}")
 
 
-def tensor(data, dtype=None, requires_grad: bool = False) -> "Tensor":
+def tensor(data, dtype=None, requires_grad: bool = False) -> Tensor:
     """Make a new Tensor from data (copied).
 
     Args:
@@ -78,7 +78,7 @@ class Tensor:
         self.grad_fn = None
 
     @classmethod
-    def _wrap(cls, array, requires_grad: bool) -> "Tensor":
+    def _wrap(cls, array, requires_grad: bool) -> Tensor:
         t = Tensor.__new__(Tensor)
         t.data = array if isinstance(array, np.ndarray) else np.asarray(array)
         t.grad = None
@@ -104,7 +104,7 @@ class Tensor:
         return self.grad_fn is None
 
     @property
-    def T(self) -> "Tensor":
+    def T(self) -> Tensor:
         return self.permute(*reversed(range(self.ndim)))
 
     def size(self, dim: int | None = None):
@@ -144,16 +144,16 @@ class Tensor:
     def tolist(self):
         return self.data.tolist()
 
-    def detach(self) -> "Tensor":
+    def detach(self) -> Tensor:
         """The same values, cut from the tape (shares memory)."""
         return Tensor._wrap(self.data, False)
 
-    def clone(self) -> "Tensor":
+    def clone(self) -> Tensor:
         from ..ops.math import Mul
 
         return Mul.apply(self, np.ones((), dtype=self.dtype))
 
-    def to(self, dtype) -> "Tensor":
+    def to(self, dtype) -> Tensor:
         dtype = np.dtype(dtype)
         if dtype == self.dtype:
             return self
@@ -161,16 +161,16 @@ class Tensor:
 
         return Cast.apply(self, dtype)
 
-    def float(self) -> "Tensor":
+    def float(self) -> Tensor:
         return self.to(float32)
 
-    def double(self) -> "Tensor":
+    def double(self) -> Tensor:
         return self.to(float64)
 
-    def long(self) -> "Tensor":
+    def long(self) -> Tensor:
         return Tensor._wrap(self.data.astype(np.int64), False)
 
-    def requires_grad_(self, flag: bool = True) -> "Tensor":
+    def requires_grad_(self, flag: bool = True) -> Tensor:
         if flag and self.data.dtype.kind != "f":
             raise TypeError(f"only floating-point tensors can require gradients, got {self.dtype}")
         self.requires_grad = flag
@@ -237,7 +237,7 @@ class Tensor:
             self.grad_fn.hooks = []
         self.grad_fn.hooks.append(hook)
 
-    def zero_(self) -> "Tensor":
+    def zero_(self) -> Tensor:
         self._check_inplace()
         self.data[...] = 0
         return self

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 
-from .common import add_common, emit_json
 from ..tables import format_table
+from .common import add_common, emit_json
 
 HELP = "evaluate a checkpoint: accuracy, per-class precision/recall, confusion matrix (table + PNG)"
 
@@ -32,10 +32,11 @@ def add_parser(sub):
 
 
 def run(args) -> int:
+    import json
+
     from ..serialization import atomic_write
     from ..train.inference import Predictor
     from ..train.plots import plot_confusion
-    import json
 
     predictor = Predictor(args.checkpoint)
     report = predictor.evaluate(args.data, args.split)

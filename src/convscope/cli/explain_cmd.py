@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import os
 
-from .common import UsageError, add_common, emit_json, load_image, parse_hw
-
 from . import explain_heatmap
+from .common import UsageError, add_common, emit_json, load_image, parse_hw
 
 HELP = "explain what a CNN computes: conv arithmetic, feature maps, filters, heatmaps"
 CONV_HELP = "show each output value of a convolution as inner products over channels plus a bias"

@@ -77,7 +77,7 @@ class ArrayDataset:
         """(C, H, W) of one image."""
         return tuple(int(d) for d in self.x.shape[1:])
 
-    def subset(self, indices, name: str | None = None) -> "ArrayDataset":
+    def subset(self, indices, name: str | None = None) -> ArrayDataset:
         """A new data set with the given rows (copied), same classes and source."""
         indices = np.asarray(indices, dtype=np.int64)
         return ArrayDataset(self.x[indices], self.y[indices], self.classes, name or self.name, self.source)

@@ -195,7 +195,7 @@ class Normalizer:
             )
 
     @classmethod
-    def fit(cls, x, chunk: int = 1024) -> "Normalizer":
+    def fit(cls, x, chunk: int = 1024) -> Normalizer:
         """Statistics of ``x`` (the TRAINING images only), in float64, chunked to bound memory.
 
         The std is the population std (ddof=0); a constant channel gets std 1.
@@ -235,7 +235,7 @@ class Normalizer:
         return {"mean": [float(v) for v in self.mean], "std": [float(v) for v in self.std]}
 
     @classmethod
-    def from_dict(cls, d) -> "Normalizer":
+    def from_dict(cls, d) -> Normalizer:
         """Inverse of :meth:`to_dict`."""
         if not isinstance(d, dict) or "mean" not in d or "std" not in d:
             raise DataError(f"Normalizer.from_dict expects a dict with 'mean' and 'std', got {d!r}")

@@ -14,8 +14,8 @@ import numpy as np
 
 from ..autograd.tensor import Tensor
 from ..plotting import pyplot as _plt
-from .inputs import run_with_hooks
 from ..plotting import save_figure
+from .inputs import run_with_hooks
 
 TILE_INCHES = 1.8
 MAX_WIDTH_INCHES = 16.0
@@ -188,7 +188,7 @@ def receptive_field_figure(image, box: dict, title: str):
     return fig
 
 
-def features_for_layers(model, x, layers=None) -> "OrderedDict[str, np.ndarray]":
+def features_for_layers(model, x, layers=None) -> OrderedDict[str, np.ndarray]:
     """Activations of named layers for one image, captured with forward hooks.
 
     Args:

@@ -12,8 +12,8 @@ kernel extent is ``d*(k-1) + 1``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 
 def effective_kernel(kernel: int, dilation: int = 1) -> int:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
-_REGISTRY: dict[str, "ModelInfo"] = {}
+_REGISTRY: dict[str, ModelInfo] = {}
 
 
 @dataclass(frozen=True)

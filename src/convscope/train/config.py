@@ -49,7 +49,7 @@ class TrainConfig:
     label_smoothing: float = 0.0
     out: str | None = None
 
-    def validate(self) -> "TrainConfig":
+    def validate(self) -> TrainConfig:
         """Raise ValueError naming the first bad setting; fill lr's default."""
 
         def bad(name, expected):
@@ -87,7 +87,7 @@ class TrainConfig:
         return {f.name for f in dataclasses.fields(cls)}
 
     @classmethod
-    def from_dict(cls, values: dict, source: str = "config") -> "TrainConfig":
+    def from_dict(cls, values: dict, source: str = "config") -> TrainConfig:
         unknown = set(values) - cls.field_names()
         if unknown:
             raise ValueError(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from ...ops import norm as B
 from ._checks import check_tensor
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import init
 from ..functional._checks import nonnegative_tuple, positive_tuple
 from ..functional.conv import (
     PADDING_MODES,
@@ -12,7 +13,6 @@ from ..functional.conv import (
     conv_nd,
     conv_transpose_nd,
 )
-from .. import init
 from ..parameter import Parameter
 from ._util import compact, kwargs_repr
 from .module import Module

@@ -8,8 +8,9 @@ find it with PyTorch-identical dotted names.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
@@ -150,7 +151,7 @@ class Module:
         if not persistent:
             self._non_persistent.add(name)
 
-    def add_module(self, name: str, module: "Module | None") -> None:
+    def add_module(self, name: str, module: Module | None) -> None:
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"add_module({name!r}) expects a Module, got {type(module).__name__}")
         self._modules[name] = module
@@ -235,7 +236,7 @@ class Module:
         for _, b in self.named_buffers(recurse=recurse):
             yield b
 
-    def get_submodule(self, target: str) -> "Module":
+    def get_submodule(self, target: str) -> Module:
         """The descendant at a dotted path such as ``'layer1.0.conv1'``."""
         if target == "":
             return self
@@ -251,12 +252,12 @@ class Module:
         return module
 
     # ------------------------------------------------------------------ modes
-    def train(self, mode: bool = True) -> "Module":
+    def train(self, mode: bool = True) -> Module:
         for m in self.modules():
             object.__setattr__(m, "training", bool(mode))
         return self
 
-    def eval(self) -> "Module":
+    def eval(self) -> Module:
         return self.train(False)
 
     @contextmanager
@@ -275,7 +276,7 @@ class Module:
             for m, mode in modes:
                 object.__setattr__(m, "training", mode)
 
-    def requires_grad_(self, requires_grad: bool = True) -> "Module":
+    def requires_grad_(self, requires_grad: bool = True) -> Module:
         for p in self.parameters():
             p.requires_grad = requires_grad
         return self
@@ -287,13 +288,13 @@ class Module:
             elif p.grad is not None:
                 p.grad.data[...] = 0
 
-    def apply(self, fn) -> "Module":
+    def apply(self, fn) -> Module:
         for child in self.children():
             child.apply(fn)
         fn(self)
         return self
 
-    def to(self, dtype) -> "Module":
+    def to(self, dtype) -> Module:
         """Convert floating-point parameters and buffers to ``dtype`` (in place)."""
         dtype = np.dtype(dtype)
         for m in self.modules():
@@ -305,10 +306,10 @@ class Module:
                             t.grad.data = t.grad.data.astype(dtype)
         return self
 
-    def float(self) -> "Module":
+    def float(self) -> Module:
         return self.to(np.float32)
 
-    def double(self) -> "Module":
+    def double(self) -> Module:
         return self.to(np.float64)
 
     # -------------------------------------------------------------- state dict
@@ -381,7 +382,7 @@ class Module:
         head = f"{type(self).__name__}(" + (f"{extra}" if extra else "")
         return head + "\n  " + "\n  ".join(lines) + "\n)"
 
-    def _layer_name(self) -> "LayerName":
+    def _layer_name(self) -> LayerName:
         """The layer as written in error messages, e.g. ``Conv2d(3, 16, kernel_size=3)``.
 
         Layers pass it to the functional ops on every forward, so it is formatted only when
