@@ -6,7 +6,7 @@ from ..autograd.function import Function
 from ..kernels import conv as K
 
 
-class Conv2d(Function):
+class Conv2dOp(Function):
     """Shape: x (N, C_in, H, W), weight (C_out, C_in/groups, KH, KW) -> (N, C_out, H_out, W_out).
 
     ``padding`` is ((top, bottom), (left, right)) zeros, already resolved.
@@ -30,7 +30,7 @@ class Conv2d(Function):
         return gx, gw, gb, None, None, None, None
 
 
-class ConvTranspose2d(Function):
+class ConvTranspose2dOp(Function):
     """Shape: x (N, C_in, H, W), weight (C_in, C_out/groups, KH, KW) -> (N, C_out, H_out, W_out)."""
 
     @staticmethod

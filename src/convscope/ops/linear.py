@@ -6,7 +6,7 @@ from ..autograd.function import Function
 from ..kernels.gemm import matmul
 
 
-class Linear(Function):
+class LinearOp(Function):
     """Shape: x (*, in_features), weight (out_features, in_features), bias (out_features,)."""
 
     @staticmethod

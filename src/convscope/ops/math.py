@@ -26,7 +26,7 @@ def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
     return grad.reshape(shape)
 
 
-class Add(Function):
+class AddOp(Function):
     @staticmethod
     def forward(ctx, a, b):
         ctx.shapes = (np.shape(a), np.shape(b))
@@ -41,7 +41,7 @@ class Add(Function):
         )
 
 
-class Sub(Function):
+class SubOp(Function):
     @staticmethod
     def forward(ctx, a, b):
         ctx.shapes = (np.shape(a), np.shape(b))
@@ -56,7 +56,7 @@ class Sub(Function):
         )
 
 
-class Mul(Function):
+class MulOp(Function):
     @staticmethod
     def forward(ctx, a, b):
         ctx.a, ctx.b = a, b
@@ -71,7 +71,7 @@ class Mul(Function):
         )
 
 
-class Div(Function):
+class DivOp(Function):
     @staticmethod
     def forward(ctx, a, b):
         ctx.a, ctx.b = a, b
@@ -85,7 +85,7 @@ class Div(Function):
         return ga, gb
 
 
-class Neg(Function):
+class NegOp(Function):
     @staticmethod
     def forward(ctx, a):
         return -a
@@ -95,7 +95,7 @@ class Neg(Function):
         return (-g,)
 
 
-class Pow(Function):
+class PowOp(Function):
     """``a ** p`` for a constant exponent ``p`` (a scalar of a's dtype)."""
 
     @staticmethod
@@ -109,7 +109,7 @@ class Pow(Function):
         return (g * p * a ** (p - 1), None)
 
 
-class Exp(Function):
+class ExpOp(Function):
     @staticmethod
     def forward(ctx, a):
         out = np.exp(a)
@@ -121,7 +121,7 @@ class Exp(Function):
         return (g * ctx.out,)
 
 
-class Log(Function):
+class LogOp(Function):
     @staticmethod
     def forward(ctx, a):
         ctx.a = a
@@ -132,7 +132,7 @@ class Log(Function):
         return (g / ctx.a,)
 
 
-class Sqrt(Function):
+class SqrtOp(Function):
     @staticmethod
     def forward(ctx, a):
         out = np.sqrt(a)
@@ -144,7 +144,7 @@ class Sqrt(Function):
         return (g / (2 * ctx.out),)
 
 
-class Abs(Function):
+class AbsOp(Function):
     @staticmethod
     def forward(ctx, a):
         ctx.a = a
@@ -155,7 +155,7 @@ class Abs(Function):
         return (g * np.sign(ctx.a),)
 
 
-class Clamp(Function):
+class ClampOp(Function):
     """Clip to [lo, hi]; the gradient passes where the input was inside (ends included)."""
 
     @staticmethod
@@ -172,7 +172,7 @@ class Clamp(Function):
         return (g * ctx.mask, None, None)
 
 
-class MatMul(Function):
+class MatMulOp(Function):
     """``a @ b`` with NumPy's matmul rules (1-D, 2-D and batched).
 
     2-D products (forward and backward) run on the kernel threads (see
@@ -215,7 +215,7 @@ def _axes(dim, ndim):
     return tuple(d % ndim if ndim else 0 for d in dim)
 
 
-class Sum(Function):
+class SumOp(Function):
     @staticmethod
     def forward(ctx, a, dim=None, keepdim=False):
         axes = _axes(dim, a.ndim)
@@ -229,7 +229,7 @@ class Sum(Function):
         return (np.broadcast_to(g, ctx.shape),)
 
 
-class Mean(Function):
+class MeanOp(Function):
     @staticmethod
     def forward(ctx, a, dim=None, keepdim=False):
         axes = _axes(dim, a.ndim)
@@ -245,7 +245,7 @@ class Mean(Function):
         return (np.broadcast_to(g * scale, ctx.shape),)
 
 
-class Var(Function):
+class VarOp(Function):
     """Variance over ``dim`` with ``correction`` (1 = unbiased, as torch.var's default)."""
 
     @staticmethod
@@ -267,7 +267,7 @@ class Var(Function):
         return (g * scale * ctx.centred, None, None, None)
 
 
-class MaxReduce(Function):
+class MaxReduceOp(Function):
     """Max (or min) over one dim or all; the gradient goes to the first extreme element."""
 
     @staticmethod

@@ -12,7 +12,7 @@ from ..autograd.function import Function
 from ..kernels import batchnorm as K
 
 
-class BatchNormTrain(Function):
+class BatchNormTrainOp(Function):
     """Normalise with the batch's own mean and biased variance.
 
     Returns the output plus (mean, biased var) as extras so the caller can
@@ -33,7 +33,7 @@ class BatchNormTrain(Function):
         return (gx, gw if ctx.needs_input_grad[1] else None, gb if ctx.needs_input_grad[2] else None, None)
 
 
-class BatchNormEval(Function):
+class BatchNormEvalOp(Function):
     """Normalise with given (running) statistics: an affine map per channel."""
 
     @staticmethod

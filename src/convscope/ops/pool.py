@@ -8,7 +8,7 @@ from ..kernels import pool as K
 from ..kernels import resample as KR
 
 
-class MaxPool2d(Function):
+class MaxPool2dOp(Function):
     """Returns (out, indices) when the indices are asked for or backward needs them, else out;
     indices are flat h*W + w positions in each input plane."""
 
@@ -25,7 +25,7 @@ class MaxPool2d(Function):
         return (K.max_pool2d_backward(g, ctx.idx, ctx.shape),) + (None,) * 6
 
 
-class AvgPool2d(Function):
+class AvgPool2dOp(Function):
     @staticmethod
     def forward(ctx, x, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override):
         ctx.args = (kernel, stride, padding, ceil_mode, count_include_pad, divisor_override)
@@ -40,7 +40,7 @@ class AvgPool2d(Function):
         return (K.avg_pool2d_backward(g, ctx.shape, *ctx.args),) + (None,) * 6
 
 
-class AdaptiveAvgPool2d(Function):
+class AdaptiveAvgPool2dOp(Function):
     @staticmethod
     def forward(ctx, x, output_size):
         ctx.shape = x.shape
@@ -51,7 +51,7 @@ class AdaptiveAvgPool2d(Function):
         return K.adaptive_avg_pool2d_backward(g, ctx.shape), None
 
 
-class AdaptiveMaxPool2d(Function):
+class AdaptiveMaxPool2dOp(Function):
     @staticmethod
     def forward(ctx, x, output_size):
         out, idx = K.adaptive_max_pool2d_forward(x, output_size)
@@ -63,7 +63,7 @@ class AdaptiveMaxPool2d(Function):
         return K.max_pool2d_backward(g, ctx.idx, ctx.shape), None
 
 
-class Pad(Function):
+class PadOp(Function):
     @staticmethod
     def forward(ctx, x, pads, mode, value):
         ctx.shape, ctx.pads, ctx.mode = x.shape, pads, mode
@@ -74,7 +74,7 @@ class Pad(Function):
         return KP.pad_backward(g, ctx.shape, ctx.pads, ctx.mode), None, None, None
 
 
-class Interpolate(Function):
+class InterpolateOp(Function):
     @staticmethod
     def forward(ctx, x, size, mode, align_corners, scale_factor):
         ctx.shape, ctx.args = x.shape, (size, mode, align_corners, scale_factor)

@@ -70,7 +70,7 @@ def max_pool2d_impl(input, kernel_size, stride, padding, dilation, ceil_mode, re
     kernel, stride, padding, dilation = _pool_args(input, kernel_size, stride, padding, dilation, layer)
     _out_size(input, kernel, stride, padding, dilation, ceil_mode, layer)
     x, unbatched = _batched(input)
-    result = P.MaxPool2d.apply(x, kernel, stride, padding, dilation, bool(ceil_mode), bool(return_indices))
+    result = P.MaxPool2dOp.apply(x, kernel, stride, padding, dilation, bool(ceil_mode), bool(return_indices))
     out, idx = result if isinstance(result, tuple) else (result, None)
     if unbatched:
         out = out.squeeze(0)
@@ -107,7 +107,7 @@ def avg_pool2d_impl(
     if divisor_override is not None and (not isinstance(divisor_override, int) or divisor_override == 0):
         raise ValueError(f"{layer}: divisor_override must be a non-zero int, got {divisor_override!r}")
     x, unbatched = _batched(input)
-    out = P.AvgPool2d.apply(
+    out = P.AvgPool2dOp.apply(
         x, kernel, stride, padding, bool(ceil_mode), bool(count_include_pad), divisor_override
     )
     return out.squeeze(0) if unbatched else out
@@ -143,7 +143,7 @@ def _adaptive_size(input, output_size, layer):
 def adaptive_avg_pool2d_impl(input, output_size, layer):
     size = _adaptive_size(input, output_size, layer)
     x, unbatched = _batched(input)
-    out = P.AdaptiveAvgPool2d.apply(x, size)
+    out = P.AdaptiveAvgPool2dOp.apply(x, size)
     return out.squeeze(0) if unbatched else out
 
 
@@ -160,7 +160,7 @@ def adaptive_avg_pool2d(input, output_size):
 def adaptive_max_pool2d_impl(input, output_size, return_indices, layer):
     size = _adaptive_size(input, output_size, layer)
     x, unbatched = _batched(input)
-    out, idx = P.AdaptiveMaxPool2d.apply(x, size)
+    out, idx = P.AdaptiveMaxPool2dOp.apply(x, size)
     if unbatched:
         out, idx = out.squeeze(0), idx.squeeze(0)
     return (out, idx) if return_indices else out
