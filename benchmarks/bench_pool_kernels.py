@@ -61,7 +61,7 @@ def main(argv=None):
         k = (2, 2)
 
         def ours_fwd(x=x):
-            return max_pool2d_forward(x, k, k, (0, 0), (1, 1), False)
+            return max_pool2d_forward(x, k, k, ((0, 0), (0, 0)), (1, 1), False)
 
         def torch_fwd(xt=xt):
             with torch.no_grad():
@@ -74,7 +74,7 @@ def main(argv=None):
         xr = xt.clone().requires_grad_()
 
         def ours_fb(x=x, g=g):
-            out, idx = max_pool2d_forward(x, k, k, (0, 0), (1, 1), False)
+            out, idx = max_pool2d_forward(x, k, k, ((0, 0), (0, 0)), (1, 1), False)
             return max_pool2d_backward(g, idx, x.shape)
 
         def torch_fb(xr=xr, gt=gt):

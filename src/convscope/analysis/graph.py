@@ -20,7 +20,6 @@ from ..autograd.tensor import Tensor
 from ..kernels.geometry import (
     ReceptiveField,
     receptive_field_step,
-    receptive_field_transpose_step,
     receptive_field_union,
 )
 from ..ops import conv as _conv
@@ -96,22 +95,8 @@ def _step(node, rfs, in_shapes):
     """The receptive field of ``node``'s output, or None; and whether it ends the spatial map."""
     op = node.fn
     first = rfs[0] if rfs else None
-    if op in (_conv.Conv2dOp, _pool.MaxPool2dOp, _pool.AvgPool2dOp) and first is not None:
-        g = node.geometry
-        pads = g["padding"]
-        before = [p[0] if isinstance(p, tuple) else p for p in pads]
-        return tuple(
-            receptive_field_step(first[i], g["kernel"][i], g["stride"][i], before[i], g["dilation"][i])
-            for i in range(2)
-        ), False
-    if op is _conv.ConvTranspose2dOp and first is not None:
-        g = node.geometry
-        return tuple(
-            receptive_field_transpose_step(
-                first[i], g["kernel"][i], g["stride"][i], g["padding"][i], g["dilation"][i]
-            )
-            for i in range(2)
-        ), False
+    if op in (_conv.Conv2dOp, _conv.ConvTranspose2dOp, _pool.MaxPool2dOp, _pool.AvgPool2dOp) and first:
+        return node.geometry.receptive_field(first), False
     if op in (_pool.AdaptiveAvgPool2dOp, _pool.AdaptiveMaxPool2dOp) and first is not None:
         h, w = in_shapes[0][2:]
         oh, ow = node.out_shape[2:]

@@ -1,9 +1,15 @@
-"""Convolution and transposed convolution as tape nodes over the NumPy kernels."""
+"""Convolution and transposed convolution as tape nodes over the kernels.
+
+``ctx.geometry`` is the op's :class:`~convscope.kernels.geometry.ConvGeometry` (what the
+summary and the traces read); ``ctx.saved_conv`` is whatever the kernel's forward returned
+for its backward.
+"""
 
 from __future__ import annotations
 
 from ..autograd.function import Function
 from ..kernels import conv as K
+from ..kernels.geometry import ConvGeometry
 
 
 class Conv2dOp(Function):
@@ -16,9 +22,7 @@ class Conv2dOp(Function):
     def forward(ctx, x, weight, bias, stride, padding, dilation, groups):
         out, saved = K.conv2d_forward(x, weight, bias, stride, padding, dilation, groups)
         ctx.saved_conv = saved
-        ctx.geometry = dict(
-            kernel=weight.shape[2:], stride=stride, padding=padding, dilation=dilation, groups=groups
-        )
+        ctx.geometry = ConvGeometry.conv(x.shape[2:], weight.shape[2:], stride, padding, dilation, groups)
         return out
 
     @staticmethod
@@ -31,7 +35,10 @@ class Conv2dOp(Function):
 
 
 class ConvTranspose2dOp(Function):
-    """Shape: x (N, C_in, H, W), weight (C_in, C_out/groups, KH, KW) -> (N, C_out, H_out, W_out)."""
+    """Shape: x (N, C_in, H, W), weight (C_in, C_out/groups, KH, KW) -> (N, C_out, H_out, W_out).
+
+    ``padding`` is ((top, bottom), (left, right)), symmetric.
+    """
 
     @staticmethod
     def forward(ctx, x, weight, bias, stride, padding, output_padding, dilation, groups):
@@ -39,13 +46,8 @@ class ConvTranspose2dOp(Function):
             x, weight, bias, stride, padding, output_padding, dilation, groups
         )
         ctx.saved_conv = saved
-        ctx.geometry = dict(
-            kernel=weight.shape[2:],
-            stride=stride,
-            padding=padding,
-            dilation=dilation,
-            groups=groups,
-            output_padding=output_padding,
+        ctx.geometry = ConvGeometry.transpose(
+            x.shape[2:], weight.shape[2:], stride, padding, output_padding, dilation, groups
         )
         return out
 

@@ -6,18 +6,20 @@ from ..autograd.function import Function
 from ..kernels import pad as KP
 from ..kernels import pool as K
 from ..kernels import resample as KR
+from ..kernels.geometry import ConvGeometry
 
 
 class MaxPool2dOp(Function):
     """Returns (out, indices) when the indices are asked for or backward needs them, else out;
-    indices are flat h*W + w positions in each input plane."""
+    indices are flat h*W + w positions in each input plane. ``padding`` is
+    ((top, bottom), (left, right)), symmetric."""
 
     @staticmethod
     def forward(ctx, x, kernel, stride, padding, dilation, ceil_mode, return_indices=False):
         need = return_indices or ctx.needs_input_grad[0]
         out, idx = K.max_pool2d_forward(x, kernel, stride, padding, dilation, ceil_mode, need)
         ctx.idx, ctx.shape = idx, x.shape
-        ctx.geometry = dict(kernel=kernel, stride=stride, padding=padding, dilation=dilation)
+        ctx.geometry = ConvGeometry.conv(x.shape[2:], kernel, stride, padding, dilation, ceil_mode=ceil_mode)
         return (out, idx) if need else out
 
     @staticmethod
@@ -26,11 +28,13 @@ class MaxPool2dOp(Function):
 
 
 class AvgPool2dOp(Function):
+    """``padding`` is ((top, bottom), (left, right)), symmetric."""
+
     @staticmethod
     def forward(ctx, x, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override):
         ctx.args = (kernel, stride, padding, ceil_mode, count_include_pad, divisor_override)
         ctx.shape = x.shape
-        ctx.geometry = dict(kernel=kernel, stride=stride, padding=padding, dilation=(1, 1))
+        ctx.geometry = ConvGeometry.conv(x.shape[2:], kernel, stride, padding, ceil_mode=ceil_mode)
         return K.avg_pool2d_forward(
             x, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override
         )

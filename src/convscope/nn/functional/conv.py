@@ -9,7 +9,13 @@ layers).
 
 from __future__ import annotations
 
-from ...kernels.geometry import conv_output_size, conv_transpose_output_size, effective_kernel, same_padding
+from ...kernels.geometry import (
+    as_pads,
+    conv_output_size,
+    conv_transpose_output_size,
+    effective_kernel,
+    same_padding,
+)
 from ...ops import conv as C
 from ._checks import (
     InputTooSmallError,
@@ -206,7 +212,8 @@ def conv_transpose_nd(input, weight, bias, stride, padding, output_padding, grou
             f"{layer}: padding {padding} removes the whole output (size "
             f"{fmt_hw(out_size)}) for input {fmt_hw(x.shape[2:])}; expected a smaller padding"
         )
-    out = C.ConvTranspose2dOp.apply(x, weight, bias, stride, padding, output_padding, dilation, groups)
+    pads = as_pads(padding)
+    out = C.ConvTranspose2dOp.apply(x, weight, bias, stride, pads, output_padding, dilation, groups)
     return out.squeeze(0) if unbatched else out
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ...kernels.geometry import conv_output_size, effective_kernel
+from ...kernels.geometry import as_pads, conv_output_size, effective_kernel
 from ...ops import pool as P
 from ._checks import (
     InputTooSmallError,
@@ -70,7 +70,8 @@ def max_pool2d_impl(input, kernel_size, stride, padding, dilation, ceil_mode, re
     kernel, stride, padding, dilation = _pool_args(input, kernel_size, stride, padding, dilation, layer)
     _out_size(input, kernel, stride, padding, dilation, ceil_mode, layer)
     x, unbatched = _batched(input)
-    result = P.MaxPool2dOp.apply(x, kernel, stride, padding, dilation, bool(ceil_mode), bool(return_indices))
+    pads = as_pads(padding)
+    result = P.MaxPool2dOp.apply(x, kernel, stride, pads, dilation, bool(ceil_mode), bool(return_indices))
     out, idx = result if isinstance(result, tuple) else (result, None)
     if unbatched:
         out = out.squeeze(0)
@@ -108,7 +109,7 @@ def avg_pool2d_impl(
         raise ValueError(f"{layer}: divisor_override must be a non-zero int, got {divisor_override!r}")
     x, unbatched = _batched(input)
     out = P.AvgPool2dOp.apply(
-        x, kernel, stride, padding, bool(ceil_mode), bool(count_include_pad), divisor_override
+        x, kernel, stride, as_pads(padding), bool(ceil_mode), bool(count_include_pad), divisor_override
     )
     return out.squeeze(0) if unbatched else out
 
