@@ -1,6 +1,7 @@
-"""Convolution and transposed convolution as tape nodes over the kernels.
+"""Convolution and transposed convolution as tape nodes over the kernels of the active backend.
 
-``ctx.geometry`` is the op's :class:`~convscope.kernels.geometry.ConvGeometry` (what the
+``ctx.backend`` names the backend that ran the forward (its backward runs there too, see
+:mod:`convscope.kernels.dispatch`); ``ctx.geometry`` is the op's :class:`~convscope.kernels.geometry.ConvGeometry` (what the
 summary and the traces read); ``ctx.saved_conv`` is whatever the kernel's forward returned
 for its backward.
 """
@@ -8,7 +9,7 @@ for its backward.
 from __future__ import annotations
 
 from ..autograd.function import Function
-from ..kernels import conv as K
+from ..kernels.dispatch import call, call_on
 from ..kernels.geometry import ConvGeometry
 
 
@@ -20,7 +21,9 @@ class Conv2dOp(Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias, stride, padding, dilation, groups):
-        out, saved = K.conv2d_forward(x, weight, bias, stride, padding, dilation, groups)
+        (out, saved), ctx.backend = call(
+            "conv", "conv2d_forward", x, weight, bias, stride, padding, dilation, groups
+        )
         ctx.saved_conv = saved
         ctx.geometry = ConvGeometry.conv(x.shape[2:], weight.shape[2:], stride, padding, dilation, groups)
         return out
@@ -28,8 +31,8 @@ class Conv2dOp(Function):
     @staticmethod
     def backward(ctx, g):
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        gx, gw, gb = K.conv2d_backward(
-            g, ctx.saved_conv, need_input=need_x, need_weight=need_w, need_bias=need_b
+        gx, gw, gb = call_on(
+            ctx.backend, "conv", "conv2d_backward", g, ctx.saved_conv, need_x, need_w, need_b
         )
         return gx, gw, gb, None, None, None, None
 
@@ -42,8 +45,17 @@ class ConvTranspose2dOp(Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias, stride, padding, output_padding, dilation, groups):
-        out, saved = K.conv_transpose2d_forward(
-            x, weight, bias, stride, padding, output_padding, dilation, groups
+        (out, saved), ctx.backend = call(
+            "conv",
+            "conv_transpose2d_forward",
+            x,
+            weight,
+            bias,
+            stride,
+            padding,
+            output_padding,
+            dilation,
+            groups,
         )
         ctx.saved_conv = saved
         ctx.geometry = ConvGeometry.transpose(
@@ -54,7 +66,7 @@ class ConvTranspose2dOp(Function):
     @staticmethod
     def backward(ctx, g):
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        gx, gw, gb = K.conv_transpose2d_backward(
-            g, ctx.saved_conv, need_input=need_x, need_weight=need_w, need_bias=need_b
+        gx, gw, gb = call_on(
+            ctx.backend, "conv", "conv_transpose2d_backward", g, ctx.saved_conv, need_x, need_w, need_b
         )
         return gx, gw, gb, None, None, None, None, None
