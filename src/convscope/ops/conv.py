@@ -1,9 +1,9 @@
 """Convolution and transposed convolution as tape nodes over the kernels of the active backend.
 
 ``ctx.backend`` names the backend that ran the forward (its backward runs there too, see
-:mod:`convscope.kernels.dispatch`); ``ctx.geometry`` is the op's :class:`~convscope.kernels.geometry.ConvGeometry` (what the
-summary and the traces read); ``ctx.saved_conv`` is whatever the kernel's forward returned
-for its backward.
+:mod:`convscope.kernels.dispatch`); ``ctx.geometry`` is the op's
+:class:`~convscope.kernels.geometry.ConvGeometry` (what the summary reads);
+``ctx.saved_conv`` is whatever the kernel's forward returned for its backward.
 """
 
 from __future__ import annotations
