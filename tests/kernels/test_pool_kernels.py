@@ -53,7 +53,10 @@ def pool_config(seed, dilation=True):
         p = tuple(int(rng.integers(0, ki // 2 + 1)) for ki in k)
         ceil = bool(rng.integers(0, 2))
         hw = tuple(int(v) for v in rng.integers(1, 14, 2))
-        sizes = [conv_output_size(n, ki, si, pi, di, ceil) for n, ki, si, pi, di in zip(hw, k, s, p, d)]
+        sizes = [
+            conv_output_size(n, ki, si, pi, di, ceil)
+            for n, ki, si, pi, di in zip(hw, k, s, p, d, strict=True)
+        ]
         if min(sizes) >= 1:
             nc = (int(rng.integers(1, 4)), int(rng.integers(1, 3)))
             return rng, nc + hw, k, s, p, d, ceil
@@ -246,7 +249,7 @@ def adaptive_config(seed):
         out_hw = (1, 1)
     elif kind == 1:  # divisible
         out_hw = tuple(n // int(rng.integers(1, 4)) or 1 for n in hw)
-        hw = tuple(o * (n // o) for o, n in zip(out_hw, hw))
+        hw = tuple(o * (n // o) for o, n in zip(out_hw, hw, strict=True))
     else:  # anything, including larger than the input
         out_hw = tuple(int(v) for v in rng.integers(1, 12, 2))
     return rng, (int(rng.integers(1, 4)), int(rng.integers(1, 3))) + hw, out_hw
