@@ -1,5 +1,8 @@
 """Batch normalisation kernels: per-channel statistics over (N, *spatial), in cache-sized chunks.
 
+They compute what :mod:`convscope.kernels.reference.batchnorm` computes (the lecture's
+formulas, in float64 sums); read that first.
+
 Large activations are memory-bound here (one pass over a 4 MB map costs about as much as
 the arithmetic of the whole layer), so each kernel makes as few passes over main memory as
 it can: it works on chunks of whole images that fit in cache, runs the chunks on all cores
