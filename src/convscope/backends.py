@@ -76,7 +76,7 @@ class use:  # noqa: N801 - a function that also works as a context manager
 
 def _blas() -> str:
     try:
-        from threadpoolctl import threadpool_info  # type: ignore[import-untyped]
+        from threadpoolctl import threadpool_info
 
         libs = [
             f"{i.get('internal_api')} {i.get('version')}"

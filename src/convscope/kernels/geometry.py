@@ -272,7 +272,7 @@ class ConvGeometry(NamedTuple):
             conv_output_size(int(in_size[0]), k[0], s[0], pt, d[0], ceil_mode, pb),
             conv_output_size(int(in_size[1]), k[1], s[1], pl, d[1], ceil_mode, pr),
         )
-        return cls(k, s, pads, d, int(groups), _pair(in_size), out, False, (0, 0), bool(ceil_mode))  # type: ignore[arg-type]
+        return cls(k, s, pads, d, int(groups), _pair(in_size), out, False, (0, 0), bool(ceil_mode))
 
     @classmethod
     def transpose(

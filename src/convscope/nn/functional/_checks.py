@@ -85,7 +85,7 @@ def fmt_hw(t: tuple) -> str:
     return "x".join(str(v) for v in t)
 
 
-def as_batched(input: Any, spatial_dims: int = 2) -> tuple[Tensor, bool]:
+def as_batched(input: Any, spatial_dims: int = 2) -> tuple[Any, bool]:
     """The one unbatched-input rule: a (C, *spatial) input gets a batch axis of 1.
 
     Returns:
