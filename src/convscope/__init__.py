@@ -38,9 +38,9 @@ from .autograd.creation import (
     zeros,
     zeros_like,
 )
+from .formats import CheckpointError, UnsafeCheckpointError, load, load_model, save
 from .kernels.parallel import get_num_threads, set_num_threads  # loaded by the tape anyway
 from .random import manual_seed
-from .serialization import CheckpointError, load, save
 
 __version__ = "0.1.0"
 
@@ -75,7 +75,9 @@ __all__ = [
     "random",
     "save",
     "load",
+    "load_model",
     "CheckpointError",
+    "UnsafeCheckpointError",
 ]
 
 
@@ -83,7 +85,7 @@ def __getattr__(name):
     # subpackages load on first use so `import convscope` stays light
     import importlib
 
-    if name in ("nn", "optim", "data", "models", "train", "analysis", "explain", "kernels"):
+    if name in ("nn", "optim", "data", "models", "train", "analysis", "explain", "kernels", "formats"):
         return importlib.import_module(f".{name}", __name__)
     if name == "summary":
         from .analysis import summary
