@@ -36,7 +36,7 @@ def write_arrays(path, arrays: dict[str, np.ndarray]) -> None:
                 f"save: value for {key!r} has dtype {array.dtype}; only numeric or bool arrays "
                 f"can be saved without pickle"
             )
-    atomic_write(path, lambda f: np.savez(f, **arrays))
+    atomic_write(path, lambda f: np.savez(f, **arrays))  # type: ignore[arg-type]
 
 
 def save(obj: Any, path) -> None:
@@ -46,7 +46,7 @@ def save(obj: Any, path) -> None:
         TypeError: a value is neither an array/Tensor, a container, a number, a string nor None.
     """
     if is_flat_arrays(obj):
-        write_arrays(path, OrderedDict((k, as_array(v)) for k, v in obj.items()))
+        write_arrays(path, OrderedDict((k, np.asarray(as_array(v))) for k, v in obj.items()))
         return
     arrays: dict[str, np.ndarray] = {}
     manifest = {"format": MANIFEST_FORMAT, "version": 1, "root": _encode(obj, "", arrays)}
@@ -66,7 +66,7 @@ def _encode(obj: Any, where: str, arrays: dict) -> dict:
     if isinstance(obj, SCALARS):
         return {"t": "value", "v": obj}
     if isinstance(obj, dict):
-        items = []
+        items: list[list] = []
         for k, v in obj.items():
             k = scalar(k)
             if not isinstance(k, (str, int)) or isinstance(k, bool):
@@ -76,8 +76,8 @@ def _encode(obj: Any, where: str, arrays: dict) -> dict:
         return {"t": kind, "items": items}
     if isinstance(obj, (list, tuple)):
         kind = "tuple" if isinstance(obj, tuple) else "list"
-        items = [_encode(v, f"{where}/{i}" if where else str(i), arrays) for i, v in enumerate(obj)]
-        return {"t": kind, "items": items}
+        values = [_encode(v, f"{where}/{i}" if where else str(i), arrays) for i, v in enumerate(obj)]
+        return {"t": kind, "items": values}
     raise TypeError(
         f"save: the value at {where or 'the top'!r} is a {type(obj).__name__}; expected arrays, "
         f"Tensors, dicts, lists, tuples, numbers, strings or None"

@@ -103,11 +103,11 @@ def load(path) -> OrderedDict[str, np.ndarray]:
     header, _metadata, start = read_header(path)
     has_bf16 = any(entry["dtype"] == "BF16" for entry in header.values())
     try:
-        import safetensors.numpy as stn
+        from safetensors.numpy import load_file
     except ImportError:
-        stn = None
-    if stn is not None and not has_bf16:
-        loaded = stn.load_file(path)
+        load_file = None  # type: ignore[assignment]
+    if load_file is not None and not has_bf16:
+        loaded = load_file(path)
         return OrderedDict((name, loaded[name]) for name in header)
     out: OrderedDict[str, np.ndarray] = OrderedDict()
     with open(path, "rb") as f:

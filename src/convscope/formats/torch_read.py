@@ -160,7 +160,7 @@ def _pickle_end(data: bytes, start: int, path: str) -> int:
         stream = io.BytesIO(data)
         stream.seek(start)
         for op, _arg, pos in pickletools.genops(stream):
-            if op.name == "STOP":
+            if op.name == "STOP" and pos is not None:
                 return pos + 1
     except Exception as err:  # noqa: BLE001
         raise CheckpointError(f"{path} is truncated or corrupt (a pickle could not be read: {err})") from None

@@ -114,7 +114,8 @@ class _Emitter:
         array = np.ascontiguousarray(array)
         key = str(len(self.storages))
         self.storages.append(array)
-        strides, step = [], 1
+        strides: list[int] = []
+        step = 1
         for n in reversed(array.shape):
             strides.insert(0, step)
             step *= n
