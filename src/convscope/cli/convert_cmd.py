@@ -69,7 +69,8 @@ def run(args) -> int:
         raise ValueError(f"{args.output} exists; pass --force to overwrite it")
     obj = read_weights(args.input, args.key)
     save(obj, args.output)
-    arrays = len(obj) if isinstance(obj, dict) and all(as_array(v) is not None for v in obj.values()) else None
+    flat = isinstance(obj, dict) and all(as_array(v) is not None for v in obj.values())
+    arrays = len(obj) if flat else None
     what = f"{arrays} arrays" if arrays is not None else type(obj).__name__
     print(f"wrote {args.output} ({what})")
     if args.json:

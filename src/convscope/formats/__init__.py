@@ -21,7 +21,7 @@ from typing import Any
 from . import npz_format, safetensors_format, torch_read, torch_write
 from .atomic import atomic_write
 from .errors import CheckpointError, UnsafeCheckpointError
-from .tree import plain, wrap_arrays
+from .tree import is_flat_arrays, plain, wrap_arrays
 
 SUFFIXES = {".npz": "npz", ".pth": "torch", ".pt": "torch", ".safetensors": "safetensors"}
 
@@ -33,8 +33,11 @@ __all__ = [
     "load",
     "load_arrays",
     "load_model",
+    "load_state_dict_file",
     "save",
 ]
+
+NESTED_KEYS = ("state_dict", "model_state_dict", "model")
 
 
 def detect_format(path) -> str:
@@ -169,3 +172,35 @@ def load_model(path):
     from ..checkpoint import load_checkpoint
 
     return load_checkpoint(path).build_model()
+
+
+def load_state_dict_file(path) -> dict:
+    """A flat state dict (name -> ndarray) from any weights file, for initialising a model.
+
+    Accepts a plain state dict file of any format, a training run's checkpoint (its model
+    weights; the run folder works too) and a nested checkpoint holding the state dict under
+    ``state_dict``, ``model_state_dict`` or ``model``.
+
+    Raises:
+        CheckpointError: no flat state dict found (the message lists the top-level keys).
+    """
+    from ..checkpoint import load_checkpoint
+
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        return dict(load_checkpoint(path).model_state)
+    obj = load_arrays(path)
+    if isinstance(obj, dict) and "__meta__" in obj and any(str(k).startswith("model/") for k in obj):
+        return dict(load_checkpoint(path).model_state)
+    if is_flat_arrays(obj):
+        return dict(obj)
+    if isinstance(obj, dict):
+        for key in NESTED_KEYS:
+            if is_flat_arrays(obj.get(key)):
+                return dict(obj[key])
+        keys = ", ".join(repr(k) for k in list(obj)[:8])
+        raise CheckpointError(
+            f"{path} holds no state dict at its top level or under {', '.join(NESTED_KEYS)} "
+            f"(its keys: {keys}); extract one with `convscope convert {path} OUT --key KEY`"
+        )
+    raise CheckpointError(f"{path} holds a {type(obj).__name__}, not a state dict of named arrays")
