@@ -121,7 +121,7 @@ def freeze(model: Module, pattern: str) -> tuple[list[str], list[Module]]:
         sample = ", ".join(n for n, _ in list(model.named_parameters())[:3])
         raise ValueError(f"--freeze {pattern!r} matches no parameter; names look like {sample}")
     frozen = set(names)
-    batchnorms = []
+    batchnorms: list[Module] = []
     for name, m in model.named_modules():
         if isinstance(m, _BatchNorm):
             params = [f"{name}.{n}" for n, _ in m.named_parameters()] or [f"{name}.weight"]
