@@ -205,9 +205,11 @@ def test_convscope_pth_loads_in_torch(tmp_path):
         state["state"][0]["momentum_buffer"].numpy(), opt.state_dict()["state"][0]["momentum_buffer"]
     )
     mixed = {"a": np.arange(6, dtype=np.float16).reshape(2, 3).T, "n": [1, 2.5, "x", None, (True,)]}
+    mixed["zero_d"] = np.array(5, dtype=np.int64)
     cs.save(mixed, tmp_path / "mixed.pt")
     back = torch.load(tmp_path / "mixed.pt", weights_only=True)
     np.testing.assert_array_equal(back["a"].numpy(), mixed["a"])
+    assert back["zero_d"].shape == () and int(back["zero_d"]) == 5
     assert back["n"] == [1, 2.5, "x", None, (True,)]
     assert cs.load(tmp_path / "mixed.pt")["n"] == [1, 2.5, "x", None, (True,)]
 
@@ -229,11 +231,12 @@ def test_safetensors_round_trips_and_bfloat16(tmp_path):
         _same(loaded[key], value)
     assert formats.safetensors_format.metadata(path) == {"source": "torch"}
     ours = {"conv.weight": np.arange(24, dtype=np.float32).reshape(2, 3, 2, 2), "n": np.array([1, 2])}
+    ours["zero_d"] = np.array(7, dtype=np.int64)
     cs.save(ours, tmp_path / "o.safetensors", metadata={"epoch": "3"})
     back = safetensors.numpy.load_file(str(tmp_path / "o.safetensors"))
     for key, value in ours.items():
         np.testing.assert_array_equal(back[key], value)
-        assert back[key].dtype == value.dtype
+        assert back[key].dtype == value.dtype and back[key].shape == value.shape
     back_t = safetensors_torch.load_file(str(tmp_path / "o.safetensors"))
     np.testing.assert_array_equal(back_t["conv.weight"].numpy(), ours["conv.weight"])
     with pytest.raises(TypeError, match="only name -> array"):

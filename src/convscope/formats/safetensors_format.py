@@ -150,7 +150,7 @@ def save(obj: Any, path, metadata: dict | None = None) -> None:
             )
         if array.dtype.newbyteorder("=") not in CODES:
             raise TypeError(f"save: {key!r} has dtype {array.dtype}, which safetensors cannot store")
-        arrays[key] = np.ascontiguousarray(array)
+        arrays[key] = np.ascontiguousarray(array).reshape(array.shape)  # keeps 0-d arrays 0-d
     meta = dict(metadata or {})
     if not all(isinstance(k, str) and isinstance(v, str) for k, v in meta.items()):
         raise TypeError("save: safetensors metadata must map str to str")

@@ -111,7 +111,7 @@ class _Emitter:
                 f"save: the array at {where.lstrip('.')!r} has dtype {array.dtype}; a .pth file takes "
                 f"{', '.join(STORAGE_NAMES)}"
             )
-        array = np.ascontiguousarray(array)
+        array = np.ascontiguousarray(array).reshape(array.shape)  # keeps 0-d arrays 0-d
         key = str(len(self.storages))
         self.storages.append(array)
         strides: list[int] = []
