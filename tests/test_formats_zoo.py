@@ -66,8 +66,11 @@ def _check(name, tmp_path, suffix=".pth"):
             expected = theirs(torch.from_numpy(x)).numpy()
     with cs.no_grad():
         got = ours(cs.tensor(x)).numpy()
-    assert np.abs(expected[0] - expected[1]).max() > 0.1 * np.abs(expected).max()  # input matters
-    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+    atol = 1e-4 * np.abs(expected).max()
+    # the two inputs' outputs differ by far more than the tolerance, so matching means something
+    # (deep random VGGs are input-insensitive: their outputs differ by ~9% of their size here)
+    assert np.abs(expected[0] - expected[1]).max() > 100 * atol
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=atol)
 
 
 @pytest.mark.parametrize("name", FAST)

@@ -128,7 +128,7 @@ def save(obj: Any, path, *, metadata: dict | None = None) -> None:
     Args:
         obj: a mapping name -> Tensor/array, a Module (its ``state_dict()``), an Optimizer (its
             ``state_dict()``), or dicts/lists/tuples of arrays, numbers and strings.
-        path (str or Path): ``.npz`` (no pickle; nested keys like ``state/0/momentum_buffer``
+        path (str or Path): ``.npz`` or no suffix (no pickle; nested keys like ``state/0/momentum_buffer``
             with a JSON manifest), ``.pth``/``.pt`` (PyTorch zip, ``torch.load(weights_only=True)``
             reads it) or ``.safetensors`` (flat name -> array only).
         metadata (dict, optional): str -> str, for ``.safetensors`` only.
@@ -139,7 +139,7 @@ def save(obj: Any, path, *, metadata: dict | None = None) -> None:
     """
     path = os.fspath(path)
     suffix = os.path.splitext(path)[1].lower()
-    kind = SUFFIXES.get(suffix)
+    kind = SUFFIXES.get(suffix) if suffix else "npz"  # no suffix: .npz content, as before
     if kind is None:
         raise ValueError(
             f"save: unknown suffix {suffix or '(none)'!r} in {path}; expected one of {', '.join(SUFFIXES)}"
