@@ -116,9 +116,9 @@ class _Emitter:
         self.storages.append(array)
         strides: list[int] = []
         step = 1
-        for n in reversed(array.shape):
+        for size in reversed(array.shape):
             strides.insert(0, step)
-            step *= n
+            step *= int(size)
         self.global_("torch._utils", "_rebuild_tensor_v2")
         self.out += b"("  # args of _rebuild_tensor_v2
         self.out += b"("  # persistent id ('storage', type, key, location, numel)
@@ -129,7 +129,7 @@ class _Emitter:
         self.integer(int(array.size))
         self.out += b"tQ"  # TUPLE, BINPERSID
         self.integer(0)
-        self.tuple_(int(n) for n in array.shape)
+        self.tuple_([int(size) for size in array.shape])
         self.tuple_(strides)
         self.out += b"\x89"  # requires_grad False
         self.global_("collections", "OrderedDict")
