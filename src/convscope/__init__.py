@@ -39,6 +39,7 @@ from .autograd.creation import (
     zeros_like,
 )
 from .formats import CheckpointError, UnsafeCheckpointError, load, load_model, save
+from .kernels.memory import keep_freed_memory
 from .kernels.parallel import get_num_threads, set_num_threads  # loaded by the tape anyway
 from .random import manual_seed
 
@@ -72,6 +73,8 @@ __all__ = [
     "manual_seed",
     "set_num_threads",
     "get_num_threads",
+    "keep_freed_memory",
+    "backends",
     "random",
     "save",
     "load",
@@ -85,7 +88,7 @@ def __getattr__(name):
     # subpackages load on first use so `import convscope` stays light
     import importlib
 
-    if name in ("nn", "optim", "data", "models", "train", "analysis", "explain", "kernels", "formats"):
+    if name in ("nn", "optim", "data", "models", "train", "analysis", "explain", "kernels", "backends"):
         return importlib.import_module(f".{name}", __name__)
     if name == "summary":
         from .analysis import summary
