@@ -116,9 +116,10 @@ class _Emitter:
         self.storages.append(array)
         strides: list[int] = []
         step = 1
-        for size in reversed(array.shape):
+        dims: list[int] = [int(d) for d in array.shape]
+        for d in reversed(dims):
             strides.insert(0, step)
-            step *= int(size)
+            step *= d
         self.global_("torch._utils", "_rebuild_tensor_v2")
         self.out += b"("  # args of _rebuild_tensor_v2
         self.out += b"("  # persistent id ('storage', type, key, location, numel)
@@ -129,7 +130,7 @@ class _Emitter:
         self.integer(int(array.size))
         self.out += b"tQ"  # TUPLE, BINPERSID
         self.integer(0)
-        self.tuple_([int(size) for size in array.shape])
+        self.tuple_(dims)
         self.tuple_(strides)
         self.out += b"\x89"  # requires_grad False
         self.global_("collections", "OrderedDict")
