@@ -116,7 +116,7 @@ class _Emitter:
         self.storages.append(array)
         strides: list[int] = []
         step = 1
-        dims: list[int] = [int(d) for d in array.shape]
+        dims: list[int] = list(map(int, array.shape))
         for d in reversed(dims):
             strides.insert(0, step)
             step *= d
