@@ -80,7 +80,8 @@ def load_zip(path: str, archive: zipfile.ZipFile) -> Any:
             member = f"{prefix}data/{key}"
             if member not in names:
                 raise CheckpointError(f"{path}: storage record data/{key} is missing from the archive")
-            raw = archive.read(member)
+            with archive.open(member) as f:  # at most what the tensors need: no oversized reads
+                raw = f.read(numel * storage_type.dtype.itemsize)
             cache[key] = Storage(
                 decode_storage(raw, storage_type, numel, byteorder, f"{path} data/{key}"), key
             )
