@@ -62,7 +62,7 @@ def detect_format(path) -> str:
             raise CheckpointError(f"{path} is a damaged or truncated zip archive") from None
         if any(n.endswith("/data.pkl") for n in names):
             return "torch"
-        if names and all(n.endswith(".npy") for n in names):
+        if all(n.endswith(".npy") for n in names):  # an empty archive is an empty .npz
             return "npz"
         raise CheckpointError(
             f"{path} is a zip archive without data.pkl or .npy members: neither a PyTorch checkpoint "
