@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+from typing import Any
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -88,7 +89,7 @@ def save_checkpoint(path, model, *, meta: dict | None = None, optim_arrays: dict
         meta (dict): JSON-serialisable extras: preprocessing, classes, history, train_state, ...
         optim_arrays (dict): name -> ndarray of optimizer state.
     """
-    doc = {"format": FORMAT, "version": VERSION}
+    doc: dict[str, Any] = {"format": FORMAT, "version": VERSION}
     doc["model"] = {"name": getattr(model, "model_name", None), "config": getattr(model, "model_config", {})}
     doc.update(meta or {})
     if doc["model"]["name"] is None:
