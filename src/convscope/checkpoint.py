@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
