@@ -20,6 +20,7 @@ from ._checks import (
     nonnegative_tuple,
     positive_tuple,
 )
+from ._empty import empty_result, is_empty
 from .resample import _pad_impl
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
@@ -84,6 +85,7 @@ def conv_nd(input, weight, bias, stride, padding, dilation, groups, padding_mode
     unbatched = input.ndim == nd + 1
     x = input.unsqueeze(0) if unbatched else input
     c_out, c_per_group = weight.shape[0], weight.shape[1]
+    _check_nonempty(x, weight, 0, "output", layer)
     if c_out % groups:
         raise ValueError(f"{layer}: groups={groups} must divide the {c_out} output channels")
     if x.shape[1] != c_per_group * groups:
@@ -108,6 +110,9 @@ def conv_nd(input, weight, bias, stride, padding, dilation, groups, padding_mode
         for i in range(nd)
     )
     _check_output(out_size, size, kernel, dilation, pads, layer)
+    if is_empty(x, weight):  # N = 0 or C_in = 0: no kernel runs (see _empty.py)
+        shape = (c_out,) + out_size if unbatched else (x.shape[0], c_out) + out_size
+        return empty_result(shape, [input, weight], bias, bias_axis=0 if unbatched else 1)
     if nd == 1:  # a 1-D conv is a 2-D conv over a height-1 image
         x, weight = x.unsqueeze(2), weight.unsqueeze(2)
         stride, dilation, pads = (1,) + stride, (1,) + dilation, ((0, 0),) + pads
@@ -153,6 +158,21 @@ def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     return conv_nd(input, weight, bias, stride, padding, dilation, groups, padding_mode, "conv1d", 1)
 
 
+def _check_nonempty(x, weight, channel_axis: int, role: str, layer: str) -> None:
+    """PyTorch's rule: a conv takes an empty batch or zero channels, but no zero-size spatial
+    dim, and its weight needs at least one {role} channel (axis ``channel_axis``)."""
+    if weight.shape[channel_axis] == 0:
+        raise ValueError(
+            f"{layer}: weight of shape {tuple(weight.shape)} has no {role} channels; expected "
+            f"at least 1 along dim {channel_axis}"
+        )
+    if any(s == 0 for s in x.shape[2:]):
+        raise ValueError(
+            f"{layer}: input of shape {tuple(x.shape)} has a zero-size spatial dim; expected "
+            f"non-empty spatial dims (only the batch or channel dim may be 0)"
+        )
+
+
 def check_output_padding(output_padding, stride, dilation, layer) -> None:
     """output_padding only picks among the sizes one stride (or dilation) step apart: it must be smaller."""
     for i in range(len(output_padding)):
@@ -182,6 +202,8 @@ def conv_transpose_nd(input, weight, bias, stride, padding, output_padding, grou
     check_output_padding(output_padding, stride, dilation, layer)
     unbatched = input.ndim == 3
     x = input.unsqueeze(0) if unbatched else input
+    _check_nonempty(x, weight, 0, "input", layer)
+    _check_nonempty(x, weight, 1, "output", layer)
     if weight.shape[0] % groups:
         raise ValueError(f"{layer}: groups={groups} must divide the {weight.shape[0]} input channels")
     if x.shape[1] != weight.shape[0]:
@@ -206,6 +228,8 @@ def conv_transpose_nd(input, weight, bias, stride, padding, output_padding, grou
             f"{layer}: padding {padding} removes the whole output (size "
             f"{fmt_hw(out_size)}) for input {fmt_hw(x.shape[2:])}; expected a smaller padding"
         )
+    if is_empty(x):  # N = 0
+        return empty_result((x.shape[0], c_out) + out_size, [input, weight], bias)
     out = C.ConvTranspose2d.apply(x, weight, bias, stride, padding, output_padding, dilation, groups)
     return out.squeeze(0) if unbatched else out
 
