@@ -32,6 +32,28 @@ def labels(*shape, classes=3, seed=0):
     return np.random.default_rng(seed).integers(0, classes, size=shape).astype(I64)
 
 
+def _backends() -> list:
+    """Every kernel backend that runs here (``convscope.backends``), or [None] before it exists."""
+    try:
+        from convscope import backends
+    except ImportError:
+        return [None]
+    return list(backends.available())
+
+
+@pytest.fixture(params=_backends())
+def backend(request):
+    """Run the test under each backend in turn (the argument checks and the empty-input paths
+    run before any kernel, so all backends must agree with PyTorch on them too)."""
+    if request.param is None:
+        yield None
+        return
+    from convscope import backends
+
+    with backends.use(request.param):
+        yield request.param
+
+
 @dataclass
 class Case:
     """Call ``F.<fn>`` and ``torch.nn.functional.<fn>`` on the same arrays and keywords.
@@ -421,6 +443,19 @@ CASES.update(
         "mse_loss-broadcast": c("mse_loss", rand(3, 1), rand(4, seed=1)),
         "mse_loss-broadcast-none": c("mse_loss", rand(3, 1), rand(4, seed=1), reduction="none"),
         "mse_loss-broadcast-0d-target": c("mse_loss", rand(2, 3), rand(seed=1), reduction="sum"),
+        "mse_loss-weight-mean": Case(
+            "mse_loss",
+            [rand(2, 3), rand(2, 3, seed=1)],
+            ours_kw=dict(weight=cs.tensor(np.abs(rand(2, 3, seed=2)))),
+            theirs_kw=dict(weight=torch.tensor(np.abs(rand(2, 3, seed=2)))),
+        ),
+        "mse_loss-weight-none": Case(
+            "mse_loss",
+            [rand(2, 3), rand(2, 3, seed=1)],
+            dict(reduction="none"),
+            ours_kw=dict(weight=cs.tensor(np.abs(rand(2, 3, seed=2)))),
+            theirs_kw=dict(weight=torch.tensor(np.abs(rand(2, 3, seed=2)))),
+        ),
         "mse_loss-legacy-reduce": c("mse_loss", rand(2, 3), rand(2, 3, seed=1), reduce=False),
         "mse_loss-legacy-size_average": c("mse_loss", rand(2, 3), rand(2, 3, seed=1), size_average=False),
     }
@@ -496,6 +531,8 @@ ERROR_CASES = {
     "pad-replicate-crop-all": e("pad", rand(1, 2, 3), pad=(-3, 0), mode="replicate"),
     "pad-constant-crop-too-much": e("pad", rand(2, 3), pad=(-2, -2)),
     "pad-odd": e("pad", rand(2, 3), pad=(1,)),
+    "leaky_relu-int": e("leaky_relu", np.arange(-2, 3)),
+    "softmax-int": e("softmax", np.arange(-2, 3), dim=0),
     "cross_entropy-0d": e("cross_entropy", rand(), np.array(0, I64)),
     "cross_entropy-C0": e("cross_entropy", rand(2, 0), labels(2)),
     "cross_entropy-bad-reduction": e("cross_entropy", rand(2, 3), labels(2), reduction="avg"),
@@ -506,12 +543,12 @@ ERROR_CASES = {
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_edge_case_parity(name):
+def test_edge_case_parity(name, backend):
     CASES[name].run()
 
 
 @pytest.mark.parametrize("name", list(BN_CASES))
-def test_batch_norm_edge_case_parity(name):
+def test_batch_norm_edge_case_parity(name, backend):
     x, c_stats, training, *rest = BN_CASES[name]
     affine = rest[0] if rest else True
     kw = rest[1] if len(rest) > 1 else {}
@@ -574,3 +611,29 @@ def test_edge_case_raises_like_torch(name):
     assert info.type.__module__.startswith("convscope") or info.type in (ValueError, TypeError)
     assert case.fn in str(info.value), f"message does not name {case.fn}: {info.value}"
     assert "numpy" not in str(info.value).lower() and "zero-size array" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "fn,values",
+    [("relu", [-2, 0, 3]), ("sigmoid", [-2, 0, 3]), ("tanh", [-2, 0, 3]), ("sigmoid", [True, False])],
+)
+def test_integer_input_dtype_as_torch(fn, values):
+    """relu keeps an integer dtype; sigmoid and tanh of integers give float32 (PyTorch's default)."""
+    x = np.array(values)
+    ours = getattr(F, fn)(cs.tensor(x, dtype=x.dtype))
+    theirs = getattr(TF, fn)(torch.tensor(x))
+    assert ours.dtype == np.dtype(str(theirs.dtype).replace("torch.", ""))
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(), (0, 3), (2, 0, 4)])
+def test_dropout_training_keeps_shape_and_gradient_shape(shape):
+    """Random dropout cannot be compared value by value; its shape and gradient shape can."""
+    cs.manual_seed(0)
+    x = cs.tensor(rand(*shape), requires_grad=True)
+    out = F.dropout(x, p=0.5, training=True)
+    assert out.shape == shape and out.dtype == np.float32
+    out.sum().backward()
+    assert x.grad.shape == shape
+    kept = out.numpy() != 0
+    np.testing.assert_allclose(x.grad.numpy()[kept], 2.0)

@@ -16,22 +16,26 @@ def relu(input, inplace: bool = False):
 
 
 def leaky_relu(input, negative_slope: float = 0.01, inplace: bool = False):
-    """x where x > 0, else negative_slope * x."""
+    """x where x > 0, else negative_slope * x (floating-point input, as in PyTorch)."""
     check_tensor(input, "leaky_relu")
+    check_float(input, "leaky_relu")
     return A.LeakyReLU.apply(input, float(negative_slope))
 
 
+def _float_input(input, name):
+    """Integer or bool input becomes float32, PyTorch's default dtype (sigmoid, tanh)."""
+    check_tensor(input, name)
+    return input.to(np.float32) if input.dtype.kind in "biu" else input
+
+
 def sigmoid(input):
-    """1 / (1 + exp(-x)), computed without overflow."""
-    check_tensor(input, "sigmoid")
-    check_float(input, "sigmoid")
-    return A.Sigmoid.apply(input)
+    """1 / (1 + exp(-x)), computed without overflow; integer input gives float32."""
+    return A.Sigmoid.apply(_float_input(input, "sigmoid"))
 
 
 def tanh(input):
-    check_tensor(input, "tanh")
-    check_float(input, "tanh")
-    return A.Tanh.apply(input)
+    """tanh(x); integer input gives float32."""
+    return A.Tanh.apply(_float_input(input, "tanh"))
 
 
 def _dim(input, dim, name):
