@@ -239,10 +239,11 @@ for _fn, _kw in (
     ("relu", dict(inplace=False)),
     ("leaky_relu", {}),
     ("leaky_relu", dict(negative_slope=0.2, inplace=False)),
+    ("leaky_relu", dict(negative_slope=-0.5)),
     ("sigmoid", {}),
     ("tanh", {}),
 ):
-    _tag = "-kw" if _kw else ""
+    _tag = "".join(f"-{k}={v}" for k, v in _kw.items())
     CASES[f"{_fn}{_tag}-0d"] = c(_fn, rand(), **_kw)
     CASES[f"{_fn}{_tag}-empty"] = c(_fn, rand(0, 3), **_kw)
     CASES[f"{_fn}{_tag}-C0"] = c(_fn, rand(2, 0, 4, 4), **_kw)
@@ -273,8 +274,11 @@ def bn(x, c_stats, training, affine=True, **kw):
     mean = None if c_stats is None else np.abs(rand(c_stats, seed=3)).astype(x.dtype) * 0
     var = None if c_stats is None else (np.abs(rand(c_stats, seed=4)) + 0.5).astype(x.dtype)
     arrays = [x, None, None, None, None]
-    if affine and c_stats is not None:
-        arrays[3], arrays[4] = rand(c_stats, seed=5), rand(c_stats, seed=6)
+    if affine and c_stats is not None:  # True: weight and bias; "weight" / "bias": that one only
+        if affine in (True, "weight"):
+            arrays[3] = rand(c_stats, seed=5)
+        if affine in (True, "bias"):
+            arrays[4] = rand(c_stats, seed=6)
 
     def ours(x, w, b):
         return F.batch_norm(
@@ -317,6 +321,8 @@ BN_CASES = {
     "5d-eval": (rand(2, 3, 2, 2, 2), 3, False),
     "5d-train": (rand(2, 3, 2, 2, 2), 3, True),
     "nostats-train": (rand(4, 3), None, True),
+    "weight-only-train": (rand(4, 3), 3, True, "weight"),
+    "bias-only-eval": (rand(4, 3, 2), 3, False, "bias"),
     "momentum-eps": (rand(4, 3, 2), 3, True, True, dict(momentum=0.3, eps=1e-3)),
 }
 
@@ -360,6 +366,7 @@ CASES.update(
             align_corners=True,
             recompute_scale_factor=True,
         ),
+        "interpolate-sf-int-tuple": c("interpolate", rand(1, 2, 3, 4), scale_factor=(2, 3)),
         "interpolate-linear-3d": c("interpolate", rand(2, 3, 5), size=8, mode="linear"),
         "interpolate-linear-3d-sf": c(
             "interpolate", rand(2, 3, 5), scale_factor=1.5, mode="linear", align_corners=False
@@ -430,6 +437,7 @@ CASES.update(
         ),
         "cross_entropy-legacy-size_average": c("cross_entropy", rand(4, 3), labels(4), size_average=False),
         "cross_entropy-legacy-reduce": c("cross_entropy", rand(4, 3), labels(4), reduce=False),
+        "nll_loss-N0-spatial": c("nll_loss", rand(0, 3, 2), labels(0, 2)),
         "nll_loss-N0": c("nll_loss", rand(0, 3), labels(0)),
         "nll_loss-N0-none": c("nll_loss", rand(0, 3), labels(0), reduction="none"),
         "nll_loss-unbatched": c("nll_loss", rand(4), np.array(3, I64)),
@@ -533,6 +541,15 @@ ERROR_CASES = {
     "pad-odd": e("pad", rand(2, 3), pad=(1,)),
     "leaky_relu-int": e("leaky_relu", np.arange(-2, 3)),
     "softmax-int": e("softmax", np.arange(-2, 3), dim=0),
+    "softmax-float-dim": e("softmax", rand(2, 3), dim=1.0),
+    "pad-reflect-value": e("pad", rand(1, 2, 5), pad=(1, 1), mode="reflect", value=1.0),
+    "pad-unknown-mode": e("pad", rand(1, 2, 5), pad=(1, 1), mode="zeros"),
+    "max_pool2d-kernel0": e("max_pool2d", rand(1, 1, 4, 4), kernel_size=0),
+    "avg_pool2d-divisor0": e("avg_pool2d", rand(1, 1, 4, 4), kernel_size=2, divisor_override=0),
+    "conv2d-groups0": e("conv2d", rand(1, 2, 4, 4), conv_w(2, 2, 3, 3), groups=0),
+    "linear-bias-shape": e("linear", rand(4, 3), rand(5, 3), rand(4)),
+    "dropout-negative-p": e("dropout", rand(3), p=-0.1),
+    "cross_entropy-smoothing": e("cross_entropy", rand(4, 3), labels(4), label_smoothing=1.5),
     "cross_entropy-0d": e("cross_entropy", rand(), np.array(0, I64)),
     "cross_entropy-C0": e("cross_entropy", rand(2, 0), labels(2)),
     "cross_entropy-bad-reduction": e("cross_entropy", rand(2, 3), labels(2), reduction="avg"),

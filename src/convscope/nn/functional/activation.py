@@ -41,6 +41,8 @@ def tanh(input):
 def _dim(input, dim, name):
     if dim is None:  # PyTorch's legacy implicit choice
         dim = 0 if input.ndim in (0, 1, 3) else 1
+    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
+        raise TypeError(f"{name}: dim must be an int (or None), got {type(dim).__name__} {dim!r}")
     n = max(input.ndim, 1)  # a 0-d input has one dim, as in PyTorch: 0 or -1
     if not -n <= dim < n:
         raise ValueError(

@@ -28,8 +28,6 @@ def batch_norm_impl(input, running_mean, running_var, weight, bias, training, mo
                 f"{layer} expects {t.shape[0] if t.ndim else 0} channels ({name} has shape "
                 f"{tuple(t.shape)}), got {c} channels in input of shape {tuple(input.shape)}"
             )
-    if (weight is None) != (bias is None):
-        raise ValueError(f"{layer}: give both weight and bias, or neither")
     if not training and (running_mean is None or running_var is None):
         raise ValueError(f"{layer}: evaluation needs running_mean and running_var")
     count = input.data.size // c if c else 0

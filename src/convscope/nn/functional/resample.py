@@ -25,6 +25,11 @@ def _pad_impl(input, pad, mode, value, layer):
     if mode not in PAD_MODES:
         raise ValueError(f"{layer}: mode must be one of {PAD_MODES}, got {mode!r}")
     if mode != "constant":
+        if value:
+            raise ValueError(
+                f"{layer}: mode {mode!r} takes no fill value; expected value None or 0 (or mode "
+                f"'constant'), got {value!r}"
+            )
         return _pad_border_mode(input, tuple(pad), mode, layer)
     for d in range(len(pad) // 2):
         if input.shape[-1 - d] + pad[2 * d] + pad[2 * d + 1] < 0:
