@@ -102,6 +102,15 @@ CASES = {
     "conv2d-N0-groups-same": c(
         "conv2d", rand(0, 4, 5, 5), conv_w(4, 2, 3, 3), None, ml=True, padding="same", groups=2
     ),
+    "conv2d-N0-float64": c(
+        "conv2d", rand(0, 3, 5, 5, dtype=np.float64), conv_w(4, 3, 3, 3).astype(np.float64)
+    ),
+    "conv2d-N0-reflect": Case(  # padding_mode is beyond torch's functional: pad, then conv
+        "conv2d",
+        [rand(0, 3, 5, 5), conv_w(4, 3, 3, 3), rand(4)],
+        ours_kw=dict(padding=1, padding_mode="reflect"),
+        torch_fn=lambda x, w, b: TF.conv2d(TF.pad(x, (1, 1, 1, 1), mode="reflect"), w, b),
+    ),
     "conv2d-unbatched": c("conv2d", rand(3, 5, 6), conv_w(4, 3, 3, 3), rand(4), ml=True, padding=1),
     "conv2d-1tuples": c(
         "conv2d",
@@ -177,6 +186,9 @@ CASES = {
         padding=[1, 0],
         dilation=[2, 1],
     ),
+    "max_pool2d-unbatched-indices": c(
+        "max_pool2d", rand(2, 5, 6), ml=True, kernel_size=2, ceil_mode=True, return_indices=True
+    ),
     "max_pool2d-stride-empty": c("max_pool2d", rand(2, 3, 6, 7), ml=True, kernel_size=2, stride=[]),
     "max_pool2d-stride-None-indices": c(
         "max_pool2d", rand(1, 2, 6, 7), ml=True, kernel_size=2, stride=None, return_indices=True
@@ -218,11 +230,15 @@ CASES = {
     "adaptive_max_pool2d-None-indices": c(
         "adaptive_max_pool2d", rand(2, 3, 5, 4), ml=True, output_size=(3, None), return_indices=True
     ),
+    "adaptive_max_pool2d-unbatched-indices": c(
+        "adaptive_max_pool2d", rand(3, 5, 4), ml=True, output_size=(2, 3), return_indices=True
+    ),
     "adaptive_max_pool2d-unbatched": c("adaptive_max_pool2d", rand(3, 5, 4), ml=True, output_size=[3, 2]),
     # linear
     "linear-N0": c("linear", rand(0, 3), rand(4, 3), rand(4), ml=True),
     "linear-in0": c("linear", rand(2, 0), rand(4, 0), rand(4), ml=True),
     "linear-out0": c("linear", rand(2, 3), rand(0, 3), rand(0), ml=True),
+    "linear-in0-float64": c("linear", rand(2, 0, dtype=np.float64), rand(4, 0, dtype=np.float64), None),
     "linear-1d-input": c("linear", rand(3), rand(4, 3), rand(4), ml=True),
     "linear-3d-input": c("linear", rand(2, 5, 3), rand(4, 3), None, ml=True),
     "linear-1d-weight": c("linear", rand(2, 3), rand(3), None, ml=True),
@@ -256,6 +272,7 @@ for _fn in ("softmax", "log_softmax"):
             f"{_fn}-zero-size-dim": c(_fn, rand(5, 0, 0), dim=1),
             f"{_fn}-over-nonempty-dim-of-empty": c(_fn, rand(5, 0, 0), dim=0),
             f"{_fn}-N0": c(_fn, rand(0, 3), dim=1),
+            f"{_fn}-empty-float64": c(_fn, rand(2, 0, dtype=np.float64), dim=1),
             f"{_fn}-neg-dim": c(_fn, rand(2, 3, 4), dim=-2),
             f"{_fn}-dim-None-4d": c(_fn, rand(2, 3, 2, 2)),
             f"{_fn}-dim-None-3d": c(_fn, rand(2, 3, 2)),
@@ -431,6 +448,16 @@ CASES.update(
         "cross_entropy-unbatched": c("cross_entropy", rand(4), np.array(2, I64)),
         "cross_entropy-unbatched-none": c("cross_entropy", rand(4), np.array(1, I64), reduction="none"),
         "cross_entropy-unbatched-probs": c("cross_entropy", rand(4), np.abs(rand(4, seed=2))),
+        "cross_entropy-probs-spatial": c(
+            "cross_entropy", rand(2, 3, 4), np.abs(rand(2, 3, 4, seed=2)), label_smoothing=0.2
+        ),
+        "cross_entropy-probs-weight-sum": Case(
+            "cross_entropy",
+            [rand(3, 4), np.abs(rand(3, 4, seed=2))],
+            dict(reduction="sum"),
+            dict(weight=cs.tensor(np.arange(1, 5, dtype=np.float32))),
+            dict(weight=torch.arange(1, 5, dtype=torch.float32)),
+        ),
         "cross_entropy-all-ignored": c("cross_entropy", rand(2, 3), np.full(2, -100, I64)),
         "cross_entropy-ignore-index": c(
             "cross_entropy", rand(4, 3), np.array([0, 2, 1, 2], I64), ignore_index=2
@@ -550,6 +577,11 @@ ERROR_CASES = {
     "linear-bias-shape": e("linear", rand(4, 3), rand(5, 3), rand(4)),
     "dropout-negative-p": e("dropout", rand(3), p=-0.1),
     "cross_entropy-smoothing": e("cross_entropy", rand(4, 3), labels(4), label_smoothing=1.5),
+    "conv2d-0d": e("conv2d", rand(), conv_w(1, 1, 1, 1)),
+    "max_pool2d-0d": e("max_pool2d", rand(), kernel_size=1),
+    "adaptive_avg_pool2d-1d": e("adaptive_avg_pool2d", rand(4), output_size=1),
+    "interpolate-0d": e("interpolate", rand(), size=2),
+    "pad-0d-nonempty-pad": e("pad", rand(), pad=(1, 1)),
     "cross_entropy-0d": e("cross_entropy", rand(), np.array(0, I64)),
     "cross_entropy-C0": e("cross_entropy", rand(2, 0), labels(2)),
     "cross_entropy-bad-reduction": e("cross_entropy", rand(2, 3), labels(2), reduction="avg"),
