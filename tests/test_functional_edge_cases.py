@@ -686,3 +686,30 @@ def test_dropout_training_keeps_shape_and_gradient_shape(shape):
     assert x.grad.shape == shape
     kept = out.numpy() != 0
     np.testing.assert_allclose(x.grad.numpy()[kept], 2.0)
+
+
+@pytest.mark.parametrize(
+    "op,arrays",
+    [
+        (lambda x: F.pad(x, (-1, 2, 1, -2), mode="reflect"), [rand(1, 2, 4, 5)]),
+        (lambda x: F.pad(x, (2, -1, -1, 1), mode="replicate"), [rand(1, 2, 4, 5)]),
+        (lambda x: F.pad(x, (-2, 1, 1, -1), mode="circular"), [rand(1, 2, 4, 5)]),
+        (lambda x, t: F.mse_loss(x, t, reduction="mean"), [rand(3, 1), rand(4, seed=1)]),
+        (lambda x, t: F.cross_entropy(x, t, label_smoothing=0.1), [rand(3, 4), np.abs(rand(3, 4, seed=2))]),
+        (
+            lambda x: F.interpolate(x, scale_factor=1.7, mode="bilinear", recompute_scale_factor=True),
+            [rand(1, 1, 3, 4)],
+        ),
+    ],
+    ids=[
+        "pad-reflect-crop",
+        "pad-replicate-crop",
+        "pad-circular-crop",
+        "mse-broadcast",
+        "ce-soft-targets",
+        "bilinear-recompute",
+    ],
+)
+def test_new_paths_against_central_differences(op, arrays):
+    """The new code paths, checked in float64 without PyTorch."""
+    assert_gradcheck(op, arrays)
