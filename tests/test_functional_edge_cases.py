@@ -4,6 +4,9 @@ The case list covers empty batches (N = 0), zero-size channel and spatial dims, 
 unbatched inputs, every documented keyword and the argument forms PyTorch accepts (an int, a
 1-tuple or a 2-tuple, lists, None). An empty input has an empty gradient. Where PyTorch raises,
 convscope raises a ValueError/TypeError naming the function (``ERROR_CASES``).
+
+The parity cases run under every kernel backend (the ``backend`` fixture of conftest.py):
+the argument checks and the empty-input paths run before any kernel, so all must agree.
 """
 
 from __future__ import annotations
@@ -30,28 +33,6 @@ def rand(*shape, dtype=np.float32, seed=0):
 
 def labels(*shape, classes=3, seed=0):
     return np.random.default_rng(seed).integers(0, classes, size=shape).astype(I64)
-
-
-def _backends() -> list:
-    """Every kernel backend that runs here (``convscope.backends``), or [None] before it exists."""
-    try:
-        from convscope import backends
-    except ImportError:
-        return [None]
-    return list(backends.available())
-
-
-@pytest.fixture(params=_backends())
-def backend(request):
-    """Run the test under each backend in turn (the argument checks and the empty-input paths
-    run before any kernel, so all backends must agree with PyTorch on them too)."""
-    if request.param is None:
-        yield None
-        return
-    from convscope import backends
-
-    with backends.use(request.param):
-        yield request.param
 
 
 @dataclass

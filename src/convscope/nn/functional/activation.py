@@ -12,14 +12,14 @@ from ._empty import empty_result, is_empty
 def relu(input, inplace: bool = False):
     """max(x, 0) elementwise. ``inplace`` is accepted for PyTorch compatibility and ignored."""
     check_tensor(input, "relu")
-    return A.ReLU.apply(input)
+    return A.ReLUOp.apply(input)
 
 
 def leaky_relu(input, negative_slope: float = 0.01, inplace: bool = False):
     """x where x > 0, else negative_slope * x (floating-point input, as in PyTorch)."""
     check_tensor(input, "leaky_relu")
     check_float(input, "leaky_relu")
-    return A.LeakyReLU.apply(input, float(negative_slope))
+    return A.LeakyReLUOp.apply(input, float(negative_slope))
 
 
 def _float_input(input, name):
@@ -30,12 +30,12 @@ def _float_input(input, name):
 
 def sigmoid(input):
     """1 / (1 + exp(-x)), computed without overflow; integer input gives float32."""
-    return A.Sigmoid.apply(_float_input(input, "sigmoid"))
+    return A.SigmoidOp.apply(_float_input(input, "sigmoid"))
 
 
 def tanh(input):
     """tanh(x); integer input gives float32."""
-    return A.Tanh.apply(_float_input(input, "tanh"))
+    return A.TanhOp.apply(_float_input(input, "tanh"))
 
 
 def _dim(input, dim, name):
@@ -81,7 +81,7 @@ def softmax(input, dim: int | None = None, _stacklevel: int = 3, dtype=None):
     input, dim = _softmax_input(input, dim, dtype, "softmax")
     if is_empty(input):
         return empty_result(input.shape, [input])
-    return A.Softmax.apply(input, dim)
+    return A.SoftmaxOp.apply(input, dim)
 
 
 def log_softmax(input, dim: int | None = None, _stacklevel: int = 3, dtype=None):
@@ -89,4 +89,4 @@ def log_softmax(input, dim: int | None = None, _stacklevel: int = 3, dtype=None)
     input, dim = _softmax_input(input, dim, dtype, "log_softmax")
     if is_empty(input):
         return empty_result(input.shape, [input])
-    return A.LogSoftmax.apply(input, dim)
+    return A.LogSoftmaxOp.apply(input, dim)

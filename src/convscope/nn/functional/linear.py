@@ -35,7 +35,7 @@ def linear_impl(input, weight, bias, layer):
         raise ValueError(f"{layer}: bias must have shape ({weight.shape[0]},), got {tuple(bias.shape)}")
     if is_empty(input, weight):  # N = 0, in_features = 0 or out_features = 0
         return empty_result(input.shape[:-1] + (weight.shape[0],), [input, weight], bias, bias_axis=-1)
-    return L.Linear.apply(input, weight, bias)
+    return L.LinearOp.apply(input, weight, bias)
 
 
 def linear(input, weight, bias=None):

@@ -18,7 +18,7 @@ import math
 import numpy as np
 
 from ...autograd.tensor import Tensor
-from ...ops.loss import CoefficientLoss
+from ...ops.loss import CoefficientLossOp
 from ._checks import check_finite, check_tensor
 from .activation import log_softmax
 
@@ -132,7 +132,7 @@ def _class_loss(input, target, weight, ignore_index, reduction, label_smoothing,
     rows, rest = _rows(input)
     if target.requires_grad and from_logits:
         return _soft_target_loss(input, target, weight, reduction, label_smoothing, rest)
-    out = CoefficientLoss.apply(rows, coeffs, reduction, denom, from_logits)
+    out = CoefficientLossOp.apply(rows, coeffs, reduction, denom, from_logits)
     if reduction == "none":
         return out.reshape(rest) if rest else out.reshape(())
     return out

@@ -40,8 +40,8 @@ def batch_norm_impl(input, running_mean, running_var, weight, bias, training, mo
     if is_empty(input):  # N = 0, C = 0 or an empty spatial dim: the statistics stay as they are
         return empty_result(input.shape, [input] + ([] if weight is None else [weight]), bias)
     if not training:
-        return B.BatchNormEval.apply(input, running_mean.data, running_var.data, weight, bias, float(eps))
-    out, mean, var = B.BatchNormTrain.apply(input, weight, bias, float(eps))
+        return B.BatchNormEvalOp.apply(input, running_mean.data, running_var.data, weight, bias, float(eps))
+    out, mean, var = B.BatchNormTrainOp.apply(input, weight, bias, float(eps))
     if running_mean is not None:
         m = running_mean.dtype.type(momentum)
         running_mean.data *= 1 - m

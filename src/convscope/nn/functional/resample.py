@@ -36,7 +36,7 @@ def _pad_impl(input, pad, mode, value, layer):
             raise ValueError(
                 f"{layer}: pad {tuple(pad)} crops more than the input of shape {tuple(input.shape)} has"
             )
-    return P.Pad.apply(input, tuple(pad), mode, float(value))
+    return P.PadOp.apply(input, tuple(pad), mode, float(value))
 
 
 def _pad_border_mode(input, pad: tuple, mode: str, layer: str):
@@ -80,9 +80,9 @@ def _pad_border_mode(input, pad: tuple, mode: str, layer: str):
                 f"(cropped) dimension ({cropped}) of input of shape {tuple(input.shape)}"
             )
     if mode == "circular" or not pad or min(pad) >= 0:
-        return P.Pad.apply(input, pad, mode, 0.0)
-    grown = P.Pad.apply(input, tuple(max(p, 0) for p in pad), mode, 0.0)
-    return P.Pad.apply(grown, tuple(min(p, 0) for p in pad), "constant", 0.0)
+        return P.PadOp.apply(input, pad, mode, 0.0)
+    grown = P.PadOp.apply(input, tuple(max(p, 0) for p in pad), mode, 0.0)
+    return P.PadOp.apply(grown, tuple(min(p, 0) for p in pad), "constant", 0.0)
 
 
 def pad(input, pad, mode: str = "constant", value: float = 0.0):
@@ -178,7 +178,7 @@ def interpolate_impl(
             scales = None
     if is_empty(input):  # N = 0
         return empty_result(tuple(input.shape[:2]) + out, [input])
-    return P.Interpolate.apply(input, out, mode, bool(align_corners), scales)
+    return P.InterpolateOp.apply(input, out, mode, bool(align_corners), scales)
 
 
 def interpolate(
