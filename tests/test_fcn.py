@@ -60,6 +60,7 @@ def test_resnet_global_pool_slides_over_the_feature_map():
     cs.manual_seed(0)
     model = models.create("resnet18", num_classes=7).eval()
     fcn = to_fully_convolutional(model, (3, 64, 64)).eval()
+    assert model.model_name == "resnet18" and not hasattr(fcn, "model_name")
     with cs.no_grad():
         x = _x(1, 3, 64, 64)
         np.testing.assert_allclose(fcn(x).numpy()[:, :, 0, 0], model(x).numpy(), rtol=1e-4, atol=1e-5)

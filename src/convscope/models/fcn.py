@@ -129,6 +129,8 @@ def to_fully_convolutional(model: Module, input_size) -> Module:
     if head[-1][3] is not out:
         raise ValueError("to_fully_convolutional: the model does not return the last Linear's output")
     new = copy.deepcopy(model)
+    for attr in ("model_name", "model_config"):  # the registry would rebuild the original layers
+        new.__dict__.pop(attr, None)
     _, c, h, w = flat_in.shape
     src = calls[start - 2] if start >= 2 else None
     if src is not None and src[3] is flat_in and isinstance(src[1], (AdaptiveAvgPool2d, AdaptiveMaxPool2d)):
