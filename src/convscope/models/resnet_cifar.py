@@ -45,7 +45,7 @@ class BasicBlockA(nn.Module):
         self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(channels)
         if stride != 1 or in_channels != channels:
-            self.shortcut = ShortcutA(in_channels, channels, stride)
+            self.shortcut: nn.Module = ShortcutA(in_channels, channels, stride)
         else:
             self.shortcut = nn.Identity()
 

@@ -41,7 +41,7 @@ class TinyVGG(nn.Module):
     def __init__(self, num_classes: int = 10, in_channels: int = 3, input_size=64, width: int = 10):
         super().__init__()
         h, w = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
-        layers = OrderedDict()
+        layers: OrderedDict[str, nn.Module] = OrderedDict()
         channels = in_channels
         for b in (1, 2):
             for c in (1, 2):

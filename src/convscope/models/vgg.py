@@ -51,7 +51,7 @@ def make_features(config, in_channels: int = 3, batch_norm: bool = False) -> nn.
     Shape:
         (N, in_channels, H, W) -> (N, 512, H // 32, W // 32) for the standard configs.
     """
-    layers = []
+    layers: list[nn.Module] = []
     channels = in_channels
     for v in config:
         if v == "M":

@@ -24,7 +24,8 @@ def check_number(
 ) -> None:
     """Raise ValueError unless ``low <= value`` (and ``value < high`` or ``<= high``)."""
     rng = f">= {low}" if high is None else f"in [{low}, {high}{')' if high_open else ']'}"
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and value >= low
+    # typeshed's numbers.Real declares no __ge__ (only __lt__/__le__), though every Real has one
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and value >= low  # type: ignore[operator]
     if ok and high is not None:
         ok = value < high if high_open else value <= high
     if not ok:
@@ -229,7 +230,7 @@ class Optimizer:
                 f"{self._name}.load_state_dict: the state dict has {len(saved_groups)} "
                 f"parameter groups; expected {len(self.param_groups)}"
             )
-        id_map = {}
+        id_map: dict[int, Tensor] = {}
         for gi, (group, saved) in enumerate(zip(self.param_groups, saved_groups, strict=True)):
             if len(saved["params"]) != len(group["params"]):
                 raise ValueError(

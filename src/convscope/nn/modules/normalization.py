@@ -13,7 +13,7 @@ from .module import Module
 
 
 class _BatchNorm(Module):
-    _ndims = (2,)
+    _ndims: tuple[int, ...] = (2,)
     _layout = ""
 
     def __init__(
