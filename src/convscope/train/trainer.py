@@ -18,6 +18,7 @@ import os
 import sys
 import time
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -31,6 +32,9 @@ from .config import TrainConfig
 from .interrupts import deferred_interrupt
 from .optim_factory import make_optimizer, make_scheduler
 from .pretrained import freeze, gaussian_init, init_from_weights
+
+if TYPE_CHECKING:
+    from ..nn import Module
 
 
 class TrainingDiverged(RuntimeError):
@@ -67,6 +71,10 @@ class Trainer:
         >>> result = Trainer(TrainConfig(data='digits', model='simple', epochs=3)).fit()
         >>> result['test_accuracy']
     """
+
+    state: dict[str, Any]  # epoch, batch, best_accuracy, seconds, running, rng (JSON-able)
+    history: list[dict[str, Any]]  # one row per finished epoch
+    frozen_bn: list[Module]  # batch norms kept in eval mode (--freeze)
 
     def __init__(self, config: TrainConfig, progress: bool = True, log=None):
         self.config = config.validate()
@@ -172,7 +180,7 @@ class Trainer:
         from ..data import Compose, RandomCrop, RandomHorizontalFlip
 
         aug = self.config.augment
-        steps = []
+        steps: list[RandomCrop | RandomHorizontalFlip] = []
         if "crop" in aug:
             steps.append(RandomCrop(tuple(shape[1:]), self.config.crop_padding))
         if "flip" in aug:
