@@ -350,7 +350,7 @@ class InputTooSmallError(ValueError):
 
 
 def window_too_large(
-    layer: str, geometry: ConvGeometry, input_shape: Sequence[int], spatial_dims: int = 2
+    layer: object, geometry: ConvGeometry, input_shape: Sequence[int], spatial_dims: int = 2
 ) -> InputTooSmallError:
     """The one error for "window larger than the padded input" (convolutions and pooling).
 
