@@ -1,0 +1,97 @@
+"""Load the compiled native library (built by setup.py) with ctypes, or say why it cannot be.
+
+The build (see ``setup.py``) compiles the C files of this package into one shared library
+named ``_convscope_native`` plus the interpreter's extension suffix, next to this file. When
+it could not be built (no compiler, a failed compile), the build writes the reason to
+``BUILD_FAILURE_FILE`` in the same place; :func:`load_error` reports it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.machinery
+import os
+from pathlib import Path
+
+#: File the build writes when the library could not be compiled (its text is the reason).
+BUILD_FAILURE_FILE = "_build_failure.txt"
+LIBRARY_STEM = "_convscope_native"
+
+_HERE = Path(__file__).resolve().parent
+_STATE: dict = {"lib": None, "error": None, "loaded": False}
+
+_F32 = ctypes.POINTER(ctypes.c_float)
+_I32 = ctypes.POINTER(ctypes.c_int)
+
+# name -> (restype, argtypes)
+_SIGNATURES = {
+    "cs_isa": (ctypes.c_char_p, []),
+    "cs_vector_floats": (ctypes.c_int, []),
+    "cs_conv2d_forward": (ctypes.c_int, [_F32, _F32, _F32, _F32, ctypes.c_int, _I32]),
+    "cs_conv2d_backward_input": (ctypes.c_int, [_F32, _F32, _F32, ctypes.c_int, _I32]),
+    "cs_conv2d_backward_weight": (ctypes.c_int, [_F32, _F32, _F32, ctypes.c_int, _I32]),
+}
+
+
+def _library_path() -> Path | None:
+    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+        path = _HERE / (LIBRARY_STEM + suffix)
+        if path.is_file():
+            return path
+    return None
+
+
+def _load() -> None:
+    _STATE["loaded"] = True
+    if os.environ.get("CONVSCOPE_NATIVE_DISABLE"):
+        _STATE["error"] = "the native backend is disabled by CONVSCOPE_NATIVE_DISABLE"
+        return
+    path = _library_path()
+    if path is None:
+        failure = _HERE / BUILD_FAILURE_FILE
+        if failure.is_file():
+            _STATE["error"] = failure.read_text(encoding="utf-8").strip()
+        else:
+            _STATE["error"] = (
+                "the native library was not built (install convscope with pip, or run "
+                "'python setup.py build_ext --inplace' in a source checkout)"
+            )
+        return
+    try:
+        lib = ctypes.CDLL(str(path))  # CDLL calls release the GIL
+        for name, (restype, argtypes) in _SIGNATURES.items():
+            fn = getattr(lib, name)
+            fn.restype, fn.argtypes = restype, argtypes
+    except (OSError, AttributeError) as exc:
+        _STATE["error"] = f"the native library {path.name} could not be loaded: {exc}"
+        return
+    _STATE["lib"] = lib
+
+
+def library():
+    """The loaded ctypes library, or None (see :func:`load_error`)."""
+    if not _STATE["loaded"]:
+        _load()
+    return _STATE["lib"]
+
+
+def load_error() -> str | None:
+    """None when the compiled library is loaded, else why it is not."""
+    library()
+    return _STATE["error"]
+
+
+def isa() -> str | None:
+    """Instruction set the library was compiled for (e.g. 'avx512'), or None when not loaded."""
+    lib = library()
+    return None if lib is None else lib.cs_isa().decode()
+
+
+def f32ptr(a):
+    """ctypes float pointer to a C-contiguous float32 array (None stays None)."""
+    return None if a is None else a.ctypes.data_as(_F32)
+
+
+def i32ptr(a):
+    """ctypes int pointer to a C-contiguous int32 array."""
+    return a.ctypes.data_as(_I32)

@@ -1,0 +1,6 @@
+/* What the compiled library was built for. */
+#include "common.h"
+
+const char *cs_isa(void) { return CS_ISA; }
+
+int cs_vector_floats(void) { return VL; }
