@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..batchnorm import channel_sums
 from ..conv import ConvSaved, _Geom
 from ..geometry import conv_output_size, conv_transpose_output_size
 from ..parallel import PARALLEL_MIN_FLOPS, get_num_threads, run_chunks
@@ -72,7 +73,6 @@ def _forward(x, weight, bias, geom: _Geom, out_hw: Pair, out: np.ndarray) -> Non
     lib = _lib()
     n = x.shape[0]
     g = _geometry(x.shape, weight.shape, out_hw, geom)
-    per_in, per_out = x[0].size, out[0].size
     flops = 2.0 * weight.size * out_hw[0] * out_hw[1] * n
 
     def body(n0: int, n1: int) -> None:
@@ -80,7 +80,6 @@ def _forward(x, weight, bias, geom: _Geom, out_hw: Pair, out: np.ndarray) -> Non
         if lib.cs_conv2d_forward(f32ptr(xs), f32ptr(weight), f32ptr(bias), f32ptr(ys), n1 - n0, i32ptr(g)):
             raise MemoryError("native conv2d forward: out of memory")
 
-    del per_in, per_out
     run_chunks(n, *_plan(n, flops), body)
 
 
@@ -159,9 +158,7 @@ def conv2d_backward(
     wc = np.ascontiguousarray(weight)
     gx = _grad_input(g, wc, x.shape, geom) if need_input else None
     gw = _grad_weight(np.ascontiguousarray(x), g, weight.shape, geom) if need_weight else None
-    gb = (
-        g.sum(axis=(0, 2, 3), dtype=np.float64).astype(np.float32) if (need_bias and saved.has_bias) else None
-    )
+    gb = channel_sums(g) if (need_bias and saved.has_bias) else None
     return gx, gw, gb
 
 
@@ -207,7 +204,5 @@ def conv_transpose2d_backward(
         if gx.size:
             _forward(g, np.ascontiguousarray(weight), None, geom, x.shape[2:], gx)
     gw = _grad_weight(g, np.ascontiguousarray(x), weight.shape, geom) if need_weight else None
-    gb = (
-        g.sum(axis=(0, 2, 3), dtype=np.float64).astype(np.float32) if (need_bias and saved.has_bias) else None
-    )
+    gb = channel_sums(g) if (need_bias and saved.has_bias) else None
     return gx, gw, gb
