@@ -43,6 +43,8 @@ class OptionalNativeBuild(build_ext):
             sys.stderr.write(f"convscope: native backend not built: {reason}\n")
             with open(failure, "w", encoding="utf-8") as fh:
                 fh.write(reason + "\n")
+            if os.path.exists(target):  # a library from an earlier build would contradict it
+                os.remove(target)
             return
         if os.path.exists(failure):
             os.remove(failure)
@@ -80,7 +82,7 @@ def _run(cmd: list[str]) -> None:
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
         raise RuntimeError(
-            f"the C compiler failed (exit {proc.returncode}) when convscope was installed: "
+            f"the C compiler {cmd[0]} failed (exit {proc.returncode}) when convscope was installed: "
             + " / ".join(tail or ["no message"])
         )
 
