@@ -1,6 +1,7 @@
 """Time convscope's conv kernels against torch.nn.functional.conv2d, per layer shape.
 
-Run:  python benchmarks/bench_conv_kernels.py [--reps 8] [--blocks 6] [--threads 2] [--stat median]
+Run:  python benchmarks/bench_conv_kernels.py [--backend numpy] [--reps 8] [--blocks 6] [--threads 2]
+                                             [--stat median]
 
 Shapes are the conv layers of LeNet-5 and CIFAR ResNet-20 at batch 64,
 float32. "fwd+bwd" is one forward plus the backward a training step needs
@@ -16,6 +17,7 @@ the two 1x1 shortcuts are the option-B variant and are not counted).
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 import time
@@ -23,7 +25,6 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
-from convscope.kernels.conv import conv2d_backward, conv2d_forward  # noqa: E402
 from convscope.kernels.parallel import set_num_threads  # noqa: E402
 
 # name, x shape, weight shape, stride, padding, needs input grad, count per LeNet / ResNet-20 step
@@ -54,13 +55,28 @@ def time_blocks(fns, blocks: int, reps: int, stat) -> list[float]:
     return [1e3 * float(stat(t)) for t in times]
 
 
+def conv_kernels(backend: str):
+    """The conv kernel module of a backend (``numpy``: convscope.kernels.conv)."""
+    if backend == "numpy":
+        return importlib.import_module("convscope.kernels.conv")
+    if backend == "native":
+        from convscope.kernels.native import load_error
+
+        if load_error() is not None:
+            raise SystemExit(f"the native backend is not available: {load_error()}")
+    return importlib.import_module(f"convscope.kernels.{backend}.conv")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=8)
     ap.add_argument("--blocks", type=int, default=6)
     ap.add_argument("--threads", type=int, default=2, help="threads for both libraries")
     ap.add_argument("--stat", choices=["median", "min"], default="median")
+    ap.add_argument("--backend", choices=["native", "numpy", "reference"], default="numpy")
     args = ap.parse_args()
+    kernels = conv_kernels(args.backend)
+    conv2d_forward, conv2d_backward = kernels.conv2d_forward, kernels.conv2d_backward
     import torch
     import torch.nn.functional as F
 
@@ -72,7 +88,7 @@ def main() -> None:
         f"{'layer':26s} {'fwd ours':>9s} {'torch':>7s} {'ratio':>6s} | "
         f"{'f+b ours':>9s} {'torch':>7s} {'ratio':>6s}"
     )
-    print(f"{args.stat} ms, {args.threads} threads, batch 64, float32")
+    print(f"{args.stat} ms, {args.threads} threads, batch 64, float32, backend {args.backend}")
     print(head)
     print("-" * len(head))
     totals: dict[str, np.ndarray] = {}

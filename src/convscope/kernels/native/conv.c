@@ -29,9 +29,13 @@
 #include "common.h"
 
 /* forward / input-gradient tile: COB output channels x MB_MAX vectors */
+#ifndef COB
 #define COB 4
+#endif
 #if VL == 16
+#ifndef MB_MAX
 #define MB_MAX 6
+#endif
 #define TB_MAX 6
 #else
 #define MB_MAX 3
