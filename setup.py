@@ -23,7 +23,7 @@ from setuptools.command.build_ext import build_ext
 
 NATIVE_DIR = os.path.join("src", "convscope", "kernels", "native")
 FAILURE_FILE = "_build_failure.txt"
-SOURCES = ["conv.c", "info.c"]
+SOURCES = ["conv.c", "batchnorm.c", "info.c"]
 WARNINGS = ["-Wall", "-Wextra"]
 OPTIMIZE = ["-O3", "-std=gnu11", "-fPIC"]
 

@@ -22,6 +22,8 @@ _STATE: dict = {"lib": None, "error": None, "loaded": False}
 
 _F32 = ctypes.POINTER(ctypes.c_float)
 _I32 = ctypes.POINTER(ctypes.c_int)
+_F64 = ctypes.POINTER(ctypes.c_double)
+_INT, _LONG = ctypes.c_int, ctypes.c_long
 
 # name -> (restype, argtypes)
 _SIGNATURES = {
@@ -30,6 +32,11 @@ _SIGNATURES = {
     "cs_conv2d_forward": (ctypes.c_int, [_F32, _F32, _F32, _F32, ctypes.c_int, _I32]),
     "cs_conv2d_backward_input": (ctypes.c_int, [_F32, _F32, _F32, ctypes.c_int, _I32]),
     "cs_conv2d_backward_weight": (ctypes.c_int, [_F32, _F32, _F32, ctypes.c_int, _I32]),
+    "cs_bn_stats": (None, [_F32, _INT, _INT, _LONG, _F32, _F64, _F64]),
+    "cs_bn_apply": (None, [_F32, _F32, _INT, _INT, _LONG, _F32, _F32, _F32]),
+    "cs_bn_backward_sums": (None, [_F32, _F32, _INT, _INT, _LONG, _F32, _F64, _F64, _F64]),
+    "cs_bn_backward_input": (None, [_F32, _F32, _F32, _INT, _INT, _LONG, _F32, _F32, _F32, _F32]),
+    "cs_channel_sums": (None, [_F32, _INT, _INT, _LONG, _F64]),
 }
 
 
