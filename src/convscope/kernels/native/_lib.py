@@ -20,9 +20,9 @@ LIBRARY_STEM = "_convscope_native"
 _HERE = Path(__file__).resolve().parent
 _STATE: dict = {"lib": None, "error": None, "loaded": False}
 
-_F32 = ctypes.POINTER(ctypes.c_float)
-_I32 = ctypes.POINTER(ctypes.c_int)
-_F64 = ctypes.POINTER(ctypes.c_double)
+# arrays are passed as plain addresses (``a.ctypes.data``): several times cheaper per call
+# than typed pointers from ``a.ctypes.data_as``
+_F32 = _I32 = _F64 = ctypes.c_void_p
 _INT, _LONG = ctypes.c_int, ctypes.c_long
 
 # name -> (restype, argtypes)
@@ -95,10 +95,15 @@ def isa() -> str | None:
 
 
 def f32ptr(a):
-    """ctypes float pointer to a C-contiguous float32 array (None stays None)."""
-    return None if a is None else a.ctypes.data_as(_F32)
+    """Address of a C-contiguous float32 array for a ``float *`` argument (None stays None)."""
+    return None if a is None else a.ctypes.data
 
 
 def i32ptr(a):
-    """ctypes int pointer to a C-contiguous int32 array."""
-    return a.ctypes.data_as(_I32)
+    """Address of a C-contiguous int32 array for an ``int *`` argument."""
+    return a.ctypes.data
+
+
+def f64ptr(a):
+    """Address of a C-contiguous float64 array for a ``double *`` argument."""
+    return a.ctypes.data

@@ -8,12 +8,11 @@ convscope's worker threads. Covered: float32; anything else raises :class:`Unsup
 
 from __future__ import annotations
 
-import ctypes
-
 import numpy as np
 
 from ..parallel import get_num_threads, run_chunks
 from ._lib import f32ptr, library
+from ._lib import f64ptr as _f64ptr
 from ._unsupported import Unsupported
 
 __all__ = ["batch_norm_train_forward", "batch_norm_train_backward", "channel_affine", "channel_sums"]
@@ -23,12 +22,6 @@ PARALLEL_MIN_BYTES = 512 * 1024
 #: Images whose mean is the shift m of the statistics (near the batch mean; exactness does
 #: not depend on it, only how little cancels).
 SHIFT_IMAGES = 8
-
-_F64 = ctypes.POINTER(ctypes.c_double)
-
-
-def _f64ptr(a: np.ndarray):
-    return a.ctypes.data_as(_F64)
 
 
 def _lib():
