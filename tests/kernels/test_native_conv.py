@@ -125,6 +125,9 @@ def test_random_conv2d_matches_torch_and_numpy(seed):
         ((2, 3, 35, 35), (8, 3, 11, 11), 4, 2),  # AlexNet-like first layer
         ((5, 16, 16, 16), (32, 16, 1, 1), 2, 0),  # 1x1 stride-2 shortcut: pixels no tap reaches
         ((1, 6, 14, 14), (16, 6, 5, 5), 1, 0),  # LeNet's conv2 at batch 1
+        ((3, 64, 8, 8), (64, 64, 3, 3), 1, 1),  # 64 channels: output-channel-vector tiles
+        ((2, 5, 13, 11), (128, 5, 3, 2), 2, 1),  # 128 outputs at stride 2, odd sizes
+        ((2, 64, 9, 7), (3, 64, 5, 5), 1, 2),  # 64 inputs: the input gradient's vector tiles
     ],
 )
 def test_layer_shapes(x_shape, w_shape, stride, pad):
