@@ -25,7 +25,7 @@ NATIVE_DIR = os.path.join("src", "convscope", "kernels", "native")
 FAILURE_FILE = "_build_failure.txt"
 SOURCES = ["conv.c", "batchnorm.c", "info.c"]
 WARNINGS = ["-Wall", "-Wextra"]
-OPTIMIZE = ["-O3", "-std=gnu11", "-fPIC"]
+OPTIMIZE = ["-O3", "-funroll-loops", "-std=gnu11", "-fPIC"]
 
 
 class OptionalNativeBuild(build_ext):

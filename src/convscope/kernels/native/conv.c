@@ -498,11 +498,111 @@ static inline __attribute__((always_inline)) void wgrad_tile(const float *xin, l
             dw[o * ldw + t] += vsum(acc[o][t]);
 }
 
+/* Weight gradient with output-channel vectors (C_out a multiple of 4*VL): per output pixel,
+ * 4 vectors of the pixel-major output gradient gT[pixel][co] times NJ broadcast inputs, one
+ * for each (ci, tap) pair of the block; no horizontal sums, no wrap columns. */
+static inline __attribute__((always_inline)) void wgrad_cvec_tile(
+    const float *xb, long img_x, const float *gt, long img_g, int cout, int n, long rows,
+    long cols, long wq, const long *poff, float *dw, long ldw, const int cov, const int nj)
+{
+    vf acc[4][12];
+    for (int v = 0; v < cov; v++)
+        for (int j = 0; j < nj; j++)
+            acc[v][j] = vzero();
+    for (int i = 0; i < n; i++) {
+        const float *xi = xb + i * img_x, *gi = gt + i * img_g;
+        for (long r = 0; r < rows; r++)
+            for (long c = 0; c < cols; c++) {
+                const float *gp = gi + (r * cols + c) * cout;
+                const long m = r * wq + c;
+                vf gv[4];
+                for (int v = 0; v < cov; v++) {
+                    gv[v] = vload(gp + v * VL);
+                    KEEP_IN_REGISTER(gv[v]);
+                }
+                for (int j = 0; j < nj; j++) {
+                    const vf xv = vsplat(xi[poff[j] + m]);
+                    for (int v = 0; v < cov; v++)
+                        acc[v][j] += gv[v] * xv;
+                }
+            }
+    }
+    for (int v = 0; v < cov; v++)
+        for (int j = 0; j < nj; j++)
+            for (int l = 0; l < VL; l++)
+                dw[(long)(v * VL + l) * ldw + j] += acc[v][j][l];
+}
+
+#define WCV_CASE(COV, NJ)                                                                     \
+    case NJ:                                                                                  \
+        wgrad_cvec_tile(xb, img_x, gt, img_g, cout, n, rows, cols, wq, poff, dw, ldw, COV, NJ); \
+        break;
+
+/* nj (ci, tap) pairs: up to 6 with 4 channel vectors, up to 12 with 2 */
+static void wgrad_cvec(const float *xb, long img_x, const float *gt, long img_g, int cout, int n,
+                       long rows, long cols, long wq, const long *poff, float *dw, long ldw,
+                       int cov, int nj)
+{
+    if (cov == 4)
+        switch (nj) {
+            WCV_CASE(4, 1) WCV_CASE(4, 2) WCV_CASE(4, 3) WCV_CASE(4, 4) WCV_CASE(4, 5)
+            WCV_CASE(4, 6) default : break;
+        }
+    else
+        switch (nj) {
+            WCV_CASE(2, 1) WCV_CASE(2, 2) WCV_CASE(2, 3) WCV_CASE(2, 4) WCV_CASE(2, 5)
+            WCV_CASE(2, 6) WCV_CASE(2, 7) WCV_CASE(2, 8) WCV_CASE(2, 9) WCV_CASE(2, 10)
+            WCV_CASE(2, 11) WCV_CASE(2, 12) default : break;
+        }
+}
+
+/* the cvec weight gradient of n images (see wgrad_cvec_tile); 0 on success */
+static int wgrad_cvec_all(const float *x, const float *gy, float *dw, int n, const geom_t *s,
+                          const planes_t *p)
+{
+    const int nt = s->kh * s->kw, npair = s->cin * nt;
+    const long img_x = s->cin * p->cs, hw_in = (long)s->h * s->w;
+    const long hw_out = (long)s->hout * s->wout, img_g = hw_out * s->cout;
+    float *xb = cs_alloc(sizeof(float) * (n * img_x + VL));
+    float *gt = cs_alloc(sizeof(float) * n * img_g);
+    long *toff = cs_alloc(sizeof(long) * nt), *poff = cs_alloc(sizeof(long) * npair);
+    if (!xb || !gt || !toff || !poff) {
+        free(xb), free(gt), free(toff), free(poff);
+        return -1;
+    }
+    forward_offsets(s, p, toff);
+    for (int c = 0; c < s->cin; c++)
+        for (int t = 0; t < nt; t++)
+            poff[c * nt + t] = c * p->cs + toff[t];
+    for (int i = 0; i < n; i++) {
+        fill_planes(x + i * s->cin * hw_in, s, p, xb + i * img_x);
+        const float *gi = gy + i * img_g;
+        float *ti = gt + i * img_g;
+        for (int co = 0; co < s->cout; co++)
+            for (long q = 0; q < hw_out; q++)
+                ti[q * s->cout + co] = gi[co * hw_out + q];
+    }
+    const long ldw = (long)npair;
+    const int cov = s->cout % (4 * VL) == 0 ? 4 : 2, nj_max = cov == 4 ? 6 : 12;
+    for (int cb = 0; cb < s->cout / (cov * VL); cb++)
+        for (int k0 = 0; k0 < npair; k0 += nj_max) {
+            const int nj = npair - k0 < nj_max ? npair - k0 : nj_max;
+            wgrad_cvec(xb, img_x, gt + cb * cov * VL, img_g, s->cout, n, s->hout, s->wout, p->wq,
+                       poff + k0, dw + (long)cb * cov * VL * ldw + k0, ldw, cov, nj);
+        }
+    free(xb), free(gt), free(toff), free(poff);
+    return 0;
+}
+
 /* dw (cout, cin, kh, kw) += weight gradient of the n images given */
 int cs_conv2d_backward_weight(const float *x, const float *gy, float *dw, int n, const int *g)
 {
     const geom_t s = make_geom(g);
     const planes_t p = forward_planes(&s);
+#if VL == 16 && defined(__x86_64__)
+    if (s.cout % (2 * VL) == 0)
+        return wgrad_cvec_all(x, gy, dw, n, &s, &p);
+#endif
     const int nt = s.kh * s.kw, nb = (s.cout + COB - 1) / COB;
     const long img_x = s.cin * p.cs, mr = p.mv * VL, img_g = (long)nb * COB * mr;
     const long slack = (long)VL + mr;
