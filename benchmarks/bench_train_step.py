@@ -193,6 +193,7 @@ def main(argv=None):
 
     torch.set_num_threads(args.threads)
     cs.set_num_threads(args.threads)  # the same thread count for both libraries
+    cs.keep_freed_memory()  # as the convscope command does (README: Performance)
     backend = select_backend(cs, args.backend)
     print(f"threads: {args.threads}, backend {backend} (torch {torch.__version__}, numpy {np.__version__})")
     results = []

@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 
 from convscope.kernels import conv as numpy_conv
+from convscope.kernels.native import build_info, isa, load_error
 from convscope.kernels.native import conv as native_conv
-from convscope.kernels.native import isa, load_error
 from convscope.kernels.native._unsupported import Unsupported
 from convscope.kernels.parallel import get_num_threads, set_num_threads
 
@@ -109,6 +109,8 @@ def _run_and_compare(x, weight, bias, stride, pads, dilation, what):
 def test_library_loaded():
     assert load_error() is None
     assert isa() in ("avx512", "avx2+fma", "avx", "neon", "sse2", "generic")
+    info = build_info()
+    assert info["isa"] == isa() and info["vector_floats"] in (4, 8, 16)
 
 
 @pytest.mark.parametrize("seed", range(32))
@@ -170,7 +172,7 @@ def test_conv_transpose2d_matches_torch(seed):
     x = rng.standard_normal((n, c_in, int(rng.integers(2, 9)), int(rng.integers(2, 9)))).astype(np.float32)
     weight = rng.standard_normal((c_in, c_out, kh, kw)).astype(np.float32)
     bias = rng.standard_normal(c_out).astype(np.float32)
-    args = ((sh, sw), (ph, pw), (oph, opw), (1, 1), 1)
+    args = ((sh, sw), ((ph, ph), (pw, pw)), (oph, opw), (1, 1), 1)
     out, saved = native_conv.conv_transpose2d_forward(x, weight, bias, *args)
     g = rng.standard_normal(out.shape).astype(np.float32)
     grads = native_conv.conv_transpose2d_backward(g, saved, True, True, True)

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from convscope.kernels import pool
-from convscope.kernels.geometry import adaptive_window, conv_output_size
+from convscope.kernels.geometry import NO_PADS, adaptive_window, as_pads, conv_output_size
 from convscope.kernels.pool import (
     adaptive_avg_pool2d_backward,
     adaptive_avg_pool2d_forward,
@@ -134,7 +134,7 @@ def test_max_pool2d_matches_torch(seed):
     rng, shape, k, s, p, d, ceil = pool_config(seed)
     dtype = DTYPES[seed % 2]
     x = make_input(rng, shape, dtype, ["normal", "ties", "flat"][seed % 3])
-    out, idx = max_pool2d_forward(x, k, s, p, d, ceil)
+    out, idx = max_pool2d_forward(x, k, s, as_pads(p), d, ceil)
     g = rng.standard_normal(out.shape).astype(dtype)
     t_out, t_idx, t_grad = torch_max(x, k, s, p, d, ceil, g)
     assert out.dtype == dtype and idx.dtype == np.int64
@@ -147,7 +147,7 @@ def test_max_pool2d_matches_torch(seed):
 def test_max_pool2d_matches_loop_reference(seed):
     rng, shape, k, s, p, d, ceil = pool_config(1000 + seed)
     x = make_input(rng, shape, np.float64, ["normal", "ties"][seed % 2])
-    out, idx = max_pool2d_forward(x, k, s, p, d, ceil)
+    out, idx = max_pool2d_forward(x, k, s, as_pads(p), d, ceil)
     r_out, r_idx = ref_max_pool(x, k, s, p, d, ceil)
     np.testing.assert_array_equal(out, r_out)
     np.testing.assert_array_equal(idx, r_idx)
@@ -164,7 +164,7 @@ def test_max_pool2d_nan_and_neg_inf_like_torch(seed):
     x = rng.integers(-1, 2, shape).astype(np.float32)
     x[rng.random(shape) < 0.15] = np.nan
     x[rng.random(shape) < 0.4] = -np.inf
-    out, idx = max_pool2d_forward(x, k, s, p, d, ceil)
+    out, idx = max_pool2d_forward(x, k, s, as_pads(p), d, ceil)
     g = rng.standard_normal(out.shape).astype(np.float32)
     t_out, t_idx, t_grad = torch_max(x, k, s, p, d, ceil, g)
     np.testing.assert_array_equal(out, t_out)
@@ -176,7 +176,7 @@ def test_max_pool2d_nan_and_neg_inf_like_torch(seed):
 @pytest.mark.parametrize("k,s", [((2, 2), (2, 2)), ((3, 3), (3, 3)), ((2, 3), (2, 3)), ((3, 3), (2, 2))])
 def test_max_pool2d_tie_gradient_goes_to_one_element(k, s):
     x = np.ones((2, 3, 7, 9), np.float32)  # every window is one big tie
-    out, idx = max_pool2d_forward(x, k, s, (0, 0), (1, 1), False)
+    out, idx = max_pool2d_forward(x, k, s, NO_PADS, (1, 1), False)
     g = np.ones(out.shape, np.float32)
     grad = max_pool2d_backward(g, idx, x.shape)
     t_out, t_idx, t_grad = torch_max(x, k, s, (0, 0), (1, 1), False, g)
@@ -195,10 +195,10 @@ def test_max_pool2d_padded_and_unpadded_paths_agree(seed, monkeypatch):
     x = make_input(rng, (2, 3, 9, 8), np.float32, ["normal", "ties"][seed % 2])
     x[0, 0, :2, :2] = -np.inf
     k = [(2, 2), (3, 3), (2, 3), (1, 2)][seed % 4]
-    fast = max_pool2d_forward(x, k, k, (0, 0), (1, 1), False)
+    fast = max_pool2d_forward(x, k, k, NO_PADS, (1, 1), False)
     real_padded = pool._padded
     monkeypatch.setattr(pool, "_padded", lambda *a: np.array(real_padded(*a), copy=True))
-    slow = max_pool2d_forward(x, k, k, (0, 0), (1, 1), False)
+    slow = max_pool2d_forward(x, k, k, NO_PADS, (1, 1), False)
     np.testing.assert_array_equal(fast[0], slow[0])
     np.testing.assert_array_equal(fast[1], slow[1])
 
@@ -215,11 +215,11 @@ def test_avg_pool2d_matches_torch(seed):
     x = make_input(rng, shape, dtype, "normal")
     xt = torch.tensor(x, requires_grad=True)
     t_out = F.avg_pool2d(xt, k, s, p, ceil, cip, dov)
-    out = avg_pool2d_forward(x, k, s, p, ceil, cip, dov)
+    out = avg_pool2d_forward(x, k, s, as_pads(p), ceil, cip, dov)
     close(out, t_out, dtype, "forward")
     g = rng.standard_normal(out.shape).astype(dtype)
     t_out.backward(torch.from_numpy(g))
-    close(avg_pool2d_backward(g, x.shape, k, s, p, ceil, cip, dov), xt.grad, dtype, "grad")
+    close(avg_pool2d_backward(g, x.shape, k, s, as_pads(p), ceil, cip, dov), xt.grad, dtype, "grad")
 
 
 @pytest.mark.parametrize("seed", range(16))
@@ -227,11 +227,11 @@ def test_avg_pool2d_matches_loop_reference(seed):
     rng, shape, k, s, p, _, ceil = pool_config(5000 + seed, dilation=False)
     cip, dov = bool(seed % 2), (None if seed % 3 else 3)
     x = rng.standard_normal(shape)
-    out = avg_pool2d_forward(x, k, s, p, ceil, cip, dov)
+    out = avg_pool2d_forward(x, k, s, as_pads(p), ceil, cip, dov)
     np.testing.assert_allclose(out, ref_avg_pool(x, k, s, p, ceil, cip, dov), rtol=1e-12, atol=1e-14)
     g = rng.standard_normal(out.shape)
     np.testing.assert_allclose(
-        avg_pool2d_backward(g, x.shape, k, s, p, ceil, cip, dov),
+        avg_pool2d_backward(g, x.shape, k, s, as_pads(p), ceil, cip, dov),
         ref_avg_pool(x, k, s, p, ceil, cip, dov, g=g),
         rtol=1e-12,
         atol=1e-14,
@@ -256,8 +256,13 @@ def test_avg_pool2d_ceil_mode_border_divisor(hw, k, s, p, cip):
     x = np.random.default_rng(0).standard_normal((1, 2) + hw).astype(np.float32)
     kw = (k, k), (s, s), (p, p), True, cip
     expected = F.avg_pool2d(torch.from_numpy(x), k, s, p, True, cip)
-    close(avg_pool2d_forward(x, *kw), expected, np.float32, "forward")
-    close(avg_pool2d_forward(x, *kw), ref_avg_pool(x, *kw, None), np.float32, "reference")
+    close(avg_pool2d_forward(x, (k, k), (s, s), as_pads(p), True, cip), expected, np.float32, "forward")
+    close(
+        avg_pool2d_forward(x, (k, k), (s, s), as_pads(p), True, cip),
+        ref_avg_pool(x, *kw, None),
+        np.float32,
+        "reference",
+    )
 
 
 # ----------------------------------------------------------------- adaptive
@@ -344,7 +349,7 @@ def test_global_and_divisible_fast_paths_keep_float32():
 def test_max_pool_without_indices_gives_the_same_maximum(kernel, stride, padding, dilation, ceil):
     x = np.random.default_rng(3).standard_normal((2, 3, 9, 8)).astype(np.float32)
     x[0, 0, 0, 0] = np.nan
-    full, idx = max_pool2d_forward(x, kernel, stride, padding, dilation, ceil)
-    only, none = max_pool2d_forward(x, kernel, stride, padding, dilation, ceil, need_indices=False)
+    full, idx = max_pool2d_forward(x, kernel, stride, as_pads(padding), dilation, ceil)
+    only, none = max_pool2d_forward(x, kernel, stride, as_pads(padding), dilation, ceil, need_indices=False)
     np.testing.assert_array_equal(only, full)
     assert none is None and idx is not None

@@ -29,6 +29,7 @@ _INT, _LONG = ctypes.c_int, ctypes.c_long
 _SIGNATURES = {
     "cs_isa": (ctypes.c_char_p, []),
     "cs_vector_floats": (ctypes.c_int, []),
+    "cs_compiler": (ctypes.c_char_p, []),
     "cs_conv2d_forward": (ctypes.c_int, [_F32, _F32, _F32, _F32, ctypes.c_int, _I32]),
     "cs_conv2d_backward_input": (ctypes.c_int, [_F32, _F32, _F32, ctypes.c_int, _I32]),
     "cs_conv2d_backward_weight": (ctypes.c_int, [_F32, _F32, _F32, ctypes.c_int, _I32]),
@@ -92,6 +93,19 @@ def isa() -> str | None:
     """Instruction set the library was compiled for (e.g. 'avx512'), or None when not loaded."""
     lib = library()
     return None if lib is None else lib.cs_isa().decode()
+
+
+def build_info() -> dict:
+    """What the library was compiled for: instruction set, floats per vector, compiler; {} if not loaded."""
+    lib = library()
+    if lib is None:
+        return {}
+    return {
+        "isa": lib.cs_isa().decode(),
+        "vector_floats": int(lib.cs_vector_floats()),
+        "compiler": lib.cs_compiler().decode(),
+        "library": str(_library_path()),
+    }
 
 
 def f32ptr(a):

@@ -16,8 +16,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..batchnorm import channel_sums
-from ..conv import ConvSaved, _Geom
-from ..geometry import conv_output_size, conv_transpose_output_size
+from ..conv import ConvSaved
+from ..geometry import ConvGeometry
 from ..parallel import PARALLEL_MIN_FLOPS, get_num_threads, run_chunks
 from ._lib import f32ptr, i32ptr, library
 from ._unsupported import Unsupported
@@ -49,7 +49,7 @@ def _check(x: np.ndarray, weight: np.ndarray, groups: int) -> None:
         raise Unsupported("native conv expects 4-D input and weight")
 
 
-def _geometry(x_shape, w_shape, out_hw, geom: _Geom) -> np.ndarray:
+def _geometry(x_shape, w_shape, out_hw, geom: ConvGeometry) -> np.ndarray:
     """The 16 ints the C functions read (see geom_t in conv.c)."""
     _, c_in, h, w = x_shape
     c_out, _, kh, kw = w_shape
@@ -68,7 +68,7 @@ def _plan(n: int, flops: float, per_image_bytes: int = 0, budget: int = 0) -> tu
     return max(1, step), parallel
 
 
-def _forward(x, weight, bias, geom: _Geom, out_hw: Pair, out: np.ndarray) -> None:
+def _forward(x, weight, bias, geom: ConvGeometry, out_hw: Pair, out: np.ndarray) -> None:
     """out[:] = conv(x) + bias, chunked over images."""
     lib = _lib()
     n = x.shape[0]
@@ -83,7 +83,7 @@ def _forward(x, weight, bias, geom: _Geom, out_hw: Pair, out: np.ndarray) -> Non
     run_chunks(n, *_plan(n, flops), body)
 
 
-def _grad_input(g, weight, x_shape, geom: _Geom) -> np.ndarray:
+def _grad_input(g, weight, x_shape, geom: ConvGeometry) -> np.ndarray:
     lib = _lib()
     n = x_shape[0]
     dx = np.empty(x_shape, dtype=np.float32)
@@ -100,7 +100,7 @@ def _grad_input(g, weight, x_shape, geom: _Geom) -> np.ndarray:
     return dx
 
 
-def _grad_weight(x, g, w_shape, geom: _Geom) -> np.ndarray:
+def _grad_weight(x, g, w_shape, geom: ConvGeometry) -> np.ndarray:
     lib = _lib()
     n = x.shape[0]
     gg = _geometry(x.shape, w_shape, g.shape[2:], geom)
@@ -130,10 +130,8 @@ def conv2d_forward(x, weight, bias, stride: Pair, padding: Pads, dilation: Pair,
     """
     _check(x, weight, groups)
     _lib()
-    geom = _Geom(tuple(stride), tuple(map(tuple, padding)), tuple(dilation), int(groups))
-    (pt, pb), (pl, pr) = geom.padding
-    h_out = conv_output_size(x.shape[2], weight.shape[2], stride[0], pt, dilation[0], padding_after=pb)
-    w_out = conv_output_size(x.shape[3], weight.shape[3], stride[1], pl, dilation[1], padding_after=pr)
+    geom = ConvGeometry.conv(x.shape[2:], weight.shape[2:], stride, padding, dilation, groups)
+    h_out, w_out = geom.out_size
     xc = np.ascontiguousarray(x)
     wc = np.ascontiguousarray(weight)
     bc = None if bias is None else np.ascontiguousarray(bias, dtype=np.float32)
@@ -163,7 +161,7 @@ def conv2d_backward(
 
 
 def conv_transpose2d_forward(
-    x, weight, bias, stride: Pair, padding: Pair, output_padding: Pair, dilation: Pair, groups: int
+    x, weight, bias, stride: Pair, padding: Pads, output_padding: Pair, dilation: Pair, groups: int
 ):
     """2-D transposed convolution; see :func:`convscope.kernels.conv.conv_transpose2d_forward`.
 
@@ -174,13 +172,12 @@ def conv_transpose2d_forward(
     """
     _check(x, weight, groups)
     _lib()
-    (ph, pw), (sh, sw), (dh, dw) = padding, stride, dilation
-    n, _, h, w = x.shape
-    _, c_out, kh, kw = weight.shape
-    h_out = conv_transpose_output_size(h, kh, sh, ph, dh, output_padding[0])
-    w_out = conv_transpose_output_size(w, kw, sw, pw, dw, output_padding[1])
-    geom = _Geom((sh, sw), ((ph, ph), (pw, pw)), (dh, dw), int(groups))
-    out = _grad_input(np.ascontiguousarray(x), np.ascontiguousarray(weight), (n, c_out, h_out, w_out), geom)
+    tgeom = ConvGeometry.transpose(
+        x.shape[2:], weight.shape[2:], stride, padding, output_padding, dilation, groups
+    )
+    geom = tgeom.as_conv()
+    out_shape = (x.shape[0], weight.shape[1], *tgeom.out_size)
+    out = _grad_input(np.ascontiguousarray(x), np.ascontiguousarray(weight), out_shape, geom)
     if bias is not None:
         out += np.asarray(bias, dtype=np.float32).reshape(-1, 1, 1)
     return out, ConvSaved(x, weight, bias is not None, geom)

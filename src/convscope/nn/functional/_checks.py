@@ -9,11 +9,9 @@ from __future__ import annotations
 import numpy as np
 
 from ...autograd.tensor import Tensor
-from ...kernels.geometry import normalize_tuple
+from ...kernels.geometry import InputTooSmallError, normalize_tuple
 
-
-class InputTooSmallError(ValueError):
-    """A window (kernel or pooling) larger than its padded input: the feature map vanishes."""
+__all__ = ["InputTooSmallError"]
 
 
 def check_tensor(x, layer: str, name: str = "input") -> Tensor:

@@ -9,7 +9,13 @@ layers).
 
 from __future__ import annotations
 
-from ...kernels.geometry import conv_output_size, conv_transpose_output_size, effective_kernel, same_padding
+from ...kernels.geometry import (
+    as_pads,
+    conv_output_size,
+    conv_transpose_output_size,
+    effective_kernel,
+    same_padding,
+)
 from ...ops import conv as C
 from ._checks import (
     InputTooSmallError,
@@ -111,7 +117,7 @@ def conv_nd(input, weight, bias, stride, padding, dilation, groups, padding_mode
     if nd == 1:  # a 1-D conv is a 2-D conv over a height-1 image
         x, weight = x.unsqueeze(2), weight.unsqueeze(2)
         stride, dilation, pads = (1,) + stride, (1,) + dilation, ((0, 0),) + pads
-    out = C.Conv2d.apply(x, weight, bias, stride, pads, dilation, groups)
+    out = C.Conv2dOp.apply(x, weight, bias, stride, pads, dilation, groups)
     if nd == 1:
         out = out.squeeze(2)
     return out.squeeze(0) if unbatched else out
@@ -206,7 +212,8 @@ def conv_transpose_nd(input, weight, bias, stride, padding, output_padding, grou
             f"{layer}: padding {padding} removes the whole output (size "
             f"{fmt_hw(out_size)}) for input {fmt_hw(x.shape[2:])}; expected a smaller padding"
         )
-    out = C.ConvTranspose2d.apply(x, weight, bias, stride, padding, output_padding, dilation, groups)
+    pads = as_pads(padding)
+    out = C.ConvTranspose2dOp.apply(x, weight, bias, stride, pads, output_padding, dilation, groups)
     return out.squeeze(0) if unbatched else out
 
 

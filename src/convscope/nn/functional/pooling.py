@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ...kernels.geometry import conv_output_size, effective_kernel
+from ...kernels.geometry import as_pads, conv_output_size, effective_kernel
 from ...ops import pool as P
 from ._checks import (
     InputTooSmallError,
@@ -70,7 +70,8 @@ def max_pool2d_impl(input, kernel_size, stride, padding, dilation, ceil_mode, re
     kernel, stride, padding, dilation = _pool_args(input, kernel_size, stride, padding, dilation, layer)
     _out_size(input, kernel, stride, padding, dilation, ceil_mode, layer)
     x, unbatched = _batched(input)
-    result = P.MaxPool2d.apply(x, kernel, stride, padding, dilation, bool(ceil_mode), bool(return_indices))
+    pads = as_pads(padding)
+    result = P.MaxPool2dOp.apply(x, kernel, stride, pads, dilation, bool(ceil_mode), bool(return_indices))
     out, idx = result if isinstance(result, tuple) else (result, None)
     if unbatched:
         out = out.squeeze(0)
@@ -107,8 +108,8 @@ def avg_pool2d_impl(
     if divisor_override is not None and (not isinstance(divisor_override, int) or divisor_override == 0):
         raise ValueError(f"{layer}: divisor_override must be a non-zero int, got {divisor_override!r}")
     x, unbatched = _batched(input)
-    out = P.AvgPool2d.apply(
-        x, kernel, stride, padding, bool(ceil_mode), bool(count_include_pad), divisor_override
+    out = P.AvgPool2dOp.apply(
+        x, kernel, stride, as_pads(padding), bool(ceil_mode), bool(count_include_pad), divisor_override
     )
     return out.squeeze(0) if unbatched else out
 
@@ -143,7 +144,7 @@ def _adaptive_size(input, output_size, layer):
 def adaptive_avg_pool2d_impl(input, output_size, layer):
     size = _adaptive_size(input, output_size, layer)
     x, unbatched = _batched(input)
-    out = P.AdaptiveAvgPool2d.apply(x, size)
+    out = P.AdaptiveAvgPool2dOp.apply(x, size)
     return out.squeeze(0) if unbatched else out
 
 
@@ -160,7 +161,7 @@ def adaptive_avg_pool2d(input, output_size):
 def adaptive_max_pool2d_impl(input, output_size, return_indices, layer):
     size = _adaptive_size(input, output_size, layer)
     x, unbatched = _batched(input)
-    out, idx = P.AdaptiveMaxPool2d.apply(x, size)
+    out, idx = P.AdaptiveMaxPool2dOp.apply(x, size)
     if unbatched:
         out, idx = out.squeeze(0), idx.squeeze(0)
     return (out, idx) if return_indices else out
