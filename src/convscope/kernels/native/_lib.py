@@ -95,6 +95,16 @@ def isa() -> str | None:
     return None if lib is None else lib.cs_isa().decode()
 
 
+def run(n: int, step: int, parallel: bool, body) -> list:
+    """``run_chunks`` for kernels that never call BLAS: serial runs call ``body`` directly
+    (no hold on BLAS threads, no hand-off), parallel ones go to convscope's workers."""
+    if parallel:
+        from ..parallel import run_chunks
+
+        return run_chunks(n, step, parallel, body)
+    return [body(n0, min(n, n0 + step)) for n0 in range(0, n, max(step, 1))]
+
+
 def build_info() -> dict:
     """What the library was compiled for: instruction set, floats per vector, compiler; {} if not loaded."""
     lib = library()

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..parallel import get_num_threads, run_chunks
-from ._lib import f32ptr, library
+from ..parallel import get_num_threads
+from ._lib import f32ptr, library, run
 from ._lib import f64ptr as _f64ptr
 from ._unsupported import Unsupported
 
@@ -78,7 +78,7 @@ def batch_norm_train_forward(x: np.ndarray, weight, bias, eps: float):
         lib.cs_bn_stats(f32ptr(x3[a:b]), b - a, c, length, f32ptr(m), _f64ptr(s1), _f64ptr(s2))
         return s1, s2
 
-    parts = run_chunks(n, step, parallel, stats)
+    parts = run(n, step, parallel, stats)
     e = np.sum([p[0] for p in parts], axis=0) / count
     sq = np.sum([p[1] for p in parts], axis=0) / count
     var = np.maximum(sq - e * e, 0.0)
@@ -92,7 +92,7 @@ def batch_norm_train_forward(x: np.ndarray, weight, bias, eps: float):
         xs, os_ = x3[a:b], out[a:b]
         lib.cs_bn_apply(f32ptr(xs), f32ptr(os_), b - a, c, length, f32ptr(m), f32ptr(a32), f32ptr(shift32))
 
-    run_chunks(n, step, parallel, apply)
+    run(n, step, parallel, apply)
     f32 = np.float32
     return out.reshape(x.shape), (m + e).astype(f32), var.astype(f32), invstd.astype(f32)
 
@@ -119,7 +119,7 @@ def batch_norm_train_backward(
         lib.cs_bn_backward_sums(f32ptr(gs), f32ptr(xs), b - a, c, length, f32ptr(mean32), *sums_out)
         return sg, sgd, sd
 
-    parts = run_chunks(n, step, parallel, sums)
+    parts = run(n, step, parallel, sums)
     g_mean, gd_mean, e = (np.sum([p[i] for p in parts], axis=0) / count for i in range(3))
     inv = np.asarray(invstd, dtype=np.float64)
     gxhat_mean = (gd_mean - e * g_mean) * inv
@@ -136,7 +136,7 @@ def batch_norm_train_backward(
                 f32ptr(mean32), f32ptr(s32), f32ptr(k32), f32ptr(b32),
             )  # fmt: skip
 
-        run_chunks(n, step, parallel, grad)
+        run(n, step, parallel, grad)
         gx = gx.reshape(g.shape)
     f32 = np.float32
     return gx, (gxhat_mean * count).astype(f32), (g_mean * count).astype(f32)
@@ -158,7 +158,7 @@ def channel_affine(x: np.ndarray, scale: np.ndarray, shift: np.ndarray) -> np.nd
         xs, os_ = x3[a:b], out[a:b]
         lib.cs_bn_apply(f32ptr(xs), f32ptr(os_), b - a, c, length, f32ptr(zero), f32ptr(s32), f32ptr(t32))
 
-    run_chunks(n, *_chunks(x3), body)
+    run(n, *_chunks(x3), body)
     return out.reshape(x.shape)
 
 
@@ -179,5 +179,5 @@ def channel_sums(a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
         lib.cs_channel_sums(f32ptr(a3[i:j]), j - i, c, length, _f64ptr(s))
         return s
 
-    parts = run_chunks(n, *_chunks(a3), body)
+    parts = run(n, *_chunks(a3), body)
     return (np.sum(parts, axis=0) if parts else np.zeros(c)).astype(a.dtype)

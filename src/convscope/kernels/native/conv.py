@@ -18,8 +18,8 @@ import numpy as np
 from ..batchnorm import channel_sums
 from ..conv import ConvSaved
 from ..geometry import ConvGeometry
-from ..parallel import PARALLEL_MIN_FLOPS, get_num_threads, run_chunks
-from ._lib import f32ptr, i32ptr, library
+from ..parallel import PARALLEL_MIN_FLOPS, get_num_threads
+from ._lib import f32ptr, i32ptr, library, run
 from ._unsupported import Unsupported
 
 __all__ = ["conv2d_forward", "conv2d_backward", "conv_transpose2d_forward", "conv_transpose2d_backward"]
@@ -80,7 +80,7 @@ def _forward(x, weight, bias, geom: ConvGeometry, out_hw: Pair, out: np.ndarray)
         if lib.cs_conv2d_forward(f32ptr(xs), f32ptr(weight), f32ptr(bias), f32ptr(ys), n1 - n0, i32ptr(g)):
             raise MemoryError("native conv2d forward: out of memory")
 
-    run_chunks(n, *_plan(n, flops), body)
+    run(n, *_plan(n, flops), body)
 
 
 def _grad_input(g, weight, x_shape, geom: ConvGeometry) -> np.ndarray:
@@ -96,7 +96,7 @@ def _grad_input(g, weight, x_shape, geom: ConvGeometry) -> np.ndarray:
         ):
             raise MemoryError("native conv2d input gradient: out of memory")
 
-    run_chunks(n, *_plan(n, flops), body)
+    run(n, *_plan(n, flops), body)
     return dx
 
 
@@ -115,7 +115,7 @@ def _grad_weight(x, g, w_shape, geom: ConvGeometry) -> np.ndarray:
             raise MemoryError("native conv2d weight gradient: out of memory")
         return part
 
-    parts = run_chunks(n, *_plan(n, flops, per_image, WGRAD_CHUNK_BYTES), body)
+    parts = run(n, *_plan(n, flops, per_image, WGRAD_CHUNK_BYTES), body)
     acc = parts[0]
     for part in parts[1:]:
         acc += part
