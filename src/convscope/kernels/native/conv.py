@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..batchnorm import channel_sums
 from ..conv import ConvSaved
 from ..geometry import ConvGeometry
 from ..parallel import PARALLEL_MIN_FLOPS, get_num_threads
 from ._lib import f32ptr, i32ptr, library, run
 from ._unsupported import Unsupported
+from .batchnorm import channel_sums
 
 __all__ = ["conv2d_forward", "conv2d_backward", "conv_transpose2d_forward", "conv_transpose2d_backward"]
 
