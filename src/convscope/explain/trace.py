@@ -16,7 +16,7 @@ import os
 import numpy as np
 
 from ..autograd.tensor import Tensor
-from ..kernels.geometry import ConvGeometry, effective_kernel
+from ..kernels.geometry import ConvGeometry, effective_kernel, window_too_large
 from ..nn.functional._checks import positive_tuple
 from ..nn.functional.conv import resolve_padding
 
@@ -73,11 +73,7 @@ def _geometry(x, weight, stride, padding, dilation) -> ConvGeometry:
     pads = resolve_padding(padding, size, kernel, stride, dilation, "conv_trace")
     geom = ConvGeometry.conv(size, kernel, stride, pads, dilation)
     if not geom.fits:
-        span, padded = geom.span, geom.padded_size
-        raise ValueError(
-            f"conv_trace: the kernel spans {span[0]}x{span[1]} but the padded input is "
-            f"{padded[0]}x{padded[1]}; expected a padded input at least as large as the kernel"
-        )
+        raise window_too_large("conv_trace", geom, x.shape)
     return geom
 
 
@@ -360,7 +356,7 @@ def _block(p: dict) -> list:
     for c, value in enumerate(p["channels"]):
         terms = ""
         if "products" in p and len(np.ravel(p["products"][c])) <= 9:
-            pairs = zip(np.ravel(p["window_values"][c]), np.ravel(p["filter_values"][c]))
+            pairs = zip(np.ravel(p["window_values"][c]), np.ravel(p["filter_values"][c]), strict=True)
             terms = " + ".join(f"{_term(v)}*{_term(f)}" for v, f in pairs) + " = "
         lines.append(f"  c={c}: {terms}{_num(value)}")
     lines += [

@@ -345,16 +345,23 @@ class InputTooSmallError(ValueError):
     """A window (kernel or pooling) larger than its padded input: the feature map vanishes."""
 
 
-def window_too_large(layer: str, geometry: ConvGeometry, input_shape: Sequence[int]) -> InputTooSmallError:
-    """The one error for "window larger than the padded input" (conv and pooling layers).
+def window_too_large(
+    layer: str, geometry: ConvGeometry, input_shape: Sequence[int], spatial_dims: int = 2
+) -> InputTooSmallError:
+    """The one error for "window larger than the padded input" (convolutions and pooling).
 
     Args:
         layer: the layer's or function's name, to start the message.
         geometry: the window's geometry.
         input_shape: the input's shape, for the message.
+        spatial_dims: 1 for a 1-D layer (a 2-D geometry over a height-1 image): sizes show one axis.
     """
-    span, padded = geometry.span, geometry.padded_size
+    span, padded = geometry.span[2 - spatial_dims :], geometry.padded_size[2 - spatial_dims :]
     return InputTooSmallError(
-        f"{layer}: window {span[0]}x{span[1]} is larger than the padded input {padded[0]}x{padded[1]} "
+        f"{layer}: window {_size(span)} is larger than the padded input {_size(padded)} "
         f"(input of shape {tuple(input_shape)}); expected a padded input at least as large as the window"
     )
+
+
+def _size(values: Sequence[int]) -> str:
+    return "x".join(str(v) for v in values)
