@@ -106,18 +106,18 @@ def main() -> None:
         wt.requires_grad_(True)
         bt.requires_grad_(True)
 
-        def ours_f():
+        def ours_f(x=x, w=w, b=b, conv_args=conv_args):
             conv2d_forward(x, w, b, *conv_args)
 
-        def ours_fb():
+        def ours_fb(x=x, w=w, b=b, g=g, conv_args=conv_args, need_in=need_in):
             _, saved = conv2d_forward(x, w, b, *conv_args)
             conv2d_backward(g, saved, need_input=need_in)
 
-        def torch_f():
+        def torch_f(xt=xt, wt=wt, bt=bt, s=s, p=p):
             with torch.no_grad():
                 F.conv2d(xt, wt, bt, s, p)
 
-        def torch_fb():
+        def torch_fb(xt=xt, wt=wt, bt=bt, gt=gt, s=s, p=p):
             F.conv2d(xt, wt, bt, s, p).backward(gt)
 
         t = np.array(time_blocks([ours_f, torch_f, ours_fb, torch_fb], args.blocks, args.reps, stat))

@@ -128,16 +128,16 @@ def batch_norm_train_backward(
         scale = inv if weight is None else inv * weight
         k = scale * inv * gxhat_mean
         s32, k32, b32 = _vec(scale, c), _vec(k, c), _vec(scale * g_mean - e * k, c)
-        gx = np.empty_like(g3)
+        dx = np.empty_like(g3)
 
         def grad(a: int, b: int) -> None:
             lib.cs_bn_backward_input(
-                f32ptr(g3[a:b]), f32ptr(x3[a:b]), f32ptr(gx[a:b]), b - a, c, length,
+                f32ptr(g3[a:b]), f32ptr(x3[a:b]), f32ptr(dx[a:b]), b - a, c, length,
                 f32ptr(mean32), f32ptr(s32), f32ptr(k32), f32ptr(b32),
             )  # fmt: skip
 
         run(n, step, parallel, grad)
-        gx = gx.reshape(g.shape)
+        gx = dx.reshape(g.shape)
     f32 = np.float32
     return gx, (gxhat_mean * count).astype(f32), (g_mean * count).astype(f32)
 
