@@ -251,10 +251,15 @@ static void fill_planes(const float *x, const geom_t *s, const planes_t *p, floa
                         memset(row + hi, 0, sizeof(float) * (p->wq - hi));
                         continue;
                     }
-                    for (long j = 0; j < p->wq; j++) {
-                        const long col = b + j * s->sw - s->pl;
-                        row[j] = (col >= 0 && col < s->w) ? xr[col] : 0.0f;
-                    }
+                    /* columns j0 <= j < j1 read the image: b + j*sw - pl in [0, w) */
+                    long j0 = (s->pl - b + s->sw - 1) / s->sw, j1 = (s->pl + s->w - b + s->sw - 1) / s->sw;
+                    j0 = j0 < 0 ? 0 : (j0 > p->wq ? p->wq : j0);
+                    j1 = j1 < j0 ? j0 : (j1 > p->wq ? p->wq : j1);
+                    memset(row, 0, sizeof(float) * j0);
+                    const float *src = xr + b + j0 * s->sw - s->pl;
+                    for (long j = 0; j < j1 - j0; j++)
+                        row[j0 + j] = src[j * s->sw];
+                    memset(row + j1, 0, sizeof(float) * (p->wq - j1));
                 }
             }
     }
