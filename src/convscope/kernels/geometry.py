@@ -171,7 +171,9 @@ def normalize_tuple(value, n: int, name: str, layer: str = "") -> tuple[int, ...
         if len(value) == 1 and n > 1:
             value = tuple(value) * n
         if len(value) != n or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-            raise ValueError(f"{_where(layer)}{name} must be an int or a tuple of 1 or {n} ints, got {value!r}")
+            raise ValueError(
+                f"{_where(layer)}{name} must be an int or a tuple of 1 or {n} ints, got {value!r}"
+            )
         return tuple(int(v) for v in value)
     raise TypeError(
         f"{_where(layer)}{name} must be an int or a tuple of {n} ints, got {type(value).__name__} {value!r}"
