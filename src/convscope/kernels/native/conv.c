@@ -599,15 +599,20 @@ static int wgrad_cvec_all(const float *x, const float *gy, float *dw, int n, con
     return 0;
 }
 
+/* the channel-vector weight gradient needs 32 vector registers (AVX-512) */
+#if VL == 16 && defined(__x86_64__)
+#define CVEC_WGRAD 1
+#else
+#define CVEC_WGRAD 0
+#endif
+
 /* dw (cout, cin, kh, kw) += weight gradient of the n images given */
 int cs_conv2d_backward_weight(const float *x, const float *gy, float *dw, int n, const int *g)
 {
     const geom_t s = make_geom(g);
     const planes_t p = forward_planes(&s);
-#if VL == 16 && defined(__x86_64__)
-    if (s.cout % (2 * VL) == 0)
+    if (CVEC_WGRAD && s.cout % (2 * VL) == 0)
         return wgrad_cvec_all(x, gy, dw, n, &s, &p);
-#endif
     const int nt = s.kh * s.kw, nb = (s.cout + COB - 1) / COB;
     const long img_x = s.cin * p.cs, mr = p.mv * VL, img_g = (long)nb * COB * mr;
     const long slack = (long)VL + mr;
