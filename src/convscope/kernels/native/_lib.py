@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ctypes
 import importlib.machinery
-import os
 from pathlib import Path
 
 #: File the build writes when the library could not be compiled (its text is the reason).
@@ -51,9 +50,6 @@ def _library_path() -> Path | None:
 
 def _load() -> None:
     _STATE["loaded"] = True
-    if os.environ.get("CONVSCOPE_NATIVE_DISABLE"):
-        _STATE["error"] = "the native backend is disabled by CONVSCOPE_NATIVE_DISABLE"
-        return
     path = _library_path()
     if path is None:
         failure = _HERE / BUILD_FAILURE_FILE
