@@ -1,0 +1,417 @@
+"""One table: tape op class -> the function that writes its ONNX node(s).
+
+An emitter reads what the recorded node holds (its positional arguments in ``node.inputs``,
+the context it saved in forward, its output shape) and adds equivalent ONNX nodes through
+:class:`~convscope.onnx.export.Emit`. Anything ONNX cannot express exactly raises
+:class:`OnnxExportError` naming the layer; nothing is approximated silently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from ..autograd.tensor import Tensor
+from ..ops import activation as A
+from ..ops import cast as CA
+from ..ops import conv as C
+from ..ops import dropout as D
+from ..ops import linear as L
+from ..ops import math as M
+from ..ops import norm as N
+from ..ops import pool as P
+from ..ops import shape as S
+
+Emitter = Callable[..., str]
+
+
+def _pads_2d(padding) -> list:
+    """((top, bottom), (left, right)) or (ph, pw) -> ONNX [top, left, bottom, right]."""
+    pairs = [p if isinstance(p, tuple) else (p, p) for p in padding]
+    return [int(p[0]) for p in pairs] + [int(p[1]) for p in pairs]
+
+
+def conv2d(e, node) -> str:
+    x, w, b, stride, padding, dilation, groups = node.inputs
+    conv1d = e.conv1d_source(node)
+    if conv1d is not None:  # (N, C_in, 1, L) conv of an unsqueezed (N, C_in, L) input: a 1-D Conv
+        x_name, w_name = conv1d
+        ins = [x_name, w_name] + ([e.value(b)] if b is not None else [])
+        return e.one(
+            "Conv",
+            ins,
+            strides=[int(stride[1])],
+            pads=[int(padding[1][0]), int(padding[1][1])],
+            dilations=[int(dilation[1])],
+            group=int(groups),
+            kernel_shape=[int(w.shape[3])],
+        )
+    ins = [e.value(x), e.value(w)] + ([e.value(b)] if b is not None else [])
+    return e.one(
+        "Conv",
+        ins,
+        strides=list(stride),
+        pads=_pads_2d(padding),
+        dilations=list(dilation),
+        group=int(groups),
+        kernel_shape=list(w.shape[2:]),
+    )
+
+
+def conv_transpose2d(e, node) -> str:
+    x, w, b, stride, padding, output_padding, dilation, groups = node.inputs
+    ins = [e.value(x), e.value(w)] + ([e.value(b)] if b is not None else [])
+    return e.one(
+        "ConvTranspose",
+        ins,
+        strides=list(stride),
+        pads=_pads_2d(padding),
+        output_padding=list(output_padding),
+        dilations=list(dilation),
+        group=int(groups),
+        kernel_shape=list(w.shape[2:]),
+    )
+
+
+def max_pool2d(e, node) -> str:
+    x, kernel, stride, padding, dilation, ceil_mode = node.inputs[:6]
+    if tuple(node.out_shape[2:]) == (1, 1) and tuple(x.shape[2:]) == tuple(kernel) and not any(padding):
+        return e.one("GlobalMaxPool", [e.value(x)])
+    return e.one(
+        "MaxPool",
+        [e.value(x)],
+        kernel_shape=list(kernel),
+        strides=list(stride),
+        pads=_pads_2d(padding),
+        dilations=list(dilation),
+        ceil_mode=int(bool(ceil_mode)),
+    )
+
+
+def avg_pool2d(e, node) -> str:
+    x, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override = node.inputs
+    if divisor_override is not None:
+        e.fail(f"avg_pool2d with divisor_override={divisor_override} has no ONNX AveragePool equivalent")
+    if ceil_mode and count_include_pad and any(padding):
+        # ONNX counts the implicit ceil-mode overhang as padding where torch does not
+        e.fail("avg_pool2d with ceil_mode=True, count_include_pad=True and padding has no exact ONNX form")
+    return e.one(
+        "AveragePool",
+        [e.value(x)],
+        kernel_shape=list(kernel),
+        strides=list(stride),
+        pads=_pads_2d(padding),
+        ceil_mode=int(bool(ceil_mode)),
+        count_include_pad=int(bool(count_include_pad)),
+    )
+
+
+def _adaptive_windows(n_in: int, n_out: int) -> list:
+    return [((i * n_in) // n_out, -((-(i + 1) * n_in) // n_out)) for i in range(n_out)]
+
+
+def adaptive_avg_pool2d(e, node) -> str:
+    x = node.inputs[0]
+    (h, w), (ho, wo) = x.shape[2:], node.out_shape[2:]
+    if (ho, wo) == (1, 1):
+        return e.one("GlobalAveragePool", [e.value(x)])
+    if h % ho == 0 and w % wo == 0:
+        k = [h // ho, w // wo]
+        return e.one("AveragePool", [e.value(x)], kernel_shape=k, strides=k)
+    # uneven windows: an exact linear map (N, C, H*W) @ P (H*W, H_out*W_out)
+    pool = np.zeros((h, w, ho, wo), dtype=x.dtype)
+    for i, (h0, h1) in enumerate(_adaptive_windows(h, ho)):
+        for j, (w0, w1) in enumerate(_adaptive_windows(w, wo)):
+            pool[h0:h1, w0:w1, i, j] = 1.0 / ((h1 - h0) * (w1 - w0))
+    flat = e.reshape(e.value(x), [0, 0, h * w])  # (N, C, H, W) -> (N, C, H*W)
+    mixed = e.one("MatMul", [flat, e.b.initializer(pool.reshape(h * w, ho * wo), "adaptive_pool_matrix")])
+    return e.reshape(mixed, [0, 0, ho, wo])  # (N, C, H_out*W_out) -> (N, C, H_out, W_out)
+
+
+def adaptive_max_pool2d(e, node) -> str:
+    x = node.inputs[0]
+    (h, w), (ho, wo) = x.shape[2:], node.out_shape[2:]
+    if (ho, wo) == (1, 1):
+        return e.one("GlobalMaxPool", [e.value(x)])
+    if h % ho == 0 and w % wo == 0:
+        k = [h // ho, w // wo]
+        return e.one("MaxPool", [e.value(x)], kernel_shape=k, strides=k)
+    e.fail(
+        f"adaptive max pooling from {h}x{w} to {ho}x{wo} has uneven windows, which ONNX's MaxPool "
+        "cannot express; export at an input size divisible by the output size"
+    )
+    raise AssertionError  # unreachable: fail raises
+
+
+def batch_norm_eval(e, node) -> str:
+    x, mean, var, weight, bias, eps = node.inputs
+    c = x.shape[1]
+    scale = e.value(weight) if weight is not None else e.b.const(np.ones(c), x.dtype, "bn_ones")
+    shift = e.value(bias) if bias is not None else e.b.const(np.zeros(c), x.dtype, "bn_zeros")
+    return e.one(
+        "BatchNormalization",
+        [e.value(x), scale, shift, e.value(mean), e.value(var)],
+        epsilon=float(eps),
+    )
+
+
+def batch_norm_train(e, node) -> str:
+    e.fail("batch norm ran in training mode; export runs the model in eval mode (model.eval())")
+    raise AssertionError
+
+
+def _unary(op_type: str) -> Emitter:
+    def emit(e, node) -> str:
+        return e.one(op_type, [e.value(node.inputs[0])])
+
+    emit.__name__ = f"emit_{op_type}"
+    return emit
+
+
+def leaky_relu(e, node) -> str:
+    return e.one("LeakyRelu", [e.value(node.inputs[0])], alpha=float(node.inputs[1]))
+
+
+def _softmax(op_type: str) -> Emitter:
+    def emit(e, node) -> str:
+        x, dim = node.inputs
+        return e.one(op_type, [e.value(x)], axis=int(dim) % x.ndim)
+
+    return emit
+
+
+def linear(e, node) -> str:
+    x, w, b = node.inputs
+    if x.ndim == 2:
+        ins = [e.value(x), e.value(w)] + ([e.value(b)] if b is not None else [])
+        return e.one("Gemm", ins, transB=1)
+    wt = e.one("Transpose", [e.value(w)], perm=[1, 0])
+    out = e.one("MatMul", [e.value(x), wt])
+    return e.one("Add", [out, e.value(b)]) if b is not None else out
+
+
+def _binary(op_type: str) -> Emitter:
+    def emit(e, node) -> str:
+        a, b = node.inputs
+        return e.one(op_type, [e.value(a), e.value(b)])
+
+    return emit
+
+
+def pow_(e, node) -> str:
+    return e.one("Pow", [e.value(node.inputs[0]), e.value(node.inputs[1])])
+
+
+def clamp(e, node) -> str:
+    x, lo, hi = node.inputs
+    dt = x.dtype
+    ins = [e.value(x), e.b.const(lo, dt, "clip_min") if lo is not None else ""]
+    if hi is not None:
+        ins.append(e.b.const(hi, dt, "clip_max"))
+    return e.one("Clip", ins)
+
+
+def _reduce(op_type: str) -> Emitter:
+    def emit(e, node) -> str:
+        x = node.inputs[0]
+        axes = [int(a) for a in node.axes]
+        keep = int(bool(node.keepdim))
+        if op_type == "ReduceSum" or e.opset >= 18:
+            return e.one(op_type, [e.value(x), e.b.ints(axes, "axes")], keepdims=keep)
+        return e.one(op_type, [e.value(x)], axes=axes, keepdims=keep)
+
+    return emit
+
+
+def max_reduce(e, node) -> str:
+    x = node.inputs[0]
+    dim = node.dim
+    axes = list(range(x.ndim)) if dim is None else [int(dim)]
+    keep = int(len(node.out_shape) == x.ndim and dim is not None)
+    # the op's min/max choice is an option, not a saved value: read it off the recorded argmax
+    chosen = x.data.reshape(-1)[node.idx] if dim is None else np.take_along_axis(x.data, node.idx, dim)
+    extreme = x.data.max(axis=None if dim is None else dim, keepdims=dim is not None)
+    op = "ReduceMax" if np.array_equal(chosen, extreme) else "ReduceMin"
+    if e.opset >= 18:
+        return e.one(op, [e.value(x), e.b.ints(axes, "axes")], keepdims=keep)
+    return e.one(op, [e.value(x)], axes=axes, keepdims=keep)
+
+
+def matmul(e, node) -> str:
+    return e.one("MatMul", [e.value(node.inputs[0]), e.value(node.inputs[1])])
+
+
+def reshape(e, node) -> str:
+    x = node.inputs[0]
+    out = tuple(node.out_shape)
+    src = e.value(x)
+    if x.ndim >= 2 and len(out) == 2 and out[0] == x.shape[0] and out[1] == int(np.prod(x.shape[1:])):
+        return e.one("Flatten", [src], axis=1)
+    return e.reshape(src, e.shape_spec(x.shape, out))
+
+
+def permute(e, node) -> str:
+    x, dims = node.inputs
+    return e.one("Transpose", [e.value(x)], perm=[int(d) for d in dims])
+
+
+def expand(e, node) -> str:
+    x = node.inputs[0]
+    out = tuple(node.out_shape)
+    pad = (1,) * (len(out) - x.ndim) + tuple(x.shape)
+    # where the input already has the size, 1 broadcasts the same way and keeps the batch dynamic
+    target = [1 if s == o else o for s, o in zip(pad, out, strict=True)]
+    return e.one("Expand", [e.value(x), e.b.ints(target)])
+
+
+def index(e, node) -> str:
+    x, key = node.inputs
+    items = key if isinstance(key, tuple) else (key,)
+    if any(k is Ellipsis for k in items):
+        i = next(i for i, k in enumerate(items) if k is Ellipsis)
+        items = items[:i] + (slice(None),) * (x.ndim - len(items) + 1) + items[i + 1 :]
+    if not all(isinstance(k, (slice, int, np.integer)) for k in items):
+        e.fail(f"indexing with {key!r} (None or advanced indices) is not exported; use slices")
+    starts, ends, axes, steps, squeeze = [], [], [], [], []
+    for axis, k in enumerate(items):
+        if isinstance(k, slice):
+            start, stop, step = k.indices(x.shape[axis])
+            if (start, stop, step) == (0, x.shape[axis], 1):
+                continue
+            if axis == 0 and e.dynamic_batch:
+                e.fail("slicing the batch dimension cannot be exported with a dynamic batch size")
+            if step < 0:
+                stop = -(x.shape[axis] + 1) if stop < 0 else stop
+            starts.append(start)
+            ends.append(stop)
+            axes.append(axis)
+            steps.append(step)
+        else:
+            k = int(k) % x.shape[axis]
+            starts.append(k)
+            ends.append(k + 1)
+            axes.append(axis)
+            steps.append(1)
+            squeeze.append(axis)
+    out = e.value(x)
+    if axes:
+        ins = [out, e.b.ints(starts, "starts"), e.b.ints(ends, "ends"), e.b.ints(axes, "axes")]
+        out = e.one("Slice", ins + [e.b.ints(steps, "steps")])
+    if squeeze:
+        out = e.one("Squeeze", [out, e.b.ints(squeeze, "axes")])
+    return out
+
+
+def cat(e, node) -> str:
+    ins = [e.value(t) for t in node.inputs]
+    return e.one("Concat", ins, axis=int(node.dim))
+
+
+def stack(e, node) -> str:
+    axes = e.b.ints([int(node.dim)], "axes")
+    ins = [e.one("Unsqueeze", [e.value(t), axes]) for t in node.inputs]
+    return e.one("Concat", ins, axis=int(node.dim))
+
+
+def where(e, node) -> str:
+    cond, a, b = node.inputs
+    return e.one("Where", [e.value(cond), e.value(a), e.value(b)])
+
+
+def pad(e, node) -> str:
+    from .pad import emit_pad
+
+    return emit_pad(e, node)
+
+
+def interpolate(e, node) -> str:
+    x, size, mode, align_corners, scales = node.inputs
+    attrs: dict = {"mode": "nearest" if mode == "nearest" else "linear"}
+    if mode == "nearest":
+        attrs.update(coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+    elif mode == "bilinear":
+        attrs["coordinate_transformation_mode"] = "align_corners" if align_corners else "pytorch_half_pixel"
+    else:
+        e.fail(f"interpolate mode {mode!r} is not exported (nearest and bilinear are)")
+    if scales is not None:
+        # the source index uses 1/scale_factor: pass the scales themselves
+        s = e.b.const([1.0, 1.0] + [float(v) for v in scales], np.float32, "scales")
+        return e.one("Resize", [e.value(x), "", s], **attrs)
+    sizes = e.b.ints(list(node.out_shape[2:]), "sizes")
+    if e.dynamic_batch:
+        shape = e.one("Shape", [e.value(x)])
+        nc = e.one("Gather", [shape, e.b.ints([0, 1], "indices")], axis=0)
+        sizes = e.one("Concat", [nc, sizes], axis=0)
+    else:
+        sizes = e.b.ints(list(node.out_shape), "sizes")
+    return e.one("Resize", [e.value(x), "", "", sizes], **attrs)
+
+
+def dropout(e, node) -> str:
+    return e.one("Identity", [e.value(node.inputs[0])])
+
+
+def cast(e, node) -> str:
+    from onnx import helper
+
+    to = helper.np_dtype_to_tensor_dtype(np.dtype(node.inputs[1]))
+    return e.one("Cast", [e.value(node.inputs[0])], to=int(to))
+
+
+def loss(e, node) -> str:
+    e.fail("a loss cannot be exported; export the model, not model + loss")
+    raise AssertionError
+
+
+EMITTERS: dict[type, Emitter] = {
+    C.Conv2d: conv2d,
+    C.ConvTranspose2d: conv_transpose2d,
+    P.MaxPool2d: max_pool2d,
+    P.AvgPool2d: avg_pool2d,
+    P.AdaptiveAvgPool2d: adaptive_avg_pool2d,
+    P.AdaptiveMaxPool2d: adaptive_max_pool2d,
+    P.Pad: pad,
+    P.Interpolate: interpolate,
+    N.BatchNormEval: batch_norm_eval,
+    N.BatchNormTrain: batch_norm_train,
+    A.ReLU: _unary("Relu"),
+    A.Sigmoid: _unary("Sigmoid"),
+    A.Tanh: _unary("Tanh"),
+    A.LeakyReLU: leaky_relu,
+    A.Softmax: _softmax("Softmax"),
+    A.LogSoftmax: _softmax("LogSoftmax"),
+    L.Linear: linear,
+    M.MatMul: matmul,
+    M.Add: _binary("Add"),
+    M.Sub: _binary("Sub"),
+    M.Mul: _binary("Mul"),
+    M.Div: _binary("Div"),
+    M.Neg: _unary("Neg"),
+    M.Exp: _unary("Exp"),
+    M.Log: _unary("Log"),
+    M.Sqrt: _unary("Sqrt"),
+    M.Abs: _unary("Abs"),
+    M.Pow: pow_,
+    M.Clamp: clamp,
+    M.Sum: _reduce("ReduceSum"),
+    M.Mean: _reduce("ReduceMean"),
+    M.MaxReduce: max_reduce,
+    S.Reshape: reshape,
+    S.Permute: permute,
+    S.Expand: expand,
+    S.Index: index,
+    S.Cat: cat,
+    S.Stack: stack,
+    S.Where: where,
+    D.Dropout: dropout,
+    CA.Cast: cast,
+}
+
+
+def emitter_for(fn: type) -> Emitter | None:
+    """The emitter of a tape op class (None when the op has no ONNX form)."""
+    return EMITTERS.get(fn)
+
+
+__all__ = ["EMITTERS", "emitter_for", "Tensor"]
