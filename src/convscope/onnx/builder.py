@@ -70,6 +70,12 @@ class GraphBuilder:
         """A fresh initializer of ``values`` in ``dtype`` (shapes, axes, scalars)."""
         return self.initializer(np.asarray(values, dtype=dtype), base)
 
+    def constant_node(self, array: np.ndarray, name: str) -> str:
+        """A Constant node holding ``array``: a fixed operand that an importer should not train
+        (initializers are the model's weights)."""
+        tensor = self.numpy_helper.from_array(np.ascontiguousarray(array), self.unique(name + "_value"))
+        return self.one("Constant", [], name, value=tensor)
+
     def ints(self, values, base: str = "shape") -> str:
         return self.const(list(values), np.int64, base)
 

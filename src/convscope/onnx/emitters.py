@@ -125,7 +125,8 @@ def adaptive_avg_pool2d(e, node) -> str:
         for j, (w0, w1) in enumerate(_adaptive_windows(w, wo)):
             pool[h0:h1, w0:w1, i, j] = 1.0 / ((h1 - h0) * (w1 - w0))
     flat = e.reshape(e.value(x), [0, 0, h * w])  # (N, C, H, W) -> (N, C, H*W)
-    mixed = e.one("MatMul", [flat, e.b.initializer(pool.reshape(h * w, ho * wo), "adaptive_pool_matrix")])
+    matrix = e.b.constant_node(pool.reshape(h * w, ho * wo), f"{e.node_base}PoolMatrix")
+    mixed = e.one("MatMul", [flat, matrix])
     return e.reshape(mixed, [0, 0, ho, wo])  # (N, C, H_out*W_out) -> (N, C, H_out, W_out)
 
 
