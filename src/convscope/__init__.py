@@ -83,7 +83,7 @@ def __getattr__(name):
     # subpackages load on first use so `import convscope` stays light
     import importlib
 
-    if name in ("nn", "optim", "data", "models", "train", "analysis", "explain", "kernels"):
+    if name in ("nn", "optim", "data", "models", "train", "analysis", "explain", "kernels", "onnx"):
         return importlib.import_module(f".{name}", __name__)
     if name == "summary":
         from .analysis import summary
