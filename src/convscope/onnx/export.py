@@ -270,7 +270,9 @@ def build_graph(
     inputs = [helper.make_tensor_value_info(input_names[0], elem, [batch, *x_data.shape[1:]])]
     outputs = [
         helper.make_tensor_value_info(
-            n, helper.np_dtype_to_tensor_dtype(o.dtype), [batch, *o.shape[1:]] if o.ndim else []
+            n,
+            helper.np_dtype_to_tensor_dtype(o.dtype),
+            [batch, *o.shape[1:]] if o.ndim and dynamic_batch else list(o.shape),
         )
         for o, n in zip(outs, output_names, strict=True)
     ]
@@ -287,7 +289,10 @@ def build_graph(
         helper.set_model_props(proto, props)
     try:
         onnx.checker.check_model(proto, full_check=True)
-    except onnx.checker.ValidationError as err:  # a bug in an emitter, not a user error
+    except (
+        onnx.checker.ValidationError,
+        onnx.shape_inference.InferenceError,
+    ) as err:  # a bug in an emitter, not a user error
         raise OnnxExportError(f"ONNX export produced an invalid graph: {err}") from None
     return proto
 
