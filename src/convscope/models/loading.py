@@ -89,8 +89,8 @@ def load_model_file(path, mean=None, std=None, image_size=None) -> LoadedModel:
     shape = pre.get("input_size") or tuple(model.input_shape)
     if image_size is not None:
         shape = (shape[0],) + tuple(int(v) for v in image_size)
-    if shape is not None and (len(shape) == 0 or any(d is None for d in shape)):
-        shape = None if shape is None or shape[0] is None else shape
+    if not shape or any(d is None for d in shape):
+        shape = None  # a dynamic dimension: the caller needs --input / --image-size
     norm = None
     if not pre.get("normalization_in_graph"):
         m, s = pre.get("mean", mean), pre.get("std", std)
