@@ -284,3 +284,70 @@ def test_external_data_is_refused(tmp_path):
     onnx.save(proto, tmp_path / "ext.onnx", save_as_external_data=True, size_threshold=0, location="ext.bin")
     with pytest.raises(OnnxImportError, match="external data"):
         load(tmp_path / "ext.onnx")
+
+
+class _TorchLambda(torch.nn.Module):
+    def __init__(self, fn, *mods):
+        super().__init__()
+        self.fn = fn
+        self.mods = torch.nn.ModuleList(mods)
+
+    def forward(self, x):
+        return self.fn(x, *self.mods)
+
+
+tF = torch.nn.functional
+TORCH_OPS = [
+    ("upsample_nearest", lambda: torch.nn.Upsample(scale_factor=2), (2, 3, 4)),
+    ("upsample_bilinear", lambda: torch.nn.Upsample(scale_factor=2, mode="bilinear"), (2, 3, 4)),
+    (
+        "upsample_bilinear_ac",
+        lambda: torch.nn.Upsample(size=(5, 7), mode="bilinear", align_corners=True),
+        (2, 3, 4),
+    ),
+    ("conv_transpose", lambda: torch.nn.ConvTranspose2d(3, 2, 3, 2, 1, output_padding=1), (3, 4, 5)),
+    ("conv_reflect", lambda: torch.nn.Conv2d(2, 3, 3, padding=1, padding_mode="reflect"), (2, 6, 5)),
+    ("conv_circular", lambda: torch.nn.Conv2d(2, 3, 3, padding=1, padding_mode="circular"), (2, 6, 5)),
+    ("conv_dilated_groups", lambda: torch.nn.Conv2d(4, 4, 3, padding=2, dilation=2, groups=2), (4, 7, 7)),
+    ("conv1d", lambda: torch.nn.Conv1d(3, 4, 5, stride=2, padding=2), (3, 17)),
+    ("avgpool", lambda: torch.nn.AvgPool2d(3, 2, 1, ceil_mode=False, count_include_pad=False), (2, 9, 8)),
+    ("maxpool_dilated", lambda: torch.nn.MaxPool2d(3, 2, 1, dilation=2), (2, 11, 9)),
+    ("adaptive_even", lambda: torch.nn.AdaptiveAvgPool2d(2), (2, 6, 6)),
+    (
+        "activations",
+        lambda: _TorchLambda(lambda x: torch.sigmoid(x) + torch.tanh(x) - tF.leaky_relu(x, 0.1)),
+        (5,),
+    ),
+    ("softmaxes", lambda: _TorchLambda(lambda x: torch.softmax(x, 1) + torch.log_softmax(x, -1)), (3, 4)),
+    ("hard_activations", lambda: _TorchLambda(lambda x: tF.hardswish(x) * tF.hardsigmoid(x)), (3, 4)),
+    (
+        "pad_modes",
+        lambda: _TorchLambda(lambda x: tF.pad(tF.pad(x, (1, 2, 2, 1), "reflect"), (1, 1, 0, 2), "replicate")),
+        (2, 5, 5),
+    ),
+    (
+        "bn1d_linear",
+        lambda: torch.nn.Sequential(torch.nn.Linear(6, 4), torch.nn.BatchNorm1d(4), torch.nn.ReLU()),
+        (6,),
+    ),
+]
+
+
+@pytest.mark.parametrize("case", TORCH_OPS, ids=[c[0] for c in TORCH_OPS])
+def test_torch_exported_ops_import(case, tmp_path):
+    _, factory, shape = case
+    torch.manual_seed(0)
+    tm = factory().eval()
+    for m in tm.modules():
+        if isinstance(m, torch.nn.BatchNorm1d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    torch_export(tm, torch.randn(2, *shape), tmp_path / "t.onnx")
+    model = load(tmp_path / "t.onnx")
+    x = np.random.default_rng(0).standard_normal((3, *shape)).astype(np.float32)
+    assert_close_scaled(ours(model, x), run_ort(tmp_path / "t.onnx", x), rel=1e-5)
+    xt = torch.tensor(x, requires_grad=True)
+    tm(xt).square().sum().backward()
+    xc = cs.tensor(x, requires_grad=True)
+    (model(xc) * model(xc)).sum().backward()
+    assert_close_scaled(xc.grad.data, xt.grad.numpy(), rel=1e-4, what="input gradient")

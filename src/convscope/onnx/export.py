@@ -156,8 +156,8 @@ def build_graph(
     fold_normalization: bool = False,
     model_name: str | None = None,
 ):
-    """The ONNX ModelProto of ``model`` (see :func:`export`; nothing is written)."""
-    onnx = require_onnx()
+    """The ONNX ModelProto of ``model``, not yet checked (see :func:`export`; nothing is written)."""
+    require_onnx()
     from onnx import helper
 
     from .. import __version__
@@ -287,14 +287,17 @@ def build_graph(
     props = _preprocessing_props(pre, folded)
     if props:
         helper.set_model_props(proto, props)
-    try:
-        onnx.checker.check_model(proto, full_check=True)
-    except (
-        onnx.checker.ValidationError,
-        onnx.shape_inference.InferenceError,
-    ) as err:  # a bug in an emitter, not a user error
-        raise OnnxExportError(f"ONNX export produced an invalid graph: {err}") from None
     return proto
+
+
+def check_serialized(data: bytes) -> None:
+    """``onnx.checker`` with shape inference on the serialised model (serialised once for both)."""
+    onnx = require_onnx()
+    try:
+        onnx.checker.check_model(data, full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as err:
+        # a bug in an emitter, not a user error
+        raise OnnxExportError(f"ONNX export produced an invalid graph: {err}") from None
 
 
 def _live_nodes(nodes: list, outputs: set) -> list:
@@ -359,5 +362,6 @@ def export(
         getattr(model, "model_name", None),
     )
     data = proto.SerializeToString()
+    check_serialized(data)
     atomic_write(os.fspath(path), lambda f: f.write(data))
     return proto

@@ -31,18 +31,8 @@ from .nodes import ConstOperand, GraphInputTranspose, OnnxNode
 
 SUPPORTED_IMPORT_OPSETS = range(11, 21)
 # ops evaluated at import time when all their inputs are constants
-FOLDABLE = {
-    "Identity",
-    "Cast",
-    "Reshape",
-    "Unsqueeze",
-    "Squeeze",
-    "Concat",
-    "Gather",
-    "Transpose",
-    "Slice",
-    "Flatten",
-}
+FOLDABLE = {"Identity", "Cast", "Reshape", "Unsqueeze", "Squeeze", "Concat", "Gather", "Transpose", "Slice"}
+FOLDABLE |= {"ConstantOfShape", "Add", "Sub", "Mul", "Div", "Flatten"}
 _NOT_NAME = re.compile(r"[^A-Za-z0-9_]+")
 
 

@@ -536,6 +536,18 @@ def resize(spec: NodeSpec):
     return OnnxNode("Resize", run, {"mode": torch_mode, "align_corners": align})
 
 
+def constant_of_shape(spec: NodeSpec):
+    from onnx import numpy_helper
+
+    value = spec.attrs.get("value")
+    fill = np.zeros(1, np.float32) if value is None else numpy_helper.to_array(value).reshape(-1)
+
+    def run(m, shape):
+        return np.full([int(s) for s in np.ravel(shape)], fill[0], dtype=fill.dtype)
+
+    return OnnxNode("ConstantOfShape", run)
+
+
 def identity(spec: NodeSpec):
     return OnnxNode(spec.node.op_type, lambda m, x, *_: x)
 
@@ -618,6 +630,7 @@ IMPORTERS: dict[str, dict[int, Builder]] = {
     "Pad": {11: pad},
     "Resize": {11: resize},
     "Identity": {1: identity},
+    "ConstantOfShape": {9: constant_of_shape},
     "Dropout": {1: identity},
     "Cast": {1: cast},
     "Expand": {8: expand},
