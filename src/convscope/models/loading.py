@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
 ONNX_SUFFIX = ".onnx"
 
@@ -34,13 +35,13 @@ class LoadedModel:
         label (str): a short description for tables.
     """
 
-    model: object
+    model: Any
     path: str
     kind: str
     input_shape: tuple | None
     classes: list | None
-    normalizer: object = None
-    checkpoint: object = None
+    normalizer: Any = None
+    checkpoint: Any = None
     label: str = ""
     preprocessing: dict = field(default_factory=dict)
 

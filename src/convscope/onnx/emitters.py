@@ -9,6 +9,7 @@ the context it saved in forward, its output shape) and adds equivalent ONNX node
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -22,6 +23,9 @@ from ..ops import math as M
 from ..ops import norm as N
 from ..ops import pool as P
 from ..ops import shape as S
+
+if TYPE_CHECKING:
+    from .export import Emit
 
 Emitter = Callable[..., str]
 
@@ -130,7 +134,7 @@ def adaptive_avg_pool2d(e, node) -> str:
     return e.reshape(mixed, [0, 0, ho, wo])  # (N, C, H_out*W_out) -> (N, C, H_out, W_out)
 
 
-def adaptive_max_pool2d(e, node) -> str:
+def adaptive_max_pool2d(e: Emit, node) -> str:
     x = node.inputs[0]
     (h, w), (ho, wo) = x.shape[2:], node.out_shape[2:]
     if (ho, wo) == (1, 1):
@@ -142,7 +146,6 @@ def adaptive_max_pool2d(e, node) -> str:
         f"adaptive max pooling from {h}x{w} to {ho}x{wo} has uneven windows, which ONNX's MaxPool "
         "cannot express; export at an input size divisible by the output size"
     )
-    raise AssertionError  # unreachable: fail raises
 
 
 def batch_norm_eval(e, node) -> str:
@@ -157,9 +160,8 @@ def batch_norm_eval(e, node) -> str:
     )
 
 
-def batch_norm_train(e, node) -> str:
+def batch_norm_train(e: Emit, node) -> str:
     e.fail("batch norm ran in training mode; export runs the model in eval mode (model.eval())")
-    raise AssertionError
 
 
 def _unary(op_type: str) -> Emitter:
@@ -360,9 +362,8 @@ def cast(e, node) -> str:
     return e.one("Cast", [e.value(node.inputs[0])], to=int(to))
 
 
-def loss(e, node) -> str:
+def loss(e: Emit, node) -> str:
     e.fail("a loss cannot be exported; export the model, not model + loss")
-    raise AssertionError
 
 
 EMITTERS: dict[type, Emitter] = {

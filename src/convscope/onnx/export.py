@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
+from typing import NoReturn
 
 import numpy as np
 
@@ -81,9 +83,8 @@ class Emit:
             f"a reshape from {tuple(in_shape)} to {tuple(out_shape)} changes the batch dimension, "
             "which cannot be exported with a dynamic batch size (use dynamic_batch=False)"
         )
-        return spec
 
-    def fail(self, message: str) -> None:
+    def fail(self, message: str) -> NoReturn:
         raise OnnxExportError(f"ONNX export: layer {self.layer} ({self.op_name}): {message}")
 
     # ------------------------------------------------------------ conv1d
@@ -118,7 +119,7 @@ def _unsqueezed_from(t):
     return None
 
 
-def _module_of(records) -> callable:
+def _module_of(records) -> Callable[[int], str]:
     spans = sorted(((r.first, r.last, r.name) for r in records), key=lambda s: s[1] - s[0])
 
     def find(seq: int) -> str:

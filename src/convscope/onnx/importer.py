@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from typing import Any
 
 import numpy as np
 
@@ -237,14 +238,15 @@ def load(path) -> OnnxModel:
             layout, skip_transpose = "NHWC", consumers[0]
             dims = (dims[0], dims[3], dims[1], dims[2])
 
-    steps, taken = [], set()
+    steps: list[tuple[str, Any, list, list]] = []
+    taken: set[str] = set()
     for index, node in enumerate(graph.node):
         attrs = _attrs(node)
         if node.op_type == "Constant":
             consts[node.output[0]] = _constant_value(node, attrs)
             continue
         name = module_name(node.name, node.op_type, index, taken)
-        if node is skip_transpose:
+        if skip_transpose is not None and node is skip_transpose:
             steps.append((name, GraphInputTranspose(), list(node.input), list(node.output)))
             continue
         node_consts = [consts.get(v) if v else None for v in node.input]
@@ -256,7 +258,7 @@ def load(path) -> OnnxModel:
             # constant in, constant out (Identity of a shared initializer, shape arithmetic on
             # constants): evaluated now; an Identity/Cast of a weight stays a weight of its own
             spec = NodeSpec(node, attrs, node_consts, opset, lambda i: None, [False] * len(node.input))
-            value = builder_for(node.op_type, opset)(spec)(*node_consts)
+            value = _builder(node.op_type, opset)(spec)(*node_consts)
             consts[node.output[0]] = np.asarray(value)
             if node.op_type in ("Identity", "Cast") and node.input[0] in initializers:
                 initializers.add(node.output[0])
@@ -268,7 +270,7 @@ def load(path) -> OnnxModel:
         weights = [v in initializers for v in node.input]
         spec = NodeSpec(node, attrs, node_consts, opset, param, weights)
         try:
-            module = builder_for(node.op_type, opset)(spec)
+            module = _builder(node.op_type, opset)(spec)
         except OnnxImportError:
             raise
         except (ValueError, TypeError, KeyError) as err:
@@ -297,7 +299,15 @@ def load(path) -> OnnxModel:
         opset,
     )
     model.model_name = os.path.basename(os.fspath(path))
-    return model.eval()
+    model.eval()
+    return model
+
+
+def _builder(op_type: str, opset: int):
+    build = builder_for(op_type, opset)
+    if build is None:  # load() checked every node first
+        raise OnnxImportError(f"ONNX import: no builder for {op_type} at opset {opset}")
+    return build
 
 
 __all__ = ["load", "module_name", "OnnxModel", "SUPPORTED_IMPORT_OPSETS", "Tensor"]

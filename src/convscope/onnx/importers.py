@@ -13,6 +13,7 @@ order; the graph module passes the constants along).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NoReturn
 
 import numpy as np
 
@@ -49,7 +50,7 @@ class NodeSpec:
     def label(self) -> str:
         return f"{self.node.op_type} node {self.node.name!r}"
 
-    def fail(self, message: str):
+    def fail(self, message: str) -> NoReturn:
         raise OnnxImportError(f"ONNX import: {self.label}: {message}")
 
     def const(self, i: int):
@@ -479,7 +480,7 @@ def pad(spec: NodeSpec):
     torch_mode = {"constant": "constant", "reflect": "reflect", "edge": "replicate", "wrap": "circular"}
     if mode not in torch_mode:
         spec.fail(f"mode {mode!r} is not supported")
-    pads = [int(p) for p in pads]
+    pad_list = [int(p) for p in pads]
     fill = 0.0 if value is None or np.size(value) == 0 else float(np.ravel(value)[0])
 
     def run(m, x, *_):
@@ -488,7 +489,7 @@ def pad(spec: NodeSpec):
         full = [0] * (2 * nd)
         k = len(ax)
         for j, a in enumerate(ax):
-            full[a], full[nd + a] = pads[j], pads[k + j]
+            full[a], full[nd + a] = pad_list[j], pad_list[k + j]
         first = next((a for a in range(nd) if full[a] or full[nd + a]), nd)
         flat = []
         for a in reversed(range(first, nd)):

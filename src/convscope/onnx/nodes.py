@@ -8,6 +8,8 @@ lists them (``None`` for an omitted optional input).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from .. import nn
@@ -81,7 +83,13 @@ class ConstOperand(nn.Module):
 
 def binary(op_type: str, a, b):
     if not is_tensor(a) and not is_tensor(b):  # shape arithmetic
-        fn = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": _np_div, "MatMul": np.matmul}
+        fn: dict[str, Callable] = {
+            "Add": np.add,
+            "Sub": np.subtract,
+            "Mul": np.multiply,
+            "Div": _np_div,
+            "MatMul": np.matmul,
+        }
         return fn[op_type](np.asarray(a), np.asarray(b))
     like = a if is_tensor(a) else b
     a, b = as_tensor(a, like), as_tensor(b, like)
@@ -135,7 +143,7 @@ class PaddedMaxPool(nn.MaxPool2d):
 class BatchNorm(nn.BatchNorm2d):
     """ONNX BatchNormalization: per-channel batch norm over (N, C, ...) input of any rank >= 2."""
 
-    _ndims = (2, 3, 4, 5)
+    _ndims = (2, 3, 4, 5)  # type: ignore[assignment]  # the base class's is a 1-tuple
     _layout = "(N, C, ...)"
 
 
