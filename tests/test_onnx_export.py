@@ -277,3 +277,20 @@ def test_batch_changing_reshape_needs_a_static_batch(tmp_path):
     export(model, np.zeros((2, 4), np.float32), tmp_path / "m.onnx", dynamic_batch=False)
     x = np.arange(8, dtype=np.float32).reshape(2, 4)
     np.testing.assert_array_equal(run_ort(tmp_path / "m.onnx", x), x.reshape(4, 2))
+
+
+FREE_SIZES = [("resnet18", True), ("unet", True), ("lenet5", False), ("resnet20", False)]
+
+
+@pytest.mark.parametrize("name,free", FREE_SIZES)
+def test_spatial_sizes_stay_free_when_every_op_is_size_agnostic(name, free, tmp_path):
+    c = models.model_info(name).input_size[0]
+    cs.manual_seed(0)
+    model = models.create(name, num_classes=10).eval()
+    s = 28 if name == "lenet5" else 32
+    proto = export(model, np.zeros((1, c, s, s), np.float32), tmp_path / "m.onnx")
+    dims = [d.dim_param or d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim]
+    assert dims == (["batch", c, "height", "width"] if free else ["batch", c, s, s])
+    if free:  # another size than the export's, run by onnxruntime as by convscope
+        x = np.random.default_rng(0).standard_normal((2, c, 48, 40)).astype(np.float32)
+        assert_close_scaled(run_ort(tmp_path / "m.onnx", x), ours(model, x), what=name)

@@ -30,6 +30,15 @@ if TYPE_CHECKING:
 Emitter = Callable[..., str]
 
 
+def _spatial(shape) -> bool:
+    """A shape with spatial axes beyond (N, C) that are not all 1."""
+    return len(shape) >= 3 and int(np.prod(shape[2:])) > 1
+
+
+def _asymmetric(padding) -> bool:
+    return any(isinstance(p, tuple) and p[0] != p[1] for p in padding)
+
+
 def _pads_2d(padding) -> list:
     """((top, bottom), (left, right)) or (ph, pw) -> ONNX [top, left, bottom, right]."""
     pairs = [p if isinstance(p, tuple) else (p, p) for p in padding]
@@ -51,6 +60,8 @@ def conv2d(e, node) -> str:
             group=int(groups),
             kernel_shape=[int(w.shape[3])],
         )
+    if _asymmetric(padding):
+        e.bakes_size("asymmetric padding (as 'same' at a stride resolves at the export size)")
     ins = [e.value(x), e.value(w)] + ([e.value(b)] if b is not None else [])
     return e.one(
         "Conv",
@@ -81,6 +92,7 @@ def conv_transpose2d(e, node) -> str:
 def max_pool2d(e, node) -> str:
     x, kernel, stride, padding, dilation, ceil_mode = node.inputs[:6]
     if tuple(node.out_shape[2:]) == (1, 1) and tuple(x.shape[2:]) == tuple(kernel) and not any(padding):
+        e.bakes_size("max pooling over the whole map")
         return e.one("GlobalMaxPool", [e.value(x)])
     return e.one(
         "MaxPool",
@@ -120,6 +132,7 @@ def adaptive_avg_pool2d(e, node) -> str:
     (h, w), (ho, wo) = x.shape[2:], node.out_shape[2:]
     if (ho, wo) == (1, 1):
         return e.one("GlobalAveragePool", [e.value(x)])
+    e.bakes_size(f"adaptive average pooling to {ho}x{wo}")
     if h % ho == 0 and w % wo == 0:
         k = [h // ho, w // wo]
         return e.one("AveragePool", [e.value(x)], kernel_shape=k, strides=k)
@@ -139,6 +152,7 @@ def adaptive_max_pool2d(e: Emit, node) -> str:
     (h, w), (ho, wo) = x.shape[2:], node.out_shape[2:]
     if (ho, wo) == (1, 1):
         return e.one("GlobalMaxPool", [e.value(x)])
+    e.bakes_size(f"adaptive max pooling to {ho}x{wo}")
     if h % ho == 0 and w % wo == 0:
         k = [h // ho, w // wo]
         return e.one("MaxPool", [e.value(x)], kernel_shape=k, strides=k)
@@ -186,6 +200,8 @@ def _softmax(op_type: str) -> Emitter:
 
 def linear(e, node) -> str:
     x, w, b = node.inputs
+    if x.ndim >= 3:
+        e.bakes_size("a linear layer over the last axis of a map")
     if x.ndim == 2:
         ins = [e.value(x), e.value(w)] + ([e.value(b)] if b is not None else [])
         return e.one("Gemm", ins, transB=1)
@@ -197,6 +213,9 @@ def linear(e, node) -> str:
 def _binary(op_type: str) -> Emitter:
     def emit(e, node) -> str:
         a, b = node.inputs
+        for t in (a, b):
+            if (not isinstance(t, Tensor) or t.grad_fn is None) and _spatial(np.shape(t)):
+                e.bakes_size(f"{op_type} with a constant of shape {np.shape(t)}")
         return e.one(op_type, [e.value(a), e.value(b)])
 
     return emit
@@ -242,6 +261,7 @@ def max_reduce(e, node) -> str:
 
 
 def matmul(e, node) -> str:
+    e.bakes_size("a matrix product")
     return e.one("MatMul", [e.value(node.inputs[0]), e.value(node.inputs[1])])
 
 
@@ -249,6 +269,17 @@ def reshape(e, node) -> str:
     x = node.inputs[0]
     out = tuple(node.out_shape)
     src = e.value(x)
+    same_batch = x.ndim and out and x.shape[0] == out[0]
+    if same_batch and [d for d in out[1:] if d != 1] == [d for d in x.shape[1:] if d != 1]:
+        # only size-1 axes inserted or removed (never the batch axis): Unsqueeze / Squeeze keep
+        # every other size free
+        squeezed = [i for i, d in enumerate(x.shape) if d == 1 and i > 0]
+        if squeezed:
+            src = e.one("Squeeze", [src, e.b.ints(squeezed, "axes")])
+        inserted = [i for i, d in enumerate(out) if d == 1 and i > 0]
+        return e.one("Unsqueeze", [src, e.b.ints(inserted, "axes")]) if inserted else src
+    if _spatial(x.shape):
+        e.bakes_size(f"a reshape of a {tuple(x.shape[2:])} map")
     if x.ndim >= 2 and len(out) == 2 and out[0] == x.shape[0] and out[1] == int(np.prod(x.shape[1:])):
         return e.one("Flatten", [src], axis=1)
     return e.reshape(src, e.shape_spec(x.shape, out))
@@ -261,6 +292,7 @@ def permute(e, node) -> str:
 
 def expand(e, node) -> str:
     x = node.inputs[0]
+    e.bakes_size("an expand to a fixed shape")
     out = tuple(node.out_shape)
     pad = (1,) * (len(out) - x.ndim) + tuple(x.shape)
     # where the input already has the size, 1 broadcasts the same way and keeps the batch dynamic
@@ -282,6 +314,8 @@ def index(e, node) -> str:
             start, stop, step = k.indices(x.shape[axis])
             if (start, stop, step) == (0, x.shape[axis], 1):
                 continue
+            if axis >= 2:
+                e.bakes_size("slicing a spatial axis")
             if axis == 0 and e.dynamic_batch:
                 e.fail("slicing the batch dimension cannot be exported with a dynamic batch size")
             if step < 0:
@@ -341,6 +375,7 @@ def interpolate(e, node) -> str:
         # the source index uses 1/scale_factor: pass the scales themselves
         s = e.b.const([1.0, 1.0] + [float(v) for v in scales], np.float32, "scales")
         return e.one("Resize", [e.value(x), "", s], **attrs)
+    e.bakes_size(f"resizing to a fixed {tuple(node.out_shape[2:])}")
     sizes = e.b.ints(list(node.out_shape[2:]), "sizes")
     if e.dynamic_batch:
         shape = e.one("Shape", [e.value(x)])

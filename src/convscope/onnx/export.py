@@ -47,6 +47,12 @@ class Emit:
         self.op_name = ""
         self.node_base = "/"
         self.conv1d_outputs: set[int] = set()
+        self.size_fixed_by: str | None = None  # the first layer whose ONNX form bakes in a size
+
+    def bakes_size(self, why: str) -> None:
+        """Record that this node's ONNX form holds the export's spatial size."""
+        if self.size_fixed_by is None:
+            self.size_fixed_by = f"{self.layer} ({why})"
 
     # ----------------------------------------------------------------- values
     def value(self, t) -> str:
@@ -268,13 +274,19 @@ def build_graph(
 
     batch = "batch" if dynamic_batch else int(x_data.shape[0])
     elem = helper.np_dtype_to_tensor_dtype(x_data.dtype)
-    inputs = [helper.make_tensor_value_info(input_names[0], elem, [batch, *x_data.shape[1:]])]
+    # every op size-agnostic (a fully convolutional net, global pooling): spatial sizes stay free
+    free = dynamic_batch and e.size_fixed_by is None and x_data.ndim >= 3
+    names_hw = ["height", "width"] if x_data.ndim == 4 else [f"size{i}" for i in range(x_data.ndim - 2)]
+    in_dims = [batch, x_data.shape[1], *(names_hw if free else x_data.shape[2:])]
+    inputs = [helper.make_tensor_value_info(input_names[0], elem, in_dims)]
+
+    def out_dims(o):
+        if not dynamic_batch or not o.ndim:
+            return list(o.shape)
+        return [batch, *o.shape[1:2], *([None] * (o.ndim - 2) if free else o.shape[2:])]
+
     outputs = [
-        helper.make_tensor_value_info(
-            n,
-            helper.np_dtype_to_tensor_dtype(o.dtype),
-            [batch, *o.shape[1:]] if o.ndim and dynamic_batch else list(o.shape),
-        )
+        helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(o.dtype), out_dims(o))
         for o, n in zip(outs, output_names, strict=True)
     ]
     graph = helper.make_graph(nodes, model_name or type(model).__name__, inputs, outputs, inits)

@@ -24,6 +24,7 @@ def emit_pad(e, node) -> str:
     shape = list(x.shape)
     crop = {a: (max(-b, 0), max(-f, 0)) for a, (b, f) in pairs.items() if b < 0 or f < 0}
     if crop:
+        e.bakes_size("a crop by negative padding")
         axes = sorted(crop)
         starts = [crop[a][0] for a in axes]
         ends = [shape[a] - crop[a][1] for a in axes]
@@ -35,6 +36,7 @@ def emit_pad(e, node) -> str:
     if not grow:
         return out if crop else e.one("Identity", [out])
     if mode == "circular" and e.opset < 19:
+        e.bakes_size("circular padding written as slices")
         for a in sorted(grow):
             before, after = grow[a]
             parts = []
