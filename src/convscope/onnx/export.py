@@ -340,8 +340,13 @@ def export(
 
     Args:
         model (Module): any convscope model; it runs once in eval mode.
-        example_input (Tensor or ndarray): (N, C, H, W) (or (N, C, L)) float input; spatial
-            sizes are fixed at its size, the batch size is not (``dynamic_batch``).
+        example_input (Tensor or ndarray): (N, C, H, W) (or (N, C, L)) float input. The batch
+            size stays free (``dynamic_batch``); the spatial sizes too when no node's ONNX form
+            depends on them (no flatten of a map, fixed resize, crop, asymmetric 'same'
+            padding, uneven adaptive pooling), else they are fixed at the example's. A 'same'
+            convolution at a stride whose padding happens to be symmetric at the example size
+            cannot be told from explicit padding: export such models with
+            ``dynamic_batch=False`` or at the size they will run at.
         path (str or PathLike): the .onnx file (written atomically).
         opset (int, default 17): ONNX opset 13-20; the IR version is the lowest that
             declares it, so current runtimes accept the file.
