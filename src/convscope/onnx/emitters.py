@@ -36,17 +36,31 @@ def _spatial(shape) -> bool:
 
 
 def _asymmetric(padding) -> bool:
-    return any(isinstance(p, tuple) and p[0] != p[1] for p in padding)
+    return any(before != after for before, after in padding)
+
+
+def _padded(padding) -> bool:
+    return any(p for pair in padding for p in pair)
 
 
 def _pads_2d(padding) -> list:
-    """((top, bottom), (left, right)) or (ph, pw) -> ONNX [top, left, bottom, right]."""
-    pairs = [p if isinstance(p, tuple) else (p, p) for p in padding]
-    return [int(p[0]) for p in pairs] + [int(p[1]) for p in pairs]
+    """((top, bottom), (left, right)) -> ONNX [top, left, bottom, right]."""
+    return [int(p[0]) for p in padding] + [int(p[1]) for p in padding]
+
+
+def _window_attrs(g) -> dict:
+    """ONNX attributes of a node's saved ConvGeometry (kernel, stride, padding, dilation)."""
+    return {
+        "kernel_shape": list(g.kernel),
+        "strides": list(g.stride),
+        "pads": _pads_2d(g.padding),
+        "dilations": list(g.dilation),
+    }
 
 
 def conv2d(e, node) -> str:
-    x, w, b, stride, padding, dilation, groups = node.inputs
+    x, w, b = node.inputs[:3]
+    g = node.geometry  # the ConvGeometry the op saved in forward
     conv1d = e.conv1d_source(node)
     if conv1d is not None:  # (N, C_in, 1, L) conv of an unsqueezed (N, C_in, L) input: a 1-D Conv
         x_name, w_name = conv1d
@@ -54,73 +68,49 @@ def conv2d(e, node) -> str:
         return e.one(
             "Conv",
             ins,
-            strides=[int(stride[1])],
-            pads=[int(padding[1][0]), int(padding[1][1])],
-            dilations=[int(dilation[1])],
-            group=int(groups),
-            kernel_shape=[int(w.shape[3])],
+            strides=[int(g.stride[1])],
+            pads=[int(g.padding[1][0]), int(g.padding[1][1])],
+            dilations=[int(g.dilation[1])],
+            group=int(g.groups),
+            kernel_shape=[int(g.kernel[1])],
         )
-    if _asymmetric(padding):
+    if _asymmetric(g.padding):
         e.bakes_size("asymmetric padding (as 'same' at a stride resolves at the export size)")
     ins = [e.value(x), e.value(w)] + ([e.value(b)] if b is not None else [])
-    return e.one(
-        "Conv",
-        ins,
-        strides=list(stride),
-        pads=_pads_2d(padding),
-        dilations=list(dilation),
-        group=int(groups),
-        kernel_shape=list(w.shape[2:]),
-    )
+    return e.one("Conv", ins, group=int(g.groups), **_window_attrs(g))
 
 
 def conv_transpose2d(e, node) -> str:
-    x, w, b, stride, padding, output_padding, dilation, groups = node.inputs
+    x, w, b = node.inputs[:3]
+    g = node.geometry
     ins = [e.value(x), e.value(w)] + ([e.value(b)] if b is not None else [])
     return e.one(
-        "ConvTranspose",
-        ins,
-        strides=list(stride),
-        pads=_pads_2d(padding),
-        output_padding=list(output_padding),
-        dilations=list(dilation),
-        group=int(groups),
-        kernel_shape=list(w.shape[2:]),
+        "ConvTranspose", ins, output_padding=list(g.output_padding), group=int(g.groups), **_window_attrs(g)
     )
 
 
 def max_pool2d(e, node) -> str:
-    x, kernel, stride, padding, dilation, ceil_mode = node.inputs[:6]
-    if tuple(node.out_shape[2:]) == (1, 1) and tuple(x.shape[2:]) == tuple(kernel) and not any(padding):
+    x = node.inputs[0]
+    g = node.geometry
+    if g.out_size == (1, 1) and tuple(g.in_size) == tuple(g.kernel) and not _padded(g.padding):
         e.bakes_size("max pooling over the whole map")
         return e.one("GlobalMaxPool", [e.value(x)])
-    return e.one(
-        "MaxPool",
-        [e.value(x)],
-        kernel_shape=list(kernel),
-        strides=list(stride),
-        pads=_pads_2d(padding),
-        dilations=list(dilation),
-        ceil_mode=int(bool(ceil_mode)),
-    )
+    return e.one("MaxPool", [e.value(x)], ceil_mode=int(g.ceil_mode), **_window_attrs(g))
 
 
 def avg_pool2d(e, node) -> str:
-    x, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override = node.inputs
+    x = node.inputs[0]
+    g = node.geometry
+    count_include_pad, divisor_override = node.args[4], node.args[5]
     if divisor_override is not None:
         e.fail(f"avg_pool2d with divisor_override={divisor_override} has no ONNX AveragePool equivalent")
-    if ceil_mode and count_include_pad and any(padding):
+    if g.ceil_mode and count_include_pad and _padded(g.padding):
         # ONNX counts the implicit ceil-mode overhang as padding where torch does not
         e.fail("avg_pool2d with ceil_mode=True, count_include_pad=True and padding has no exact ONNX form")
-    return e.one(
-        "AveragePool",
-        [e.value(x)],
-        kernel_shape=list(kernel),
-        strides=list(stride),
-        pads=_pads_2d(padding),
-        ceil_mode=int(bool(ceil_mode)),
-        count_include_pad=int(bool(count_include_pad)),
-    )
+    attrs = _window_attrs(g)
+    del attrs["dilations"]  # AveragePool has dilations only from opset 19
+    include = int(bool(count_include_pad))
+    return e.one("AveragePool", [e.value(x)], ceil_mode=int(g.ceil_mode), count_include_pad=include, **attrs)
 
 
 def _adaptive_windows(n_in: int, n_out: int) -> list:
@@ -402,47 +392,47 @@ def loss(e: Emit, node) -> str:
 
 
 EMITTERS: dict[type, Emitter] = {
-    C.Conv2d: conv2d,
-    C.ConvTranspose2d: conv_transpose2d,
-    P.MaxPool2d: max_pool2d,
-    P.AvgPool2d: avg_pool2d,
-    P.AdaptiveAvgPool2d: adaptive_avg_pool2d,
-    P.AdaptiveMaxPool2d: adaptive_max_pool2d,
-    P.Pad: pad,
-    P.Interpolate: interpolate,
-    N.BatchNormEval: batch_norm_eval,
-    N.BatchNormTrain: batch_norm_train,
-    A.ReLU: _unary("Relu"),
-    A.Sigmoid: _unary("Sigmoid"),
-    A.Tanh: _unary("Tanh"),
-    A.LeakyReLU: leaky_relu,
-    A.Softmax: _softmax("Softmax"),
-    A.LogSoftmax: _softmax("LogSoftmax"),
-    L.Linear: linear,
-    M.MatMul: matmul,
-    M.Add: _binary("Add"),
-    M.Sub: _binary("Sub"),
-    M.Mul: _binary("Mul"),
-    M.Div: _binary("Div"),
-    M.Neg: _unary("Neg"),
-    M.Exp: _unary("Exp"),
-    M.Log: _unary("Log"),
-    M.Sqrt: _unary("Sqrt"),
-    M.Abs: _unary("Abs"),
-    M.Pow: pow_,
-    M.Clamp: clamp,
-    M.Sum: _reduce("ReduceSum"),
-    M.Mean: _reduce("ReduceMean"),
-    M.MaxReduce: max_reduce,
-    S.Reshape: reshape,
-    S.Permute: permute,
-    S.Expand: expand,
-    S.Index: index,
-    S.Cat: cat,
-    S.Stack: stack,
-    S.Where: where,
-    D.Dropout: dropout,
-    CA.Cast: cast,
+    C.Conv2dOp: conv2d,
+    C.ConvTranspose2dOp: conv_transpose2d,
+    P.MaxPool2dOp: max_pool2d,
+    P.AvgPool2dOp: avg_pool2d,
+    P.AdaptiveAvgPool2dOp: adaptive_avg_pool2d,
+    P.AdaptiveMaxPool2dOp: adaptive_max_pool2d,
+    P.PadOp: pad,
+    P.InterpolateOp: interpolate,
+    N.BatchNormEvalOp: batch_norm_eval,
+    N.BatchNormTrainOp: batch_norm_train,
+    A.ReLUOp: _unary("Relu"),
+    A.SigmoidOp: _unary("Sigmoid"),
+    A.TanhOp: _unary("Tanh"),
+    A.LeakyReLUOp: leaky_relu,
+    A.SoftmaxOp: _softmax("Softmax"),
+    A.LogSoftmaxOp: _softmax("LogSoftmax"),
+    L.LinearOp: linear,
+    M.MatMulOp: matmul,
+    M.AddOp: _binary("Add"),
+    M.SubOp: _binary("Sub"),
+    M.MulOp: _binary("Mul"),
+    M.DivOp: _binary("Div"),
+    M.NegOp: _unary("Neg"),
+    M.ExpOp: _unary("Exp"),
+    M.LogOp: _unary("Log"),
+    M.SqrtOp: _unary("Sqrt"),
+    M.AbsOp: _unary("Abs"),
+    M.PowOp: pow_,
+    M.ClampOp: clamp,
+    M.SumOp: _reduce("ReduceSum"),
+    M.MeanOp: _reduce("ReduceMean"),
+    M.MaxReduceOp: max_reduce,
+    S.ReshapeOp: reshape,
+    S.PermuteOp: permute,
+    S.ExpandOp: expand,
+    S.IndexOp: index,
+    S.CatOp: cat,
+    S.StackOp: stack,
+    S.WhereOp: where,
+    D.DropoutOp: dropout,
+    CA.CastOp: cast,
 }
 
 

@@ -117,7 +117,7 @@ class Emit:
 def _unsqueezed_from(t):
     """The 3-D tensor that ``t`` (N, C, 1, L) was made from by a Reshape, or None."""
     fn = t.grad_fn
-    if fn is None or fn.fn is not S.Reshape:
+    if fn is None or fn.fn is not S.ReshapeOp:
         return None
     src = fn.inputs[0]
     if isinstance(src, Tensor) and src.ndim == 3 and (src.shape[0], src.shape[1], 1, src.shape[2]) == t.shape:
@@ -251,7 +251,7 @@ def build_graph(
                 "supported ops: Conv, ConvTranspose, pooling, BatchNorm, activations, Linear, "
                 "elementwise math, reshapes, Concat, Pad, Resize"
             )
-        if node.fn is S.Reshape and id(node.inputs[0].grad_fn) in e.conv1d_outputs:
+        if node.fn is S.ReshapeOp and id(node.inputs[0].grad_fn) in e.conv1d_outputs:
             names[id(node)] = e.value(node.inputs[0])  # the squeeze after a 1-D Conv
             continue
         names[id(node)] = emitter(e, node)

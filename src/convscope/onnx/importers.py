@@ -574,10 +574,10 @@ def expand(spec: NodeSpec):
 
 def where(spec: NodeSpec):
     def run(m, cond, a, b):
-        from ..ops.shape import Where
+        from ..ops.shape import WhereOp
 
         like = a if is_tensor(a) else b
-        return Where.apply(
+        return WhereOp.apply(
             np.asarray(cond.data if is_tensor(cond) else cond), as_tensor(a, like), as_tensor(b, like)
         )
 
