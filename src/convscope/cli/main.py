@@ -28,8 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"convscope {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    commands = (train_cmd, evaluate_cmd, predict_cmd, summary_cmd, calc_cmd, explain_cmd, info_cmd, export_cmd)
-    for module in commands:
+    for module in (train_cmd, evaluate_cmd, predict_cmd, summary_cmd, calc_cmd, explain_cmd, info_cmd):
+        module.add_parser(sub)
+    for module in (export_cmd,):
         module.add_parser(sub)
     return parser
 
