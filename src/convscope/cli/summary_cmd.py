@@ -77,9 +77,7 @@ def run(args) -> int:
             raise UsageError(f"--input: {e}") from None
     model, default, label = load_model(args.model, args.num_classes)
     if args.input is None and default is None:
-        raise UsageError(
-            f"{args.model} does not fix its input size (dynamic dimensions): give --input CxHxW"
-        )
+        raise UsageError(f"{args.model} does not fix its input size (dynamic dimensions): give --input CxHxW")
     result = summary(model, args.input and size or default, model_name=label)
     print(result)
     if args.json:
