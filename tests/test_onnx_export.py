@@ -108,6 +108,7 @@ OP_CASES = [
     ("avgpool_exclude_pad", lambda: nn.AvgPool2d(3, 2, padding=1, count_include_pad=False), (2, 9, 8)),
     ("avgpool_include_pad", lambda: nn.AvgPool2d(3, 2, padding=1), (2, 9, 8)),
     ("avgpool_ceil", lambda: nn.AvgPool2d(2, 2, ceil_mode=True, count_include_pad=False), (2, 7, 9)),
+    ("avgpool_ceil_include_pad", lambda: nn.AvgPool2d(3, 2, 1, ceil_mode=True), (2, 6, 7)),
     ("adaptive_avg_global", lambda: nn.AdaptiveAvgPool2d(1), (3, 5, 7)),
     ("adaptive_avg_even", lambda: nn.AdaptiveAvgPool2d((2, 3)), (3, 6, 9)),
     ("adaptive_avg_uneven", lambda: nn.AdaptiveAvgPool2d((3, 4)), (3, 7, 5)),

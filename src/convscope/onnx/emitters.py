@@ -104,9 +104,6 @@ def avg_pool2d(e, node) -> str:
     count_include_pad, divisor_override = node.args[4], node.args[5]
     if divisor_override is not None:
         e.fail(f"avg_pool2d with divisor_override={divisor_override} has no ONNX AveragePool equivalent")
-    if g.ceil_mode and count_include_pad and _padded(g.padding):
-        # ONNX counts the implicit ceil-mode overhang as padding where torch does not
-        e.fail("avg_pool2d with ceil_mode=True, count_include_pad=True and padding has no exact ONNX form")
     attrs = _window_attrs(g)
     del attrs["dilations"]  # AveragePool has dilations only from opset 19
     include = int(bool(count_include_pad))
