@@ -133,9 +133,8 @@ class Trainer:
             onnx_file = is_onnx_path(cfg.model)
             kwargs = {"input_size": [h, w]} if onnx_file or models.accepts(cfg.model, "input_size") else {}
             self.model = create_model(cfg.model, num_classes=train.num_classes, in_channels=c, **kwargs)
-            self.normalizer = _file_normalizer(self.model, c) if onnx_file else None
-            if self.normalizer is None:
-                self.normalizer = Normalizer.fit(train.x)
+            stored = _file_normalizer(self.model, c) if onnx_file else None
+            self.normalizer = stored if stored is not None else Normalizer.fit(train.x)
         self.optimizer = make_optimizer(cfg, self.model.parameters())
         self.scheduler = make_scheduler(cfg, self.optimizer)
         self.train_loader = DataLoader(
