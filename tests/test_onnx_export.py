@@ -295,3 +295,11 @@ def test_spatial_sizes_stay_free_when_every_op_is_size_agnostic(name, free, tmp_
     if free:  # another size than the export's, run by onnxruntime as by convscope
         x = np.random.default_rng(0).standard_normal((2, c, 48, 40)).astype(np.float32)
         assert_close_scaled(run_ort(tmp_path / "m.onnx", x), ours(model, x), what=name)
+
+
+def test_loss_and_empty_example_are_refused(tmp_path):
+    model = Lambda(lambda x: nn.functional.cross_entropy(x, cs.tensor(np.zeros(len(x), np.int64))))
+    with pytest.raises(OnnxExportError, match="a loss cannot be exported"):
+        export(model, np.ones((2, 3), np.float32), tmp_path / "m.onnx")
+    with pytest.raises(OnnxExportError, match="empty tensor"):
+        export(nn.Conv2d(2, 3, 3), np.ones((0, 2, 5, 5), np.float32), tmp_path / "m.onnx")

@@ -18,7 +18,9 @@ from ..ops import activation as A
 from ..ops import cast as CA
 from ..ops import conv as C
 from ..ops import dropout as D
+from ..ops import empty as EM
 from ..ops import linear as L
+from ..ops import loss as LO
 from ..ops import math as M
 from ..ops import norm as N
 from ..ops import pool as P
@@ -384,6 +386,13 @@ def cast(e, node) -> str:
     return e.one("Cast", [e.value(node.inputs[0])], to=int(to))
 
 
+def empty(e: Emit, node) -> str:
+    e.fail(
+        f"the example input gave this layer an empty tensor (output shape {tuple(node.out_shape)}); "
+        "export with an example that has at least one element on every axis"
+    )
+
+
 def loss(e: Emit, node) -> str:
     e.fail("a loss cannot be exported; export the model, not model + loss")
 
@@ -430,6 +439,8 @@ EMITTERS: dict[type, Emitter] = {
     S.WhereOp: where,
     D.DropoutOp: dropout,
     CA.CastOp: cast,
+    LO.CoefficientLossOp: loss,
+    EM.EmptyOp: empty,
 }
 
 
