@@ -75,6 +75,17 @@ def test_predict_on_onnx_equals_the_checkpoint_and_onnxruntime(run_and_export, c
         assert [t["class"] for t in results[name]] == [t["class"] for t in results["run"]]
         for a, b in zip(results[name], results["run"], strict=True):
             assert a["probability"] == pytest.approx(b["probability"], rel=1e-5)
+    for name in ("m.onnx", "f.onnx"):
+        code, out, err = run_cli(
+            ["predict", str(run_and_export / name), image, "--runtime", "onnxruntime", "--json"], capsys
+        )
+        assert code == 0, err
+        top = last_json(out)["predictions"][0]["top"]
+        for a, b in zip(top, results["run"], strict=True):
+            assert a["class"] == b["class"] and a["probability"] == pytest.approx(b["probability"], rel=1e-4)
+    args = ["predict", str(run_and_export / "run"), image, "--runtime", "onnxruntime"]
+    code, out, err = run_cli(args, capsys)
+    assert code == 1 and "export it first" in err
     # onnxruntime on the folded file with the raw [0, 1] image gives the same logits' argmax
     from convscope.data import prepare_image
 

@@ -17,6 +17,12 @@ def add_parser(sub):
     p.add_argument("checkpoint", help="a .npz checkpoint (or a run folder holding best.npz) or a .onnx file")
     p.add_argument("images", nargs="+", help="image files (PNG, JPEG, ...)")
     p.add_argument("--top-k", type=int, default=3, dest="top_k", help="how many classes to show (default: 3)")
+    p.add_argument(
+        "--runtime",
+        choices=("convscope", "onnxruntime"),
+        default="convscope",
+        help="run an .onnx file on convscope's engine (default) or with onnxruntime",
+    )
     add_preprocessing_flags(p)
     add_common(p)
     p.set_defaults(handler=run)
@@ -28,7 +34,7 @@ def run(args) -> int:
 
     if args.top_k < 1:
         raise ValueError(f"--top-k must be at least 1, got {args.top_k}")
-    predictor = Predictor(args.checkpoint, **preprocessing_flags(args))
+    predictor = Predictor(args.checkpoint, runtime=args.runtime, **preprocessing_flags(args))
     results = predictor.predict_files(args.images, args.top_k)
     for r in results:
         best = ", ".join(f"{t['class']} ({100 * t['probability']:.1f}%)" for t in r["top"])

@@ -31,8 +31,15 @@ class Predictor:
         classes (list): class names.
     """
 
-    def __init__(self, path, mean=None, std=None, image_size=None):
+    def __init__(self, path, mean=None, std=None, image_size=None, runtime: str = "convscope"):
+        if runtime not in ("convscope", "onnxruntime"):
+            raise ValueError(f"runtime must be 'convscope' or 'onnxruntime', got {runtime!r}")
         loaded = load_model_file(path, mean=mean, std=std, image_size=image_size)
+        if runtime == "onnxruntime" and loaded.kind != "onnx":
+            raise ValueError(
+                f"--runtime onnxruntime runs .onnx files; {path} is a checkpoint (export it first)"
+            )
+        self.session = _ort_session(loaded.path) if runtime == "onnxruntime" else None
         if loaded.input_shape is None:
             raise ValueError(
                 f"{path}: the model's input size is not fixed in the file; give --image-size HxW"
@@ -60,7 +67,11 @@ class Predictor:
                 xb = x[i : i + batch_size]
                 if self.normalizer is not None:
                     xb = self.normalizer(xb)
-                outs.append(self.model(Tensor._wrap(np.ascontiguousarray(xb, dtype=np.float32), False)).data)
+                xb = np.ascontiguousarray(xb, dtype=np.float32)
+                if self.session is not None:  # the same file run by onnxruntime instead
+                    outs.append(self.session.run(None, {self.session.get_inputs()[0].name: xb})[0])
+                else:
+                    outs.append(self.model(Tensor._wrap(xb, False)).data)
         return np.concatenate(outs) if outs else np.zeros((0, len(self.classes)), np.float32)
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
@@ -144,3 +155,11 @@ class Predictor:
         report = classification_report(y, pred, len(self.classes), self.classes)
         report.update(data=spec, split=split, note=splits.note)
         return report
+
+
+def _ort_session(path):
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise ImportError("--runtime onnxruntime needs onnxruntime: pip install onnxruntime") from None
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
