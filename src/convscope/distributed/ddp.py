@@ -44,7 +44,9 @@ def broadcast_parameters(model: Module, root: int = 0) -> None:
     Raises:
         DistributedError: the ranks' models do not have the same parameter names and shapes.
     """
-    tensors = [p for _, p in model.named_parameters()] + [b for _, b in model.named_buffers() if b is not None]
+    tensors = [p for _, p in model.named_parameters()] + [
+        b for _, b in model.named_buffers() if b is not None
+    ]
     layout = [(n, tuple(t.shape), str(t.data.dtype)) for n, t in model.state_dict().items()]
     layouts = comm.allgather_object(layout)
     for r, other in enumerate(layouts):

@@ -68,7 +68,7 @@ class DistributedSampler:
                 "DistributedSampler: drop_last=True is not supported; the last, smaller global batch "
                 "is split across the ranks instead of padded or dropped"
             )
-        self.num_samples_total = dataset if isinstance(dataset, (int, np.integer)) else len(dataset)
+        self.num_samples_total = int(dataset) if isinstance(dataset, (int, np.integer)) else len(dataset)
         self.num_replicas, self.rank = int(num_replicas), int(rank)
         self.shuffle, self.seed, self.drop_last = bool(shuffle), int(seed), False
         self.epoch = 0
@@ -112,3 +112,20 @@ class DistributedSampler:
             f"DistributedSampler(n={self.num_samples_total}, num_replicas={self.num_replicas}, "
             f"rank={self.rank}, shuffle={self.shuffle}, seed={self.seed})"
         )
+
+
+def resume_batch_size(batch_size: int, saved_processes: int, processes: int) -> int:
+    """The per-process batch that keeps a run's global batch when it resumes on another number of
+    processes (``--batch-size`` is per process; the global batch defines the training).
+
+    Raises:
+        ValueError: the global batch cannot be shared equally by ``processes``.
+    """
+    total = int(batch_size) * int(saved_processes)
+    if total % processes:
+        raise ValueError(
+            f"--resume: the run's global batch is {saved_processes} x {batch_size} = {total} samples, "
+            f"which {processes} processes cannot share equally; resume on a number of processes that "
+            f"divides {total}"
+        )
+    return total // processes

@@ -16,7 +16,6 @@ from ..nn.functional._checks import check_ndim, check_tensor
 from ..nn.modules.normalization import _BatchNorm
 from . import comm
 
-
 _PHANTOM = {"on": False}
 
 
@@ -90,11 +89,15 @@ class SyncBatchNormTrain(Function):
         comm.allreduce_sum_(local)
         g_mean, gxhat_mean = local[:c] / ctx.count, local[c:] / ctx.count
         gx = None
-        if ctx.needs_input_grad[0]:
+        if ctx.needs_input_grad[0] and ctx.phantom:  # a stand-in batch: nothing flows back
+            gx = np.zeros_like(g)
+        elif ctx.needs_input_grad[0]:
             scale = ctx.invstd if ctx.weight is None else ctx.invstd * ctx.weight
-            gx = (g - _channel_view(g_mean.astype(dtype), g.ndim) - xhat * _channel_view(
-                gxhat_mean.astype(dtype), g.ndim
-            )) * _channel_view(scale.astype(dtype), g.ndim)
+            gx = (
+                g
+                - _channel_view(g_mean.astype(dtype), g.ndim)
+                - xhat * _channel_view(gxhat_mean.astype(dtype), g.ndim)
+            ) * _channel_view(scale.astype(dtype), g.ndim)
         return (gx, gw if ctx.needs_input_grad[1] else None, gb if ctx.needs_input_grad[2] else None, None)
 
 
@@ -108,7 +111,7 @@ class SyncBatchNorm(_BatchNorm):
         (N, C) or (N, C, *spatial) -> same shape; a rank's N may be 0 (an empty last shard).
     """
 
-    _ndims = (2, 3, 4, 5)
+    _ndims = (2, 3, 4, 5)  # type: ignore[assignment]
     _layout = "(N, C, ...)"
 
     def forward(self, input):
@@ -137,9 +140,14 @@ class SyncBatchNorm(_BatchNorm):
         """Replace every BatchNorm1d/2d in ``module`` by a SyncBatchNorm holding its parameters and
         buffers (as PyTorch's ``nn.SyncBatchNorm.convert_sync_batchnorm``); returns the module."""
         if isinstance(module, _BatchNorm) and not isinstance(module, SyncBatchNorm):
-            sync = cls(module.num_features, module.eps, module.momentum, module.affine, module.track_running_stats)
-            for key, value in module.state_dict().items():
-                getattr(sync, key).data = value.data if hasattr(value, "data") else value
+            sync = cls(
+                module.num_features, module.eps, module.momentum, module.affine, module.track_running_stats
+            )
+            # the same Parameter and buffer objects: an optimizer built on the model keeps working
+            for name, param in module.named_parameters(recurse=False):
+                setattr(sync, name, param)
+            for name, buf in module.named_buffers(recurse=False):
+                sync.register_buffer(name, buf)
             sync.training = module.training
             return sync
         for name, child in list(module.named_children()):

@@ -83,11 +83,13 @@ class DistributedRun:
         except Exception as e:  # noqa: BLE001 - reported to every rank below
             error = f"{type(e).__name__}: {e}".splitlines()[0]
         errors = comm.allgather_object(error)
-        failed = [(r, e) for r, e in enumerate(errors) if e is not None]
+        failed = [(r, text) for r, text in enumerate(errors) if text is not None]
         if failed:
-            r, e = failed[0]
+            first, text = failed[0]
             more = f" (and {len(failed) - 1} other rank(s))" if len(failed) > 1 else ""
-            raise comm.DistributedError(f"{what} failed on rank {r}{more}: {e}; no rank started training")
+            raise comm.DistributedError(
+                f"{what} failed on rank {first}{more}: {text}; no rank started training"
+            )
         return result
 
     def check_settings(self, settings: dict) -> None:
@@ -140,14 +142,15 @@ class DistributedRun:
     def start_epoch(self) -> None:
         """Every rank takes rank 0's generator state, then rank r jumps it r times (own dropout
         masks per rank; resuming from rank 0's saved state recreates every rank's)."""
-        gen = cs_random.default_generator()
-        state = comm.broadcast_object(gen.bit_generator.state)
-        gen.bit_generator.state = state
+        bits = cs_random.default_generator().bit_generator
+        bits.state = comm.broadcast_object(bits.state)
         if self.rank:
-            gen.bit_generator.state = gen.bit_generator.jumped(self.rank).state
+            bits.state = bits.jumped(self.rank).state  # type: ignore[attr-defined]
 
     def loss_weight(self, step: int, batch_size: int, local: int) -> float:
         """This rank's share of the step's global batch: local / global sample count."""
+        if self.sampler is None:
+            raise comm.DistributedError("DistributedRun.prepare() has not been called")
         total = self.sampler.global_batch_size(step, batch_size)
         return local / total
 
@@ -161,6 +164,8 @@ class DistributedRun:
 
     def after_backward(self) -> None:
         """Sum the gradients over the ranks (each rank's loss is already its weighted share)."""
+        if self.ddp is None:
+            raise comm.DistributedError("DistributedRun.prepare() has not been called")
         self.ddp.allreduce_gradients(average=False)
 
     def reduce_step(self, loss_sum: float, correct: int, seen: int) -> tuple[float, int, int, bool]:
