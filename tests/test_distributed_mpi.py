@@ -276,3 +276,12 @@ def test_distributed_outside_mpi_says_how_to_launch(tmp_path):
     )
     assert proc.returncode == 1 and "mpiexec -n 2 convscope train --distributed" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_the_readme_example_trains_on_two_ranks(tmp_path):
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    start = readme.index("```python", readme.index("A training script with the library API")) + len("```python")
+    (tmp_path / "train_ddp.py").write_text(readme[start : readme.index("```", start)])
+    proc = _ok(_mpiexec([sys.executable, "train_ddp.py"], tmp_path))
+    losses = [float(line.split("loss ")[1]) for line in proc.stdout.splitlines() if line.startswith("epoch")]
+    assert len(losses) == 5 and losses[-1] < losses[0] / 5  # rank 0 alone prints, and it learns
