@@ -280,7 +280,8 @@ def test_distributed_outside_mpi_says_how_to_launch(tmp_path):
 
 def test_the_readme_example_trains_on_two_ranks(tmp_path):
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    start = readme.index("```python", readme.index("A training script with the library API")) + len("```python")
+    fence = readme.index("```python", readme.index("A training script with the library API"))
+    start = fence + len("```python")
     (tmp_path / "train_ddp.py").write_text(readme[start : readme.index("```", start)])
     proc = _ok(_mpiexec([sys.executable, "train_ddp.py"], tmp_path))
     losses = [float(line.split("loss ")[1]) for line in proc.stdout.splitlines() if line.startswith("epoch")]
