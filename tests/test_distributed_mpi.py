@@ -16,6 +16,7 @@ tensor's largest value. That test bounds the relative difference by 1e-4; withou
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -113,6 +114,12 @@ def test_two_ranks_equal_one_process_with_the_doubled_batch(tmp_path, data):
     d, s = _weights(tmp_path / "d/last.npz"), _weights(tmp_path / "s/last.npz")
     assert _max_diff(d, s) <= ATOL
     assert _max_diff(_weights(tmp_path / "control/last.npz"), s) > 1e-3
+    # the reduced training statistics and the sharded evaluation report the single-process numbers
+    hd, hs = (json.loads((tmp_path / f"{r}/history.json").read_text()) for r in ("d", "s"))
+    assert [e["train_accuracy"] for e in hd] == [e["train_accuracy"] for e in hs]
+    assert [e["test_accuracy"] for e in hd] == [e["test_accuracy"] for e in hs]
+    for key in ("train_loss", "test_loss"):
+        assert [e[key] for e in hd] == pytest.approx([e[key] for e in hs], rel=1e-5)
 
 
 def test_sync_bn_matches_the_doubled_batch_and_plain_bn_does_not(tmp_path, data):

@@ -130,10 +130,9 @@ def _install_fault_handlers() -> None:
     previous_hook = sys.excepthook
 
     def excepthook(kind, value, tb):
-        if issubclass(kind, DistributedError):  # raised by every rank together: no abort needed
-            previous_hook(kind, value, tb)
-            return
         previous_hook(kind, value, tb)
+        if issubclass(kind, DistributedError):  # raised by every rank together: no abort needed
+            return
         abort(
             f"convscope: rank {rank()} of {size()} failed with {kind.__name__}: {value}; "
             f"stopping all {size()} processes"
