@@ -10,6 +10,10 @@ each: samples/second of whole training steps (``N x batch`` per step: the batch 
 as with ``convscope train --distributed``), the time of the gradient Allreduce, and the time a
 rank waits for the other before it (measured apart with a Barrier, so the Allreduce figure is
 the communication alone). Scaling = samples/s with 2 processes / samples/s with 1.
+
+On a shared machine the wall-clock figures include time the OS gave to other processes; the
+CPU time each rank spends per step (waits excluded) is also printed, with the scaling it implies
+on dedicated cores: 2 x (CPU per step, 1 process) / (CPU per step and rank, 2 processes).
 """
 
 from __future__ import annotations
@@ -55,24 +59,27 @@ def worker(model_name: str, steps: int, warmup: int, batch: int) -> None:
     sampler = dist.DistributedSampler(train, seed=0)
     loader = DataLoader(train, batch, seed=0, sampler=sampler, normalizer=Normalizer.fit(train.x))
     batches = iter(b for epoch in range(1000) for b in loader.iter_epoch(epoch))
-    compute = wait = reduce = 0.0
+    compute = wait = reduce = cpu_compute = cpu_reduce = 0.0
     world.Barrier()
     for i in range(warmup + steps):
         if i == warmup:
             world.Barrier()
             t_start, compute, wait, reduce = time.perf_counter(), 0.0, 0.0, 0.0
-        t0 = time.perf_counter()
+            cpu_compute = cpu_reduce = 0.0
+        t0, c0 = time.perf_counter(), time.process_time()
         x, y = next(batches)
         loss = F.cross_entropy(ddp(Tensor._wrap(x, False)), Tensor._wrap(y, False))
         opt.zero_grad()
         loss.backward()
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.process_time()
         world.Barrier()  # the wait for the slower rank, kept out of the Allreduce figure
-        t2 = time.perf_counter()
+        t2, c2 = time.perf_counter(), time.process_time()
         ddp.allreduce_gradients()
-        t3 = time.perf_counter()
+        t3, c3 = time.perf_counter(), time.process_time()
         opt.step()
         compute += (t1 - t0) + (time.perf_counter() - t3)
+        cpu_compute += (c1 - c0) + (time.process_time() - c3)
+        cpu_reduce += c3 - c2
         wait += t2 - t1
         reduce += t3 - t2
     world.Barrier()
@@ -84,11 +91,15 @@ def worker(model_name: str, steps: int, warmup: int, batch: int) -> None:
         "allreduce_ms": 1e3 * reduce / steps,
         "wait_ms": 1e3 * wait / steps,
         "compute_ms": 1e3 * compute / steps,
+        "cpu_compute_ms": 1e3 * cpu_compute / steps,
+        "cpu_allreduce_ms": 1e3 * cpu_reduce / steps,
         "params": params,
     }
     results = comm.allgather_object(result)
     if rank == 0:
         merged = dict(results[0], allreduce_ms=max(r["allreduce_ms"] for r in results))
+        for key in ("cpu_compute_ms", "cpu_allreduce_ms"):
+            merged[key] = max(r[key] for r in results)
         print("RESULT " + json.dumps(merged), flush=True)
 
 
@@ -136,6 +147,14 @@ def main() -> None:
             )
         blocks = ", ".join(f"{s:.2f}" for s in scale)
         print(f"  scaling 2 vs 1: {statistics.median(scale):.2f}x (blocks: {blocks})")
+        # CPU seconds a step costs each rank, waits excluded: what the step would take on cores of
+        # its own (the wall-clock figures above include time the machine gave to other processes)
+        one = med[1]["cpu_compute_ms"] + med[1]["cpu_allreduce_ms"]
+        two = med[2]["cpu_compute_ms"] + med[2]["cpu_allreduce_ms"]
+        print(
+            f"  CPU time per step and rank: 1 process {one:.1f} ms, 2 processes {two:.1f} ms "
+            f"(allreduce {med[2]['cpu_allreduce_ms']:.3f}): 2 x {one:.1f} / {two:.1f} = {2 * one / two:.2f}x"
+        )
     with open("/proc/loadavg") as f:
         print(f"\nload average at the end: {f.read().split()[0]}")
 
