@@ -293,3 +293,47 @@ def test_the_readme_example_trains_on_two_ranks(tmp_path):
     proc = _ok(_mpiexec([sys.executable, "train_ddp.py"], tmp_path))
     losses = [float(line.split("loss ")[1]) for line in proc.stdout.splitlines() if line.startswith("epoch")]
     assert len(losses) == 5 and losses[-1] < losses[0] / 5  # rank 0 alone prints, and it learns
+
+
+API = """
+import numpy as np
+import convscope as cs
+from convscope import distributed as dist, optim
+from convscope.autograd.tensor import Tensor
+from convscope.distributed import comm
+import convscope.nn.functional as F
+
+dist.init()
+r = dist.rank()
+cs.manual_seed(r)  # each rank draws different weights and data
+model = cs.models.create("lenet5")
+model.features.conv1.weight.data[...] += r  # certainly different before the broadcast
+opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+if r == 0:  # only rank 0 has momentum buffers
+    loss = F.cross_entropy(model(cs.randn(2, 1, 28, 28)), Tensor._wrap(np.array([1, 2]), False))
+    loss.backward()
+    opt.step()
+ddp = dist.DistributedDataParallel(model)
+dist.broadcast_optimizer_state(opt)
+flat = np.concatenate([p.data.ravel() for p in model.parameters()])
+moms = np.concatenate([opt.state[p]["momentum_buffer"].ravel() for p in model.parameters()])
+same = [np.array_equal(a, flat) for a in comm.allgather_object(flat)]
+same_m = [np.array_equal(a, moms) for a in comm.allgather_object(moms)]
+x = cs.randn(4, 1, 28, 28)
+opt.zero_grad()
+F.cross_entropy(ddp(x), Tensor._wrap(np.arange(4), False)).backward()
+local = np.concatenate([p.grad.data.ravel() for p in model.parameters()])
+ddp.allreduce_gradients()
+mean = np.concatenate([p.grad.data.ravel() for p in model.parameters()])
+expected = sum(comm.allgather_object(local)) / dist.size()
+print(r, all(same), all(same_m), float(np.abs(mean - expected).max()), float(np.abs(local - mean).max()))
+"""
+
+
+def test_library_broadcasts_and_gradient_average(tmp_path):
+    (tmp_path / "api.py").write_text(API)
+    proc = _ok(_mpiexec([sys.executable, "api.py"], tmp_path))
+    rows = sorted(line.split() for line in proc.stdout.splitlines())
+    assert [row[:3] for row in rows] == [["0", "True", "True"], ["1", "True", "True"]]
+    for row in rows:  # the mean of the ranks' gradients (float32 rounding), not the local one
+        assert float(row[3]) <= 1e-6 and float(row[4]) > 1e-4
