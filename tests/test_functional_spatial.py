@@ -99,8 +99,8 @@ def test_conv2d_unbatched_and_conv1d():
     w1 = (rng.standard_normal((6, 3, 4)) / 4).astype(np.float32)
     for kw in (dict(stride=2, padding=1), dict(dilation=2, padding="same"), dict(padding=2)):
         assert_parity(
-            lambda x, w, b: F.conv1d(x, w, b, **kw),
-            lambda x, w, b: TF.conv1d(x, w, b, **kw),
+            lambda x, w, b, kw=kw: F.conv1d(x, w, b, **kw),
+            lambda x, w, b, kw=kw: TF.conv1d(x, w, b, **kw),
             [x1, w1, rng.standard_normal(6).astype(np.float32)],
             multilinear=True,
         )

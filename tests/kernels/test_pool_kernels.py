@@ -52,7 +52,10 @@ def pool_config(seed, dilation=True):
         p = tuple(int(rng.integers(0, ki // 2 + 1)) for ki in k)
         ceil = bool(rng.integers(0, 2))
         hw = tuple(int(v) for v in rng.integers(1, 14, 2))
-        sizes = [conv_output_size(n, ki, si, pi, di, ceil) for n, ki, si, pi, di in zip(hw, k, s, p, d)]
+        sizes = [
+            conv_output_size(n, ki, si, pi, di, ceil)
+            for n, ki, si, pi, di in zip(hw, k, s, p, d, strict=True)
+        ]
         if min(sizes) >= 1:
             nc = (int(rng.integers(1, 4)), int(rng.integers(1, 3)))
             return rng, nc + hw, k, s, p, d, ceil
@@ -64,7 +67,10 @@ def pool_config(seed, dilation=True):
 def ref_max_pool(x, k, s, p, d, ceil):
     """PyTorch's CPU loop: first valid tap starts the scan, update on > or NaN."""
     N, C, H, W = x.shape
-    Ho, Wo = (conv_output_size(n, ki, si, pi, di, ceil) for n, ki, si, pi, di in zip((H, W), k, s, p, d))
+    Ho, Wo = (
+        conv_output_size(n, ki, si, pi, di, ceil)
+        for n, ki, si, pi, di in zip((H, W), k, s, p, d, strict=True)
+    )
     out = np.zeros((N, C, Ho, Wo), x.dtype)
     idx = np.zeros((N, C, Ho, Wo), np.int64)
     for n, c, oh, ow in np.ndindex(N, C, Ho, Wo):
@@ -92,7 +98,7 @@ def ref_scatter(g, idx, shape):
 def ref_avg_pool(x, k, s, p, ceil, cip, dov, g=None):
     """Forward (g None) or backward (g given) of PyTorch's avg_pool2d, by loops."""
     N, C, H, W = x.shape
-    Ho, Wo = (conv_output_size(n, ki, si, pi, 1, ceil) for n, ki, si, pi in zip((H, W), k, s, p))
+    Ho, Wo = (conv_output_size(n, ki, si, pi, 1, ceil) for n, ki, si, pi in zip((H, W), k, s, p, strict=True))
     out = np.zeros((N, C, Ho, Wo), x.dtype)
     grad = np.zeros_like(x)
     for oh, ow in np.ndindex(Ho, Wo):
@@ -271,7 +277,7 @@ def adaptive_config(seed):
         out_hw = (1, 1)
     elif kind == 1:  # divisible
         out_hw = tuple(n // int(rng.integers(1, 4)) or 1 for n in hw)
-        hw = tuple(o * (n // o) for o, n in zip(out_hw, hw))
+        hw = tuple(o * (n // o) for o, n in zip(out_hw, hw, strict=True))
     else:  # anything, including larger than the input
         out_hw = tuple(int(v) for v in rng.integers(1, 12, 2))
     return rng, (int(rng.integers(1, 4)), int(rng.integers(1, 3))) + hw, out_hw

@@ -363,7 +363,7 @@ def _block(p: dict) -> list:
     for c, value in enumerate(p["channels"]):
         terms = ""
         if "products" in p and len(np.ravel(p["products"][c])) <= 9:
-            pairs = zip(np.ravel(p["window_values"][c]), np.ravel(p["filter_values"][c]))
+            pairs = zip(np.ravel(p["window_values"][c]), np.ravel(p["filter_values"][c]), strict=True)
             terms = " + ".join(f"{_term(v)}*{_term(f)}" for v, f in pairs) + " = "
         lines.append(f"  c={c}: {terms}{_num(value)}")
     lines += [

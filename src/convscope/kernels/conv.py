@@ -313,8 +313,8 @@ def _grad_input(g, weight, x_shape, geom: _Geom, bias=None) -> np.ndarray:
         for w0, nw, j0, taps_w in pw:
             if not (taps_h and taps_w and nh and nw):
                 continue  # no tap reaches these pixels: their gradient is zero
-            kk_h, q_h = zip(*taps_h[::-1])  # flipped: reads go down as q goes up
-            kk_w, q_w = zip(*taps_w[::-1])
+            kk_h, q_h = zip(*taps_h[::-1], strict=True)  # flipped: reads go down as q goes up
+            kk_w, q_w = zip(*taps_w[::-1], strict=True)
             step_h = q_h[0] - q_h[1] if len(q_h) > 1 else 1
             step_w = q_w[0] - q_w[1] if len(q_w) > 1 else 1
             w_sub = wt[:, :, list(kk_h)][:, :, :, list(kk_w)]  # (C_in, C_out/G, T_h, T_w)
