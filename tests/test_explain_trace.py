@@ -150,7 +150,10 @@ def test_load_trace_inputs(tmp_path):
         "bias": (dict(doc, bias=[1, 0, 3]), "bias must have one value per filter"),
         "missing": ({"input": doc["input"]}, "expected input (C, H, W), weight"),
         "ragged": (dict(doc, input=[[[1, 2], [3]]]), "ragged"),
-        "big": (dict(doc, padding=0, input=np.zeros((3, 2, 2)).tolist()), "kernel spans 3x3"),
+        "big": (
+            dict(doc, padding=0, input=np.zeros((3, 2, 2)).tolist()),
+            "window 3x3 is larger than the padded input 2x2",
+        ),
         "pad": (dict(doc, padding="full"), "padding must be"),
     }
     (tmp_path / "broken.json").write_text("{nope")

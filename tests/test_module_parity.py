@@ -54,7 +54,7 @@ LAYERS = [
 
 @pytest.mark.parametrize("i", range(len(LAYERS)))
 @pytest.mark.parametrize("mode", ["train", "eval"])
-def test_layer_parity(i, mode):
+def test_layer_parity(i, mode, backend):
     name, kwargs, shape = LAYERS[i]
     torch.manual_seed(i)
     theirs = getattr(torch.nn, name)(**kwargs)
