@@ -115,7 +115,7 @@ class SyncBatchNorm(_BatchNorm):
     _layout = "(N, C, ...)"
 
     def forward(self, input):
-        name = self._layer_name()
+        name = str(self._layer_name())
         if not (self.training or not self.track_running_stats):
             return super().forward(input)
         check_tensor(input, name)

@@ -292,15 +292,15 @@ class Trainer:
                 self.dist.after_backward()
             with deferred_interrupt():  # the update and its record: both or neither
                 self.optimizer.step()
-                n = len(y) if step is None or weight else 0
-                batch_stats = (value * n, int((logits.data.argmax(axis=1) == y).sum()) if n else 0, n)
+                n = len(y) if step is None or weight else 0  # a stand-in batch counts nothing
+                batch_correct = int((logits.data.argmax(axis=1) == y).sum()) if n else 0
+                batch_loss = value * n
                 stop = False
-                if step is not None:
-                    *batch_stats, stop = self.dist.reduce_step(*batch_stats)
-                loss_sum += batch_stats[0]
-                correct += batch_stats[1]
-                seen += batch_stats[2]
-                n = batch_stats[2]
+                if step is not None:  # the global batch's numbers, and whether any rank got Ctrl-C
+                    batch_loss, batch_correct, n, stop = self.dist.reduce_step(batch_loss, batch_correct, n)
+                loss_sum += batch_loss
+                correct += batch_correct
+                seen += n
                 images += n
                 self.state.update(
                     epoch=epoch, batch=b + 1, running=[loss_sum, correct, seen], rng=cs_random.get_rng_state()
