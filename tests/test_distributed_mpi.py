@@ -326,7 +326,10 @@ local = np.concatenate([p.grad.data.ravel() for p in model.parameters()])
 ddp.allreduce_gradients()
 mean = np.concatenate([p.grad.data.ravel() for p in model.parameters()])
 expected = sum(comm.allgather_object(local)) / dist.size()
-print(r, all(same), all(same_m), float(np.abs(mean - expected).max()), float(np.abs(local - mean).max()))
+row = f"{r} {all(same)} {all(same_m)} {np.abs(mean - expected).max()} {np.abs(local - mean).max()}"
+rows = comm.allgather_object(row)
+if r == 0:  # one writer: two ranks printing at once may interleave on mpiexec's stdout
+    print("\\n".join(rows), flush=True)
 """
 
 
