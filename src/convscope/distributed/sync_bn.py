@@ -136,9 +136,17 @@ class SyncBatchNorm(_BatchNorm):
         return out
 
     @classmethod
-    def convert_sync_batchnorm(cls, module):
+    def convert_sync_batchnorm(cls, module, exclude=()):
         """Replace every BatchNorm1d/2d in ``module`` by a SyncBatchNorm holding its parameters and
-        buffers (as PyTorch's ``nn.SyncBatchNorm.convert_sync_batchnorm``); returns the module."""
+        buffers (as PyTorch's ``nn.SyncBatchNorm.convert_sync_batchnorm``); returns the module.
+
+        Args:
+            exclude (collection of modules, default ()): batch norms to keep as they are (beyond
+                PyTorch: e.g. frozen ones, which the trainer keeps in eval mode).
+        """
+        excluded = {id(m) for m in exclude}
+        if id(module) in excluded:
+            return module
         if isinstance(module, _BatchNorm) and not isinstance(module, SyncBatchNorm):
             sync = cls(
                 module.num_features, module.eps, module.momentum, module.affine, module.track_running_stats
@@ -151,7 +159,7 @@ class SyncBatchNorm(_BatchNorm):
             sync.training = module.training
             return sync
         for name, child in list(module.named_children()):
-            converted = cls.convert_sync_batchnorm(child)
+            converted = cls.convert_sync_batchnorm(child, exclude)
             if converted is not child:
                 setattr(module, name, converted)
         return module

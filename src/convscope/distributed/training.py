@@ -128,10 +128,12 @@ class DistributedRun:
         finally:
             os.unlink(tmp)
 
-    def prepare(self, model, optimizer, train_set, test_set, seed: int):
-        """Rank 0's weights and optimizer state on every rank; (train sampler, test sampler)."""
+    def prepare(self, model, optimizer, train_set, test_set, seed: int, frozen_bn=()):
+        """Rank 0's weights and optimizer state on every rank; (model, train sampler, test sampler).
+
+        With ``sync_bn`` the model's batch norms become SyncBatchNorm, except ``frozen_bn``."""
         if self.sync_bn:
-            model = SyncBatchNorm.convert_sync_batchnorm(model)
+            model = SyncBatchNorm.convert_sync_batchnorm(model, exclude=frozen_bn)
         self.ddp = DistributedDataParallel(model)
         broadcast_optimizer_state(optimizer)
         self.sampler = DistributedSampler(len(train_set.y), self.size, self.rank, shuffle=True, seed=seed)

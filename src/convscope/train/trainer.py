@@ -30,6 +30,7 @@ from ..serialization import atomic_write
 from .config import TrainConfig
 from .interrupts import deferred_interrupt
 from .optim_factory import make_optimizer, make_scheduler
+from .pretrained import freeze, gaussian_init, init_from_weights
 
 
 class TrainingDiverged(RuntimeError):
@@ -135,11 +136,19 @@ class Trainer:
             kwargs = {"input_size": [h, w]} if models.accepts(cfg.model, "input_size") else {}
             self.model = models.create(cfg.model, num_classes=train.num_classes, in_channels=c, **kwargs)
             self.normalizer = Normalizer.fit(train.x)
-        self.optimizer = make_optimizer(cfg, self.model.parameters())
+        self.init_record = ckpt.meta.get("init") if ckpt is not None else self._initialise()
+        self.frozen_bn = []
+        if cfg.freeze:
+            names, self.frozen_bn = freeze(self.model, cfg.freeze)
+            self.init_record = dict(self.init_record or {}, frozen=len(names), freeze=cfg.freeze)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = make_optimizer(cfg, params)
         self.scheduler = make_scheduler(cfg, self.optimizer)
         samplers = (None, None)
         if dist is not None:  # rank 0's weights (and, on resume, the checkpoint's) everywhere
-            self.model, *samplers = dist.prepare(self.model, self.optimizer, train, test, cfg.seed)
+            self.model, *samplers = dist.prepare(
+                self.model, self.optimizer, train, test, cfg.seed, frozen_bn=self.frozen_bn
+            )
         self.train_loader = DataLoader(
             train,
             cfg.batch_size,
@@ -178,6 +187,20 @@ class Trainer:
         from ..distributed.sampler import resume_batch_size
 
         return dict(saved, batch_size=resume_batch_size(saved["batch_size"], saved_processes, processes))
+
+    def _initialise(self) -> dict:
+        """Apply --weights or --init to the new model; the record of where its weights came from."""
+        from ..models import model_info
+
+        cfg = self.config
+        if cfg.weights:
+            record = init_from_weights(self.model, cfg.weights, model_info(cfg.model).classifier, self.log)
+            layers = ", ".join(record["reinitialised"]) or "none"
+            self.log(f"initialised from {cfg.weights} (re-initialised layers: {layers})")
+            return record
+        if cfg.init == "gaussian":
+            return gaussian_init(self.model, cfg.init_std, cs_random.default_generator())
+        return {"source": "default"}
 
     def _augmentation(self, shape):
         from ..data import Compose, RandomCrop, RandomHorizontalFlip
@@ -265,6 +288,8 @@ class Trainer:
     def _train_epoch(self, epoch: int, start: float):
         cfg = self.config
         self.model.train()
+        for bn in self.frozen_bn:  # frozen batch norm keeps its running statistics
+            bn.eval()
         first = self.state["batch"] if self.state["epoch"] == epoch else 0
         loss_sum, correct, seen = self.state["running"] if first else (0.0, 0, 0)
         bar = self._bar(epoch, first)
@@ -424,6 +449,7 @@ class Trainer:
             "optimizer": optim_meta,
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "processes": 1 if self.dist is None else self.dist.size,  # batch_size is per process
+            "init": self.init_record,
         }
         save_checkpoint(path, self.model, meta=meta, optim_arrays=arrays)
 
@@ -463,4 +489,5 @@ class Trainer:
             "epochs": len(self.history),
             "seconds": round(time.perf_counter() - start, 3),
             "history": self.history,
+            "init": self.init_record,
         }
