@@ -28,7 +28,9 @@ def add_parser(sub):
     )
     p.add_argument("--data", help="data set spec (default: digits)")
     p.add_argument(
-        "--model", help="model name from the registry (default: simple); see `convscope summary --list`"
+        "--model",
+        help="model name from the registry (default: simple; see `convscope summary --list`) or an "
+        ".onnx file to fine-tune (its classifier must fit the data's classes)",
     )
     p.add_argument("--epochs", type=int, help="number of epochs (default: 15)")
     p.add_argument("--batch-size", type=int, dest="batch_size", help="images per batch (default: 32)")

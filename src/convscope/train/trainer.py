@@ -45,10 +45,24 @@ class TrainingInterrupted(KeyboardInterrupt):
         self.result = result
 
 
+def _file_normalizer(model, channels: int):
+    """The preprocessing an imported ONNX model was trained with (from its metadata): identity
+    when the graph normalises itself, None when the file does not say (then it is fitted)."""
+    from ..data import Normalizer
+
+    pre = model.preprocessing()
+    if pre.get("normalization_in_graph"):
+        return Normalizer([0.0] * channels, [1.0] * channels)
+    if "mean" in pre and "std" in pre:
+        return Normalizer(pre["mean"], pre["std"])
+    return None
+
+
 def default_out_dir(config: TrainConfig) -> str:
     data = config.data.split(":")[0]
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = os.path.join("runs", f"{config.model}-{data}-{stamp}")
+    model = os.path.splitext(os.path.basename(config.model))[0]  # a registry name or an .onnx file
+    base = os.path.join("runs", f"{model}-{data}-{stamp}")
     out, i = base, 1
     while os.path.exists(out):
         out, i = f"{base}-{i}", i + 1
@@ -83,6 +97,7 @@ class Trainer:
     def _setup(self, resume: bool):
         from .. import models
         from ..data import DataLoader, Normalizer, load_dataset
+        from ..models.loading import create_model, is_onnx_path
 
         cfg = self.config
         self.out = cfg.out or default_out_dir(cfg)
@@ -133,9 +148,11 @@ class Trainer:
         else:
             c, h, w = train.input_shape
             # models whose classifier is sized from the input (simple, tinyvgg) get its size
-            kwargs = {"input_size": [h, w]} if models.accepts(cfg.model, "input_size") else {}
-            self.model = models.create(cfg.model, num_classes=train.num_classes, in_channels=c, **kwargs)
-            self.normalizer = Normalizer.fit(train.x)
+            onnx_file = is_onnx_path(cfg.model)
+            kwargs = {"input_size": [h, w]} if onnx_file or models.accepts(cfg.model, "input_size") else {}
+            self.model = create_model(cfg.model, num_classes=train.num_classes, in_channels=c, **kwargs)
+            stored = _file_normalizer(self.model, c) if onnx_file else None
+            self.normalizer = stored if stored is not None else Normalizer.fit(train.x)
         self.init_record = ckpt.meta.get("init") if ckpt is not None else self._initialise()
         self.frozen_bn = []
         if cfg.freeze:
