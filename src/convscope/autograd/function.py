@@ -56,7 +56,7 @@ class Context:
     fn: type[Function]
     inputs: tuple[Any, ...]
     needs_input_grad: tuple[bool, ...]
-    hooks: list[Callable[[npt.NDArray[Any]], npt.NDArray[Any] | None]] | None
+    hooks: list[Callable[[Tensor], Tensor | npt.NDArray[Any] | None]] | None
     retained: weakref.ref[Tensor] | None
     seq: int
     out_shape: tuple[int, ...]

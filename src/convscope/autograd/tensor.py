@@ -249,7 +249,7 @@ class Tensor:
         if self.grad_fn is not None:
             self.grad_fn.retained = weakref.ref(self)
 
-    def register_hook(self, hook: Callable[[npt.NDArray[Any]], npt.NDArray[Any] | None]) -> None:
+    def register_hook(self, hook: Callable[[Tensor], Tensor | npt.NDArray[Any] | None]) -> None:
         """Call ``hook(grad)`` when this tensor's gradient is computed; it may return a replacement."""
         if not self.requires_grad:
             raise RuntimeError("register_hook on a tensor that does not require grad")

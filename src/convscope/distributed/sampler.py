@@ -14,7 +14,7 @@ the single-process mean.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sized
 
 import numpy as np
 
@@ -44,7 +44,7 @@ class DistributedSampler:
 
     def __init__(
         self,
-        dataset,
+        dataset: Sized | int,
         num_replicas: int | None = None,
         rank: int | None = None,
         shuffle: bool = True,
