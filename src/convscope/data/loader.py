@@ -3,11 +3,37 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
+import numpy.typing as npt
 
 from .. import random as cs_random
 from .sample_random import SampleRandom
+
+if TYPE_CHECKING:
+    from .preprocess import Normalizer
+    from .transforms import Transform
+
+
+class SupportsXY(Protocol):
+    """A data set as the loader reads it: images ``x`` (N, C, H, W) and labels ``y`` (N, ...)."""
+
+    @property
+    def x(self) -> npt.ArrayLike: ...
+
+    @property
+    def y(self) -> npt.ArrayLike: ...
+
+
+class BatchSampler(Protocol):
+    """Chooses each batch's indices instead of the loader (e.g. a DistributedSampler's shard)."""
+
+    def num_batches(self, batch_size: int) -> int: ...
+
+    def batch_indices(self, epoch: int, batch_size: int) -> list[Any]: ...
+
 
 # Fixed-length keys with a distinct tag per stream: SeedSequence pads short keys with
 # zeros, so keys of different lengths could collide.
@@ -56,15 +82,15 @@ class DataLoader:
 
     def __init__(
         self,
-        dataset,
+        dataset: SupportsXY,
         batch_size: int = 64,
         shuffle: bool = False,
         drop_last: bool = False,
         seed: int | None = None,
-        transform=None,
-        normalizer=None,
-        sampler=None,
-    ):
+        transform: Transform | None = None,
+        normalizer: Normalizer | None = None,
+        sampler: BatchSampler | None = None,
+    ) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"DataLoader: batch_size must be a positive int, got {batch_size!r}")
         if seed is None:
@@ -117,7 +143,7 @@ class DataLoader:
         """The generator handed to ``transform``: one draw per sample, keyed by its index."""
         return SampleRandom(self.seed, epoch, indices)
 
-    def iter_epoch(self, epoch: int, start_batch: int = 0):
+    def iter_epoch(self, epoch: int, start_batch: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield the batches of ``epoch`` from batch ``start_batch`` on (for mid-epoch resume)."""
         for idx in self.batch_indices(epoch)[int(start_batch) :]:
             x, y = self.x[idx], self.y[idx]  # fancy indexing copies

@@ -7,8 +7,14 @@ after a resume.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol
+
 import numpy as np
+import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
+
+from .sample_random import SampleRandom
 
 
 def _pair(value, what: str):
@@ -26,6 +32,12 @@ def _check_batch(batch, who: str):
     if batch.ndim != 4:
         raise ValueError(f"{who}: expected a (N, C, H, W) batch, got shape {batch.shape}")
     return batch
+
+
+class Transform(Protocol):
+    """What the loader calls on each batch: ``transform(batch, rng) -> batch`` ((N, C, H, W) arrays)."""
+
+    def __call__(self, batch: npt.NDArray[Any], rng: np.random.Generator | SampleRandom) -> np.ndarray: ...
 
 
 class RandomCrop:
@@ -46,7 +58,7 @@ class RandomCrop:
         (8, 3, 32, 32)
     """
 
-    def __init__(self, size, padding=0):
+    def __init__(self, size: int | Sequence[int], padding: int | Sequence[int] = 0) -> None:
         self.size = _pair(size, "RandomCrop size")
         self.padding = _pair(padding, "RandomCrop padding")
         if min(self.size) < 1 or min(self.padding) < 0:
@@ -55,7 +67,7 @@ class RandomCrop:
                 f"size={self.size} padding={self.padding}"
             )
 
-    def __call__(self, batch, rng: np.random.Generator) -> np.ndarray:
+    def __call__(self, batch: npt.NDArray[Any], rng: np.random.Generator | SampleRandom) -> np.ndarray:
         batch = _check_batch(batch, "RandomCrop")
         n, c, h, w = batch.shape
         ph, pw = self.padding
@@ -95,7 +107,7 @@ class RandomHorizontalFlip:
             raise ValueError(f"RandomHorizontalFlip: p must be in [0, 1], got {p!r}")
         self.p = float(p)
 
-    def __call__(self, batch, rng: np.random.Generator) -> np.ndarray:
+    def __call__(self, batch: npt.NDArray[Any], rng: np.random.Generator | SampleRandom) -> np.ndarray:
         batch = _check_batch(batch, "RandomHorizontalFlip")
         flip = rng.random(batch.shape[0]) < self.p
         out = batch.copy()
@@ -113,13 +125,13 @@ class Compose:
         transforms (list): callables ``t(batch, rng) -> batch``.
     """
 
-    def __init__(self, transforms):
+    def __init__(self, transforms: Iterable[Transform]) -> None:
         self.transforms = list(transforms)
         for t in self.transforms:
             if not callable(t):
                 raise TypeError(f"Compose: {t!r} is not callable")
 
-    def __call__(self, batch, rng: np.random.Generator) -> np.ndarray:
+    def __call__(self, batch: npt.NDArray[Any], rng: np.random.Generator | SampleRandom) -> np.ndarray:
         for t in self.transforms:
             batch = t(batch, rng)
         return batch

@@ -11,12 +11,17 @@ WACV 2018; Simonyan et al., "Deep Inside Convolutional Networks", ICLR workshop 
 from __future__ import annotations
 
 from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 
 from ..autograd.grad_mode import enable_grad, no_grad
 from ..autograd.tensor import Tensor
 from .inputs import image_input, run_with_hooks
+
+if TYPE_CHECKING:
+    from ..nn import Module
 
 METHODS = ("gradcam", "gradcam++", "saliency")
 
@@ -31,7 +36,7 @@ def _layer_name(model, module) -> str:
     )
 
 
-def last_conv_layer(model, x) -> str:
+def last_conv_layer(model: Module, x: Tensor | npt.NDArray[Any]) -> str:
     """Dotted name of the last Conv2d (in call order) whose output is larger than 1x1 for ``x``."""
     from ..nn import Conv2d
 
@@ -54,7 +59,9 @@ def last_conv_layer(model, x) -> str:
     return big[-1]
 
 
-def resolve_layer(model, x, target_layer=None) -> tuple:
+def resolve_layer(
+    model: Module, x: Tensor | npt.NDArray[Any], target_layer: Module | str | None = None
+) -> tuple:
     """(dotted name, Module) of the Grad-CAM target layer.
 
     ``target_layer``: a Module of ``model``, a dotted name, or None for the registry's
@@ -182,7 +189,9 @@ def _upsample(cam: np.ndarray, hw: tuple) -> np.ndarray:
     return t.data[0, 0]
 
 
-def cam_weights(activation, gradient, method="gradcam") -> np.ndarray:
+def cam_weights(
+    activation: npt.NDArray[Any], gradient: npt.NDArray[Any], method: str = "gradcam"
+) -> np.ndarray:
     """Per-channel weights (K,) of Grad-CAM or Grad-CAM++ from A and g = dy_c/dA, both (K, h, w).
 
     Grad-CAM: ``alpha_k = mean_ij g_kij``. Grad-CAM++ (closed form with S = exp(y_c), exact for
@@ -200,7 +209,13 @@ def cam_weights(activation, gradient, method="gradcam") -> np.ndarray:
     raise ValueError(f"method must be 'gradcam' or 'gradcam++' here, got {method!r}")
 
 
-def explain_heatmap(model, x, method="gradcam", target_layer=None, class_idx=None) -> dict:
+def explain_heatmap(
+    model: Module,
+    x: Tensor | npt.NDArray[Any],
+    method: str = "gradcam",
+    target_layer: Module | str | None = None,
+    class_idx: int | None = None,
+) -> dict:
     """Heatmap of the evidence for one class, with what was explained.
 
     Args:
@@ -252,7 +267,12 @@ def explain_heatmap(model, x, method="gradcam", target_layer=None, class_idx=Non
     }
 
 
-def grad_cam(model, x, target_layer=None, class_idx=None) -> np.ndarray:
+def grad_cam(
+    model: Module,
+    x: Tensor | npt.NDArray[Any],
+    target_layer: Module | str | None = None,
+    class_idx: int | None = None,
+) -> np.ndarray:
     """Grad-CAM heatmap (Selvaraju et al. 2017) of one image.
 
     ``cam = ReLU(sum_k alpha_k A_k)`` with ``alpha_k = mean_ij dy_c/dA_kij``, upsampled
@@ -267,12 +287,17 @@ def grad_cam(model, x, target_layer=None, class_idx=None) -> np.ndarray:
     return explain_heatmap(model, x, "gradcam", target_layer, class_idx)["heatmap"]
 
 
-def grad_cam_plus_plus(model, x, target_layer=None, class_idx=None) -> np.ndarray:
+def grad_cam_plus_plus(
+    model: Module,
+    x: Tensor | npt.NDArray[Any],
+    target_layer: Module | str | None = None,
+    class_idx: int | None = None,
+) -> np.ndarray:
     """Grad-CAM++ heatmap (Chattopadhay et al. 2018); same interface and shape as :func:`grad_cam`."""
     return explain_heatmap(model, x, "gradcam++", target_layer, class_idx)["heatmap"]
 
 
-def saliency(model, x, class_idx=None) -> np.ndarray:
+def saliency(model: Module, x: Tensor | npt.NDArray[Any], class_idx: int | None = None) -> np.ndarray:
     """Input-gradient saliency (Simonyan et al. 2014): ``max_c |dy_c/dx|``, scaled to [0, 1].
 
     Shape: x (1, C, H, W) -> (H, W).
@@ -280,7 +305,14 @@ def saliency(model, x, class_idx=None) -> np.ndarray:
     return explain_heatmap(model, x, "saliency", None, class_idx)["heatmap"]
 
 
-def strongest_cell(model, x, layer=None, class_idx=None, method="gradcam", result=None) -> dict:
+def strongest_cell(
+    model: Module,
+    x: Tensor | npt.NDArray[Any],
+    layer: Module | str | None = None,
+    class_idx: int | None = None,
+    method: str = "gradcam",
+    result: dict[str, Any] | None = None,
+) -> dict:
     """The target layer's cell with the highest CAM value and its receptive field in the input.
 
     The geometry (size, jump, start per axis) comes from :func:`convscope.summary` (any module,

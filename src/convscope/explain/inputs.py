@@ -3,13 +3,20 @@ dtype) and a forward pass with hooks on chosen layers."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
+import numpy.typing as npt
 
 from ..autograd.grad_mode import no_grad
 from ..autograd.tensor import Tensor
 
+if TYPE_CHECKING:
+    from ..nn import Module
 
-def image_input(model, x) -> np.ndarray:
+
+def image_input(model: Module, x: Tensor | npt.NDArray[Any]) -> np.ndarray:
     """Validate one image (1, C, H, W) and return a float array in the model's dtype."""
     data = x.data if isinstance(x, Tensor) else np.asarray(x)
     if data.ndim != 4 or data.shape[0] != 1:
@@ -23,7 +30,9 @@ def image_input(model, x) -> np.ndarray:
     return np.array(data, dtype=dtype, copy=True)
 
 
-def run_with_hooks(model, x, hooks) -> None:
+def run_with_hooks(
+    model: Module, x: Tensor | npt.NDArray[Any], hooks: Iterable[tuple[Module, Callable[..., Any]]]
+) -> None:
     """Run ``model`` on one image ``x`` (1, C, H, W) in eval mode without a tape, with
     forward hooks ``[(module, fn(module, inputs, output)), ...]``; the hooks are removed
     and every submodule's mode restored afterwards, whatever happens."""
