@@ -9,7 +9,7 @@ from .common import UsageError, err
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import calc_cmd, evaluate_cmd, explain_cmd, predict_cmd, summary_cmd, train_cmd
+    from . import calc_cmd, evaluate_cmd, experiment_cmd, explain_cmd, predict_cmd, summary_cmd, train_cmd
 
     parser = argparse.ArgumentParser(
         prog="convscope", description="convscope: build, train, inspect and explain CNNs on NumPy."
@@ -19,7 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"convscope {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for module in (train_cmd, evaluate_cmd, predict_cmd, summary_cmd, calc_cmd, explain_cmd):
+    for module in (train_cmd, evaluate_cmd, predict_cmd, summary_cmd, calc_cmd, explain_cmd, experiment_cmd):
         module.add_parser(sub)
     return parser
 

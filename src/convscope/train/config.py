@@ -26,6 +26,9 @@ class TrainConfig:
         augment: 'none', 'flip', 'crop' or 'crop+flip' (random crop with padding crop_padding).
         label_smoothing: cross-entropy label smoothing.
         out: run folder (default: a new folder under ./runs/).
+        task: 'auto' (follow the data), 'classify' or 'segment' (per-pixel masks).
+        upsample: U-Net decoder upsampling, 'transposed' or 'bilinear' (None: the model's default).
+        ignore_index: mask value of unlabeled pixels (segmentation; default 255).
     """
 
     data: str = "digits"
@@ -48,6 +51,9 @@ class TrainConfig:
     crop_padding: int = 4
     label_smoothing: float = 0.0
     out: str | None = None
+    task: str = "auto"
+    upsample: str | None = None
+    ignore_index: int = 255
 
     def validate(self) -> TrainConfig:
         """Raise ValueError naming the first bad setting; fill lr's default."""
@@ -77,6 +83,10 @@ class TrainConfig:
             bad("weight_decay" if self.weight_decay < 0 else "momentum", "non-negative")
         if self.mode not in ("auto", "gray", "rgb"):
             bad("mode", "'auto', 'gray' or 'rgb'")
+        if self.task not in ("auto", "classify", "segment"):
+            bad("task", "'auto', 'classify' or 'segment'")
+        if self.upsample not in (None, "transposed", "bilinear"):
+            bad("upsample", "'transposed' or 'bilinear'")
         return self
 
     def to_dict(self) -> dict:
