@@ -159,7 +159,9 @@ def analyse_tape(output, inputs, batch: int = 1):
         raise ValueError("the model's output is not connected to its input (no operations recorded)")
     order = list(reversed(topological_order(root)))
     ranks = (3, 4) if any(len(t.shape) == 3 for t in inputs) else (4,)
-    start = {id(t): (ReceptiveField(), ReceptiveField()) if _spatial(t.shape, ranks) else None for t in inputs}
+    start = {
+        id(t): (ReceptiveField(), ReceptiveField()) if _spatial(t.shape, ranks) else None for t in inputs
+    }
     depth0 = {id(t): 0 for t in inputs}
     rf_of, depth_of, infos = {}, {}, []
     for node in order:

@@ -20,7 +20,9 @@ from .graph import analyse_tape, record_modules
 def parse_input_size(value) -> tuple:
     """'3x224x224' -> (C, H, W) for images, '1x150' -> (C, L) for 1-D series; anything else is a
     ValueError naming the expected forms."""
-    return parse_ints(value, "input size", "CxHxW, e.g. 3x224x224 (or CxL for 1-D models, e.g. 1x150)", (2, 3))
+    return parse_ints(
+        value, "input size", "CxHxW, e.g. 3x224x224 (or CxL for 1-D models, e.g. 1x150)", (2, 3)
+    )
 
 
 def _fmt_rf(rfs, attr):

@@ -19,7 +19,9 @@ def add_parser(sub):
     inner = p.add_subparsers(dest="experiment", metavar="EXPERIMENT")
     inner.required = True
     d = inner.add_parser(
-        "depth", help="plain vs residual at several depths", description=DEPTH_DESCRIPTION,
+        "depth",
+        help="plain vs residual at several depths",
+        description=DEPTH_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     d.add_argument("--data", help="data set spec (default: digits at 32x32)")
@@ -28,10 +30,14 @@ def add_parser(sub):
     d.add_argument("--batch-size", type=int, default=64, dest="batch_size", help="default: 64")
     d.add_argument("--lr", type=float, default=0.1, help="SGD learning rate, cosine-annealed (default: 0.1)")
     d.add_argument(
-        "--widths", default="8,16,32", help="filters of the three stages (default: 8,16,32; the paper: 16,32,64)"
+        "--widths",
+        default="8,16,32",
+        help="filters of the three stages (default: 8,16,32; the paper: 16,32,64)",
     )
     d.add_argument("--seed", type=int, default=0, help="default: 0")
-    d.add_argument("--out", default="runs/depth", help="folder for depth.png and depth.json (default: runs/depth)")
+    d.add_argument(
+        "--out", default="runs/depth", help="folder for depth.png and depth.json (default: runs/depth)"
+    )
     add_common(d)
     d.set_defaults(handler=run_depth)
     add_common(p)
@@ -49,22 +55,34 @@ def run_depth(args) -> int:
         depths = parse_depths(args.depths)
         widths = tuple(int(v) for v in args.widths.split(","))
     except ValueError as e:
-        raise UsageError(str(e) if "depths" in str(e) else f"--widths must be 3 integers like 8,16,32, got {args.widths!r}") from None
+        raise UsageError(
+            str(e) if "depths" in str(e) else f"--widths must be 3 integers like 8,16,32, got {args.widths!r}"
+        ) from None
     if len(widths) != 3 or min(widths) < 1:
         raise UsageError(f"--widths must be 3 positive integers like 8,16,32, got {args.widths!r}")
     for name in ("epochs", "batch_size"):
         if getattr(args, name) < 1:
-            raise UsageError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}")
+            raise UsageError(
+                f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}"
+            )
     if not args.lr > 0:
         raise UsageError(f"--lr must be positive, got {args.lr}")
     report = run_depth_experiment(
-        args.data, depths, args.epochs, args.out, args.seed, args.batch_size, args.lr, widths,
+        args.data,
+        depths,
+        args.epochs,
+        args.out,
+        args.seed,
+        args.batch_size,
+        args.lr,
+        widths,
         log=lambda m: print(m, file=sys.stderr),
     )
     for r in report["results"]:
         print(
             f"{r['family']:>8}-{r['depth']:<3} final train loss {r['final_train_loss']:.4f}  train acc "
-            f"{100 * r['final_train_accuracy']:.2f}%  test acc {100 * r['test_accuracy']:.2f}%  ({r['seconds']:.0f} s)"
+            f"{100 * r['final_train_accuracy']:.2f}%  test acc {100 * r['test_accuracy']:.2f}%  "
+            f"({r['seconds']:.0f} s)"
         )
     print(f"figure: {report['figure']}")
     path = os.path.join(args.out, "depth.json")
@@ -73,7 +91,16 @@ def run_depth(args) -> int:
         emit_json(
             {
                 "results": [
-                    {k: r[k] for k in ("family", "depth", "final_train_loss", "final_train_accuracy", "test_accuracy")}
+                    {
+                        k: r[k]
+                        for k in (
+                            "family",
+                            "depth",
+                            "final_train_loss",
+                            "final_train_accuracy",
+                            "test_accuracy",
+                        )
+                    }
                     for r in report["results"]
                 ],
                 "figure": report["figure"],

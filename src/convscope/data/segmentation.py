@@ -104,12 +104,14 @@ def compose_canvases(digits: np.ndarray, labels: np.ndarray, count: int, seed: i
         seed (int): the same seed gives the same canvases.
 
     Shape:
-        returns x (count, 1, 64, 64) float32 in [0, 1] and masks (count, 64, 64) int64.
+        returns x (count, 1, 64, 64) float32 in [0, 1], masks (count, 64, 64) int64 and
+        placed (P, 4) int64 rows (canvas, digit index, top, left), one per digit drawn.
     """
     rng = np.random.default_rng([int(seed), int(count), 0x5E6])
     x = np.zeros((count, 1, CANVAS, CANVAS), dtype=np.float32)
     masks = np.zeros((count, CANVAS, CANVAS), dtype=np.int64)
     span = CANVAS - DIGIT + 1
+    placed = []
     for n in range(count):
         boxes: list = []
         wanted = int(rng.integers(1, 4))
@@ -117,15 +119,16 @@ def compose_canvases(digits: np.ndarray, labels: np.ndarray, count: int, seed: i
             if len(boxes) == wanted:
                 break
             top, left = (int(v) for v in rng.integers(0, span, size=2))
-            if any(abs(top - t) < DIGIT and abs(left - l) < DIGIT for t, l in boxes):
+            if any(abs(top - t) < DIGIT and abs(left - x0) < DIGIT for t, x0 in boxes):
                 continue
             boxes.append((top, left))
             k = int(rng.integers(0, len(digits)))
+            placed.append((n, k, top, left))
             ink = digits[k]
             window = (slice(top, top + DIGIT), slice(left, left + DIGIT))
             x[n, 0][window] = ink.astype(np.float32) * np.float32(1.0 / 255.0)
             masks[n][window] = np.where(ink >= INK, labels[k] + 1, 0)
-    return x, masks
+    return x, masks, np.array(placed, dtype=np.int64).reshape(-1, 4)
 
 
 def load_mnist_seg(path: str, test_split: float = 0.2, seed: int = 0) -> DataSplits:
@@ -145,12 +148,14 @@ def load_mnist_seg(path: str, test_split: float = 0.2, seed: int = 0) -> DataSpl
     notes = []
     if "train" in splits and "test" in splits:
         train_digits, test_digits = raw(splits["train"]), raw(splits["test"])
+        origin = {"train": np.arange(len(splits["train"])), "test": np.arange(len(splits["test"]))}
     else:
         (only,) = splits.values()
         train_idx, test_idx = stratified_split(only.y, test_split, seed)
         digits, labels = raw(only)
         train_digits = digits[train_idx], labels[train_idx]
         test_digits = digits[test_idx], labels[test_idx]
+        origin = {"train": train_idx, "test": test_idx}
         notes.append(
             f"{folder} has one split of digits: held out a stratified {test_split * 100:g}% "
             f"({len(test_idx)} digits) for the test canvases (seed {seed})"
@@ -158,8 +163,10 @@ def load_mnist_seg(path: str, test_split: float = 0.2, seed: int = 0) -> DataSpl
     classes = ["background"] + [str(i) for i in range(10)]
     made = {}
     for split, (digits, labels), salt in (("train", train_digits, 1), ("test", test_digits, 2)):
-        x, masks = compose_canvases(digits, labels, counts[split], seed * 4 + salt)
+        x, masks, placed = compose_canvases(digits, labels, counts[split], seed * 4 + salt)
         made[split] = SegmentationDataset(x, masks, classes, "mnist-seg", folder, ignore_index=255)
+        placed[:, 1] = origin[split][placed[:, 1]]  # index into the source split's IDX file
+        made[split].placed = placed
     notes.append(f"mnist-seg: {counts['train']} training and {counts['test']} test canvases of 64x64")
     return DataSplits(made["train"], made["test"], "; ".join(notes))
 

@@ -156,7 +156,9 @@ def _find_files(folder: str) -> dict:
     found = {}
     for split in ("TRAIN", "TEST"):
         for ext in (".ts", ".tsv"):
-            hits = [n for n in names if n.upper().endswith(f"_{split}{ext.upper()}") and "_EQ_" not in n.upper()]
+            hits = [
+                n for n in names if n.upper().endswith(f"_{split}{ext.upper()}") and "_EQ_" not in n.upper()
+            ]
             if hits:
                 found[split.lower()] = os.path.join(folder, hits[0])
                 break

@@ -130,7 +130,9 @@ def run_depth_experiment(
     for depth in depths:
         for family in FAMILIES:
             cs_random.manual_seed(seed)  # same initial draw order for every network
-            model = CifarResNet(depth, splits.num_classes, c, residual=family == "residual", widths=tuple(widths))
+            model = CifarResNet(
+                depth, splits.num_classes, c, residual=family == "residual", widths=tuple(widths)
+            )
             if log:
                 log(f"{family}-{depth}:")
             curves = train_one(model, splits, epochs, batch_size, lr, seed, log)
@@ -147,7 +149,13 @@ def run_depth_experiment(
             )
     os.makedirs(out, exist_ok=True)
     figure = plot_depth(results, os.path.join(out, "depth.png"), data or "digits (32x32)")
-    return {"results": results, "figure": figure, "data": data or "digits", "epochs": epochs, "widths": list(widths)}
+    return {
+        "results": results,
+        "figure": figure,
+        "data": data or "digits",
+        "epochs": epochs,
+        "widths": list(widths),
+    }
 
 
 def plot_depth(results, path: str, data_name: str) -> str:
@@ -165,7 +173,9 @@ def plot_depth(results, path: str, data_name: str) -> str:
             epochs = np.arange(1, len(r["curves"]["train_loss"]) + 1)
             label = f"{family}-{r['depth']}"
             axes[0, col].plot(epochs, r["curves"]["train_loss"], "--", color=colour, label=label)
-            axes[1, col].plot(epochs, 100 * np.asarray(r["curves"]["test_error"]), "-", color=colour, label=label)
+            axes[1, col].plot(
+                epochs, 100 * np.asarray(r["curves"]["test_error"]), "-", color=colour, label=label
+            )
         axes[0, col].set_title(f"{family} networks")
         axes[0, col].set_ylabel("training loss")
         axes[1, col].set_ylabel("test error (%)")

@@ -60,7 +60,9 @@ def cam_1d(model, series: np.ndarray, target_layer=None, class_idx: int | None =
             x.requires_grad = True
             logits = model(x)
             if logits.ndim != 2 or logits.shape[0] != 1:
-                raise ValueError(f"cam_1d needs a classifier output (1, num_classes), got {tuple(logits.shape)}")
+                raise ValueError(
+                    f"cam_1d needs a classifier output (1, num_classes), got {tuple(logits.shape)}"
+                )
             k = logits.shape[1]
             predicted = int(np.argmax(logits.data[0]))
             c = predicted if class_idx is None else class_idx

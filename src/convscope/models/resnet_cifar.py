@@ -83,7 +83,9 @@ class CifarResNet(nn.Module):
     ):
         super().__init__()
         if not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
-            raise ValueError(f"CifarResNet: depth must be 6n+2 with n >= 1 (8, 20, 32, 44, 56, 110), got {depth}")
+            raise ValueError(
+                f"CifarResNet: depth must be 6n+2 with n >= 1 (8, 20, 32, 44, 56, 110), got {depth}"
+            )
         if len(widths) != 3 or any(not isinstance(w, int) or w < 1 for w in widths):
             raise ValueError(f"CifarResNet: widths must be 3 positive ints, got {widths!r}")
         n = (depth - 2) // 6

@@ -166,7 +166,9 @@ class Predictor:
             for i in range(0, len(x), 64):  # logits of every pixel: bounded memory
                 cm += pixel_confusion(y[i : i + 64], self.logits(x[i : i + 64]).argmax(axis=1), k, ignore)
             report = segmentation_report(cm, self.classes)
-            report.update(confusion_matrix=cm.tolist(), count=len(x), data=spec, split=split, note=splits.note)
+            report.update(
+                confusion_matrix=cm.tolist(), count=len(x), data=spec, split=split, note=splits.note
+            )
             return report
         pred = self.logits(x).argmax(axis=1)
         report = classification_report(y, pred, len(self.classes), self.classes)

@@ -1,7 +1,8 @@
 """The training loop: data -> model -> loss -> backward -> optimizer -> checkpoints and metrics.
 
 A run lives in one folder (``--out``): ``last.npz`` (saved atomically after every epoch
-and on Ctrl-C, enough to resume exactly), ``best.npz`` (the best test accuracy so far; mean IoU for segmentation),
+and on Ctrl-C, enough to resume exactly), ``best.npz`` (the best test accuracy so far; the best
+mean IoU for segmentation),
 ``history.csv`` / ``history.json`` and ``curve.png``.
 
 Exact resume: the data order of epoch e is a function of (seed, e), augmentation of
@@ -124,7 +125,9 @@ class Trainer:
             kwargs = {"input_size": list(size)} if models.accepts(cfg.model, "input_size") else {}
             if cfg.upsample is not None:
                 if not models.accepts(cfg.model, "upsample"):
-                    raise ValueError(f"--upsample applies to models with an upsampling path (unet), not {cfg.model}")
+                    raise ValueError(
+                        f"--upsample applies to models with an upsampling path (unet), not {cfg.model}"
+                    )
                 kwargs["upsample"] = cfg.upsample
             self.model = models.create(cfg.model, num_classes=train.num_classes, in_channels=c, **kwargs)
             # series come z-normalised per series; images get the training split's channel statistics
