@@ -9,7 +9,16 @@ from .common import UsageError, err
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import calc_cmd, evaluate_cmd, experiment_cmd, explain_cmd, predict_cmd, summary_cmd, train_cmd
+    from . import (
+        calc_cmd,
+        evaluate_cmd,
+        experiment_cmd,
+        explain_cmd,
+        info_cmd,
+        predict_cmd,
+        summary_cmd,
+        train_cmd,
+    )
 
     parser = argparse.ArgumentParser(
         prog="convscope", description="convscope: build, train, inspect and explain CNNs on NumPy."
@@ -19,7 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"convscope {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for module in (train_cmd, evaluate_cmd, predict_cmd, summary_cmd, calc_cmd, explain_cmd, experiment_cmd):
+    commands = (train_cmd, evaluate_cmd, predict_cmd, summary_cmd, calc_cmd, explain_cmd, info_cmd)
+    for module in commands + (experiment_cmd,):
         module.add_parser(sub)
     return parser
 
@@ -28,6 +38,9 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from ..checkpoint import CheckpointError
+    from ..kernels.memory import keep_freed_memory
+
+    keep_freed_memory()  # the command's choice (CONVSCOPE_SYSTEM_MALLOC=1 leaves malloc alone)
     from ..data import DataError
     from ..train import TrainingDiverged
 

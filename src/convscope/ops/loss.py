@@ -15,7 +15,7 @@ import numpy as np
 from ..autograd.function import Function
 
 
-class CoefficientLoss(Function):
+class CoefficientLossOp(Function):
     """Shape: scores (M, C), coeffs (M, C) -> (M,) for reduction 'none', else ()."""
 
     @staticmethod

@@ -112,7 +112,7 @@ class Predictor:
         probs = self.probabilities(np.concatenate(images)) if images else np.zeros((0, 0))
         k = max(1, min(top_k, probs.shape[1] if probs.size else 1))
         out = []
-        for path, p in zip(paths, probs):
+        for path, p in zip(paths, probs, strict=True):
             order = np.argsort(-p, kind="stable")[:k]
             out.append(
                 {

@@ -9,26 +9,26 @@ from ._checks import check_float, check_tensor
 def relu(input, inplace: bool = False):
     """max(x, 0) elementwise. ``inplace`` is accepted for PyTorch compatibility and ignored."""
     check_tensor(input, "relu")
-    return A.ReLU.apply(input)
+    return A.ReLUOp.apply(input)
 
 
 def leaky_relu(input, negative_slope: float = 0.01, inplace: bool = False):
     """x where x > 0, else negative_slope * x."""
     check_tensor(input, "leaky_relu")
-    return A.LeakyReLU.apply(input, float(negative_slope))
+    return A.LeakyReLUOp.apply(input, float(negative_slope))
 
 
 def sigmoid(input):
     """1 / (1 + exp(-x)), computed without overflow."""
     check_tensor(input, "sigmoid")
     check_float(input, "sigmoid")
-    return A.Sigmoid.apply(input)
+    return A.SigmoidOp.apply(input)
 
 
 def tanh(input):
     check_tensor(input, "tanh")
     check_float(input, "tanh")
-    return A.Tanh.apply(input)
+    return A.TanhOp.apply(input)
 
 
 def _dim(input, dim, name):
@@ -48,11 +48,11 @@ def softmax(input, dim: int | None = None):
     """
     check_tensor(input, "softmax")
     check_float(input, "softmax")
-    return A.Softmax.apply(input, _dim(input, dim, "softmax"))
+    return A.SoftmaxOp.apply(input, _dim(input, dim, "softmax"))
 
 
 def log_softmax(input, dim: int | None = None):
     """log(softmax(x)) along ``dim``, computed stably."""
     check_tensor(input, "log_softmax")
     check_float(input, "log_softmax")
-    return A.LogSoftmax.apply(input, _dim(input, dim, "log_softmax"))
+    return A.LogSoftmaxOp.apply(input, _dim(input, dim, "log_softmax"))

@@ -22,7 +22,7 @@ def linear_impl(input, weight, bias, layer):
         )
     if bias is not None and tuple(bias.shape) != (weight.shape[0],):
         raise ValueError(f"{layer}: bias must have shape ({weight.shape[0]},), got {tuple(bias.shape)}")
-    return L.Linear.apply(input, weight, bias)
+    return L.LinearOp.apply(input, weight, bias)
 
 
 def linear(input, weight, bias=None):

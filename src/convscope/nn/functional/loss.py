@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...autograd.tensor import Tensor
-from ...ops.loss import CoefficientLoss
+from ...ops.loss import CoefficientLossOp
 from ._checks import check_finite, check_tensor
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -101,7 +101,7 @@ def _class_loss(input, target, weight, ignore_index, reduction, label_smoothing,
         raise ValueError(f"{layer}: label_smoothing must be in [0, 1], got {label_smoothing!r}")
     coeffs, denom = _coefficients(input, target, weight, ignore_index, label_smoothing, layer)
     rows, rest = _rows(input)
-    out = CoefficientLoss.apply(rows, coeffs, reduction, denom, from_logits)
+    out = CoefficientLossOp.apply(rows, coeffs, reduction, denom, from_logits)
     if reduction == "none":
         return out.reshape(rest) if rest else out.reshape(())
     return out

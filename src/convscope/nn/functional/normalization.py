@@ -29,7 +29,7 @@ def batch_norm_impl(input, running_mean, running_var, weight, bias, training, mo
     if not training:
         if running_mean is None or running_var is None:
             raise ValueError(f"{layer}: evaluation needs running_mean and running_var")
-        return B.BatchNormEval.apply(input, running_mean.data, running_var.data, weight, bias, float(eps))
+        return B.BatchNormEvalOp.apply(input, running_mean.data, running_var.data, weight, bias, float(eps))
     count = input.data.size // c
     if count <= 1:
         raise ValueError(
@@ -37,7 +37,7 @@ def batch_norm_impl(input, running_mean, running_var, weight, bias, training, mo
             f"statistics, got input of shape {tuple(input.shape)} (use batch size > 1 or "
             f"call .eval())"
         )
-    out, mean, var = B.BatchNormTrain.apply(input, weight, bias, float(eps))
+    out, mean, var = B.BatchNormTrainOp.apply(input, weight, bias, float(eps))
     if running_mean is not None:
         m = running_mean.dtype.type(momentum)
         running_mean.data *= 1 - m

@@ -52,7 +52,7 @@ def _pad_impl(input, pad, mode, value, layer):
                 raise ValueError(
                     f"{layer}: pad {tuple(pad)} crops more than the input of shape {tuple(input.shape)} has"
                 )
-    return P.Pad.apply(input, tuple(pad), mode, float(value))
+    return P.PadOp.apply(input, tuple(pad), mode, float(value))
 
 
 def pad(input, pad, mode: str = "constant", value: float = 0.0):
@@ -99,7 +99,7 @@ def interpolate_impl(input, size, scale_factor, mode, align_corners, layer):
             raise ValueError(
                 f"{layer}: scale_factor {scale_factor} gives an empty output for input {tuple(input.shape)}"
             )
-    return P.Interpolate.apply(input, out, mode, bool(align_corners), scales)
+    return P.InterpolateOp.apply(input, out, mode, bool(align_corners), scales)
 
 
 def interpolate(input, size=None, scale_factor=None, mode: str = "nearest", align_corners=None):
