@@ -2,6 +2,7 @@
 
 Usage:
     python benchmarks/bench_ucr.py [--root FOLDER] [--sets GunPoint,ItalyPowerDemand] [--epochs 150]
+        [--pad edge]
 
 FOLDER holds one sub-folder per set with NAME_TRAIN.ts / NAME_TEST.ts (default: the data folder
 of an installed aeon). Wall-clock seconds and the process's CPU seconds are both reported:
@@ -32,6 +33,7 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=int, default=150)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--pad", choices=["edge", "zero"], default="zero", help="padding of shorter series")
     args = p.parse_args(argv)
     root = args.root or aeon_data_folder()
     if root is None:
@@ -41,7 +43,7 @@ def main(argv=None) -> int:
     for name in args.sets.split(","):
         with tempfile.TemporaryDirectory() as out:
             config = TrainConfig(
-                data=f"ucr:{os.path.join(root, name)}",
+                data=f"ucr:{os.path.join(root, name)}?pad={args.pad}",
                 model=args.model,
                 epochs=args.epochs,
                 batch_size=args.batch_size,
@@ -56,6 +58,7 @@ def main(argv=None) -> int:
             "set": name,
             "model": args.model,
             "epochs": args.epochs,
+            "pad": args.pad,
             "test_accuracy": round(result["test_accuracy"], 4),
             "best_accuracy": round(result["best_accuracy"], 4),
             "published_fcn": PUBLISHED_FCN.get(name),

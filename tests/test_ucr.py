@@ -61,12 +61,12 @@ def test_ts_reader_multivariate_variable_length_padding(tmp_path):
     rows = [([[1, 2, 3], [3, 2, 1]], "1"), ([[5, 6, 7, 8, 9], [1, 1, 2, 2, 3]], "2")]
     _write_ts(folder, "Multi", "TRAIN", rows, uni=False, labels="1 2")
     _write_ts(folder, "Multi", "TEST", rows[:1], uni=False, labels="1 2")
-    edge = load_dataset(f"ucr:{folder}")
+    edge = load_dataset(f"ucr:{folder}?pad=edge")
     assert edge.train.x.shape == (2, 2, 5) and edge.test.x.shape == (1, 2, 5)
     first = edge.train.x[0]  # length 3 padded to 5 with its last (z-normalised) value
     np.testing.assert_allclose(first[:, 3:], first[:, 2:3].repeat(2, axis=1))
     assert "padded to 5 (edge)" in edge.note
-    zero = load_dataset(f"ucr:{folder}?pad=zero")
+    zero = load_dataset(f"ucr:{folder}")  # the default
     np.testing.assert_array_equal(zero.train.x[0, :, 3:], 0)
     np.testing.assert_allclose(zero.train.x[0, :, :3], first[:, :3])
     with pytest.raises(DataError, match="pad=edge or pad=zero"):
@@ -92,7 +92,7 @@ def test_tsv_reader(tmp_path):
     (folder / "T_TEST.tsv").write_text("2\t1.0\t1.0\t5.0\n")
     splits = load_dataset(f"ucr:{folder}")
     assert splits.train.x.shape == (2, 1, 3) and list(splits.train.y) == [0, 1]
-    np.testing.assert_allclose(splits.train.x[1, 0], [1, -1, -1], rtol=1e-6)  # NaN tail: edge pad
+    np.testing.assert_allclose(splits.train.x[1, 0], [1, -1, 0], rtol=1e-6)  # NaN tail: zero pad
 
 
 @pytest.mark.parametrize("name, rf", [("fcn1d", 14), ("resnet1d", 40)])

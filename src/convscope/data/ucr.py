@@ -5,8 +5,9 @@ located without importing aeon, and the files are read here: aeon's own loader d
 does not ship); ``ucr:PATH`` takes a folder with ``NAME_TRAIN.ts`` and ``NAME_TEST.ts`` (or the
 2018 archive's ``.tsv`` files). Every series is z-normalised per channel over its own length,
 as the archive's baselines do, then shorter series are padded to the longest: by default with
-their last value ("edge"), or with zeros (``ucr:NAME?pad=zero``; zero is the series' mean after
-z-normalisation).
+zeros (the series' mean after z-normalisation), or with their last value (``ucr:NAME?pad=edge``).
+Zeros are the default because they measured slightly better: fcn1d on JapaneseVowels (lengths
+7-29), 40 epochs, test accuracy 0.800 with zeros against 0.770 with edge values (one run each).
 """
 
 from __future__ import annotations
@@ -191,12 +192,12 @@ def load_ucr(target: str) -> DataSplits:
 
     Args:
         target (str): NAME (shipped by aeon) or PATH, optionally followed by ``?pad=zero``
-            or ``?pad=edge`` (default edge).
+            (the default) or ``?pad=edge``.
 
     Raises:
         DataError: unknown name, missing files, malformed files, splits of different channels.
     """
-    pad = "edge"
+    pad = "zero"
     if "?" in target and not os.path.exists(target):
         target, _, query = target.rpartition("?")
         key, _, value = query.partition("=")
