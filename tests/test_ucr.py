@@ -140,3 +140,16 @@ def test_every_aeon_classification_set_loads(name):
     splits = load_dataset(f"ucr:{name}")
     assert len(splits.train) > 0 and len(splits.test) > 0 and splits.train.x.ndim == 3
     assert np.isfinite(splits.train.x).all() and splits.num_classes >= 2
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(aeon_data_folder() is None, reason="aeon (convscope[timeseries]) is not installed")
+@pytest.mark.parametrize("name, epochs, target", [("GunPoint", 150, 0.98), ("ItalyPowerDemand", 150, 0.95)])
+def test_fcn1d_reaches_the_issue_targets_on_shipped_sets(name, epochs, target, tmp_path):
+    from convscope.train import TrainConfig, Trainer
+
+    config = TrainConfig(
+        data=f"ucr:{name}", model="fcn1d", epochs=epochs, batch_size=16, optimizer="adam", out=str(tmp_path)
+    )
+    result = Trainer(config, progress=False, log=lambda m: None).fit()
+    assert result["test_accuracy"] >= target

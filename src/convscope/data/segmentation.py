@@ -62,6 +62,8 @@ class SegmentationDataset(ArrayDataset):
                 f"{self.ignore_index}; found {int(labelled.min())}..{int(labelled.max())}"
             )
         self.name, self.source = str(name), source
+        # mnist-seg: (canvas, digit index in the source IDX file, top, left) per placed digit
+        self.placed: np.ndarray | None = None
 
     def subset(self, indices, name: str | None = None) -> SegmentationDataset:
         indices = np.asarray(indices, dtype=np.int64)

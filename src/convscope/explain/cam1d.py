@@ -115,7 +115,7 @@ def save_cam_1d(series: np.ndarray, cam: np.ndarray, path: str, title: str = "")
         ax = axes[i, 0]
         points = np.stack([t, series[i]], axis=1)[:, None, :]  # (L, 1, 2)
         segments = np.concatenate([points[:-1], points[1:]], axis=1)  # (L-1, 2, 2)
-        lines = LineCollection(segments, cmap="jet", norm=plt.Normalize(0, 1), linewidth=3)
+        lines = LineCollection(list(segments), cmap="jet", norm=plt.Normalize(0, 1), linewidth=3)
         lines.set_array((cam[:-1] + cam[1:]) / 2)
         ax.add_collection(lines)
         ax.set_xlim(0, max(length - 1, 1))

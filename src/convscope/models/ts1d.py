@@ -80,6 +80,7 @@ class ResidualBlock1d(nn.Module):
         self.conv1 = conv_bn_relu(in_channels, channels, 8)
         self.conv2 = conv_bn_relu(channels, channels, 5)
         self.conv3 = conv_bn_relu(channels, channels, 3, relu=False)
+        self.shortcut: nn.Module
         if in_channels != channels:
             self.shortcut = nn.Sequential(
                 OrderedDict(
