@@ -129,7 +129,7 @@ def numerical_grad(fn, arrays, index, eps=1e-6):
     base = [None if a is None else a.copy() for a in arrays]
     x = base[index]
     grad = np.zeros_like(x)
-    it = np.nditer(x, flags=["multi_index"])
+    it = np.nditer(x, flags=["multi_index", "zerosize_ok"])
     for _ in it:
         i = it.multi_index
         old = x[i]

@@ -49,6 +49,8 @@ LAYERS = [
     ("Identity", {}, (2, 3)),
     ("Upsample", dict(scale_factor=2, mode="nearest"), (1, 2, 3, 4)),
     ("Upsample", dict(size=(5, 7), mode="bilinear", align_corners=True), (1, 2, 3, 4)),
+    ("Upsample", dict(scale_factor=1.7, mode="bilinear", recompute_scale_factor=True), (1, 2, 3, 4)),
+    ("Upsample", dict(scale_factor=1.5, mode="linear"), (2, 3, 5)),
 ]
 
 

@@ -6,6 +6,7 @@ tensor gives float32), so ``x * 0.5`` stays float32.
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -86,7 +87,8 @@ def _flatten(self, start_dim=0, end_dim=-1):
     if self.ndim == 0:
         return _reshape(self, 1)
     start, end = start_dim % self.ndim, end_dim % self.ndim
-    shape = self.shape[:start] + (-1,) + self.shape[end + 1 :]
+    merged = math.prod(self.shape[start : end + 1])  # explicit, not -1: an empty tensor has no -1
+    shape = self.shape[:start] + (merged,) + self.shape[end + 1 :]
     return S.ReshapeOp.apply(self, shape)
 
 

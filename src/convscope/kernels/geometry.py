@@ -153,7 +153,10 @@ def receptive_field_step(
 
 
 def normalize_tuple(value, n: int, name: str, layer: str = "") -> tuple[int, ...]:
-    """Turn an int or a length-``n`` sequence of ints into an n-tuple.
+    """Turn an int, a 1-sequence or a length-``n`` sequence of ints into an n-tuple.
+
+    A 1-sequence means the same value on every axis, as PyTorch's conv and pooling arguments
+    accept (``padding=(1,)``).
 
     Raises:
         TypeError: when ``value`` is neither an int nor a sequence of ints.
@@ -165,8 +168,10 @@ def normalize_tuple(value, n: int, name: str, layer: str = "") -> tuple[int, ...
     if isinstance(value, int) or (hasattr(value, "__index__") and not isinstance(value, Sequence)):
         return (int(value),) * n
     if isinstance(value, Sequence) and not isinstance(value, str):
+        if len(value) == 1 and n > 1:
+            value = tuple(value) * n
         if len(value) != n or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-            raise ValueError(f"{where}{name} must be an int or a tuple of {n} ints, got {value!r}")
+            raise ValueError(f"{where}{name} must be an int or a tuple of 1 or {n} ints, got {value!r}")
         return tuple(int(v) for v in value)
     raise TypeError(
         f"{where}{name} must be an int or a tuple of {n} ints, got {type(value).__name__} {value!r}"

@@ -23,6 +23,7 @@ from ._checks import (
     positive_tuple,
     unbatch,
 )
+from ._empty import empty_result, is_empty
 from .resample import _pad_impl
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
@@ -122,6 +123,7 @@ def conv_nd(input, weight, bias, stride, padding, dilation, groups, padding_mode
     args = check_conv_args(nd, layer, stride, padding, dilation, groups, padding_mode)
     x, added = as_batched(input, nd)
     c_out, c_per_group = weight.shape[0], weight.shape[1]
+    _check_nonempty(x, weight, 0, "output", layer)
     if c_out % groups:
         raise ValueError(f"{layer}: groups={groups} must divide the {c_out} output channels")
     if x.shape[1] != c_per_group * groups:
@@ -146,6 +148,9 @@ def conv_nd(input, weight, bias, stride, padding, dilation, groups, padding_mode
     geom = ConvGeometry.conv(x.shape[2:], weight.shape[2:], stride, pads, dilation, groups)
     if not geom.fits:
         raise window_too_large(layer, geom, input.shape, spatial_dims=nd)
+    if is_empty(x, weight):  # N = 0 or C_in = 0: no kernel runs (see ops/empty.py)
+        out = empty_result((x.shape[0], c_out) + tuple(geom.out_size), [x, weight], bias)
+        return unbatch(out.squeeze(2) if nd == 1 else out, added)
     out = C.Conv2dOp.apply(x, weight, bias, stride, geom.padding, dilation, groups)
     if nd == 1:
         out = out.squeeze(2)
@@ -188,6 +193,21 @@ def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     return conv_nd(input, weight, bias, stride, padding, dilation, groups, padding_mode, "conv1d", 1)
 
 
+def _check_nonempty(x, weight, channel_axis: int, role: str, layer: str) -> None:
+    """PyTorch's rule: a conv takes an empty batch or zero channels, but no zero-size spatial
+    dim, and its weight needs at least one {role} channel (axis ``channel_axis``)."""
+    if weight.shape[channel_axis] == 0:
+        raise ValueError(
+            f"{layer}: weight of shape {tuple(weight.shape)} has no {role} channels; expected "
+            f"at least 1 along dim {channel_axis}"
+        )
+    if any(s == 0 for s in x.shape[2:]):
+        raise ValueError(
+            f"{layer}: input of shape {tuple(x.shape)} has a zero-size spatial dim; expected "
+            f"non-empty spatial dims (only the batch or channel dim may be 0)"
+        )
+
+
 def check_output_padding(output_padding, stride, dilation, layer) -> None:
     """output_padding only picks among the sizes one stride (or dilation) step apart: it must be smaller."""
     for i in range(len(output_padding)):
@@ -212,6 +232,8 @@ def conv_transpose_nd(input, weight, bias, stride, padding, output_padding, grou
         2, layer, stride, padding, dilation, groups, "zeros", output_padding, transposed=True
     )
     x, added = as_batched(input)
+    _check_nonempty(x, weight, 0, "input", layer)
+    _check_nonempty(x, weight, 1, "output", layer)
     if weight.shape[0] % groups:
         raise ValueError(f"{layer}: groups={groups} must divide the {weight.shape[0]} input channels")
     if x.shape[1] != weight.shape[0]:
@@ -232,6 +254,8 @@ def conv_transpose_nd(input, weight, bias, stride, padding, output_padding, grou
             f"{layer}: padding {args.padding} removes the whole output (size "
             f"{fmt_hw(geom.out_size)}) for input {fmt_hw(x.shape[2:])}; expected a smaller padding"
         )
+    if is_empty(x):  # N = 0: no kernel runs (see ops/empty.py)
+        return unbatch(empty_result((x.shape[0], c_out) + tuple(geom.out_size), [x, weight], bias), added)
     out = C.ConvTranspose2dOp.apply(
         x, weight, bias, args.stride, geom.padding, args.output_padding, args.dilation, groups
     )

@@ -14,6 +14,7 @@ from ._checks import (
     positive_tuple,
     unbatch,
 )
+from ._empty import empty_result, is_empty
 
 
 def pool_geometry(kernel_size, stride, padding, dilation, layer):
@@ -41,10 +42,22 @@ def pool_geometry(kernel_size, stride, padding, dilation, layer):
     return kernel, stride, padding, dilation
 
 
+def _check_nonempty(input, layer, channels: bool = True) -> None:
+    """PyTorch's pooling rule: only the batch dim may be 0 (adaptive_avg_pool2d: also C)."""
+    dims = input.shape[-3:] if channels else input.shape[-2:]
+    if any(s == 0 for s in dims):
+        what = "channel and spatial" if channels else "spatial"
+        raise ValueError(
+            f"{layer}: input of shape {tuple(input.shape)} has a zero-size {what} dim; expected "
+            f"non-empty {what} dims (only the batch dim{'' if channels else ' or C'} may be 0)"
+        )
+
+
 def _pool_args(input, kernel_size, stride, padding, dilation, layer):
     check_tensor(input, layer)
     check_float(input, layer)
     check_ndim(input, (3, 4), layer, "(N, C, H, W)")
+    _check_nonempty(input, layer)
     return pool_geometry(kernel_size, stride, padding, dilation, layer)
 
 
@@ -57,7 +70,10 @@ def _out_size(x, kernel, stride, padding, dilation, ceil_mode, layer):
 
 def max_pool2d_impl(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, layer):
     kernel, stride, padding, dilation = _pool_args(input, kernel_size, stride, padding, dilation, layer)
-    _out_size(input, kernel, stride, padding, dilation, ceil_mode, layer)
+    out_hw = _out_size(input, kernel, stride, padding, dilation, ceil_mode, layer)
+    if is_empty(input):  # N = 0: no kernel runs (see ops/empty.py)
+        out, idx = empty_result(tuple(input.shape[:-2]) + tuple(out_hw), [input], extra_int_output=True)
+        return (out, idx) if return_indices else out
     x, added = as_batched(input)
     pads = as_pads(padding)
     result = P.MaxPool2dOp.apply(x, kernel, stride, pads, dilation, bool(ceil_mode), bool(return_indices))
@@ -90,9 +106,11 @@ def avg_pool2d_impl(
     input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, layer
 ):
     kernel, stride, padding, _ = _pool_args(input, kernel_size, stride, padding, 1, layer)
-    _out_size(input, kernel, stride, padding, (1, 1), ceil_mode, layer)
+    out_hw = _out_size(input, kernel, stride, padding, (1, 1), ceil_mode, layer)
     if divisor_override is not None and (not isinstance(divisor_override, int) or divisor_override == 0):
         raise ValueError(f"{layer}: divisor_override must be a non-zero int, got {divisor_override!r}")
+    if is_empty(input):  # N = 0
+        return empty_result(tuple(input.shape[:-2]) + tuple(out_hw), [input])
     x, added = as_batched(input)
     out = P.AvgPool2dOp.apply(
         x, kernel, stride, as_pads(padding), bool(ceil_mode), bool(count_include_pad), divisor_override
@@ -115,20 +133,27 @@ def avg_pool2d(
     )
 
 
-def _adaptive_size(input, output_size, layer):
+def _adaptive_size(input, output_size, layer, empty_channels: bool):
+    """(H_out, W_out) from an int or a 2-sequence (None keeps that input size); 0 is allowed."""
     check_tensor(input, layer)
     check_float(input, layer)
     check_ndim(input, (3, 4), layer, "(N, C, H, W)")
-    if isinstance(output_size, (tuple, list)) and len(output_size) == 2:
-        size = tuple(input.shape[-2 + i] if output_size[i] is None else output_size[i] for i in range(2))
-    else:
-        size = output_size
-    size = positive_tuple(size, 2, "output_size", layer)
-    return size
+    _check_nonempty(input, layer, channels=not empty_channels)
+    if isinstance(output_size, (tuple, list)):
+        if len(output_size) != 2:
+            raise ValueError(
+                f"{layer}: output_size must be an int or a tuple of 2 ints (or None), got {output_size!r}"
+            )
+        output_size = tuple(
+            input.shape[-2 + i] if output_size[i] is None else output_size[i] for i in range(2)
+        )
+    return nonnegative_tuple(output_size, 2, "output_size", layer)
 
 
 def adaptive_avg_pool2d_impl(input, output_size, layer):
-    size = _adaptive_size(input, output_size, layer)
+    size = _adaptive_size(input, output_size, layer, empty_channels=True)
+    if is_empty(input) or 0 in size:
+        return empty_result(tuple(input.shape[:-2]) + tuple(size), [input])
     x, added = as_batched(input)
     return unbatch(P.AdaptiveAvgPool2dOp.apply(x, size), added)
 
@@ -144,7 +169,10 @@ def adaptive_avg_pool2d(input, output_size):
 
 
 def adaptive_max_pool2d_impl(input, output_size, return_indices, layer):
-    size = _adaptive_size(input, output_size, layer)
+    size = _adaptive_size(input, output_size, layer, empty_channels=False)
+    if is_empty(input) or 0 in size:
+        out, idx = empty_result(tuple(input.shape[:-2]) + tuple(size), [input], extra_int_output=True)
+        return (out, idx) if return_indices else out
     x, added = as_batched(input)
     out, idx = unbatch(P.AdaptiveMaxPool2dOp.apply(x, size), added)
     return (out, idx) if return_indices else out
