@@ -68,8 +68,9 @@ class UNet(nn.Module):
 
     Modules: ``encoder[i]`` (DoubleConv at level i, i < depth), ``pool`` (2x2 max-pool),
     ``bottleneck`` (DoubleConv at level depth), ``upsample[j]`` (ConvTranspose2d k=2 s=2, or
-    bilinear Upsample + Conv2d 3x3, from level depth-j to depth-j-1), ``decoder[j]`` (DoubleConv over the concatenation of the
-    upsampled map and the skip), ``head`` (1x1 conv to num_classes logits per pixel).
+    bilinear Upsample + Conv2d 3x3, from level depth-j to depth-j-1), ``decoder[j]``
+    (DoubleConv over the concatenation of the upsampled map and the skip), ``head`` (1x1 conv
+    to num_classes logits per pixel).
 
     Args:
         num_classes (int, default 2): output channels (classes per pixel).
@@ -82,8 +83,8 @@ class UNet(nn.Module):
         (N, in_channels, H, W) -> (N, num_classes, H, W), with H and W divisible by 2**depth.
 
     Raises:
-        ValueError: in ``__init__`` for a non-positive base or depth or an unknown upsample; in ``forward`` when the
-            input is not 4-D or H or W is not divisible by 2**depth.
+        ValueError: in ``__init__`` for a non-positive base or depth or an unknown upsample;
+            in ``forward`` when the input is not 4-D or H or W is not divisible by 2**depth.
 
     Example:
         >>> UNet(2, 1)(convscope.randn(1, 1, 64, 64)).shape
