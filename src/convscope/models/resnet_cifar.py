@@ -46,6 +46,7 @@ class BasicBlockA(nn.Module):
         self.relu = nn.ReLU()
         self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(channels)
+        self.shortcut: nn.Module | None
         if not residual:
             self.shortcut = None
         elif stride != 1 or in_channels != channels:
