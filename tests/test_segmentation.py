@@ -120,10 +120,10 @@ def test_unet_upsampling_choices_keep_the_size(mode):
 
 @needs_mnist
 def test_train_evaluate_predict_segmentation(tmp_path, capsys):
-    spec = f"mnist-seg:{MNIST}?train=48&test=16"
+    spec = f"mnist-seg:{MNIST}?train=16&test=8"
     out = tmp_path / "seg"
     args = ["train", "--task", "segment", "--model", "unet", "--data", spec, "--epochs", "2"]
-    args += ["--optimizer", "adam", "--batch-size", "16", "--upsample", "bilinear"]
+    args += ["--optimizer", "adam", "--batch-size", "8", "--upsample", "bilinear"]
     code, stdout, _ = run_cli(args + ["--out", str(out), "--no-progress", "--json"], capsys)
     assert code == 0
     result = last_json(stdout)
