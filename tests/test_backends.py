@@ -417,14 +417,15 @@ def test_bad_input_gives_the_same_error_on_every_backend(i):
 
 @pytest.mark.slow
 def test_reference_backend_trains_the_simple_cnn_on_digits(capsys, tmp_path):
-    args = ["train", "--epochs", "3", "--no-progress", "--out", str(tmp_path / "runs"), "--json"]
-    with backends.use("reference"):
-        code, out, _ = run_cli(args, capsys)
-    assert code == 0
-    ours = last_json(out)
-    with backends.use("numpy"):
-        code, out, _ = run_cli(args[:-2] + ["--out", str(tmp_path / "runs_numpy"), "--json"], capsys)
-    fast = last_json(out)
-    assert ours["test_accuracy"] >= 0.9, ours
-    # the same arithmetic up to float32 rounding: the same curve to within a few images
-    assert abs(ours["test_accuracy"] - fast["test_accuracy"]) <= 0.02, (ours, fast)
+    """convscope train (the simple CNN on digits, seeded) under the reference backend learns, and
+    ends where the NumPy backend ends from the same seed."""
+    results = {}
+    for name in ("reference", "numpy"):
+        args = ["train", "--epochs", "3", "--no-progress", "--out", str(tmp_path / name), "--json"]
+        with backends.use(name):
+            code, out, _ = run_cli(args, capsys)
+        assert code == 0
+        results[name] = last_json(out)["test_accuracy"]
+    assert results["reference"] >= 0.9, results
+    # the same arithmetic up to float32 rounding: the same accuracy to within a few of 360 images
+    assert abs(results["reference"] - results["numpy"]) <= 0.02, results

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from . import explain_heatmap
+from . import explain_heatmap, explain_scoremap
 from .common import UsageError, add_common, emit_json, load_image, parse_hw
 
 HELP = "explain what a CNN computes: conv arithmetic, feature maps, filters, heatmaps"
@@ -78,6 +78,7 @@ def add_parser(sub):
     add_common(f)
     f.set_defaults(handler=run_features)
     explain_heatmap.add_parser(esub)
+    explain_scoremap.add_parser(esub)
     return p
 
 

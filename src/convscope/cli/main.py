@@ -11,6 +11,7 @@ from .common import UsageError, err
 def build_parser() -> argparse.ArgumentParser:
     from . import (
         calc_cmd,
+        convert_cmd,
         evaluate_cmd,
         experiment_cmd,
         explain_cmd,
@@ -28,8 +29,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"convscope {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    commands = (train_cmd, evaluate_cmd, predict_cmd, summary_cmd, calc_cmd, explain_cmd, info_cmd)
-    for module in commands + (experiment_cmd,):
+    commands = (
+        train_cmd,
+        evaluate_cmd,
+        predict_cmd,
+        summary_cmd,
+        calc_cmd,
+        explain_cmd,
+        info_cmd,
+        convert_cmd,
+        experiment_cmd,
+    )
+    for module in commands:
         module.add_parser(sub)
     return parser
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 Pair = tuple[int, int]
 #: Zero padding per side of the two spatial axes: ((top, bottom), (left, right)).
@@ -215,13 +216,14 @@ def as_pads(padding) -> Pads:
     if isinstance(padding, int):
         return ((padding, padding), (padding, padding))
     h, w = padding
+    if type(h) is tuple and type(w) is tuple:  # already per side (the kernels' own form)
+        return padding
     if isinstance(h, int) and isinstance(w, int):
         return ((int(h), int(h)), (int(w), int(w)))
     return ((int(h[0]), int(h[1])), (int(w[0]), int(w[1])))
 
 
-@dataclass(frozen=True)
-class ConvGeometry:
+class ConvGeometry(NamedTuple):
     """The geometry of one sliding-window op (convolution, transposed convolution, pooling).
 
     Attributes:
@@ -270,11 +272,12 @@ class ConvGeometry:
         :func:`window_too_large` naming their layer)."""
         pads = as_pads(padding)
         k, s, d = _pair(kernel), _pair(stride), _pair(dilation)
-        out = tuple(
-            conv_output_size(int(in_size[i]), k[i], s[i], pads[i][0], d[i], ceil_mode, pads[i][1])
-            for i in range(2)
+        (pt, pb), (pl, pr) = pads
+        out = (
+            conv_output_size(int(in_size[0]), k[0], s[0], pt, d[0], ceil_mode, pb),
+            conv_output_size(int(in_size[1]), k[1], s[1], pl, d[1], ceil_mode, pr),
         )
-        return cls(k, s, pads, d, int(groups), _pair(in_size), out, False, (0, 0), bool(ceil_mode))  # type: ignore[arg-type]
+        return cls(k, s, pads, d, int(groups), _pair(in_size), out, False, (0, 0), bool(ceil_mode))
 
     @classmethod
     def transpose(
@@ -337,6 +340,8 @@ class ConvGeometry:
 
 
 def _pair(v) -> Pair:
+    if type(v) is tuple and len(v) == 2:
+        return v
     return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
 
 

@@ -54,6 +54,7 @@ class LeNet5(nn.Module):
     std=(0.3081,),
     gradcam_layer="features.relu2",
     family="lenet",
+    classifier="classifier.fc3",
     citation="LeCun, Bottou, Bengio, Haffner. Gradient-based learning applied to document "
     "recognition. Proc. IEEE 1998.",
 )

@@ -21,6 +21,8 @@ class ModelInfo:
         gradcam_layer: dotted name of the layer Grad-CAM should target.
         citation: the paper the architecture comes from.
         family: e.g. 'resnet', 'vgg'.
+        classifier: dotted name of the final layer whose outputs are the classes (replaced
+            when fine-tuning on a data set with another class count).
     """
 
     name: str
@@ -31,16 +33,35 @@ class ModelInfo:
     gradcam_layer: str | None = None
     citation: str = ""
     family: str = ""
+    classifier: str | None = None
 
 
-def register(name: str, *, input_size, mean=(), std=(), gradcam_layer=None, citation="", family=""):
+def register(
+    name: str,
+    *,
+    input_size,
+    mean=(),
+    std=(),
+    gradcam_layer=None,
+    citation="",
+    family="",
+    classifier: str | None = None,
+):
     """Decorator that adds a builder function to the registry under ``name``."""
 
     def wrap(builder):
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is registered twice")
         _REGISTRY[name] = ModelInfo(
-            name, builder, tuple(input_size), tuple(mean), tuple(std), gradcam_layer, citation, family
+            name,
+            builder,
+            tuple(input_size),
+            tuple(mean),
+            tuple(std),
+            gradcam_layer,
+            citation,
+            family,
+            classifier,
         )
         return builder
 

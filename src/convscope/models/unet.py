@@ -151,6 +151,7 @@ class UNet(nn.Module):
     input_size=(1, 64, 64),
     gradcam_layer="bottleneck",
     family="unet",
+    classifier="head",
     citation="Ronneberger, Fischer, Brox. U-Net: Convolutional Networks for Biomedical "
     "Image Segmentation. MICCAI 2015 (arXiv:1505.04597).",
 )

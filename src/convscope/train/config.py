@@ -26,6 +26,11 @@ class TrainConfig:
         augment: 'none', 'flip', 'crop' or 'crop+flip' (random crop with padding crop_padding).
         label_smoothing: cross-entropy label smoothing.
         out: run folder (default: a new folder under ./runs/).
+        weights: a weights file to initialise the model from (fine-tuning); a classifier layer
+            of another class count is re-initialised.
+        freeze: glob over parameter names whose gradients are turned off (e.g. 'features.*').
+        init: 'default' (each layer's reset_parameters) or 'gaussian' (weights N(0, init_std²),
+            biases zero).
         task: 'auto' (follow the data), 'classify' or 'segment' (per-pixel masks).
         upsample: U-Net decoder upsampling, 'transposed' or 'bilinear' (None: the model's default).
         ignore_index: mask value of unlabeled pixels (segmentation; default 255).
@@ -51,6 +56,10 @@ class TrainConfig:
     crop_padding: int = 4
     label_smoothing: float = 0.0
     out: str | None = None
+    weights: str | None = None
+    freeze: str | None = None
+    init: str = "default"
+    init_std: float = 0.01
     task: str = "auto"
     upsample: str | None = None
     ignore_index: int = 255
@@ -83,6 +92,12 @@ class TrainConfig:
             bad("weight_decay" if self.weight_decay < 0 else "momentum", "non-negative")
         if self.mode not in ("auto", "gray", "rgb"):
             bad("mode", "'auto', 'gray' or 'rgb'")
+        if self.init not in ("default", "gaussian"):
+            bad("init", "'default' or 'gaussian'")
+        if not (isinstance(self.init_std, (int, float)) and self.init_std > 0):
+            bad("init_std", "a positive number")
+        if self.weights is not None and self.init != "default":
+            raise ValueError(f"weights and init={self.init!r} both set the initial weights; choose one")
         if self.task not in ("auto", "classify", "segment"):
             bad("task", "'auto', 'classify' or 'segment'")
         if self.upsample not in (None, "transposed", "bilinear"):

@@ -29,6 +29,7 @@ from ..serialization import atomic_write
 from .config import TrainConfig
 from .interrupts import deferred_interrupt
 from .optim_factory import make_optimizer, make_scheduler
+from .pretrained import freeze, gaussian_init, init_from_weights
 from .tasks import make_task
 
 
@@ -132,7 +133,13 @@ class Trainer:
             self.model = models.create(cfg.model, num_classes=train.num_classes, in_channels=c, **kwargs)
             # series come z-normalised per series; images get the training split's channel statistics
             self.normalizer = Normalizer.fit(train.x) if self.splits.normalize else None
-        self.optimizer = make_optimizer(cfg, self.model.parameters())
+        self.init_record = ckpt.meta.get("init") if ckpt is not None else self._initialise()
+        self.frozen_bn = []
+        if cfg.freeze:
+            names, self.frozen_bn = freeze(self.model, cfg.freeze)
+            self.init_record = dict(self.init_record or {}, frozen=len(names), freeze=cfg.freeze)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = make_optimizer(cfg, params)
         self.scheduler = make_scheduler(cfg, self.optimizer)
         self.train_loader = DataLoader(
             train,
@@ -160,6 +167,20 @@ class Trainer:
                 f", batch {self.state['batch']}" if self.state["batch"] else ""
             )
             self.log(f"resuming {self.out} at {where} of {cfg.epochs}")
+
+    def _initialise(self) -> dict:
+        """Apply --weights or --init to the new model; the record of where its weights came from."""
+        from ..models import model_info
+
+        cfg = self.config
+        if cfg.weights:
+            record = init_from_weights(self.model, cfg.weights, model_info(cfg.model).classifier, self.log)
+            layers = ", ".join(record["reinitialised"]) or "none"
+            self.log(f"initialised from {cfg.weights} (re-initialised layers: {layers})")
+            return record
+        if cfg.init == "gaussian":
+            return gaussian_init(self.model, cfg.init_std, cs_random.default_generator())
+        return {"source": "default"}
 
     def _augmentation(self, shape):
         from ..data import Compose, RandomCrop, RandomHorizontalFlip
@@ -250,6 +271,8 @@ class Trainer:
     def _train_epoch(self, epoch: int, start: float):
         cfg = self.config
         self.model.train()
+        for bn in self.frozen_bn:  # frozen batch norm keeps its running statistics
+            bn.eval()
         first = self.state["batch"] if self.state["epoch"] == epoch else 0
         loss_sum, correct, seen = self.state["running"] if first else (0.0, 0, 0)
         bar = self._bar(epoch, first)
@@ -355,6 +378,7 @@ class Trainer:
             "train_state": self.state,
             "optimizer": optim_meta,
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "init": self.init_record,
         }
         save_checkpoint(path, self.model, meta=meta, optim_arrays=arrays)
 
@@ -403,4 +427,5 @@ class Trainer:
             "epochs": len(self.history),
             "seconds": round(time.perf_counter() - start, 3),
             "history": self.history,
+            "init": self.init_record,
         }
