@@ -128,13 +128,22 @@ class ResNet1d(nn.Module):
         return self.fc(self.flatten(self.pool(self.features(x))))
 
 
-@register("fcn1d", input_size=(1, 150), gradcam_layer="features", family="ts1d", citation=_CITATION)
+@register(
+    "fcn1d", input_size=(1, 150), gradcam_layer="features", family="ts1d", citation=_CITATION, classifier="fc"
+)
 def fcn1d(num_classes=2, in_channels=1):
     """Wang et al.'s FCN for time series; see :class:`FCN1d`."""
     return FCN1d(num_classes, in_channels)
 
 
-@register("resnet1d", input_size=(1, 150), gradcam_layer="features", family="ts1d", citation=_CITATION)
+@register(
+    "resnet1d",
+    input_size=(1, 150),
+    gradcam_layer="features",
+    family="ts1d",
+    citation=_CITATION,
+    classifier="fc",
+)
 def resnet1d(num_classes=2, in_channels=1):
     """Wang et al.'s ResNet for time series; see :class:`ResNet1d`."""
     return ResNet1d(num_classes, in_channels)
