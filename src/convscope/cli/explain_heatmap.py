@@ -5,7 +5,14 @@ from __future__ import annotations
 import os
 import sys
 
-from .common import UsageError, add_common, emit_json, load_image
+from .common import (
+    UsageError,
+    add_common,
+    add_preprocessing_flags,
+    emit_json,
+    load_image,
+    preprocessing_flags,
+)
 
 HELP = "draw a Grad-CAM, Grad-CAM++ or saliency heatmap of one image for a trained checkpoint"
 DESCRIPTION = (
@@ -29,7 +36,8 @@ def add_parser(sub):
     p = sub.add_parser(
         "heatmap", help=HELP, description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("checkpoint", help="a .npz checkpoint (or a run folder holding best.npz)")
+    p.add_argument("checkpoint", help="a .npz checkpoint (or a run folder holding best.npz) or a .onnx file")
+    add_preprocessing_flags(p)
     p.add_argument("--image", help="the image file to explain (PNG, JPEG, ...)")
     p.add_argument("--data", help="a series data set (ucr:NAME or ucr:PATH) for 1-D models, with --index")
     p.add_argument("--index", type=int, default=0, help="which test series of --data (default: 0)")
@@ -86,7 +94,7 @@ def run(args) -> int:
 
     if (args.image is None) == (args.data is None):
         raise UsageError("give either --image (an image model) or --data with --index (a 1-D model)")
-    predictor = Predictor(args.checkpoint)
+    predictor = Predictor(args.checkpoint, **preprocessing_flags(args))
     class_idx = _class_index(args.class_, predictor.classes)
     if args.data is not None:
         return run_series(args, predictor, class_idx)
@@ -142,7 +150,7 @@ def run(args) -> int:
     if args.json:
         emit_json(
             {
-                "checkpoint": predictor.checkpoint.path,
+                "checkpoint": predictor.path,
                 "image": str(args.image),
                 "png": path,
                 "method": args.method,

@@ -15,6 +15,7 @@ def build_parser() -> argparse.ArgumentParser:
         evaluate_cmd,
         experiment_cmd,
         explain_cmd,
+        export_cmd,
         info_cmd,
         predict_cmd,
         summary_cmd,
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
         explain_cmd,
         info_cmd,
         convert_cmd,
+        export_cmd,
         experiment_cmd,
     )
     for module in commands:

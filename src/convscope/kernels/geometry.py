@@ -163,20 +163,28 @@ def normalize_tuple(value, n: int, name: str, layer: str = "") -> tuple[int, ...
         TypeError: when ``value`` is neither an int nor a sequence of ints.
         ValueError: when the sequence has the wrong length.
     """
-    where = f"{layer}: " if layer else ""
+    # a layer's name is formatted only for a message (layers pass it on every forward)
     if isinstance(value, bool):
-        raise TypeError(f"{where}{name} must be an int or a tuple of {n} ints, got bool {value!r}")
+        raise TypeError(f"{_where(layer)}{name} must be an int or a tuple of {n} ints, got bool {value!r}")
     if isinstance(value, int) or (hasattr(value, "__index__") and not isinstance(value, Sequence)):
         return (int(value),) * n
     if isinstance(value, Sequence) and not isinstance(value, str):
         if len(value) == 1 and n > 1:
             value = tuple(value) * n
         if len(value) != n or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-            raise ValueError(f"{where}{name} must be an int or a tuple of 1 or {n} ints, got {value!r}")
+            raise ValueError(
+                f"{_where(layer)}{name} must be an int or a tuple of 1 or {n} ints, got {value!r}"
+            )
         return tuple(int(v) for v in value)
     raise TypeError(
-        f"{where}{name} must be an int or a tuple of {n} ints, got {type(value).__name__} {value!r}"
+        f"{_where(layer)}{name} must be an int or a tuple of {n} ints, got {type(value).__name__} {value!r}"
     )
+
+
+def _where(layer) -> str:
+    """The ``"<layer>: "`` prefix of a message ("" without a layer)."""
+    text = str(layer) if layer else ""
+    return f"{text}: " if text else ""
 
 
 def receptive_field_transpose_step(
