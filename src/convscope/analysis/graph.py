@@ -42,6 +42,7 @@ class NodeInfo:
     macs: int = 0
     depth: int = 0  # most conv/linear layers on any path from the input
     ends_spatial: bool = False  # flattens or globally pools a spatial map
+    input_rf: tuple | None = None  # set where ends_spatial: the receptive field reaching this op
 
 
 @dataclass
@@ -153,7 +154,9 @@ def analyse_tape(output, inputs, batch: int = 1):
         id(t): (ReceptiveField(), ReceptiveField()) if _spatial(t.shape, ranks) else None for t in inputs
     }
     depth0 = {id(t): 0 for t in inputs}
-    rf_of, depth_of, infos = {}, {}, []
+    rf_of: dict[int, tuple | None] = {}
+    depth_of: dict[int, int] = {}
+    infos: list[NodeInfo] = []
     for node in order:
         rfs, shapes, depths = [], [], []
         for t in node.inputs:

@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Callable
-from typing import IO
+from typing import IO, Union
+
+#: A file path: a string or an ``os.PathLike`` (``pathlib.Path``).
+StrPath = Union[str, "os.PathLike[str]"]
 
 
-def atomic_write(path, write: Callable[[IO[bytes]], object]) -> None:
+def atomic_write(path: StrPath, write: Callable[[IO[bytes]], object]) -> None:
     """Call ``write(fileobj)`` on a temp file next to ``path``, then rename it into place.
 
     A failure (or Ctrl-C) leaves any existing file at ``path`` untouched. The new file takes

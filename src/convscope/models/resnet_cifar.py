@@ -8,7 +8,10 @@ parameters (ResNet-20: 269,722 parameters).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from .. import nn
+from ..autograd.tensor import Tensor
 from ..nn import functional as F
 from .registry import register
 
@@ -20,17 +23,17 @@ class ShortcutA(nn.Module):
         (N, C_in, H, W) -> (N, C_out, ceil(H/s), ceil(W/s)).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int):
+    def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
         super().__init__()
         self.in_channels, self.out_channels, self.stride = in_channels, out_channels, stride
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         s = self.stride
         x = x[:, :, ::s, ::s]
         extra = self.out_channels - self.in_channels
         return F.pad(x, (0, 0, 0, 0, extra // 2, extra - extra // 2))
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"{self.in_channels}, {self.out_channels}, stride={self.stride}"
 
 
@@ -38,7 +41,7 @@ class BasicBlockA(nn.Module):
     """conv3x3-BN-ReLU-conv3x3-BN plus the shortcut, then ReLU; ``residual=False`` drops the
     shortcut (the paper's "plain" counterpart: same layers, no identity path)."""
 
-    def __init__(self, in_channels: int, channels: int, stride: int = 1, residual: bool = True):
+    def __init__(self, in_channels: int, channels: int, stride: int = 1, residual: bool = True) -> None:
         super().__init__()
         self.residual = residual
         self.conv1 = nn.Conv2d(in_channels, channels, 3, stride=stride, padding=1, bias=False)
@@ -54,7 +57,7 @@ class BasicBlockA(nn.Module):
         else:
             self.shortcut = nn.Identity()
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
         return self.relu(out + self.shortcut(x) if self.shortcut is not None else out)
@@ -81,7 +84,7 @@ class CifarResNet(nn.Module):
         in_channels: int = 3,
         residual: bool = True,
         widths: tuple = (16, 32, 64),
-    ):
+    ) -> None:
         super().__init__()
         if not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
             raise ValueError(
@@ -111,7 +114,7 @@ class CifarResNet(nn.Module):
         layers += [BasicBlockA(channels, channels, 1, residual) for _ in range(blocks - 1)]
         return nn.Sequential(*layers)
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         x = self.relu(self.bn1(self.conv1(x)))
         x = self.layer3(self.layer2(self.layer1(x)))
         return self.fc(self.flatten(self.avgpool(x)))
@@ -125,7 +128,7 @@ _CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 _CIFAR_STD = (0.2470, 0.2435, 0.2616)
 
 
-def _register(depth):
+def _register(depth: int) -> Callable[..., CifarResNet]:
     @register(
         f"resnet{depth}",
         input_size=(3, 32, 32),
@@ -136,7 +139,7 @@ def _register(depth):
         classifier="fc",
         citation=_CITATION,
     )
-    def build(num_classes=10, in_channels=3):
+    def build(num_classes: int = 10, in_channels: int = 3) -> CifarResNet:
         return CifarResNet(depth, num_classes, in_channels)
 
     return build

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections import OrderedDict
 
 from .. import cat, nn
+from ..autograd.tensor import Tensor
 from .registry import register
 
 
@@ -98,7 +99,7 @@ class UNet(nn.Module):
         base: int = 16,
         depth: int = 3,
         upsample: str = "transposed",
-    ):
+    ) -> None:
         super().__init__()
         for arg, value in (("base", base), ("depth", depth)):
             if not isinstance(value, int) or value < 1:
@@ -121,7 +122,7 @@ class UNet(nn.Module):
             self.decoder.append(DoubleConv(2 * widths[level], widths[level]))
         self.head = nn.Conv2d(widths[0], num_classes, 1)
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         if x.ndim != 4:
             raise ValueError(f"UNet: expected a 4-D input (N, C_in, H, W), got shape {tuple(x.shape)}")
         h, w = x.shape[-2:]
@@ -142,7 +143,7 @@ class UNet(nn.Module):
             x = block(cat([skip, up(x)], dim=1))  # (N, 2 * C_level, H_level, W_level)
         return self.head(x)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"depth={self.depth}, upsample={self.upsample_mode!r}"
 
 
@@ -155,6 +156,8 @@ class UNet(nn.Module):
     citation="Ronneberger, Fischer, Brox. U-Net: Convolutional Networks for Biomedical "
     "Image Segmentation. MICCAI 2015 (arXiv:1505.04597).",
 )
-def unet(num_classes=2, in_channels=1, base=16, depth=3, upsample="transposed"):
+def unet(
+    num_classes: int = 2, in_channels: int = 1, base: int = 16, depth: int = 3, upsample: str = "transposed"
+) -> UNet:
     """A small U-Net; see :class:`UNet`. Output: (N, num_classes, H, W)."""
     return UNet(num_classes, in_channels, base, depth, upsample)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 from dataclasses import dataclass, field
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -124,9 +125,9 @@ class TrainConfig:
 
 def read_toml(path) -> dict:
     """Read a TOML config; settings may sit at the top level or in a [train] table."""
-    try:
+    if sys.version_info >= (3, 11):
         import tomllib
-    except ModuleNotFoundError:  # Python 3.10
+    else:  # Python 3.10
         import tomli as tomllib
     try:
         with open(path, "rb") as f:

@@ -19,6 +19,7 @@ import os
 import sys
 import time
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -33,6 +34,9 @@ from .interrupts import deferred_interrupt
 from .optim_factory import make_optimizer, make_scheduler
 from .pretrained import freeze, gaussian_init, init_from_weights
 from .tasks import make_task
+
+if TYPE_CHECKING:
+    from ..nn import Module
 
 
 class TrainingDiverged(RuntimeError):
@@ -85,6 +89,10 @@ class Trainer:
         >>> result = Trainer(TrainConfig(data='digits', model='simple', epochs=3)).fit()
         >>> result['test_accuracy']
     """
+
+    state: dict[str, Any]  # epoch, batch, best_accuracy, seconds, running, rng (JSON-able)
+    history: list[dict[str, Any]]  # one row per finished epoch
+    frozen_bn: list[Module]  # batch norms kept in eval mode (--freeze)
 
     def __init__(self, config: TrainConfig, progress: bool = True, log=None, distributed=None):
         self.config = config.validate()
@@ -245,7 +253,7 @@ class Trainer:
         if aug != "none" and (self.task.name == "segment" or len(shape) != 3):
             what = "segmentation (masks would not move with the image)" if len(shape) == 3 else "1-D series"
             raise ValueError(f"--augment {aug} is for image classification; expected none for {what}")
-        steps = []
+        steps: list[RandomCrop | RandomHorizontalFlip] = []
         if "crop" in aug:
             steps.append(RandomCrop(tuple(shape[1:]), self.config.crop_padding))
         if "flip" in aug:
