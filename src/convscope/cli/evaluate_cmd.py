@@ -43,6 +43,8 @@ def run(args) -> int:
         raise ValueError(f"evaluate needs a training checkpoint (.npz), got {args.checkpoint}")
     report = predictor.evaluate(args.data, args.split)
     out = args.out or os.path.dirname(os.path.abspath(predictor.path))
+    if predictor.task == "segment":
+        return _segmentation(args, report, out)
     png = os.path.join(out, f"confusion_{args.split}.png")
     plot_confusion(
         report["confusion_matrix"],
@@ -75,6 +77,32 @@ def run(args) -> int:
         f"accuracy: {100 * report['accuracy']:.2f}% ({correct}/{report['count']}) on the {args.split} split"
     )
     print(f"confusion matrix: {png}")
+    if args.json:
+        emit_json(report)
+    return 0
+
+
+def _segmentation(args, report, out) -> int:
+    """Print and save the per-class IoU, pixel accuracy and mean IoU of a segmentation model."""
+    import json
+
+    from ..serialization import atomic_write
+
+    report_path = os.path.join(out, f"evaluation_{args.split}.json")
+    atomic_write(report_path, lambda f: f.write(json.dumps(report, indent=1).encode()))
+    report["report_json"] = report_path
+    if report["note"]:
+        print(report["note"])
+    rows = [
+        (name, "absent" if iou is None else f"{iou:.4f}")
+        for name, iou in zip(report["classes"], report["iou"], strict=True)
+    ]
+    print(format_table(["class", "IoU"], rows))
+    print()
+    print(
+        f"mean IoU: {report['miou']:.4f}, pixel accuracy: {100 * report['pixel_accuracy']:.2f}% "
+        f"({report['pixels']} labelled pixels of {report['count']} images) on the {args.split} split"
+    )
     if args.json:
         emit_json(report)
     return 0

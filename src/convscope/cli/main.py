@@ -13,6 +13,7 @@ def build_parser() -> argparse.ArgumentParser:
         calc_cmd,
         convert_cmd,
         evaluate_cmd,
+        experiment_cmd,
         explain_cmd,
         export_cmd,
         info_cmd,
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         info_cmd,
         convert_cmd,
         export_cmd,
+        experiment_cmd,
     )
     for module in commands:
         module.add_parser(sub)

@@ -1,4 +1,5 @@
-"""`convscope predict`: the top-k classes of image files, preprocessed as in training."""
+"""`convscope predict`: the top-k classes of image files (or, for segmentation models, a coloured
+class mask and an overlay per file), preprocessed as in training."""
 
 from __future__ import annotations
 
@@ -18,6 +19,11 @@ def add_parser(sub):
     p.add_argument("images", nargs="+", help="image files (PNG, JPEG, ...)")
     p.add_argument("--top-k", type=int, default=3, dest="top_k", help="how many classes to show (default: 3)")
     p.add_argument(
+        "--out",
+        default="predictions",
+        help="segmentation models: folder for NAME_mask.png and NAME_overlay.png (default: ./predictions)",
+    )
+    p.add_argument(
         "--runtime",
         choices=("convscope", "onnxruntime"),
         default="convscope",
@@ -35,6 +41,14 @@ def run(args) -> int:
     if args.top_k < 1:
         raise ValueError(f"--top-k must be at least 1, got {args.top_k}")
     predictor = Predictor(args.checkpoint, runtime=args.runtime, **preprocessing_flags(args))
+    if predictor.task == "segment":
+        results = predictor.segment_files(args.images, args.out)
+        for r in results:
+            share = ", ".join(f"{name}: {n}" for name, n in r["pixels"].items())
+            print(f"{r['image']}: {r['overlay_png']} (pixels per class: {share})")
+        if args.json:
+            emit_json({"checkpoint": predictor.checkpoint.path, "predictions": results})
+        return 0
     results = predictor.predict_files(args.images, args.top_k)
     for r in results:
         best = ", ".join(f"{t['class']} ({100 * t['probability']:.1f}%)" for t in r["top"])

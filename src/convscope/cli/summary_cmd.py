@@ -19,7 +19,10 @@ def add_parser(sub):
         "'layers' counts conv + FC layers on the deepest path, as the lecture does.",
     )
     p.add_argument("model", nargs="?", help="registry name (e.g. vgg16), checkpoint path or .onnx file")
-    p.add_argument("--input", help="input size CxHxW, e.g. 3x224x224 (default: the model's own)")
+    p.add_argument(
+        "--input",
+        help="input size CxHxW, e.g. 3x224x224, or CxL for 1-D models, e.g. 1x150 (default: the model's own)",
+    )
     p.add_argument(
         "--num-classes",
         type=int,
@@ -78,6 +81,13 @@ def run(args) -> int:
     model, default, label = load_model(args.model, args.num_classes)
     if args.input is None and default is None:
         raise UsageError(f"{args.model} does not fix its input size (dynamic dimensions): give --input CxHxW")
+    if args.input is not None and default is not None and len(size) != len(default):
+        want = (
+            "CxL (channels x length) for this 1-D model"
+            if len(default) == 2
+            else "CxHxW for this image model"
+        )
+        raise UsageError(f"--input: expected {want}, e.g. {'x'.join(map(str, default))}; got {args.input!r}")
     result = summary(model, args.input and size or default, model_name=label)
     print(result)
     if args.json:

@@ -12,6 +12,10 @@ DESCRIPTION = """Train a CNN from the model registry on a data set and save chec
 Data specs: digits (embedded, the default), mnist:PATH (IDX files), cifar10:PATH / cifar100:PATH
 (python batches), folder:PATH (one sub-folder per class), npz:PATH (x/y arrays). When a source has
 one split, a stratified --test-split fraction is held out as the test set.
+Segmentation (--task segment, e.g. --model unet): mnist-seg:PATH (canvases of MNIST digits from the
+IDX files in PATH; mnist-seg:PATH?train=400&test=100 sets the counts), segfolder:PATH (images/ and
+masks/ with matching names). Time series (--model fcn1d or resnet1d): ucr:NAME (a set aeon ships)
+or ucr:PATH (NAME_TRAIN.ts / NAME_TEST.ts), z-normalised per series.
 
 The run folder (--out, default runs/MODEL-DATA-TIME) gets last.npz (every epoch; --resume
 continues from it exactly), best.npz, history.csv/json and curve.png. Ctrl-C saves and exits.
@@ -64,6 +68,17 @@ def add_parser(sub):
     )
     p.add_argument("--crop-padding", type=int, dest="crop_padding", help="random-crop padding (default: 4)")
     p.add_argument("--label-smoothing", type=float, dest="label_smoothing", help="default: 0")
+    p.add_argument(
+        "--task",
+        choices=["auto", "classify", "segment"],
+        help="classify (one label per input) or segment (one per pixel); default: follow the data",
+    )
+    p.add_argument(
+        "--upsample", choices=["transposed", "bilinear"], help="U-Net upsampling (default: transposed)"
+    )
+    p.add_argument(
+        "--ignore-index", type=int, dest="ignore_index", help="mask value of unlabeled pixels (default: 255)"
+    )
     p.add_argument("--out", help="run folder (default: a new folder under ./runs/)")
     p.add_argument("--config", help="TOML file with settings (flags override it)")
     p.add_argument(
@@ -142,10 +157,16 @@ def _run(args, distributed) -> int:
         return 0
     acc = result["test_accuracy"]
     best = result["best_accuracy"]
-    print(
-        f"final test accuracy: {100 * acc:.2f}% (best {100 * best:.2f}%) after {result['epochs']} "
-        f"epochs in {result['seconds']:.1f} s"
-    )
+    if result.get("task") == "segment":
+        print(
+            f"final test mean IoU: {result['test_miou']:.4f} (best {best:.4f}), pixel accuracy "
+            f"{100 * acc:.2f}% after {result['epochs']} epochs in {result['seconds']:.1f} s"
+        )
+    else:
+        print(
+            f"final test accuracy: {100 * acc:.2f}% (best {100 * best:.2f}%) after {result['epochs']} "
+            f"epochs in {result['seconds']:.1f} s"
+        )
     print(f"checkpoint: {result['checkpoint']} (last epoch: {result['last']})")
     if args.json:
         emit_json({k: v for k, v in result.items() if k != "history"})

@@ -80,7 +80,7 @@ def load_model_file(
 
         ckpt = load_checkpoint(path)
         pre = ckpt.preprocessing
-        norm = Normalizer.from_dict(pre["normalizer"]) if "normalizer" in pre else None
+        norm = Normalizer.from_dict(pre["normalizer"]) if pre.get("normalizer") else None
         shape = tuple(pre.get("input_shape") or ()) or None
         return LoadedModel(
             ckpt.build_model(),

@@ -32,6 +32,9 @@ class TrainConfig:
         freeze: glob over parameter names whose gradients are turned off (e.g. 'features.*').
         init: 'default' (each layer's reset_parameters) or 'gaussian' (weights N(0, init_std²),
             biases zero).
+        task: 'auto' (follow the data), 'classify' or 'segment' (per-pixel masks).
+        upsample: U-Net decoder upsampling, 'transposed' or 'bilinear' (None: the model's default).
+        ignore_index: mask value of unlabeled pixels (segmentation; default 255).
     """
 
     data: str = "digits"
@@ -58,6 +61,9 @@ class TrainConfig:
     freeze: str | None = None
     init: str = "default"
     init_std: float = 0.01
+    task: str = "auto"
+    upsample: str | None = None
+    ignore_index: int = 255
 
     def validate(self) -> TrainConfig:
         """Raise ValueError naming the first bad setting; fill lr's default."""
@@ -93,6 +99,10 @@ class TrainConfig:
             bad("init_std", "a positive number")
         if self.weights is not None and self.init != "default":
             raise ValueError(f"weights and init={self.init!r} both set the initial weights; choose one")
+        if self.task not in ("auto", "classify", "segment"):
+            bad("task", "'auto', 'classify' or 'segment'")
+        if self.upsample not in (None, "transposed", "bilinear"):
+            bad("upsample", "'transposed' or 'bilinear'")
         return self
 
     def to_dict(self) -> dict:

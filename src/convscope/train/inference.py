@@ -11,7 +11,7 @@ import numpy as np
 from ..autograd.grad_mode import no_grad
 from ..autograd.tensor import Tensor
 from ..models.loading import load_model_file
-from .metrics import classification_report
+from .metrics import classification_report, pixel_confusion, segmentation_report
 
 
 class Predictor:
@@ -51,6 +51,11 @@ class Predictor:
         self.normalizer = loaded.normalizer
         self.input_shape = tuple(loaded.input_shape)
         self.classes = list(loaded.classes or []) or [str(i) for i in range(self._num_classes())]
+
+    @property
+    def task(self) -> str:
+        """'segment' for models trained on per-pixel masks, else 'classify'."""
+        return (self.checkpoint.meta.get("task") if self.checkpoint is not None else None) or "classify"
 
     def _num_classes(self):
         if self.checkpoint is not None:
@@ -99,6 +104,33 @@ class Predictor:
         x = self.normalizer(image) if self.normalizer is not None else image
         return image, x, img.size
 
+    def segment_files(self, paths, out: str) -> list:
+        """Per-pixel classes of image files: writes NAME_mask.png (coloured classes) and
+        NAME_overlay.png (the mask over the image) into ``out``; returns one dict per file with
+        the PNG paths and the pixel share of each predicted class."""
+        import os
+
+        from .segment_output import colour_mask, overlay, save_png
+
+        results = []
+        k = len(self.classes)
+        for path in paths:
+            image, x, _ = self.prepare(path)
+            mask = self.logits(image)[0].argmax(axis=0)  # (K, H, W) -> (H, W)
+            stem = os.path.splitext(os.path.basename(str(path)))[0]
+            mask_png = save_png(colour_mask(mask, k), os.path.join(out, f"{stem}_mask.png"), scale=4)
+            over_png = save_png(overlay(image[0], mask, k), os.path.join(out, f"{stem}_overlay.png"), scale=4)
+            counts = np.bincount(mask.reshape(-1), minlength=k)
+            results.append(
+                {
+                    "image": str(path),
+                    "mask_png": mask_png,
+                    "overlay_png": over_png,
+                    "pixels": {self.classes[i]: int(counts[i]) for i in range(k) if counts[i]},
+                }
+            )
+        return results
+
     def predict_files(self, paths, top_k: int = 5) -> list:
         """Top-k classes with probabilities for each image file (all files are checked first)."""
         images = [self.load_image(p) for p in paths]
@@ -128,13 +160,15 @@ class Predictor:
         spec = data_spec or info.get("spec")
         if not spec:
             raise ValueError("evaluate needs --data: the checkpoint does not name its data set")
-        c, h, w = self.input_shape
+        c, *size = self.input_shape
         splits = load_dataset(
             spec,
             test_split=info.get("test_split", 0.2),
             seed=info.get("seed", 0),
-            image_size=(h, w),
+            image_size=tuple(size) if len(size) == 2 else None,
             mode="gray" if c == 1 else "rgb",
+            ignore_index=(self.checkpoint.meta.get("ignore_index") if self.checkpoint is not None else None)
+            or 255,
         )
         if splits.num_classes != len(self.classes):
             raise DataError(
@@ -151,6 +185,17 @@ class Predictor:
             raise ValueError(f"split must be 'test', 'train' or 'all', got {split!r}")
         x = np.concatenate([p.x for p in parts])
         y = np.concatenate([p.y for p in parts])
+        if self.task == "segment":
+            ignore = getattr(parts[0], "ignore_index", 255)
+            k = len(self.classes)
+            cm = np.zeros((k, k), dtype=np.int64)
+            for i in range(0, len(x), 64):  # logits of every pixel: bounded memory
+                cm += pixel_confusion(y[i : i + 64], self.logits(x[i : i + 64]).argmax(axis=1), k, ignore)
+            report = segmentation_report(cm, self.classes)
+            report.update(
+                confusion_matrix=cm.tolist(), count=len(x), data=spec, split=split, note=splits.note
+            )
+            return report
         pred = self.logits(x).argmax(axis=1)
         report = classification_report(y, pred, len(self.classes), self.classes)
         report.update(data=spec, split=split, note=splits.note)

@@ -1,7 +1,8 @@
 """The training loop: data -> model -> loss -> backward -> optimizer -> checkpoints and metrics.
 
 A run lives in one folder (``--out``): ``last.npz`` (saved atomically after every epoch
-and on Ctrl-C, enough to resume exactly), ``best.npz`` (the best test accuracy so far),
+and on Ctrl-C, enough to resume exactly), ``best.npz`` (the best test accuracy so far; the best
+mean IoU for segmentation),
 ``history.csv`` / ``history.json`` and ``curve.png``.
 
 Exact resume: the data order of epoch e is a function of (seed, e), augmentation of
@@ -32,6 +33,7 @@ from .config import TrainConfig
 from .interrupts import deferred_interrupt
 from .optim_factory import make_optimizer, make_scheduler
 from .pretrained import freeze, gaussian_init, init_from_weights
+from .tasks import make_task
 
 if TYPE_CHECKING:
     from ..nn import Module
@@ -143,24 +145,41 @@ class Trainer:
 
         def load():
             return load_dataset(
-                cfg.data, test_split=cfg.test_split, seed=cfg.seed, image_size=cfg.image_size, mode=cfg.mode
+                cfg.data,
+                test_split=cfg.test_split,
+                seed=cfg.seed,
+                image_size=cfg.image_size,
+                mode=cfg.mode,
+                ignore_index=cfg.ignore_index,
             )
 
         self.splits = load() if dist is None else dist.collective("loading the data", load)
         if self.splits.note:
             self.log(self.splits.note)
+        self.task = make_task(cfg.task, self.splits, cfg.ignore_index)
         train, test = self.splits.train, self.splits.test
         if ckpt is not None:
             self.model = ckpt.build_model()
-            self.normalizer = Normalizer.from_dict(ckpt.preprocessing["normalizer"])
+            saved_norm = ckpt.preprocessing.get("normalizer")
+            self.normalizer = Normalizer.from_dict(saved_norm) if saved_norm else None
         else:
-            c, h, w = train.input_shape
+            c, *size = train.input_shape
             # models whose classifier is sized from the input (simple, tinyvgg) get its size
             onnx_file = is_onnx_path(cfg.model)
-            kwargs = {"input_size": [h, w]} if onnx_file or models.accepts(cfg.model, "input_size") else {}
+            kwargs = (
+                {"input_size": list(size)} if onnx_file or models.accepts(cfg.model, "input_size") else {}
+            )
+            if cfg.upsample is not None:
+                if not models.accepts(cfg.model, "upsample"):
+                    raise ValueError(
+                        f"--upsample applies to models with an upsampling path (unet), not {cfg.model}"
+                    )
+                kwargs["upsample"] = cfg.upsample
             self.model = create_model(cfg.model, num_classes=train.num_classes, in_channels=c, **kwargs)
             stored = _file_normalizer(self.model, c) if onnx_file else None
-            self.normalizer = stored if stored is not None else Normalizer.fit(train.x)
+            # series come z-normalised per series; images get the training split's channel statistics
+            fitted = Normalizer.fit(train.x) if self.splits.normalize else None
+            self.normalizer = stored if stored is not None else fitted
         self.init_record = ckpt.meta.get("init") if ckpt is not None else self._initialise()
         self.frozen_bn = []
         if cfg.freeze:
@@ -231,6 +250,9 @@ class Trainer:
         from ..data import Compose, RandomCrop, RandomHorizontalFlip
 
         aug = self.config.augment
+        if aug != "none" and (self.task.name == "segment" or len(shape) != 3):
+            what = "segmentation (masks would not move with the image)" if len(shape) == 3 else "1-D series"
+            raise ValueError(f"--augment {aug} is for image classification; expected none for {what}")
         steps: list[RandomCrop | RandomHorizontalFlip] = []
         if "crop" in aug:
             steps.append(RandomCrop(tuple(shape[1:]), self.config.crop_padding))
@@ -276,7 +298,12 @@ class Trainer:
     def _run_epoch(self, epoch: int, start: float) -> None:
         cfg = self.config
         train_loss, train_acc = self._train_epoch(epoch, start)
-        test_loss, test_acc = self.evaluate_loader(self.test_loader)
+        if self.task.name == "classify":  # distributed-aware; segmentation metrics come from the task
+            test_loss, test_acc = self.evaluate_loader(self.test_loader)
+            metrics = {"test_loss": test_loss, "test_accuracy": test_acc}
+        else:
+            metrics = self.task.evaluate(self.model, self.test_loader)
+        score = metrics[self.task.primary]
         self._check_weights(epoch)
         with deferred_interrupt():  # schedule step, history, state and files move together
             lr = self.optimizer.param_groups[0]["lr"]
@@ -287,19 +314,19 @@ class Trainer:
                     "epoch": epoch + 1,
                     "train_loss": train_loss,
                     "train_accuracy": train_acc,
-                    "test_loss": test_loss,
-                    "test_accuracy": test_acc,
+                    **metrics,
                     "lr": lr,
                     "seconds": round(time.perf_counter() - start, 3),
                 }
             )
-            improved = test_acc > self.state["best_accuracy"]
+            # best_accuracy holds the task's primary score (test accuracy, or mean IoU)
+            improved = score > self.state["best_accuracy"]
             self.state.update(
                 epoch=epoch + 1,
                 batch=0,
                 running=[0.0, 0, 0],
                 seconds=time.perf_counter() - start,
-                best_accuracy=max(test_acc, self.state["best_accuracy"]),
+                best_accuracy=max(score, self.state["best_accuracy"]),
             )
             if improved:  # before last.npz: a resumed run no longer sees this epoch as new best
                 self._save(os.path.join(self.out, "best.npz"))
@@ -307,7 +334,7 @@ class Trainer:
             self._write_history()
         self.log(
             f"epoch {epoch + 1}/{cfg.epochs}: train loss {train_loss:.4f} acc {100 * train_acc:.2f}% | "
-            f"test loss {test_loss:.4f} acc {100 * test_acc:.2f}%" + (" (best)" if improved else "")
+            f"{self.task.describe(metrics)}" + (" (best)" if improved else "")
         )
 
     def _train_epoch(self, epoch: int, start: float):
@@ -329,7 +356,7 @@ class Trainer:
                 logits = self.model(Tensor._wrap(x, False)) if step is None else self._forward(x, context)
             if not np.isfinite(logits.data).all():
                 self._diverged(epoch, b, "the model's outputs contain NaN/inf")
-            loss = F.cross_entropy(logits, Tensor._wrap(y, False), label_smoothing=cfg.label_smoothing)
+            loss = self.task.loss(logits, y, cfg.label_smoothing)
             value = loss.item()
             if not np.isfinite(value):
                 self._diverged(epoch, b, f"the loss is {value}")
@@ -343,7 +370,9 @@ class Trainer:
             with deferred_interrupt():  # the update and its record: both or neither
                 self.optimizer.step()
                 n = len(y) if step is None or weight else 0  # a stand-in batch counts nothing
-                batch_correct = int((logits.data.argmax(axis=1) == y).sum()) if n else 0
+                # images (classify) or labelled pixels (segment) counted, and how many were right
+                batch_correct, counted = self.task.count_correct(logits.data, y) if n else (0, 0)
+                n = counted
                 batch_loss = value * n
                 stop = False
                 if step is not None:  # the global batch's numbers, and whether any rank got Ctrl-C
@@ -456,8 +485,10 @@ class Trainer:
         self.state.setdefault("rng", cs_random.get_rng_state())
         meta = {
             "classes": self.splits.classes,
+            "task": self.task.name,
+            "ignore_index": getattr(self.task, "ignore_index", None),
             "preprocessing": {
-                "normalizer": self.normalizer.to_dict(),
+                "normalizer": self.normalizer.to_dict() if self.normalizer is not None else None,
                 "input_shape": list(self.splits.input_shape),
                 "mode": self.config.mode,
                 "image_size": self.config.image_size,
@@ -504,9 +535,18 @@ class Trainer:
 
     def _result(self, status, start):
         last = self.history[-1] if self.history else {}
+        extra = {}
+        if self.task.name == "segment":
+            extra = {
+                "test_miou": last.get("test_miou"),
+                "test_pixel_accuracy": last.get("test_pixel_accuracy"),
+                "test_iou": {k[len("test_iou_") :]: v for k, v in last.items() if k.startswith("test_iou_")},
+            }
         return {
             "status": status,
+            "task": self.task.name,
             "test_accuracy": last.get("test_accuracy"),
+            **extra,
             "best_accuracy": self.state["best_accuracy"] if self.state["best_accuracy"] >= 0 else None,
             "checkpoint": os.path.join(self.out, "best.npz"),
             "last": os.path.join(self.out, "last.npz"),

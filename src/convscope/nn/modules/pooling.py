@@ -136,6 +136,38 @@ class AdaptiveAvgPool2d(Module):
         return f"output_size={compact(self.output_size)}"
 
 
+class AdaptiveAvgPool1d(Module):
+    """Average-pool (N, C, L) sequences to a fixed length (1 gives global average pooling).
+
+    Computed as the 2-D adaptive pool of the (N, C, 1, L) view, so its backward is that op's.
+
+    Shape:
+        (N, C, L) -> (N, C, output_size).
+
+    Raises:
+        ValueError: input that is not 3-D.
+
+    Example:
+        >>> nn.AdaptiveAvgPool1d(1)(convscope.randn(2, 64, 150)).shape
+        (2, 64, 1)
+    """
+
+    def __init__(self, output_size: int):
+        super().__init__()
+        self.output_size = output_size
+
+    def forward(self, input):
+        if input.ndim != 3:
+            raise ValueError(
+                f"{self._layer_name()}: expected a 3-D input (N, C, L), got shape {tuple(input.shape)}"
+            )
+        out = P.adaptive_avg_pool2d_impl(input.unsqueeze(2), (1, self.output_size), self._layer_name())
+        return out.squeeze(2)  # (N, C, 1, L_out) -> (N, C, L_out)
+
+    def extra_repr(self):
+        return f"output_size={compact(self.output_size)}"
+
+
 class AdaptiveMaxPool2d(Module):
     """Max-pool to a fixed output size."""
 
