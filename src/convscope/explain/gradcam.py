@@ -60,12 +60,13 @@ def last_conv_layer(model: Module, x: Tensor | npt.NDArray[Any]) -> str:
 
 
 def resolve_layer(
-    model: Module, x: Tensor | npt.NDArray[Any], target_layer: Module | str | None = None
+    model: Module, x: Tensor | npt.NDArray[Any] | None, target_layer: Module | str | None = None
 ) -> tuple:
     """(dotted name, Module) of the Grad-CAM target layer.
 
     ``target_layer``: a Module of ``model``, a dotted name, or None for the registry's
-    ``gradcam_layer`` of ``model.model_name`` (else the last Conv2d larger than 1x1).
+    ``gradcam_layer`` of ``model.model_name`` (else the last Conv2d larger than 1x1 on ``x``;
+    ``x`` may be None when the layer is named or registered).
 
     Raises:
         ValueError: an unknown name (listing the valid ones) or a module not in the model.
@@ -84,6 +85,10 @@ def resolve_layer(
             except ValueError:
                 target_layer = None
         if target_layer is None:
+            if x is None:
+                raise ValueError(
+                    f"{type(model).__name__} has no registered Grad-CAM layer: pass target_layer"
+                )
             target_layer = last_conv_layer(model, x)
     if not isinstance(target_layer, str) or not target_layer:
         raise ValueError(

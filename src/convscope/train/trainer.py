@@ -166,7 +166,7 @@ class Trainer:
             c, *size = train.input_shape
             # models whose classifier is sized from the input (simple, tinyvgg) get its size
             onnx_file = is_onnx_path(cfg.model)
-            kwargs = (
+            kwargs: dict[str, Any] = (
                 {"input_size": list(size)} if onnx_file or models.accepts(cfg.model, "input_size") else {}
             )
             if cfg.upsample is not None:
