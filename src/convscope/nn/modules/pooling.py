@@ -152,11 +152,11 @@ class AdaptiveAvgPool1d(Module):
         (2, 64, 1)
     """
 
-    def __init__(self, output_size: int):
+    def __init__(self, output_size: int) -> None:
         super().__init__()
         self.output_size = output_size
 
-    def forward(self, input):
+    def forward(self, input: Tensor) -> Tensor:
         if input.ndim != 3:
             raise ValueError(
                 f"{self._layer_name()}: expected a 3-D input (N, C, L), got shape {tuple(input.shape)}"
@@ -164,7 +164,7 @@ class AdaptiveAvgPool1d(Module):
         out = P.adaptive_avg_pool2d_impl(input.unsqueeze(2), (1, self.output_size), self._layer_name())
         return out.squeeze(2)  # (N, C, 1, L_out) -> (N, C, L_out)
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"output_size={compact(self.output_size)}"
 
 
