@@ -282,7 +282,7 @@ def few_images_warning(splits: DataSplits) -> str:
     if n_train >= 10 * k and n_test >= k:
         return ""
     return (
-        f"warning: only {n_train} training and {n_test} test image{'s' if n_test != 1 else ''} "
+        f"warning: only {n_train} training and {n_test} test image{'' if n_test == 1 else 's'} "
         f"for {k} classes: too few to learn from or to measure accuracy (expected at least "
         f"{10 * k} training images and one test image per class)"
     )
