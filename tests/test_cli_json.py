@@ -91,7 +91,9 @@ def test_evaluating_other_data_keeps_earlier_results(small_run, tmp_path, capsys
     run = small_run / "run"
     code, out, err = run_cli(["evaluate", str(run), "--json"], capsys)
     first = only_json(out)
-    code2, out, err = run_cli(["evaluate", str(run), "--data", f"npz:{tmp_path / 'other.npz'}", "--json"], capsys)
+    code2, out, err = run_cli(
+        ["evaluate", str(run), "--data", f"npz:{tmp_path / 'other.npz'}", "--json"], capsys
+    )
     second = only_json(out)
     assert code == code2 == 0, err
     names = {os.path.basename(d[k]) for d in (first, second) for k in ("report_json", "confusion_png")}

@@ -111,8 +111,11 @@ def test_a_run_that_diverges_at_once_leaves_no_folder(tmp_path, capsys):
     ("model", "expected"),
     [
         ("unet", "unet is a segmentation model, but the data is for classification"),
-        ("alexnet", "alexnet cannot run on 8x8 images: its windows and pooling need larger inputs (it was "
-         "designed for 224x224); expected --image-size 224"),
+        (
+            "alexnet",
+            "alexnet cannot run on 8x8 images: its windows and pooling need larger inputs (it was "
+            "designed for 224x224); expected --image-size 224",
+        ),
     ],
 )
 def test_model_data_mismatch_is_refused_before_anything_is_written(tmp_path, capsys, model, expected):
