@@ -24,6 +24,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
 from convscope.kernels.conv import conv2d_backward, conv2d_forward  # noqa: E402
+from convscope.kernels.memory import keep_freed_memory  # noqa: E402
 from convscope.kernels.parallel import set_num_threads  # noqa: E402
 
 # name, x shape, weight shape, stride, padding, needs input grad, count per LeNet / ResNet-20 step
@@ -66,6 +67,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     set_num_threads(args.threads)  # ours: the same thread count
+    keep_freed_memory()  # as the convscope command does (README: Performance)
     stat = np.median if args.stat == "median" else np.min
     rng = np.random.default_rng(0)
     head = (

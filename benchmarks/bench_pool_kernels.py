@@ -20,6 +20,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 
+from convscope.kernels.memory import keep_freed_memory  # noqa: E402
 from convscope.kernels.parallel import set_num_threads  # noqa: E402
 from convscope.kernels.pool import (  # noqa: E402
     adaptive_avg_pool2d_backward,
@@ -47,6 +48,7 @@ def main(argv=None):
 
     torch.set_num_threads(args.threads)
     set_num_threads(args.threads)  # ours: the same thread count
+    keep_freed_memory()  # as the convscope command does (README: Performance)
     rng = np.random.default_rng(0)
     rows = []
 
@@ -61,7 +63,7 @@ def main(argv=None):
         k = (2, 2)
 
         def ours_fwd(x=x):
-            return max_pool2d_forward(x, k, k, (0, 0), (1, 1), False)
+            return max_pool2d_forward(x, k, k, ((0, 0), (0, 0)), (1, 1), False)
 
         def torch_fwd(xt=xt):
             with torch.no_grad():
@@ -74,7 +76,7 @@ def main(argv=None):
         xr = xt.clone().requires_grad_()
 
         def ours_fb(x=x, g=g):
-            out, idx = max_pool2d_forward(x, k, k, (0, 0), (1, 1), False)
+            out, idx = max_pool2d_forward(x, k, k, ((0, 0), (0, 0)), (1, 1), False)
             return max_pool2d_backward(g, idx, x.shape)
 
         def torch_fb(xr=xr, gt=gt):

@@ -176,6 +176,7 @@ def main(argv=None):
 
     torch.set_num_threads(args.threads)
     cs.set_num_threads(args.threads)  # the same thread count for both libraries
+    cs.keep_freed_memory()  # as the convscope command does (README: Performance)
     print(f"threads: {args.threads} (torch {torch.__version__}, numpy {np.__version__})")
     results = []
     cs.manual_seed(0)

@@ -28,3 +28,22 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         if _in_ci():
             pytest.fail(f"CI=true and {reason}", pytrace=False)
         pytest.skip(reason)
+
+
+BACKEND_PARAMS = [
+    pytest.param("numpy", id="numpy"),
+    pytest.param("reference", marks=pytest.mark.slow, id="reference"),
+    pytest.param("native", marks=pytest.mark.native, id="native"),
+]
+
+
+@pytest.fixture(params=BACKEND_PARAMS)
+def backend(request):
+    """Run the test under each kernel backend (convscope.backends.use), restored afterwards.
+
+    The reference backend's sweeps are in the slow tier (tests/test_backends.py runs a reduced
+    reference set in the default tier); native needs the compiled backend (native tier)."""
+    from convscope import backends
+
+    with backends.use(request.param):
+        yield request.param

@@ -94,7 +94,7 @@ def assert_parity(ours, theirs, arrays, grad=True, seed=0, scale=1.0, extra_grad
     out_c = ours(*cs_in)
     out_t = theirs(*th_in)
     if isinstance(out_c, tuple):
-        for i, (c, t) in enumerate(zip(out_c[1:], out_t[1:])):
+        for i, (c, t) in enumerate(zip(out_c[1:], out_t[1:], strict=True)):
             assert_close(c.numpy(), t.detach().numpy(), dtype, f"extra output {i}")
         out_c, out_t = out_c[0], out_t[0]
     rng = np.random.default_rng(seed + 1)
@@ -105,7 +105,7 @@ def assert_parity(ours, theirs, arrays, grad=True, seed=0, scale=1.0, extra_grad
         return out_c
     out_c.backward(cs.tensor(upstream, dtype=dtype))
     out_t.backward(torch.tensor(upstream))
-    for i, (c, t) in enumerate(zip(cs_in, th_in)):
+    for i, (c, t) in enumerate(zip(cs_in, th_in, strict=True)):
         if c is None or not c.requires_grad:
             continue
         assert t.grad is not None, f"torch gave no grad for input {i}"
@@ -129,7 +129,7 @@ def numerical_grad(fn, arrays, index, eps=1e-6):
     base = [None if a is None else a.copy() for a in arrays]
     x = base[index]
     grad = np.zeros_like(x)
-    it = np.nditer(x, flags=["multi_index"])
+    it = np.nditer(x, flags=["multi_index", "zerosize_ok"])
     for _ in it:
         i = it.multi_index
         old = x[i]
@@ -168,7 +168,7 @@ def assert_gradcheck(op, arrays, seed=0, eps=1e-6, rtol=1e-6, atol=1e-8):
     out = op(*tensors)
     out = out[0] if isinstance(out, tuple) else out
     out.backward(cs.tensor(weights, dtype=np.float64))
-    for i, (a, t) in enumerate(zip(arrays, tensors)):
+    for i, (a, t) in enumerate(zip(arrays, tensors, strict=True)):
         if a is None or a.dtype.kind != "f":
             continue
         expected = numerical_grad(scalar, arrays, i, eps)

@@ -208,7 +208,7 @@ def test_image_folder_sizes_and_modes(tmp_path):
         load_image_folder(tmp_path)
     splits = load_dataset(str(tmp_path), image_size=4, test_split=0.5)
     assert splits.train.x.shape == (1, 1, 4, 4)
-    by_label = {int(y): x for part in splits for x, y in zip(part.x, part.y)}
+    by_label = {int(y): x for part in splits for x, y in zip(part.x, part.y, strict=True)}
     assert np.array_equal(prepare_image(tmp_path / "a/0.png", 1, 4)[0], by_label[0])  # as trained
     _img(tmp_path / "b/0.png", size=(8, 8), mode="RGB")  # now one grey, one colour
     data, note = load_image_folder(tmp_path)
@@ -325,7 +325,7 @@ def test_augmentations_shapes_and_determinism():
     rng1 = np.random.default_rng(1)  # the same draws, in the same order
     top, left = rng1.integers(0, 5, 16), rng1.integers(0, 5, 16)
     padded = np.pad(batch, ((0, 0), (0, 0), (2, 2), (2, 2)))
-    assert out.shape == batch.shape and len({(t, l) for t, l in zip(top, left)}) > 1
+    assert out.shape == batch.shape and len(set(zip(top, left, strict=True))) > 1
     for i in range(16):  # slow obvious reference
         assert np.array_equal(out[i], padded[i, :, top[i] : top[i] + 8, left[i] : left[i] + 8])
     assert RandomCrop((4, 6))(batch, rng).shape == (16, 3, 4, 6)
@@ -335,7 +335,9 @@ def test_augmentations_shapes_and_determinism():
     aug, ds = Compose([RandomCrop(8, 1), RandomHorizontalFlip()]), ArrayDataset(batch, np.zeros(16, int))
     first, resumed = (DataLoader(ds, 5, shuffle=True, seed=3, transform=aug) for _ in range(2))
     full = [x for x, _ in first.iter_epoch(2)]  # a resumed run re-draws the same augmentation
-    assert all(np.array_equal(p, q) for p, q in zip(full[1:], (x for x, _ in resumed.iter_epoch(2, 1))))
+    assert all(
+        np.array_equal(p, q) for p, q in zip(full[1:], (x for x, _ in resumed.iter_epoch(2, 1)), strict=True)
+    )
     assert len(full) == 4 and not np.array_equal(full[0], batch[first.permutation(2)[:5]])
 
 

@@ -64,5 +64,5 @@ def test_training_losses_match_pytorch(opt, bn):
     # weights after 12 updates: round-off differences in the gradients compound, and Adam divides
     # them by sqrt(v), amplifying them for weights whose gradients are tiny (measured: SGD within
     # 1.2e-5, Adam within 2.5e-4 relative)
-    for (name, p), tp in zip(ours.named_parameters(), theirs.parameters()):
+    for (name, p), tp in zip(ours.named_parameters(), theirs.parameters(), strict=True):
         np.testing.assert_allclose(p.numpy(), tp.detach().numpy(), rtol=1e-3, atol=1e-4, err_msg=name)

@@ -125,7 +125,7 @@ def test_format_trace_shows_the_arithmetic():
     xp = np.pad(ex["x"], ((0, 0), (1, 1), (1, 1)))
     win, wt = xp[0, 4:7, 4:7].ravel(), ex["weight"][1, 0].ravel()
     term = lambda v: f"({int(v)})" if v < 0 else str(int(v))  # noqa: E731
-    expected = " + ".join(f"{term(a)}*{term(b)}" for a, b in zip(win, wt))
+    expected = " + ".join(f"{term(a)}*{term(b)}" for a, b in zip(win, wt, strict=True))
     assert f"  c=0: {expected} = {int(np.dot(win, wt))}" in text
     assert f"sum over channels: {' + '.join(term(v) for v in p['channels'])} = {int(p['sum'])}" in text
     assert "+ bias b[1] = 0" in text and f"  = {int(p['result'])}" in text
@@ -150,7 +150,10 @@ def test_load_trace_inputs(tmp_path):
         "bias": (dict(doc, bias=[1, 0, 3]), "bias must have one value per filter"),
         "missing": ({"input": doc["input"]}, "expected input (C, H, W), weight"),
         "ragged": (dict(doc, input=[[[1, 2], [3]]]), "ragged"),
-        "big": (dict(doc, padding=0, input=np.zeros((3, 2, 2)).tolist()), "kernel spans 3x3"),
+        "big": (
+            dict(doc, padding=0, input=np.zeros((3, 2, 2)).tolist()),
+            "window 3x3 is larger than the padded input 2x2",
+        ),
         "pad": (dict(doc, padding="full"), "padding must be"),
     }
     (tmp_path / "broken.json").write_text("{nope")

@@ -9,6 +9,9 @@ import convscope as cs
 import convscope.nn.functional as F
 from parity import assert_close, assert_gradcheck, assert_parity
 
+# every test runs under each kernel backend (reference in the slow tier, native in the native tier)
+pytestmark = pytest.mark.usefixtures("backend")
+
 ACTIVATIONS = [
     (F.relu, TF.relu),
     (F.sigmoid, torch.sigmoid),

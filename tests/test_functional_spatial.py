@@ -1,8 +1,8 @@
 """Parity with torch.nn.functional for the spatial ops, through the tape: conv, pooling, pad, resize.
 
-The kernel tests (tests/kernels/) sweep the NumPy kernels; these check the public functions
+The kernel tests (tests/kernels/) sweep the kernels; these check the public functions
 (argument handling, padding modes, 'same', unbatched input, 1-D conv) and their gradients,
-plus independent float64 central-difference checks.
+plus independent float64 central-difference checks, on every backend (`backend` fixture).
 """
 
 import numpy as np
@@ -13,6 +13,9 @@ import torch.nn.functional as TF
 import convscope as cs
 import convscope.nn.functional as F
 from parity import assert_gradcheck, assert_parity
+
+# every test runs under each kernel backend (reference in the slow tier, native in the native tier)
+pytestmark = pytest.mark.usefixtures("backend")
 
 
 def conv_case(rng, c_in, c_out, k, groups, n=2, size=(9, 8), dtype=np.float32):
@@ -99,8 +102,8 @@ def test_conv2d_unbatched_and_conv1d():
     w1 = (rng.standard_normal((6, 3, 4)) / 4).astype(np.float32)
     for kw in (dict(stride=2, padding=1), dict(dilation=2, padding="same"), dict(padding=2)):
         assert_parity(
-            lambda x, w, b: F.conv1d(x, w, b, **kw),
-            lambda x, w, b: TF.conv1d(x, w, b, **kw),
+            lambda x, w, b, kw=kw: F.conv1d(x, w, b, **kw),
+            lambda x, w, b, kw=kw: TF.conv1d(x, w, b, **kw),
             [x1, w1, rng.standard_normal(6).astype(np.float32)],
             multilinear=True,
         )

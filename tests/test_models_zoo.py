@@ -136,7 +136,7 @@ class TorchResNet(tnn.Module):
         bottleneck, counts = RESNET_SPEC[depth]
         self.conv1, self.bn1 = tnn.Conv2d(3, 64, 7, 2, 3, bias=False), tnn.BatchNorm2d(64)
         cin = 64
-        for i, (planes, n) in enumerate(zip([64, 128, 256, 512], counts)):
+        for i, (planes, n) in enumerate(zip([64, 128, 256, 512], counts, strict=True)):
             blocks = []
             for j in range(n):
                 blocks.append(TorchBlock(cin, planes, 2 if j == 0 and i > 0 else 1, bottleneck))

@@ -49,12 +49,14 @@ LAYERS = [
     ("Identity", {}, (2, 3)),
     ("Upsample", dict(scale_factor=2, mode="nearest"), (1, 2, 3, 4)),
     ("Upsample", dict(size=(5, 7), mode="bilinear", align_corners=True), (1, 2, 3, 4)),
+    ("Upsample", dict(scale_factor=1.7, mode="bilinear", recompute_scale_factor=True), (1, 2, 3, 4)),
+    ("Upsample", dict(scale_factor=1.5, mode="linear"), (2, 3, 5)),
 ]
 
 
 @pytest.mark.parametrize("i", range(len(LAYERS)))
 @pytest.mark.parametrize("mode", ["train", "eval"])
-def test_layer_parity(i, mode):
+def test_layer_parity(i, mode, backend):
     name, kwargs, shape = LAYERS[i]
     torch.manual_seed(i)
     theirs = getattr(torch.nn, name)(**kwargs)
@@ -76,9 +78,9 @@ def test_layer_parity(i, mode):
     out_c.backward(cs.tensor(g))
     out_t.backward(torch.tensor(g))
     assert_close(xc.grad.numpy(), xt.grad.numpy(), np.float32, f"{name} input grad")
-    for (pname, p), tp in zip(ours.named_parameters(), theirs.parameters()):
+    for (pname, p), tp in zip(ours.named_parameters(), theirs.parameters(), strict=True):
         assert_close(p.grad.numpy(), tp.grad.numpy(), np.float32, f"{name}.{pname} grad")
-    for (bname, b), tb in zip(ours.named_buffers(), theirs.buffers()):
+    for (bname, b), tb in zip(ours.named_buffers(), theirs.buffers(), strict=True):
         assert_close(
             b.numpy(), tb.numpy(), b.dtype.type if b.dtype.kind == "f" else np.float32, f"{name}.{bname}"
         )

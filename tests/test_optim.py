@@ -44,7 +44,7 @@ def _make(dtype, seed=0):
 
 
 def _set_grads(ours, theirs, grads):
-    for p, q, g in zip(ours, theirs, grads):
+    for p, q, g in zip(ours, theirs, grads, strict=True):
         p.grad = None if g is None else Tensor(g.copy())
         q.grad = None if g is None else torch.from_numpy(g.copy())
 
@@ -63,7 +63,7 @@ def _run_parity(ours_cls, torch_cls, dtype, groups=None, **kw):
         _set_grads(ours, theirs, grads[t])
         opt_c.step()
         opt_t.step()
-        for i, (p, q) in enumerate(zip(ours, theirs)):
+        for i, (p, q) in enumerate(zip(ours, theirs, strict=True)):
             assert p.data is arrays[i], "the update must be in place on p.data"
             assert p.data.dtype == dtype, f"param {i} became {p.data.dtype}"
             np.testing.assert_allclose(
@@ -113,7 +113,7 @@ def test_adam_parity(name, cfg, dtype):
 )
 def test_param_groups_parity(name, kw, groups, dtype):
     opt_c, opt_t = _run_parity(getattr(optim, name), getattr(torch.optim, name), dtype, groups=groups, **kw)
-    for gc, gt in zip(opt_c.param_groups, opt_t.param_groups):
+    for gc, gt in zip(opt_c.param_groups, opt_t.param_groups, strict=True):
         assert {k: v for k, v in gc.items() if k != "params"} == {k: gt[k] for k in gc if k != "params"}
 
 
@@ -131,7 +131,7 @@ def test_state_dict_layout_matches_torch(name, kw):
     )
     sc, st = opt_c.state_dict(), opt_t.state_dict()
     assert [g["params"] for g in sc["param_groups"]] == [g["params"] for g in st["param_groups"]]
-    for gc, gt in zip(sc["param_groups"], st["param_groups"]):
+    for gc, gt in zip(sc["param_groups"], st["param_groups"], strict=True):
         assert all(gc[k] == gt[k] for k in gc), (gc, gt)
     assert sorted(sc["state"]) == sorted(st["state"]) == [0, 1, 2]
     for i in sc["state"]:
@@ -169,7 +169,7 @@ def test_state_dict_round_trip_resumes_identically(name, kw, dtype):
 
     def run(params, opt, steps):
         for t in steps:
-            for p, g in zip(params, grads[t]):
+            for p, g in zip(params, grads[t], strict=True):
                 p.grad = None if g is None else Tensor(g.copy())
             opt.step()
 
@@ -184,7 +184,7 @@ def test_state_dict_round_trip_resumes_identically(name, kw, dtype):
     opt.load_state_dict(saved)
     assert opt.param_groups[0]["lr"] == 0.2 and opt.param_groups[1]["params"] == params[1:]
     run(params, opt, range(7, STEPS))
-    for p, q in zip(params, ref_params):
+    for p, q in zip(params, ref_params, strict=True):
         np.testing.assert_array_equal(p.data, q.data)
 
 
@@ -318,7 +318,7 @@ def test_chained_schedulers_and_outside_lr_changes_match_torch():
             for o in (opt_c, opt_t):
                 o.param_groups[0]["lr"] *= 2.0
         opt_c.step(), opt_t.step()
-        for s_c, s_t in zip(ss_c, ss_t):
+        for s_c, s_t in zip(ss_c, ss_t, strict=True):
             s_c.step(), s_t.step()
         assert [g["lr"] for g in opt_c.param_groups] == [g["lr"] for g in opt_t.param_groups]
 

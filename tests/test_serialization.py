@@ -18,7 +18,7 @@ def test_round_trip_model_state(tmp_path):
     assert list(loaded) == list(model.state_dict())
     fresh = models.create("resnet20")
     fresh.load_state_dict(loaded)
-    for (k, a), b in zip(model.state_dict().items(), fresh.state_dict().values()):
+    for (k, a), b in zip(model.state_dict().items(), fresh.state_dict().values(), strict=True):
         np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=k)
         assert a.dtype == b.dtype
     with zipfile.ZipFile(path) as z:  # plain .npy members, nothing pickled

@@ -46,7 +46,7 @@ def test_thread_count_reaches_kernels_and_blas(restore_threads, monkeypatch):
     assert _blas_threads() == 2
     two = _step_grads()
     assert any(t.name.startswith("convscope-") for t in threading.enumerate())
-    for a, b in zip(one, two):
+    for a, b in zip(one, two, strict=True):
         # chunk sizes follow the thread count, so sums over chunks (the weight gradient)
         # may round differently: equal to float32 precision, not bit for bit
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

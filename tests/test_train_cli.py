@@ -12,6 +12,7 @@ import pytest
 from cli_run import last_json, run_cli
 from convscope.checkpoint import load_checkpoint
 from convscope.cli import main
+from convscope.data.errors import DataError
 from convscope.train import TrainConfig, Trainer, TrainingDiverged
 
 
@@ -161,7 +162,7 @@ def test_nan_from_huge_learning_rate_is_one_line_error(tmp_path, capsys):
         ["train", "--epochs", "2", "--lr", "1e12", "--out", str(tmp_path / "r"), "--no-progress"], capsys
     )
     assert code == 1
-    lines = [l for l in err.splitlines() if l.startswith("convscope train: error:")]
+    lines = [line for line in err.splitlines() if line.startswith("convscope train: error:")]
     assert len(lines) == 1 and "diverged" in lines[0] and "lower --lr" in lines[0]
     assert "Traceback" not in err
 
@@ -386,5 +387,5 @@ def test_predict_bad_images(digits_run, tmp_path, capsys):
 
 
 def test_debug_shows_traceback(tmp_path):
-    with pytest.raises(Exception):
+    with pytest.raises(DataError, match="nope"):
         main(["train", "--data", "folder:" + str(tmp_path / "nope"), "--debug"])

@@ -37,7 +37,7 @@ def native() -> tuple[bool, str]:
     except ImportError:
         return False, "convscope has no backends module yet"
     if "native" not in backends.available():
-        return False, f"the native backend is not built: {backends.info().get('native_unavailable_reason')}"
+        return False, f"the native backend is not built: {backends.info()['native']['reason']}"
     return True, ""
 
 

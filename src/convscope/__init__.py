@@ -38,6 +38,7 @@ from .autograd.creation import (
     zeros,
     zeros_like,
 )
+from .kernels.memory import keep_freed_memory
 from .kernels.parallel import get_num_threads, set_num_threads  # loaded by the tape anyway
 from .random import manual_seed
 from .serialization import CheckpointError, load, save
@@ -72,6 +73,8 @@ __all__ = [
     "manual_seed",
     "set_num_threads",
     "get_num_threads",
+    "keep_freed_memory",
+    "backends",
     "random",
     "save",
     "load",
@@ -83,7 +86,7 @@ def __getattr__(name):
     # subpackages load on first use so `import convscope` stays light
     import importlib
 
-    if name in ("nn", "optim", "data", "models", "train", "analysis", "explain", "kernels"):
+    if name in ("nn", "optim", "data", "models", "train", "analysis", "explain", "kernels", "backends"):
         return importlib.import_module(f".{name}", __name__)
     if name == "summary":
         from .analysis import summary

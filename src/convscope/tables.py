@@ -10,7 +10,9 @@ def format_table(headers, rows, align=None, title: str | None = None) -> str:
     align = align or "l" + "r" * (len(headers) - 1)
 
     def line(row):
-        return "  ".join(c.ljust(w) if a == "l" else c.rjust(w) for c, w, a in zip(row, widths, align))
+        return "  ".join(
+            c.ljust(w) if a == "l" else c.rjust(w) for c, w, a in zip(row, widths, align, strict=True)
+        )
 
     out = []
     if title:

@@ -1,4 +1,4 @@
-"""Convolution kernels: parity with PyTorch, a slow loop reference, chunking, windows.
+"""Convolution kernels: parity with PyTorch (on every backend), the reference loops, chunking, windows.
 
 Configs are drawn from seeded generators: odd/even/rectangular kernels,
 stride 1-3, padding 0-3 (asymmetric for conv2d: PyTorch sees ``F.pad`` first),
@@ -31,7 +31,12 @@ from convscope.kernels.conv import (
     conv_transpose2d_backward,
     conv_transpose2d_forward,
 )
+from convscope.kernels.reference.conv import conv2d_backward_loops as loop_conv2d_grads
+from convscope.kernels.reference.conv import conv2d_loops as loop_conv2d
+from convscope.kernels.reference.conv import conv_transpose2d_loops as loop_conv_transpose2d
 from convscope.kernels.window import col2im, im2col, window_view
+from kernel_calls import conv2d as backend_conv2d
+from kernel_calls import conv_transpose2d as backend_conv_transpose2d
 
 TOL = {np.float32: (1e-5, 1e-6), np.float64: (1e-12, 1e-14)}
 DTYPES = [np.float32, np.float64]
@@ -64,7 +69,8 @@ def _check(ours_fn, torch_fn, arrays, dtype, seed, what):
     absolute = [None if a is None else np.abs(a) for a in arrays]
     scale = _torch_run(torch_fn, absolute, np.abs(g))
     names = ["out", "grad_input", "grad_weight", "grad_bias"]
-    for name, mine, r, s in zip(names, [out, *grads], ref, scale):
+    # without a bias array torch gives no bias gradient to compare: zip stops at what it gave
+    for name, mine, r, s in zip(names, [out, *grads], ref, scale, strict=False):
         if r is None:
             assert mine is None, f"{what}: {name} should be None"
             continue
@@ -119,9 +125,10 @@ def _conv_arrays(cfg, dtype, seed):
 
 
 def _ours_conv(cfg):
+    """Forward and backward on the active backend (the `backend` fixture picks it)."""
+
     def run(x, w, b):
-        out, saved = conv2d_forward(x, w, b, cfg["stride"], cfg["pads"], cfg["dilation"], cfg["groups"])
-        return out, saved, lambda g, s: conv2d_backward(g, s)
+        return backend_conv2d(x, w, b, cfg["stride"], cfg["pads"], cfg["dilation"], cfg["groups"])
 
     return run
 
@@ -138,7 +145,7 @@ CONV_SEEDS = [s for s in range(120) if _fits(_conv_config(s))][:70]
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("seed", CONV_SEEDS)
-def test_conv2d_parity_random(seed, dtype):
+def test_conv2d_parity_random(seed, dtype, backend):
     cfg = _conv_config(seed)
     _check(_ours_conv(cfg), _torch_conv(cfg), _conv_arrays(cfg, dtype, seed), dtype, seed, str(cfg))
 
@@ -169,7 +176,7 @@ NAMED = {  # the layers the benchmarks time, at batch 2
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", sorted(NAMED))
-def test_conv2d_parity_named(name, dtype):
+def test_conv2d_parity_named(name, dtype, backend):
     cfg = dict(dilation=(1, 1), groups=1, bias=True) | NAMED[name]
     _check(_ours_conv(cfg), _torch_conv(cfg), _conv_arrays(cfg, dtype, 3), dtype, 3, name)
 
@@ -258,6 +265,7 @@ def _convt_out(cfg):
             cfg["dilation"],
             cfg["k"],
             cfg["output_padding"],
+            strict=True,
         )
     ]
 
@@ -267,7 +275,7 @@ CONVT_SEEDS = [s for s in range(80) if min(_convt_out(_convt_config(s))) >= 1][:
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("seed", CONVT_SEEDS)
-def test_conv_transpose2d_parity_random(seed, dtype):
+def test_conv_transpose2d_parity_random(seed, dtype, backend):
     cfg = _convt_config(seed)
     rng = np.random.default_rng(seed)
     x = _rand(rng, (cfg["n"], cfg["c_in"], cfg["h"], cfg["w"]), dtype)
@@ -276,8 +284,7 @@ def test_conv_transpose2d_parity_random(seed, dtype):
     args = (cfg["stride"], cfg["padding"], cfg["output_padding"], cfg["dilation"], cfg["groups"])
 
     def ours(x, w, b):
-        out, saved = conv_transpose2d_forward(x, w, b, *args)
-        return out, saved, lambda g, s: conv_transpose2d_backward(g, s)
+        return backend_conv_transpose2d(x, w, b, *args)
 
     def theirs(x, w, b):
         return F.conv_transpose2d(
@@ -288,75 +295,8 @@ def test_conv_transpose2d_parity_random(seed, dtype):
 
 
 # ---------------------------------------------------------------------------
-# Slow, obviously correct loop references (float64)
+# The slow, obviously correct loops of the reference backend (float64)
 # ---------------------------------------------------------------------------
-
-
-def _zero_padded(x, pads):
-    """x (N, C, H, W) inside a float64 zero border ((top, bottom), (left, right))."""
-    (pt, pb), (pl, pr) = pads
-    n, c, h, w = x.shape
-    xp = np.zeros((n, c, h + pt + pb, w + pl + pr))
-    xp[:, :, pt : pt + h, pl : pl + w] = x
-    return xp
-
-
-def loop_conv2d(x, w, b, stride, pads, dilation, groups):
-    """out[n, co, i, j] = b[co] + sum_{c, kh, kw} w[co, c, kh, kw] * xp[n, g*Cg + c, i*sh + kh*dh, j*sw + kw*dw]."""
-    n, c_in, h, wd = x.shape
-    c_out, c_g, kh, kw = w.shape
-    (sh, sw), ((pt, pb), (pl, pr)), (dh, dw) = stride, pads, dilation
-    xp = _zero_padded(x, pads)
-    ho = (h + pt + pb - dh * (kh - 1) - 1) // sh + 1
-    wo = (wd + pl + pr - dw * (kw - 1) - 1) // sw + 1
-    out = np.zeros((n, c_out, ho, wo))
-    for b_ in range(n):
-        for co in range(c_out):
-            grp = co // (c_out // groups)
-            for i in range(ho):
-                for j in range(wo):
-                    total = 0.0 if b is None else float(b[co])
-                    for c in range(c_g):
-                        for p in range(kh):
-                            for q in range(kw):
-                                total += (
-                                    w[co, c, p, q] * xp[b_, grp * c_g + c, i * sh + p * dh, j * sw + q * dw]
-                                )
-                    out[b_, co, i, j] = total
-    return out
-
-
-def loop_conv2d_grads(x, w, g, stride, pads, dilation, groups):
-    """Gradients by scattering each output's gradient back along its taps."""
-    n, c_in, h, wd = x.shape
-    c_out, c_g, kh, kw = w.shape
-    (sh, sw), ((pt, _), (pl, _)), (dh, dw) = stride, pads, dilation
-    xp = _zero_padded(x, pads)
-    gxp, gw = np.zeros_like(xp), np.zeros(w.shape)
-    for b_, co, i, j in np.ndindex(*g.shape):
-        grp = co // (c_out // groups)
-        for c, p, q in np.ndindex(c_g, kh, kw):
-            r, s = i * sh + p * dh, j * sw + q * dw
-            gxp[b_, grp * c_g + c, r, s] += w[co, c, p, q] * g[b_, co, i, j]
-            gw[co, c, p, q] += xp[b_, grp * c_g + c, r, s] * g[b_, co, i, j]
-    return gxp[:, :, pt : pt + h, pl : pl + wd], gw, g.sum(axis=(0, 2, 3))
-
-
-def loop_conv_transpose2d(x, w, b, stride, padding, output_padding, dilation, groups):
-    """Scatter: full[n, g*Cog + co, i*sh + kh*dh, j*sw + kw*dw] += x[n, ci, i, j] * w[ci, co, kh, kw]."""
-    n, c_in, h, wd = x.shape
-    _, c_og, kh, kw = w.shape
-    (sh, sw), (ph, pw), (oph, opw), (dh, dw) = stride, padding, output_padding, dilation
-    full = np.zeros(
-        (n, c_og * groups, (h - 1) * sh + dh * (kh - 1) + 1 + oph, (wd - 1) * sw + dw * (kw - 1) + 1 + opw)
-    )
-    c_ig = c_in // groups
-    for b_, ci, i, j in np.ndindex(n, c_in, h, wd):
-        grp = ci // c_ig
-        for co, p, q in np.ndindex(c_og, kh, kw):
-            full[b_, grp * c_og + co, i * sh + p * dh, j * sw + q * dw] += x[b_, ci, i, j] * w[ci, co, p, q]
-    out = full[:, :, ph : full.shape[2] - ph, pw : full.shape[3] - pw]
-    return out if b is None else out + b.reshape(-1, 1, 1)
 
 
 LOOP_SEEDS = [s for s in CONV_SEEDS if _conv_config(s)["h"] * _conv_config(s)["w"] <= 40][:12]
@@ -433,7 +373,7 @@ def test_chunked_matches_unchunked(name, layout, n_threads, monkeypatch, threads
     monkeypatch.setattr(conv_mod, "PARALLEL_MIN_FLOPS", 0)
     threads(n_threads)
     chunked = _conv_and_transpose(cfg, x, w, b, g)
-    for a, c in zip(whole, chunked):
+    for a, c in zip(whole, chunked, strict=True):
         np.testing.assert_allclose(c, a, rtol=1e-13, atol=1e-13)
 
 
@@ -490,7 +430,7 @@ def test_flags_dtypes_and_inputs_untouched(dtype):
     assert gw is None and gx.dtype == dtype and gb.dtype == dtype and gx.shape == x.shape
     _, saved_nb = conv2d_forward(x, w, None, cfg["stride"], cfg["pads"], (1, 1), 1)
     assert conv2d_backward(g, saved_nb)[2] is None
-    for a, c in zip((x, w, b), copies):
+    for a, c in zip((x, w, b), copies, strict=True):
         np.testing.assert_array_equal(a, c)
 
 

@@ -105,7 +105,7 @@ def interp_config(seed):
                 float(rng.choice([0.5, 0.7, 1.3, 1.5, 2.0, 2.5, 3.0, rng.uniform(0.3, 3.5)]))
                 for _ in range(dims)
             ]
-            outs = [math.floor(n * s) for n, s in zip(ins, scale)]
+            outs = [math.floor(n * s) for n, s in zip(ins, scale, strict=True)]
         else:
             scale, outs = None, [int(v) for v in rng.integers(1, 25, dims)]
         if min(outs) >= 1:

@@ -15,17 +15,18 @@ import torch
 import torch.nn.functional as F
 
 from convscope.kernels import pool
-from convscope.kernels.geometry import adaptive_window, conv_output_size
+from convscope.kernels.dispatch import call, call_on
+from convscope.kernels.geometry import NO_PADS, as_pads, conv_output_size
 from convscope.kernels.pool import (
     adaptive_avg_pool2d_backward,
     adaptive_avg_pool2d_forward,
-    adaptive_max_pool2d_backward,
     adaptive_max_pool2d_forward,
     avg_pool2d_backward,
     avg_pool2d_forward,
     max_pool2d_backward,
     max_pool2d_forward,
 )
+from convscope.kernels.reference import pool as reference
 from parity import assert_kernel_close as close
 
 DTYPES = [np.float32, np.float64]
@@ -52,7 +53,10 @@ def pool_config(seed, dilation=True):
         p = tuple(int(rng.integers(0, ki // 2 + 1)) for ki in k)
         ceil = bool(rng.integers(0, 2))
         hw = tuple(int(v) for v in rng.integers(1, 14, 2))
-        sizes = [conv_output_size(n, ki, si, pi, di, ceil) for n, ki, si, pi, di in zip(hw, k, s, p, d)]
+        sizes = [
+            conv_output_size(n, ki, si, pi, di, ceil)
+            for n, ki, si, pi, di in zip(hw, k, s, p, d, strict=True)
+        ]
         if min(sizes) >= 1:
             nc = (int(rng.integers(1, 4)), int(rng.integers(1, 3)))
             return rng, nc + hw, k, s, p, d, ceil
@@ -62,61 +66,29 @@ def pool_config(seed, dilation=True):
 
 
 def ref_max_pool(x, k, s, p, d, ceil):
-    """PyTorch's CPU loop: first valid tap starts the scan, update on > or NaN."""
-    N, C, H, W = x.shape
-    Ho, Wo = (conv_output_size(n, ki, si, pi, di, ceil) for n, ki, si, pi, di in zip((H, W), k, s, p, d))
-    out = np.zeros((N, C, Ho, Wo), x.dtype)
-    idx = np.zeros((N, C, Ho, Wo), np.int64)
-    for n, c, oh, ow in np.ndindex(N, C, Ho, Wo):
-        best, where = -np.inf, None
-        for i in range(k[0]):
-            for j in range(k[1]):
-                h, w = oh * s[0] - p[0] + i * d[0], ow * s[1] - p[1] + j * d[1]
-                if 0 <= h < H and 0 <= w < W:
-                    v = x[n, c, h, w]
-                    if where is None:
-                        where = h * W + w
-                    if v > best or np.isnan(v):
-                        best, where = v, h * W + w
-        out[n, c, oh, ow], idx[n, c, oh, ow] = best, where
-    return out, idx
+    return reference.max_pool2d_forward(x, k, s, as_pads(p), d, ceil)
 
 
 def ref_scatter(g, idx, shape):
-    grad = np.zeros(shape, g.dtype)
-    for n, c, oh, ow in np.ndindex(*g.shape):
-        grad[n, c].flat[idx[n, c, oh, ow]] += g[n, c, oh, ow]
-    return grad
+    return reference.max_pool2d_backward(g, idx, shape)
 
 
 def ref_avg_pool(x, k, s, p, ceil, cip, dov, g=None):
-    """Forward (g None) or backward (g given) of PyTorch's avg_pool2d, by loops."""
-    N, C, H, W = x.shape
-    Ho, Wo = (conv_output_size(n, ki, si, pi, 1, ceil) for n, ki, si, pi in zip((H, W), k, s, p))
-    out = np.zeros((N, C, Ho, Wo), x.dtype)
-    grad = np.zeros_like(x)
-    for oh, ow in np.ndindex(Ho, Wo):
-        h0, w0 = oh * s[0] - p[0], ow * s[1] - p[1]
-        h1, w1 = min(h0 + k[0], H + p[0]), min(w0 + k[1], W + p[1])
-        pool_size = (h1 - h0) * (w1 - w0)
-        h0, w0, h1, w1 = max(h0, 0), max(w0, 0), min(h1, H), min(w1, W)
-        if h0 >= h1 or w0 >= w1:
-            continue
-        div = dov if dov else (pool_size if cip else (h1 - h0) * (w1 - w0))
-        if g is None:
-            out[:, :, oh, ow] = x[:, :, h0:h1, w0:w1].sum(axis=(2, 3)) / x.dtype.type(div)
-        else:
-            grad[:, :, h0:h1, w0:w1] += (g[:, :, oh, ow] / g.dtype.type(div))[:, :, None, None]
-    return out if g is None else grad
+    """Forward (g None) or backward (g given) of the reference backend's avg_pool2d."""
+    if g is None:
+        return reference.avg_pool2d_forward(x, k, s, as_pads(p), ceil, cip, dov)
+    return reference.avg_pool2d_backward(g, x.shape, k, s, as_pads(p), ceil, cip, dov)
 
 
 def ref_adaptive(x, out_hw, op):
-    N, C, H, W = x.shape
-    res = np.zeros((N, C) + tuple(out_hw), x.dtype)
-    for oh, ow in np.ndindex(*out_hw):
-        (h0, h1), (w0, w1) = adaptive_window(oh, H, out_hw[0]), adaptive_window(ow, W, out_hw[1])
-        res[:, :, oh, ow] = op(x[:, :, h0:h1, w0:w1], axis=(2, 3))
-    return res
+    if op is np.max:
+        return reference.adaptive_max_pool2d_forward(x, out_hw)[0]
+    return reference.adaptive_avg_pool2d_forward(x, out_hw)
+
+
+def on_backend(name, *args):
+    """Pool kernel ``name`` on the active backend -> (result, backend that ran it)."""
+    return call("pool", name, *args)
 
 
 # ----------------------------------------------------------------- max pool
@@ -130,24 +102,24 @@ def torch_max(x, k, s, p, d, ceil, g):
 
 
 @pytest.mark.parametrize("seed", range(48))
-def test_max_pool2d_matches_torch(seed):
+def test_max_pool2d_matches_torch(seed, backend):
     rng, shape, k, s, p, d, ceil = pool_config(seed)
     dtype = DTYPES[seed % 2]
     x = make_input(rng, shape, dtype, ["normal", "ties", "flat"][seed % 3])
-    out, idx = max_pool2d_forward(x, k, s, p, d, ceil)
+    (out, idx), ran = on_backend("max_pool2d_forward", x, k, s, as_pads(p), d, ceil)
     g = rng.standard_normal(out.shape).astype(dtype)
     t_out, t_idx, t_grad = torch_max(x, k, s, p, d, ceil, g)
     assert out.dtype == dtype and idx.dtype == np.int64
     np.testing.assert_array_equal(out, t_out)
     np.testing.assert_array_equal(idx, t_idx)
-    close(max_pool2d_backward(g, idx, x.shape), t_grad, dtype, "grad")
+    close(call_on(ran, "pool", "max_pool2d_backward", g, idx, x.shape), t_grad, dtype, "grad")
 
 
 @pytest.mark.parametrize("seed", range(16))
 def test_max_pool2d_matches_loop_reference(seed):
     rng, shape, k, s, p, d, ceil = pool_config(1000 + seed)
     x = make_input(rng, shape, np.float64, ["normal", "ties"][seed % 2])
-    out, idx = max_pool2d_forward(x, k, s, p, d, ceil)
+    out, idx = max_pool2d_forward(x, k, s, as_pads(p), d, ceil)
     r_out, r_idx = ref_max_pool(x, k, s, p, d, ceil)
     np.testing.assert_array_equal(out, r_out)
     np.testing.assert_array_equal(idx, r_idx)
@@ -158,25 +130,25 @@ def test_max_pool2d_matches_loop_reference(seed):
 
 
 @pytest.mark.parametrize("seed", range(12))
-def test_max_pool2d_nan_and_neg_inf_like_torch(seed):
+def test_max_pool2d_nan_and_neg_inf_like_torch(seed, backend):
     """A NaN always wins (the last NaN of a window); -inf windows report their first input."""
     rng, shape, k, s, p, d, ceil = pool_config(2000 + seed)
     x = rng.integers(-1, 2, shape).astype(np.float32)
     x[rng.random(shape) < 0.15] = np.nan
     x[rng.random(shape) < 0.4] = -np.inf
-    out, idx = max_pool2d_forward(x, k, s, p, d, ceil)
+    (out, idx), ran = on_backend("max_pool2d_forward", x, k, s, as_pads(p), d, ceil)
     g = rng.standard_normal(out.shape).astype(np.float32)
     t_out, t_idx, t_grad = torch_max(x, k, s, p, d, ceil, g)
     np.testing.assert_array_equal(out, t_out)
     np.testing.assert_array_equal(idx, t_idx)
     np.testing.assert_array_equal(idx, ref_max_pool(x, k, s, p, d, ceil)[1])
-    close(max_pool2d_backward(g, idx, x.shape), t_grad, np.float32, "grad")
+    close(call_on(ran, "pool", "max_pool2d_backward", g, idx, x.shape), t_grad, np.float32, "grad")
 
 
 @pytest.mark.parametrize("k,s", [((2, 2), (2, 2)), ((3, 3), (3, 3)), ((2, 3), (2, 3)), ((3, 3), (2, 2))])
 def test_max_pool2d_tie_gradient_goes_to_one_element(k, s):
     x = np.ones((2, 3, 7, 9), np.float32)  # every window is one big tie
-    out, idx = max_pool2d_forward(x, k, s, (0, 0), (1, 1), False)
+    out, idx = max_pool2d_forward(x, k, s, NO_PADS, (1, 1), False)
     g = np.ones(out.shape, np.float32)
     grad = max_pool2d_backward(g, idx, x.shape)
     t_out, t_idx, t_grad = torch_max(x, k, s, (0, 0), (1, 1), False, g)
@@ -195,10 +167,10 @@ def test_max_pool2d_padded_and_unpadded_paths_agree(seed, monkeypatch):
     x = make_input(rng, (2, 3, 9, 8), np.float32, ["normal", "ties"][seed % 2])
     x[0, 0, :2, :2] = -np.inf
     k = [(2, 2), (3, 3), (2, 3), (1, 2)][seed % 4]
-    fast = max_pool2d_forward(x, k, k, (0, 0), (1, 1), False)
+    fast = max_pool2d_forward(x, k, k, NO_PADS, (1, 1), False)
     real_padded = pool._padded
     monkeypatch.setattr(pool, "_padded", lambda *a: np.array(real_padded(*a), copy=True))
-    slow = max_pool2d_forward(x, k, k, (0, 0), (1, 1), False)
+    slow = max_pool2d_forward(x, k, k, NO_PADS, (1, 1), False)
     np.testing.assert_array_equal(fast[0], slow[0])
     np.testing.assert_array_equal(fast[1], slow[1])
 
@@ -207,7 +179,7 @@ def test_max_pool2d_padded_and_unpadded_paths_agree(seed, monkeypatch):
 
 
 @pytest.mark.parametrize("seed", range(48))
-def test_avg_pool2d_matches_torch(seed):
+def test_avg_pool2d_matches_torch(seed, backend):
     rng, shape, k, s, p, _, ceil = pool_config(4000 + seed, dilation=False)
     dtype = DTYPES[seed % 2]
     cip = bool(seed // 2 % 2)
@@ -215,11 +187,12 @@ def test_avg_pool2d_matches_torch(seed):
     x = make_input(rng, shape, dtype, "normal")
     xt = torch.tensor(x, requires_grad=True)
     t_out = F.avg_pool2d(xt, k, s, p, ceil, cip, dov)
-    out = avg_pool2d_forward(x, k, s, p, ceil, cip, dov)
+    out, ran = on_backend("avg_pool2d_forward", x, k, s, as_pads(p), ceil, cip, dov)
     close(out, t_out, dtype, "forward")
     g = rng.standard_normal(out.shape).astype(dtype)
     t_out.backward(torch.from_numpy(g))
-    close(avg_pool2d_backward(g, x.shape, k, s, p, ceil, cip, dov), xt.grad, dtype, "grad")
+    grad = call_on(ran, "pool", "avg_pool2d_backward", g, x.shape, k, s, as_pads(p), ceil, cip, dov)
+    close(grad, xt.grad, dtype, "grad")
 
 
 @pytest.mark.parametrize("seed", range(16))
@@ -227,11 +200,11 @@ def test_avg_pool2d_matches_loop_reference(seed):
     rng, shape, k, s, p, _, ceil = pool_config(5000 + seed, dilation=False)
     cip, dov = bool(seed % 2), (None if seed % 3 else 3)
     x = rng.standard_normal(shape)
-    out = avg_pool2d_forward(x, k, s, p, ceil, cip, dov)
+    out = avg_pool2d_forward(x, k, s, as_pads(p), ceil, cip, dov)
     np.testing.assert_allclose(out, ref_avg_pool(x, k, s, p, ceil, cip, dov), rtol=1e-12, atol=1e-14)
     g = rng.standard_normal(out.shape)
     np.testing.assert_allclose(
-        avg_pool2d_backward(g, x.shape, k, s, p, ceil, cip, dov),
+        avg_pool2d_backward(g, x.shape, k, s, as_pads(p), ceil, cip, dov),
         ref_avg_pool(x, k, s, p, ceil, cip, dov, g=g),
         rtol=1e-12,
         atol=1e-14,
@@ -256,8 +229,13 @@ def test_avg_pool2d_ceil_mode_border_divisor(hw, k, s, p, cip):
     x = np.random.default_rng(0).standard_normal((1, 2) + hw).astype(np.float32)
     kw = (k, k), (s, s), (p, p), True, cip
     expected = F.avg_pool2d(torch.from_numpy(x), k, s, p, True, cip)
-    close(avg_pool2d_forward(x, *kw), expected, np.float32, "forward")
-    close(avg_pool2d_forward(x, *kw), ref_avg_pool(x, *kw, None), np.float32, "reference")
+    close(avg_pool2d_forward(x, (k, k), (s, s), as_pads(p), True, cip), expected, np.float32, "forward")
+    close(
+        avg_pool2d_forward(x, (k, k), (s, s), as_pads(p), True, cip),
+        ref_avg_pool(x, *kw, None),
+        np.float32,
+        "reference",
+    )
 
 
 # ----------------------------------------------------------------- adaptive
@@ -271,42 +249,42 @@ def adaptive_config(seed):
         out_hw = (1, 1)
     elif kind == 1:  # divisible
         out_hw = tuple(n // int(rng.integers(1, 4)) or 1 for n in hw)
-        hw = tuple(o * (n // o) for o, n in zip(out_hw, hw))
+        hw = tuple(o * (n // o) for o, n in zip(out_hw, hw, strict=True))
     else:  # anything, including larger than the input
         out_hw = tuple(int(v) for v in rng.integers(1, 12, 2))
     return rng, (int(rng.integers(1, 4)), int(rng.integers(1, 3))) + hw, out_hw
 
 
 @pytest.mark.parametrize("seed", range(32))
-def test_adaptive_avg_pool2d_matches_torch(seed):
+def test_adaptive_avg_pool2d_matches_torch(seed, backend):
     rng, shape, out_hw = adaptive_config(seed)
     dtype = DTYPES[seed % 2]
     x = make_input(rng, shape, dtype, "normal")
     xt = torch.tensor(x, requires_grad=True)
     t_out = F.adaptive_avg_pool2d(xt, out_hw)
-    out = adaptive_avg_pool2d_forward(x, out_hw)
+    out, ran = on_backend("adaptive_avg_pool2d_forward", x, out_hw)
     close(out, t_out, dtype, "forward")
     close(out, ref_adaptive(x, out_hw, np.mean), dtype, "reference")
     g = rng.standard_normal(out.shape).astype(dtype)
     t_out.backward(torch.from_numpy(g))
-    close(adaptive_avg_pool2d_backward(g, x.shape), xt.grad, dtype, "grad")
+    close(call_on(ran, "pool", "adaptive_avg_pool2d_backward", g, x.shape), xt.grad, dtype, "grad")
 
 
 @pytest.mark.parametrize("seed", range(32))
-def test_adaptive_max_pool2d_matches_torch(seed):
+def test_adaptive_max_pool2d_matches_torch(seed, backend):
     rng, shape, out_hw = adaptive_config(seed)
     dtype = DTYPES[seed % 2]
     x = make_input(rng, shape, dtype, ["normal", "ties", "flat"][seed % 3])
     xt = torch.tensor(x, requires_grad=True)
     t_out, t_idx = F.adaptive_max_pool2d(xt, out_hw, return_indices=True)
-    out, idx = adaptive_max_pool2d_forward(x, out_hw)
+    (out, idx), ran = on_backend("adaptive_max_pool2d_forward", x, out_hw)
     np.testing.assert_array_equal(out, t_out.detach().numpy())
     np.testing.assert_array_equal(idx, t_idx.numpy())
     assert out.dtype == dtype and idx.dtype == np.int64
     np.testing.assert_array_equal(out, ref_adaptive(x, out_hw, np.max))
     g = rng.standard_normal(out.shape).astype(dtype)
     t_out.backward(torch.from_numpy(g))
-    close(adaptive_max_pool2d_backward(g, idx, x.shape), xt.grad, dtype, "grad")
+    close(call_on(ran, "pool", "adaptive_max_pool2d_backward", g, idx, x.shape), xt.grad, dtype, "grad")
 
 
 @pytest.mark.parametrize("out_hw", [(1, 1), (2, 3), (3, 3), (5, 4)])
@@ -344,7 +322,7 @@ def test_global_and_divisible_fast_paths_keep_float32():
 def test_max_pool_without_indices_gives_the_same_maximum(kernel, stride, padding, dilation, ceil):
     x = np.random.default_rng(3).standard_normal((2, 3, 9, 8)).astype(np.float32)
     x[0, 0, 0, 0] = np.nan
-    full, idx = max_pool2d_forward(x, kernel, stride, padding, dilation, ceil)
-    only, none = max_pool2d_forward(x, kernel, stride, padding, dilation, ceil, need_indices=False)
+    full, idx = max_pool2d_forward(x, kernel, stride, as_pads(padding), dilation, ceil)
+    only, none = max_pool2d_forward(x, kernel, stride, as_pads(padding), dilation, ceil, need_indices=False)
     np.testing.assert_array_equal(only, full)
     assert none is None and idx is not None

@@ -304,7 +304,8 @@ def conv_calc(
     lines += [
         f"weights are shared across all {Ho}*{Wo} positions, so the count does not depend on the input size",
         f"MACs = H_out*W_out*K*({FF}*{Cs}) = {Ho}*{Wo}*{K}*({FFn}*{Cn}) = {Ho}*{Wo}*{K}*{per_out} = {macs:,}",
-        f"output volume = H_out*W_out*K = {Ho}*{Wo}*{K} = {volume:,} numbers ({4 * volume:,} bytes as float32)",
+        f"output volume = H_out*W_out*K = {Ho}*{Wo}*{K} = {volume:,} numbers"
+        + f" ({4 * volume:,} bytes as float32)",
     ]
     return {
         "calc": "conv",
@@ -452,7 +453,7 @@ def stack_calc(layers=("3x3", "3x3", "3x3"), vs="7x7", channels=64, strides=None
     strides = strides.split(",") if isinstance(strides, str) else strides
     if strides is not None and len(strides) != len(mine):
         raise CalcUsageError(f"strides must give one stride per layer ({len(mine)}), got {strides!r}")
-    for spec, st in zip(mine, strides or []):
+    for spec, st in zip(mine, strides or [], strict=False):  # no strides: no checks
         spec["stride"] = list(parse_size(st, "stride"))
     a, b = _stack(mine, channels, "stack"), (None if vs is None else _stack(specs(vs), channels, "vs"))
     equal = b is not None and a["rf"] == b["rf"]

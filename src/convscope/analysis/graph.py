@@ -20,11 +20,15 @@ from ..autograd.tensor import Tensor
 from ..kernels.geometry import (
     ReceptiveField,
     receptive_field_step,
-    receptive_field_transpose_step,
     receptive_field_union,
 )
+from ..ops import conv as _conv
+from ..ops import linear as _linear
+from ..ops import math as _math
+from ..ops import pool as _pool
+from ..ops import shape as _shape
 
-WEIGHTED = {"Conv2d", "ConvTranspose2d", "Linear"}
+WEIGHTED = (_conv.Conv2dOp, _conv.ConvTranspose2dOp, _linear.LinearOp)
 
 
 @dataclass
@@ -58,16 +62,16 @@ def _spatial(shape) -> bool:
 
 
 def _node_macs(node, batch: int) -> int:
-    name = node.name
-    if name == "Conv2d":
+    op = node.fn
+    if op is _conv.Conv2dOp:
         w = node.inputs[1].shape  # (C_out, C_in/groups, KH, KW)
         return int(np.prod(node.out_shape)) * int(np.prod(w[1:])) // batch
-    if name == "ConvTranspose2d":
+    if op is _conv.ConvTranspose2dOp:
         w = node.inputs[1].shape  # (C_in, C_out/groups, KH, KW)
         return int(np.prod(node.inputs[0].shape)) * int(np.prod(w[1:])) // batch
-    if name == "Linear":
+    if op is _linear.LinearOp:
         return int(np.prod(node.out_shape)) * int(node.inputs[1].shape[1]) // batch
-    if name == "MatMul":
+    if op is _math.MatMulOp:
         a = node.inputs[0].shape
         return int(np.prod(node.out_shape)) * int(a[-1]) // batch
     return 0
@@ -89,25 +93,11 @@ def _index_rf(key, rf, in_shape):
 
 def _step(node, rfs, in_shapes):
     """The receptive field of ``node``'s output, or None; and whether it ends the spatial map."""
-    name = node.name
+    op = node.fn
     first = rfs[0] if rfs else None
-    if name in ("Conv2d", "MaxPool2d", "AvgPool2d") and first is not None:
-        g = node.geometry
-        pads = g["padding"]
-        before = [p[0] if isinstance(p, tuple) else p for p in pads]
-        return tuple(
-            receptive_field_step(first[i], g["kernel"][i], g["stride"][i], before[i], g["dilation"][i])
-            for i in range(2)
-        ), False
-    if name == "ConvTranspose2d" and first is not None:
-        g = node.geometry
-        return tuple(
-            receptive_field_transpose_step(
-                first[i], g["kernel"][i], g["stride"][i], g["padding"][i], g["dilation"][i]
-            )
-            for i in range(2)
-        ), False
-    if name in ("AdaptiveAvgPool2d", "AdaptiveMaxPool2d") and first is not None:
+    if op in (_conv.Conv2dOp, _conv.ConvTranspose2dOp, _pool.MaxPool2dOp, _pool.AvgPool2dOp) and first:
+        return node.geometry.receptive_field(first), False
+    if op in (_pool.AdaptiveAvgPool2dOp, _pool.AdaptiveMaxPool2dOp) and first is not None:
         h, w = in_shapes[0][2:]
         oh, ow = node.out_shape[2:]
         if (oh, ow) == (1, 1):
@@ -115,7 +105,7 @@ def _step(node, rfs, in_shapes):
         kernels = (-(-h // oh), -(-w // ow))
         strides = (max(h // oh, 1), max(w // ow, 1))
         return tuple(receptive_field_step(first[i], kernels[i], strides[i]) for i in range(2)), False
-    if name == "Interpolate" and first is not None:
+    if op is _pool.InterpolateOp and first is not None:
         out = []
         for i in range(2):
             scale = node.out_shape[2 + i] / in_shapes[0][2 + i]
@@ -123,19 +113,19 @@ def _step(node, rfs, in_shapes):
             bilinear = node.args[1] == "bilinear"  # two taps per output: one more input pixel
             out.append(ReceptiveField(r.size + (r.jump if bilinear else 0), r.jump / scale, r.start))
         return tuple(out), False
-    if name == "Pad" and first is not None:
+    if op is _pool.PadOp and first is not None:
         pads = node.pads
         left, top = (pads + (0, 0, 0, 0))[0], (pads + (0, 0, 0, 0))[2]
         return (
             ReceptiveField(first[0].size, first[0].jump, first[0].start - top * first[0].jump),
             ReceptiveField(first[1].size, first[1].jump, first[1].start - left * first[1].jump),
         ), False
-    if name == "Index" and first is not None:
+    if op is _shape.IndexOp and first is not None:
         return _index_rf(node.key, first, in_shapes[0]), False
     if not _spatial(node.out_shape):
         # flatten, linear layer, spatial mean...: the map ends here if the input was spatial
         return None, first is not None
-    if name in ("Mean", "Sum", "MaxReduce", "Var") and first is not None:
+    if op in (_math.MeanOp, _math.SumOp, _math.MaxReduceOp, _math.VarOp) and first is not None:
         return first, False  # reductions over channels keep the grid
     united = [r for r in rfs if r is not None]
     if not united:
@@ -176,7 +166,7 @@ def analyse_tape(output, inputs, batch: int = 1):
         rf, ends = _step(node, rfs, shapes) if rfs else (None, False)
         if not _spatial(node.out_shape):
             rf = None
-        depth = max(depths, default=0) + (1 if node.name in WEIGHTED else 0)
+        depth = max(depths, default=0) + (1 if node.fn in WEIGHTED else 0)
         rf_of[id(node)], depth_of[id(node)] = rf, depth
         infos.append(
             NodeInfo(

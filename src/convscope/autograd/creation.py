@@ -83,7 +83,7 @@ def cat(tensors, dim: int = 0) -> Tensor:
     tensors = list(tensors)
     if not tensors:
         raise ValueError("cat() needs at least one tensor")
-    return S.Cat.apply(*tensors, dim=dim)
+    return S.CatOp.apply(*tensors, dim=dim)
 
 
 def stack(tensors, dim: int = 0) -> Tensor:
@@ -91,7 +91,7 @@ def stack(tensors, dim: int = 0) -> Tensor:
     tensors = list(tensors)
     if not tensors:
         raise ValueError("stack() needs at least one tensor")
-    return S.Stack.apply(*tensors, dim=dim)
+    return S.StackOp.apply(*tensors, dim=dim)
 
 
 def where(condition, a, b) -> Tensor:
@@ -101,4 +101,4 @@ def where(condition, a, b) -> Tensor:
         a = Tensor._wrap(np.asarray(a, dtype=b.dtype if isinstance(b, Tensor) else float32), False)
     if not isinstance(b, Tensor):
         b = Tensor._wrap(np.asarray(b, dtype=a.dtype), False)
-    return S.Where.apply(cond, a, b)
+    return S.WhereOp.apply(cond, a, b)

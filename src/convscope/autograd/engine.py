@@ -77,7 +77,13 @@ def run_backward(root, grad: np.ndarray, retain_graph: bool = False) -> None:
             in_grads = node.fn.backward(node, g)
             if not isinstance(in_grads, tuple):
                 in_grads = (in_grads,)
-            for t, gi, need in zip(node.inputs, in_grads, node.needs_input_grad):
+            n_in = len(node.inputs)
+            if len(in_grads) < n_in or any(gi is not None for gi in in_grads[n_in:]):
+                raise RuntimeError(
+                    f"{node.fn.__name__}.backward returned {len(in_grads)} gradients; expected one per "
+                    f"positional forward input ({n_in}; None where none is needed, extra entries None)"
+                )
+            for t, gi, need in zip(node.inputs, in_grads[:n_in], node.needs_input_grad, strict=True):
                 if not need or gi is None:
                     continue
                 child = t.grad_fn

@@ -55,7 +55,7 @@ class Context:
 
     @property
     def name(self) -> str:
-        """The op's name, e.g. ``'Conv2d'``."""
+        """The op's class name, e.g. ``'Conv2dOp'``."""
         return self.fn.__name__
 
     def release(self):

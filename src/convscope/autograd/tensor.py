@@ -149,17 +149,17 @@ class Tensor:
         return Tensor._wrap(self.data, False)
 
     def clone(self) -> Tensor:
-        from ..ops.math import Mul
+        from ..ops.math import MulOp
 
-        return Mul.apply(self, np.ones((), dtype=self.dtype))
+        return MulOp.apply(self, np.ones((), dtype=self.dtype))
 
     def to(self, dtype) -> Tensor:
         dtype = np.dtype(dtype)
         if dtype == self.dtype:
             return self
-        from ..ops.cast import Cast
+        from ..ops.cast import CastOp
 
-        return Cast.apply(self, dtype)
+        return CastOp.apply(self, dtype)
 
     def float(self) -> Tensor:
         return self.to(float32)

@@ -6,6 +6,7 @@ tensor gives float32), so ``x * 0.5`` stays float32.
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -42,18 +43,18 @@ def _binary(op, swap=False):
 
 def _div(self, other):
     a, b = _int_to_float(self, _operand(self, other))
-    return M.Div.apply(a, b)
+    return M.DivOp.apply(a, b)
 
 
 def _rdiv(self, other):
     a, b = _int_to_float(_operand(self, other), self)
-    return M.Div.apply(a, b)
+    return M.DivOp.apply(a, b)
 
 
 def _pow(self, exponent):
     if isinstance(exponent, Tensor):
         raise TypeError("tensor ** tensor is not supported; use exp(b * log(a))")
-    return M.Pow.apply(self, np.asarray(exponent, dtype=self.dtype))
+    return M.PowOp.apply(self, np.asarray(exponent, dtype=self.dtype))
 
 
 def _compare(fn):
@@ -67,32 +68,33 @@ def _compare(fn):
 def _reshape(self, *shape):
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
-    return S.Reshape.apply(self, shape)
+    return S.ReshapeOp.apply(self, shape)
 
 
 def _permute(self, *dims):
     if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
         dims = tuple(dims[0])
-    return S.Permute.apply(self, tuple(d % self.ndim for d in dims))
+    return S.PermuteOp.apply(self, tuple(d % self.ndim for d in dims))
 
 
 def _transpose(self, dim0, dim1):
     dims = list(range(self.ndim))
     dims[dim0], dims[dim1] = dims[dim1], dims[dim0]
-    return S.Permute.apply(self, tuple(dims))
+    return S.PermuteOp.apply(self, tuple(dims))
 
 
 def _flatten(self, start_dim=0, end_dim=-1):
     if self.ndim == 0:
         return _reshape(self, 1)
     start, end = start_dim % self.ndim, end_dim % self.ndim
-    shape = self.shape[:start] + (-1,) + self.shape[end + 1 :]
-    return S.Reshape.apply(self, shape)
+    merged = math.prod(self.shape[start : end + 1])  # explicit, not -1: an empty tensor has no -1
+    shape = self.shape[:start] + (merged,) + self.shape[end + 1 :]
+    return S.ReshapeOp.apply(self, shape)
 
 
 def _unsqueeze(self, dim):
     dim = dim % (self.ndim + 1)
-    return S.Reshape.apply(self, self.shape[:dim] + (1,) + self.shape[dim:])
+    return S.ReshapeOp.apply(self, self.shape[:dim] + (1,) + self.shape[dim:])
 
 
 def _squeeze(self, dim=None):
@@ -101,7 +103,7 @@ def _squeeze(self, dim=None):
     else:
         dim = dim % self.ndim
         shape = self.shape if self.shape[dim] != 1 else self.shape[:dim] + self.shape[dim + 1 :]
-    return S.Reshape.apply(self, shape)
+    return S.ReshapeOp.apply(self, shape)
 
 
 def _expand(self, *shape):
@@ -109,19 +111,19 @@ def _expand(self, *shape):
         shape = tuple(shape[0])
     lead = len(shape) - self.ndim
     full = tuple(self.shape[i - lead] if (n == -1 and i >= lead) else n for i, n in enumerate(shape))
-    return S.Expand.apply(self, full)
+    return S.ExpandOp.apply(self, full)
 
 
 def _getitem(self, key):
-    return S.Index.apply(self, _key(key))
+    return S.IndexOp.apply(self, _key(key))
 
 
 def _max(self, dim=None, keepdim=False):
-    return M.MaxReduce.apply(self, dim=dim, keepdim=keepdim)
+    return M.MaxReduceOp.apply(self, dim=dim, keepdim=keepdim)
 
 
 def _min(self, dim=None, keepdim=False):
-    return M.MaxReduce.apply(self, dim=dim, keepdim=keepdim, use_min=True)
+    return M.MaxReduceOp.apply(self, dim=dim, keepdim=keepdim, use_min=True)
 
 
 def _argmax(self, dim=None, keepdim=False):
@@ -132,7 +134,7 @@ def _argmax(self, dim=None, keepdim=False):
 
 def _var(self, dim=None, unbiased=True, keepdim=False, correction=None):
     corr = (1 if unbiased else 0) if correction is None else correction
-    return M.Var.apply(self, dim=dim, correction=corr, keepdim=keepdim)
+    return M.VarOp.apply(self, dim=dim, correction=corr, keepdim=keepdim)
 
 
 def _std(self, dim=None, unbiased=True, keepdim=False):
@@ -150,17 +152,17 @@ def _nn(name):
 
 
 _METHODS = {
-    "__add__": _binary(M.Add),
-    "__radd__": _binary(M.Add, swap=True),
-    "__sub__": _binary(M.Sub),
-    "__rsub__": _binary(M.Sub, swap=True),
-    "__mul__": _binary(M.Mul),
-    "__rmul__": _binary(M.Mul, swap=True),
-    "__matmul__": _binary(M.MatMul),
-    "__rmatmul__": _binary(M.MatMul, swap=True),
+    "__add__": _binary(M.AddOp),
+    "__radd__": _binary(M.AddOp, swap=True),
+    "__sub__": _binary(M.SubOp),
+    "__rsub__": _binary(M.SubOp, swap=True),
+    "__mul__": _binary(M.MulOp),
+    "__rmul__": _binary(M.MulOp, swap=True),
+    "__matmul__": _binary(M.MatMulOp),
+    "__rmatmul__": _binary(M.MatMulOp, swap=True),
     "__truediv__": _div,
     "__rtruediv__": _rdiv,
-    "__neg__": lambda self: M.Neg.apply(self),
+    "__neg__": lambda self: M.NegOp.apply(self),
     "__pos__": lambda self: self,
     "__pow__": _pow,
     "__lt__": _compare(np.less),
@@ -170,19 +172,19 @@ _METHODS = {
     "__eq__": _compare(np.equal),
     "__ne__": _compare(np.not_equal),
     "__getitem__": _getitem,
-    "add": _binary(M.Add),
-    "sub": _binary(M.Sub),
-    "mul": _binary(M.Mul),
+    "add": _binary(M.AddOp),
+    "sub": _binary(M.SubOp),
+    "mul": _binary(M.MulOp),
     "div": _div,
-    "matmul": _binary(M.MatMul),
+    "matmul": _binary(M.MatMulOp),
     "pow": _pow,
-    "exp": lambda self: M.Exp.apply(self),
-    "log": lambda self: M.Log.apply(self),
-    "sqrt": lambda self: M.Sqrt.apply(self),
-    "abs": lambda self: M.Abs.apply(self),
-    "clamp": lambda self, min=None, max=None: M.Clamp.apply(self, min, max),
-    "sum": lambda self, dim=None, keepdim=False: M.Sum.apply(self, dim=dim, keepdim=keepdim),
-    "mean": lambda self, dim=None, keepdim=False: M.Mean.apply(self, dim=dim, keepdim=keepdim),
+    "exp": lambda self: M.ExpOp.apply(self),
+    "log": lambda self: M.LogOp.apply(self),
+    "sqrt": lambda self: M.SqrtOp.apply(self),
+    "abs": lambda self: M.AbsOp.apply(self),
+    "clamp": lambda self, min=None, max=None: M.ClampOp.apply(self, min, max),
+    "sum": lambda self, dim=None, keepdim=False: M.SumOp.apply(self, dim=dim, keepdim=keepdim),
+    "mean": lambda self, dim=None, keepdim=False: M.MeanOp.apply(self, dim=dim, keepdim=keepdim),
     "var": _var,
     "std": _std,
     "max": _max,

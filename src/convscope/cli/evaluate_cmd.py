@@ -73,7 +73,7 @@ def run(args) -> int:
     print(
         format_table(
             ["true \\ predicted"] + report["classes"],
-            [[name] + row for name, row in zip(report["classes"], cm)],
+            [[name] + row for name, row in zip(report["classes"], cm, strict=True)],
             title="confusion matrix (rows: true class, columns: predicted)",
         )
     )

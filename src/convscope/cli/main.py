@@ -14,7 +14,7 @@ from .common import ParseError, Parser, UsageError, emit_json, err, json_output
 
 
 def build_parser() -> Parser:
-    from . import calc_cmd, evaluate_cmd, explain_cmd, predict_cmd, summary_cmd, train_cmd
+    from . import calc_cmd, evaluate_cmd, explain_cmd, info_cmd, predict_cmd, summary_cmd, train_cmd
 
     parser = Parser(
         prog="convscope", description="convscope: build, train, inspect and explain CNNs on NumPy."
@@ -24,7 +24,7 @@ def build_parser() -> Parser:
     parser.add_argument("--version", action="version", version=f"convscope {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for module in (train_cmd, evaluate_cmd, predict_cmd, summary_cmd, calc_cmd, explain_cmd):
+    for module in (train_cmd, evaluate_cmd, predict_cmd, summary_cmd, calc_cmd, explain_cmd, info_cmd):
         module.add_parser(sub)
     return parser
 
@@ -53,6 +53,9 @@ def main(argv=None) -> int:
 
 
 def _run(argv: list, want_json: bool) -> int:
+    from ..kernels.memory import keep_freed_memory
+
+    keep_freed_memory()  # the command's choice (CONVSCOPE_SYSTEM_MALLOC=1 leaves malloc alone)
     parser = build_parser()
     debug = "--debug" in argv
     try:

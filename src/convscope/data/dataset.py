@@ -168,7 +168,7 @@ def stratified_split(y, test_fraction: float, seed: int = 0):
         take[order[:short]] += 1
     rng = np.random.default_rng([int(seed), 0, 0, 0x5317])
     test_parts = []
-    for label, k in zip(classes, take):
+    for label, k in zip(classes, take, strict=True):
         members = np.flatnonzero(y == label)
         test_parts.append(rng.permutation(members)[:k])
     test_idx = np.sort(np.concatenate(test_parts)).astype(np.int64)

@@ -5,7 +5,7 @@ product of two float32 numbers is exact in float64), summed in one fixed :data:`
 listed number is exactly the sum of those listed for it. conv2d sums through BLAS in another
 order (float32 rounds more): on arbitrary reals they agree to rounding only; where arithmetic is
 exact (integers, short binary fractions, the demos) they are bit-identical in float32 and float64.
-Padding and output sizes come from resolve_padding and kernels.geometry.
+Padding comes from resolve_padding, output sizes from kernels.geometry's ConvGeometry.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import os
 import numpy as np
 
 from ..autograd.tensor import Tensor
-from ..kernels.geometry import conv_output_size, effective_kernel
+from ..kernels.geometry import ConvGeometry, effective_kernel, window_too_large
 from ..nn.functional._checks import positive_tuple
 from ..nn.functional.conv import resolve_padding
 
@@ -66,23 +66,15 @@ def check_inputs(x, weight, bias=None):
     return x.astype(np.float64), weight.astype(np.float64), b.astype(np.float64)
 
 
-def _geometry(x, weight, stride, padding, dilation):
+def _geometry(x, weight, stride, padding, dilation) -> ConvGeometry:
     stride = positive_tuple(stride, 2, "stride", "conv_trace")
     dilation = positive_tuple(dilation, 2, "dilation", "conv_trace")
     size, kernel = x.shape[1:], weight.shape[2:]
     pads = resolve_padding(padding, size, kernel, stride, dilation, "conv_trace")
-    out = tuple(
-        conv_output_size(size[i], kernel[i], stride[i], pads[i][0], dilation[i], padding_after=pads[i][1])
-        for i in range(2)
-    )
-    if min(out) < 1:
-        span = tuple(effective_kernel(kernel[i], dilation[i]) for i in range(2))
-        raise ValueError(
-            f"conv_trace: the kernel spans {span[0]}x{span[1]} but the padded input is "
-            f"{size[0] + sum(pads[0])}x{size[1] + sum(pads[1])}; expected a padded input "
-            f"at least as large as the kernel"
-        )
-    return stride, dilation, pads, out
+    geom = ConvGeometry.conv(size, kernel, stride, pads, dilation)
+    if not geom.fits:
+        raise window_too_large("conv_trace", geom, x.shape)
+    return geom
 
 
 def _accumulate(xp, w_o, b_o, stride, dilation, out_hw):
@@ -160,7 +152,8 @@ def conv_trace(
         [2, 3, 3]
     """
     xs, w, b = check_inputs(x, weight, bias)
-    stride, dilation, pads, (ho, wo) = _geometry(xs, w, stride, padding, dilation)
+    geom = _geometry(xs, w, stride, padding, dilation)
+    stride, dilation, pads, (ho, wo) = geom.stride, geom.dilation, geom.padding, geom.out_size
     c_out, c_in, kh, kw = w.shape
     at = None if at is None else tuple(int(v) for v in at)
     if at is not None and (len(at) != 3 or not (0 <= at[0] < c_out and 0 <= at[1] < ho and 0 <= at[2] < wo)):
@@ -363,7 +356,7 @@ def _block(p: dict) -> list:
     for c, value in enumerate(p["channels"]):
         terms = ""
         if "products" in p and len(np.ravel(p["products"][c])) <= 9:
-            pairs = zip(np.ravel(p["window_values"][c]), np.ravel(p["filter_values"][c]))
+            pairs = zip(np.ravel(p["window_values"][c]), np.ravel(p["filter_values"][c]), strict=True)
             terms = " + ".join(f"{_term(v)}*{_term(f)}" for v, f in pairs) + " = "
         lines.append(f"  c={c}: {terms}{_num(value)}")
     lines += [

@@ -1,5 +1,6 @@
-"""Pure NumPy forward/backward kernels. No Tensor, no autograd: arrays in, arrays out."""
+"""Forward/backward kernels: no Tensor, no autograd, arrays in and arrays out.
 
-from .memory import keep_freed_memory as _keep_freed_memory
-
-_keep_freed_memory()
+Three backends share one signature per kernel (see :mod:`convscope.kernels.dispatch`): the NumPy
+kernels in this package's modules, the readable ones in :mod:`convscope.kernels.reference`
+and the compiled ones in :mod:`convscope.kernels.native`.
+"""

@@ -62,9 +62,9 @@ def _channel_dot(a3: np.ndarray, b3: np.ndarray) -> np.ndarray:
     the statistics are taken of centred values. ``b3`` may also be one (run,) vector,
     shared by every row.
     """
-    l = a3.shape[2]
+    length = a3.shape[2]
     total = np.zeros(a3.shape[1], dtype=np.float64)
-    for s in range(0, l, DOT_RUN):
+    for s in range(0, length, DOT_RUN):
         a_run = a3[:, :, s : s + DOT_RUN]
         if b3.ndim == 1:  # (n, C, run) @ (run,) -> (n, C)
             dots = np.matmul(a_run, b3[: a_run.shape[2]])
@@ -99,12 +99,12 @@ def batch_norm_train_forward(x: np.ndarray, weight, bias, eps: float):
     ``a = invstd * weight`` and ``e = mean(d)``.
     """
     x3, step, parallel = _plan(x)
-    n, c, l = x3.shape
-    count = n * l
+    n, c, length = x3.shape
+    count = n * length
     # the shift m only has to be near the mean (the residual e corrects it exactly): the
     # first chunk's mean is, to within a few standard deviations of the whole batch
     first = x3[:step]
-    m = (_channel_sum(first) / (first.shape[0] * l)).astype(x.dtype)
+    m = (_channel_sum(first) / (first.shape[0] * length)).astype(x.dtype)
     out = np.empty_like(x3)
     m_b = _col(m)
 
@@ -145,8 +145,8 @@ def batch_norm_train_backward(
     """
     g3, step, parallel = _plan(g)
     x3 = x.reshape(g3.shape)
-    n, c, l = g3.shape
-    count = n * l
+    n, c, length = g3.shape
+    count = n * length
     mean_b = _col(mean)
     gx = np.empty_like(g3) if need_input else None  # first holds d, then becomes dx
 

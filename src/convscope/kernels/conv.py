@@ -41,7 +41,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .batchnorm import channel_sums
-from .geometry import conv_output_size, conv_transpose_output_size
+from .geometry import NO_PADS, ConvGeometry, Pads
 from .parallel import PARALLEL_MIN_FLOPS, run_chunks  # fewer GEMM flops: serial chunks
 from .window import flat_image, gather_rows, pad_into, window_view, workspace
 
@@ -63,28 +63,17 @@ COLUMN_BUDGET_BYTES = 256 * 2**20
 CACHE_BLOCK_BYTES = 2**20
 
 Pair = tuple[int, int]
-Pads = tuple[Pair, Pair]
-_NO_PAD = ((0, 0), (0, 0))
-
-
-@dataclass(frozen=True)
-class _Geom:
-    """Convolution geometry, seen from the convolution (not the transpose)."""
-
-    stride: Pair
-    padding: Pads  # ((top, bottom), (left, right))
-    dilation: Pair
-    groups: int
 
 
 @dataclass
 class ConvSaved:
-    """What backward needs: the inputs (by reference) and the geometry."""
+    """What backward needs: the inputs (by reference) and the geometry (of the convolution,
+    also for a transposed convolution: :meth:`ConvGeometry.as_conv`)."""
 
     x: np.ndarray
     weight: np.ndarray
     has_bias: bool
-    geom: _Geom
+    geom: ConvGeometry
 
 
 def _chunk(per_image_bytes: int, n: int, flops: float) -> tuple[int, bool]:
@@ -143,7 +132,7 @@ def _windows(
             strides=(c * hp * wp * it, hp * wp * it, dh * wp * it, dw * it, wp * it, it),
             writeable=False,
         )
-    if pads != _NO_PAD:
+    if pads != NO_PADS:
         x = pad_into(x, pads, slot)[0]
     xp = x[:, :, oh:, ow:]
     return window_view(xp, kernel, stride, dilation)[..., :h_out, :w_out]
@@ -280,7 +269,7 @@ def _axis_phases(k: int, d: int, s: int, p: int, size: int):
     return phases
 
 
-def _grad_input(g, weight, x_shape, geom: _Geom, bias=None) -> np.ndarray:
+def _grad_input(g, weight, x_shape, geom: ConvGeometry, bias=None) -> np.ndarray:
     """dL/dx of a cross-correlation: one stride-1 correlation of g per stride phase.
 
     ``bias`` (C_in,), if given, is added to every pixel (a transposed convolution's bias).
@@ -313,8 +302,8 @@ def _grad_input(g, weight, x_shape, geom: _Geom, bias=None) -> np.ndarray:
         for w0, nw, j0, taps_w in pw:
             if not (taps_h and taps_w and nh and nw):
                 continue  # no tap reaches these pixels: their gradient is zero
-            kk_h, q_h = zip(*taps_h[::-1])  # flipped: reads go down as q goes up
-            kk_w, q_w = zip(*taps_w[::-1])
+            kk_h, q_h = zip(*taps_h[::-1], strict=True)  # flipped: reads go down as q goes up
+            kk_w, q_w = zip(*taps_w[::-1], strict=True)
             step_h = q_h[0] - q_h[1] if len(q_h) > 1 else 1
             step_w = q_w[0] - q_w[1] if len(q_w) > 1 else 1
             w_sub = wt[:, :, list(kk_h)][:, :, :, list(kk_w)]  # (C_in, C_out/G, T_h, T_w)
@@ -338,7 +327,7 @@ def _grad_input(g, weight, x_shape, geom: _Geom, bias=None) -> np.ndarray:
     return dx
 
 
-def _grad_weight(x, g, w_shape, geom: _Geom) -> np.ndarray:
+def _grad_weight(x, g, w_shape, geom: ConvGeometry) -> np.ndarray:
     """dL/dW of a cross-correlation: sum over chunks of cols(x) @ g^T.
 
     Shape:
@@ -396,11 +385,8 @@ def conv2d_forward(x, weight, bias, stride: Pair, padding: Pads, dilation: Pair,
     Returns:
         (out, saved): ``out`` has x's dtype; ``saved`` is a :class:`ConvSaved`.
     """
-    geom = _Geom(tuple(stride), tuple(map(tuple, padding)), tuple(dilation), int(groups))
-    (pt, pb), (pl, pr) = geom.padding
-    h_out = conv_output_size(x.shape[2], weight.shape[2], stride[0], pt, dilation[0], padding_after=pb)
-    w_out = conv_output_size(x.shape[3], weight.shape[3], stride[1], pl, dilation[1], padding_after=pr)
-    out = _corr(x, weight, bias, geom.padding, geom.stride, geom.dilation, geom.groups, (h_out, w_out))
+    geom = ConvGeometry.conv(x.shape[2:], weight.shape[2:], stride, padding, dilation, groups)
+    out = _corr(x, weight, bias, geom.padding, geom.stride, geom.dilation, geom.groups, geom.out_size)
     return out, ConvSaved(x, weight, bias is not None, geom)
 
 
@@ -429,7 +415,7 @@ def conv2d_backward(
 
 
 def conv_transpose2d_forward(
-    x, weight, bias, stride: Pair, padding: Pair, output_padding: Pair, dilation: Pair, groups: int
+    x, weight, bias, stride: Pair, padding: Pads, output_padding: Pair, dilation: Pair, groups: int
 ):
     """2-D transposed convolution (PyTorch ``conv_transpose2d``).
 
@@ -440,8 +426,10 @@ def conv_transpose2d_forward(
         x (ndarray): input, float32 or float64.
         weight (ndarray): filters, laid out as for the matching conv2d.
         bias (ndarray or None): one value per output channel.
-        stride, padding, output_padding, dilation (tuple[int, int]): per axis;
-            ``padding`` is symmetric, ``output_padding`` is added at the bottom/right.
+        stride, output_padding, dilation (tuple[int, int]): per axis; ``output_padding``
+            is added at the bottom/right.
+        padding (((int, int), (int, int))): ((top, bottom), (left, right)), symmetric
+            (top == bottom, left == right) as in PyTorch.
         groups (int): channel groups.
 
     Shape:
@@ -452,14 +440,14 @@ def conv_transpose2d_forward(
     Returns:
         (out, saved): ``out`` has x's dtype; ``saved`` is a :class:`ConvSaved`.
     """
-    (ph, pw), (sh, sw), (dh, dw) = padding, stride, dilation
-    n, _, h, w = x.shape
-    _, c_og, kh, kw = weight.shape
-    h_out = conv_transpose_output_size(h, kh, sh, ph, dh, output_padding[0])
-    w_out = conv_transpose_output_size(w, kw, sw, pw, dw, output_padding[1])
-    geom = _Geom((sh, sw), ((ph, ph), (pw, pw)), (dh, dw), int(groups))
+    n = x.shape[0]
+    c_og = weight.shape[1]
+    tgeom = ConvGeometry.transpose(
+        x.shape[2:], weight.shape[2:], stride, padding, output_padding, dilation, groups
+    )
+    geom = tgeom.as_conv()
     # the bias is added inside the chunk loops, while each chunk is in cache
-    out = _grad_input(np.asarray(x), weight, (n, c_og * groups, h_out, w_out), geom, bias)
+    out = _grad_input(np.asarray(x), weight, (n, c_og * groups, *tgeom.out_size), geom, bias)
     return out, ConvSaved(x, weight, bias is not None, geom)
 
 

@@ -3,7 +3,14 @@
 Every layer, the summary, the calculator and the docs call these functions:
 the output-size formula of a convolution or pooling window, the 'same'
 padding rule, the transposed-convolution output size and the receptive-field
-step. Nothing else in convscope re-derives them.
+step. Nothing else in convscope re-derives them. :class:`ConvGeometry` bundles
+one window's whole geometry (kernel, stride, padding per side, dilation,
+groups, input and output size): the kernels of every backend, the autograd
+ops' saved context, the summary and the convolution traces all use it.
+
+Padding inside the kernels has one form, per side:
+``((top, bottom), (left, right))`` (:data:`Pads`); :func:`as_pads` turns the
+user-facing forms into it.
 
 Notation (per spatial axis): ``n`` input size, ``k`` kernel size, ``s``
 stride, ``p`` zero padding on each side, ``d`` dilation. The effective
@@ -14,6 +21,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+Pair = tuple[int, int]
+#: Zero padding per side of the two spatial axes: ((top, bottom), (left, right)).
+Pads = tuple[Pair, Pair]
+NO_PADS: Pads = ((0, 0), (0, 0))
 
 
 def effective_kernel(kernel: int, dilation: int = 1) -> int:
@@ -141,7 +153,10 @@ def receptive_field_step(
 
 
 def normalize_tuple(value, n: int, name: str, layer: str = "") -> tuple[int, ...]:
-    """Turn an int or a length-``n`` sequence of ints into an n-tuple.
+    """Turn an int, a 1-sequence or a length-``n`` sequence of ints into an n-tuple.
+
+    A 1-sequence means the same value on every axis, as PyTorch's conv and pooling arguments
+    accept (``padding=(1,)``).
 
     Raises:
         TypeError: when ``value`` is neither an int nor a sequence of ints.
@@ -153,8 +168,10 @@ def normalize_tuple(value, n: int, name: str, layer: str = "") -> tuple[int, ...
     if isinstance(value, int) or (hasattr(value, "__index__") and not isinstance(value, Sequence)):
         return (int(value),) * n
     if isinstance(value, Sequence) and not isinstance(value, str):
+        if len(value) == 1 and n > 1:
+            value = tuple(value) * n
         if len(value) != n or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-            raise ValueError(f"{where}{name} must be an int or a tuple of {n} ints, got {value!r}")
+            raise ValueError(f"{where}{name} must be an int or a tuple of 1 or {n} ints, got {value!r}")
         return tuple(int(v) for v in value)
     raise TypeError(
         f"{where}{name} must be an int or a tuple of {n} ints, got {type(value).__name__} {value!r}"
@@ -190,3 +207,160 @@ def receptive_field_union(fields) -> ReceptiveField | None:
     spans = [f.span(0) for f in fields]
     left, right = min(lo for lo, _ in spans), max(hi for _, hi in spans)
     return ReceptiveField(size=right - left + 1, jump=max(f.jump for f in fields), start=(left + right) / 2)
+
+
+def as_pads(padding) -> Pads:
+    """The kernels' padding form ``((top, bottom), (left, right))`` from an int, ``(ph, pw)``
+    (symmetric) or an already per-side pair of pairs."""
+    if isinstance(padding, int):
+        return ((padding, padding), (padding, padding))
+    h, w = padding
+    if isinstance(h, int) and isinstance(w, int):
+        return ((int(h), int(h)), (int(w), int(w)))
+    return ((int(h[0]), int(h[1])), (int(w[0]), int(w[1])))
+
+
+@dataclass(frozen=True)
+class ConvGeometry:
+    """The geometry of one sliding-window op (convolution, transposed convolution, pooling).
+
+    Attributes:
+        kernel: (KH, KW).
+        stride: (sh, sw).
+        padding: ((top, bottom), (left, right)) zeros (or -inf for max pooling).
+        dilation: (dh, dw).
+        groups: channel groups (1 for pooling).
+        in_size: (H, W) of the input.
+        out_size: (H_out, W_out) of the output.
+        transposed: a transposed convolution: ``in_size`` and ``out_size`` are its own input
+            and output, ``padding`` is its (symmetric) padding, the output is the input
+            gradient of the convolution with this kernel, stride, padding and dilation.
+        output_padding: extra rows/columns at the bottom/right of a transposed output.
+        ceil_mode: pooling rounded the output size up.
+
+    Example:
+        >>> ConvGeometry.conv((32, 32), (5, 5), padding=2).out_size
+        (32, 32)
+    """
+
+    kernel: Pair
+    stride: Pair = (1, 1)
+    padding: Pads = NO_PADS
+    dilation: Pair = (1, 1)
+    groups: int = 1
+    in_size: Pair = (0, 0)
+    out_size: Pair = (0, 0)
+    transposed: bool = False
+    output_padding: Pair = (0, 0)
+    ceil_mode: bool = False
+
+    @classmethod
+    def conv(
+        cls,
+        in_size: Sequence[int],
+        kernel: Sequence[int],
+        stride: Sequence[int] = (1, 1),
+        padding=0,
+        dilation: Sequence[int] = (1, 1),
+        groups: int = 1,
+        ceil_mode: bool = False,
+    ) -> ConvGeometry:
+        """Geometry of a convolution or pooling window; ``out_size`` by :func:`conv_output_size`
+        (may hold values < 1 when the window does not fit: callers raise
+        :func:`window_too_large` naming their layer)."""
+        pads = as_pads(padding)
+        k, s, d = _pair(kernel), _pair(stride), _pair(dilation)
+        out = tuple(
+            conv_output_size(int(in_size[i]), k[i], s[i], pads[i][0], d[i], ceil_mode, pads[i][1])
+            for i in range(2)
+        )
+        return cls(k, s, pads, d, int(groups), _pair(in_size), out, False, (0, 0), bool(ceil_mode))  # type: ignore[arg-type]
+
+    @classmethod
+    def transpose(
+        cls,
+        in_size: Sequence[int],
+        kernel: Sequence[int],
+        stride: Sequence[int] = (1, 1),
+        padding=0,
+        output_padding: Sequence[int] = (0, 0),
+        dilation: Sequence[int] = (1, 1),
+        groups: int = 1,
+    ) -> ConvGeometry:
+        """Geometry of a transposed convolution; ``out_size`` by :func:`conv_transpose_output_size`
+        (symmetric ``padding`` only, as in PyTorch)."""
+        pads = as_pads(padding)
+        k, s, d, op = _pair(kernel), _pair(stride), _pair(dilation), _pair(output_padding)
+        out = tuple(
+            conv_transpose_output_size(int(in_size[i]), k[i], s[i], pads[i][0], d[i], op[i]) for i in range(2)
+        )
+        return cls(k, s, pads, d, int(groups), _pair(in_size), out, True, op)  # type: ignore[arg-type]
+
+    @property
+    def span(self) -> Pair:
+        """Effective kernel extent per axis: ``d*(k-1) + 1``."""
+        return (
+            effective_kernel(self.kernel[0], self.dilation[0]),
+            effective_kernel(self.kernel[1], self.dilation[1]),
+        )
+
+    @property
+    def padded_size(self) -> Pair:
+        """(H + top + bottom, W + left + right) of the input."""
+        (pt, pb), (pl, pr) = self.padding
+        return (self.in_size[0] + pt + pb, self.in_size[1] + pl + pr)
+
+    @property
+    def fits(self) -> bool:
+        """Whether the output has at least one position per axis."""
+        return min(self.out_size) >= 1
+
+    def as_conv(self) -> ConvGeometry:
+        """For a transposed convolution: the convolution whose input gradient it is
+        (input ``out_size`` -> output ``in_size``); a convolution is returned as is."""
+        if not self.transposed:
+            return self
+        return ConvGeometry(
+            self.kernel, self.stride, self.padding, self.dilation, self.groups, self.out_size, self.in_size
+        )
+
+    def receptive_field(
+        self, fields: tuple[ReceptiveField, ReceptiveField]
+    ) -> tuple[ReceptiveField, ReceptiveField]:
+        """The receptive-field step along H and W (:func:`receptive_field_step`, or its
+        transposed form), from the fields of the input map to those of the output map."""
+        step = receptive_field_transpose_step if self.transposed else receptive_field_step
+        return (
+            step(fields[0], self.kernel[0], self.stride[0], self.padding[0][0], self.dilation[0]),
+            step(fields[1], self.kernel[1], self.stride[1], self.padding[1][0], self.dilation[1]),
+        )
+
+
+def _pair(v) -> Pair:
+    return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+class InputTooSmallError(ValueError):
+    """A window (kernel or pooling) larger than its padded input: the feature map vanishes."""
+
+
+def window_too_large(
+    layer: str, geometry: ConvGeometry, input_shape: Sequence[int], spatial_dims: int = 2
+) -> InputTooSmallError:
+    """The one error for "window larger than the padded input" (convolutions and pooling).
+
+    Args:
+        layer: the layer's or function's name, to start the message.
+        geometry: the window's geometry.
+        input_shape: the input's shape, for the message.
+        spatial_dims: 1 for a 1-D layer (a 2-D geometry over a height-1 image): sizes show one axis.
+    """
+    span, padded = geometry.span[2 - spatial_dims :], geometry.padded_size[2 - spatial_dims :]
+    return InputTooSmallError(
+        f"{layer}: window {_size(span)} is larger than the padded input {_size(padded)} "
+        f"(input of shape {tuple(input_shape)}); expected a padded input at least as large as the window"
+    )
+
+
+def _size(values: Sequence[int]) -> str:
+    return "x".join(str(v) for v in values)

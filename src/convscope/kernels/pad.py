@@ -8,9 +8,12 @@ dims.
 
 ``pads`` is PyTorch's flat tuple starting from the LAST dimension:
 ``(left, right, top, bottom, front, back, ...)``. A negative pad crops.
-As in PyTorch, every mode first crops by the negative pads and then pads the
-cropped array; this matters for 'circular' (``pad([0..4], (-1, 2))`` wraps
-around the cropped ``[1..4]`` and gives ``[1, 2, 3, 4, 1, 2]``).
+Every mode here first crops by the negative pads and then pads the cropped
+array. That is PyTorch's 'circular' (``pad([0..4], (-1, 2))`` wraps around
+the cropped ``[1..4]`` and gives ``[1, 2, 3, 4, 1, 2]``), but PyTorch's
+'reflect' and 'replicate' read the borders from the whole input and crop
+afterwards (``[1, 2, 3, 4, 3, 2]``): ``nn.functional.pad`` gets that by
+padding with the positive amounts and then cropping with the negative ones.
 
 Modes along one dim of (cropped) length ``n``, for output position ``j``
 with source ``p = j - before``:

@@ -49,7 +49,7 @@ def _reset_after_fork() -> None:  # a forked child has no worker threads: start 
     global _RUN_LOCK
     _RUN_LOCK = threading.Lock()  # the parent may have held it while forking
     if _RUN["depth"] and _RUN["limit"] is not None and _RUN["blas_libs"]:
-        for lib, count in zip(_RUN["blas_libs"], _RUN["limit"]):  # undo the parent's hold
+        for lib, count in zip(_RUN["blas_libs"], _RUN["limit"], strict=True):  # undo the parent's hold
             lib.set_num_threads(count)
     _RUN.update(pool=None, limit=None, depth=0)
 
@@ -86,7 +86,7 @@ def set_num_threads(n: int | None) -> None:
         if _RUN["depth"]:  # a kernel holds BLAS at one thread: it restores these counts
             _RUN["limit"] = wanted
         else:
-            for lib, count in zip(libs, wanted):
+            for lib, count in zip(libs, wanted, strict=True):
                 lib.set_num_threads(count)
         if n is None:
             _RUN["user_blas"] = None
@@ -152,7 +152,7 @@ def _blas_single(enter: bool) -> None:
         else:
             _RUN["depth"] -= 1
             if _RUN["depth"] == 0:
-                for lib, n in zip(_blas_libs(), _RUN["limit"]):
+                for lib, n in zip(_blas_libs(), _RUN["limit"], strict=True):
                     lib.set_num_threads(n)
 
 

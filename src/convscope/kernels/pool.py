@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .geometry import adaptive_window, conv_output_size, effective_kernel
+from .geometry import ConvGeometry, adaptive_window, effective_kernel
 from .window import pad2d, window_view
 
 
@@ -107,7 +107,8 @@ def max_pool2d_forward(x, kernel, stride, padding, dilation, ceil_mode, need_ind
         x (ndarray): input, float dtype (kept).
         kernel (tuple[int, int]): (KH, KW).
         stride (tuple[int, int]): (sh, sw).
-        padding (tuple[int, int]): (ph, pw) of implicit ``-inf`` on each side.
+        padding (((int, int), (int, int))): ((top, bottom), (left, right)) of implicit
+            ``-inf``, symmetric (top == bottom, left == right) as in PyTorch.
         dilation (tuple[int, int]): (dh, dw).
         ceil_mode (bool): round the output size up (PyTorch's rule).
         need_indices (bool, default True): False skips the argmax bookkeeping (2.8-4x the
@@ -123,10 +124,10 @@ def max_pool2d_forward(x, kernel, stride, padding, dilation, ceil_mode, need_ind
         (out, indices): max values (x.dtype) and int64 flat ``h*W + w``
         positions of the selected inputs in their (H, W) plane (None without need_indices).
     """
-    (KH, KW), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
+    geom = ConvGeometry.conv(x.shape[2:], kernel, stride, padding, dilation, ceil_mode=ceil_mode)
+    (KH, KW), (sh, sw), ((ph, _), (pw, _)), (dh, dw) = geom.kernel, geom.stride, geom.padding, geom.dilation
     N, C, H, W = x.shape
-    Ho = conv_output_size(H, KH, sh, ph, dh, ceil_mode)
-    Wo = conv_output_size(W, KW, sw, pw, dw, ceil_mode)
+    Ho, Wo = geom.out_size
     extent = ((Ho - 1) * sh + effective_kernel(KH, dh), (Wo - 1) * sw + effective_kernel(KW, dw))
     xp = _padded(x, (ph, pw), extent, -np.inf)
     view = window_view(xp, kernel, stride, dilation)[..., :Ho, :Wo]  # (N, C, KH, KW, Ho, Wo)
@@ -192,10 +193,10 @@ def _avg_divisor(n, k, s, p, n_out, count_include_pad):
 
 
 def _avg_setup(input_shape, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override, dtype):
-    (KH, KW), (sh, sw), (ph, pw) = kernel, stride, padding
+    geom = ConvGeometry.conv(input_shape[2:], kernel, stride, padding, ceil_mode=ceil_mode)
+    (KH, KW), (sh, sw), ((ph, _), (pw, _)) = geom.kernel, geom.stride, geom.padding
     N, C, H, W = input_shape
-    Ho = conv_output_size(H, KH, sh, ph, 1, ceil_mode)
-    Wo = conv_output_size(W, KW, sw, pw, 1, ceil_mode)
+    Ho, Wo = geom.out_size
     if divisor_override:
         div = np.full((Ho, Wo), divisor_override, dtype)
     else:
@@ -212,7 +213,8 @@ def avg_pool2d_forward(x, kernel, stride, padding, ceil_mode, count_include_pad,
 
     Args:
         x (ndarray): input, float dtype (kept).
-        kernel, stride, padding (tuple[int, int]): (KH, KW), (sh, sw), (ph, pw).
+        kernel, stride (tuple[int, int]): (KH, KW), (sh, sw).
+        padding (((int, int), (int, int))): ((top, bottom), (left, right)) zeros, symmetric.
         ceil_mode (bool): round the output size up.
         count_include_pad (bool): divide by the window clipped to input+padding
             (True) or to the input only (False).
@@ -228,7 +230,7 @@ def avg_pool2d_forward(x, kernel, stride, padding, ceil_mode, count_include_pad,
     (Ho, Wo), extent, div = _avg_setup(
         x.shape, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override, x.dtype
     )
-    xp = _padded(x, padding, extent, 0)
+    xp = _padded(x, (padding[0][0], padding[1][0]), extent, 0)
     slices = _tap_slices(kernel, stride, (1, 1), (Ho, Wo))
     out = np.array(xp[slices[0]], copy=True)  # (N, C, Ho, Wo)
     for sl in slices[1:]:
@@ -259,7 +261,7 @@ def avg_pool2d_backward(
         input_shape, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override, grad_out.dtype
     )
     N, C, H, W = input_shape
-    (ph, pw) = padding
+    (ph, _), (pw, _) = padding
     share = grad_out / div
     gp = np.zeros((N, C, max(extent[0], ph + H), max(extent[1], pw + W)), grad_out.dtype)
     for sl in _tap_slices(kernel, stride, (1, 1), (Ho, Wo)):
@@ -384,7 +386,7 @@ def adaptive_max_pool2d_forward(x, output_size):
     Ho, Wo = output_size
     if H % Ho == 0 and W % Wo == 0 and (H // Ho) * (W // Wo) <= 16:
         k = (H // Ho, W // Wo)
-        return max_pool2d_forward(x, k, k, (0, 0), (1, 1), False)
+        return max_pool2d_forward(x, k, k, ((0, 0), (0, 0)), (1, 1), False)
     hs, hl = _adaptive_bounds(H, Ho)
     ws, wl = _adaptive_bounds(W, Wo)
     KH, KW = int(hl.max()), int(wl.max())

@@ -199,7 +199,9 @@ def interpolate_forward(x, size, mode="nearest", align_corners=False, scale_fact
     """
     nd = len(size)
     out = x
-    for axis, n_out, sf in reversed(list(zip(range(x.ndim - nd, x.ndim), size, _scales(scale_factor, nd)))):
+    for axis, n_out, sf in reversed(
+        list(zip(range(x.ndim - nd, x.ndim), size, _scales(scale_factor, nd), strict=True))
+    ):
         n_in = out.shape[axis]
         if mode == "nearest":
             idx = nearest_source_index(n_in, n_out, sf, nd, x.dtype)
@@ -229,7 +231,9 @@ def interpolate_backward(grad_out, input_shape, size, mode="nearest", align_corn
     ndim = grad_out.ndim
     nd = ndim - 2  # spatial dims after (N, C)
     g = grad_out
-    for axis, sf in zip(range(2, ndim), _scales(scale_factor, nd)):  # reverse of the forward order
+    for axis, sf in zip(
+        range(2, ndim), _scales(scale_factor, nd), strict=True
+    ):  # reverse of the forward order
         n_in, n_out = input_shape[axis], g.shape[axis]
         if mode == "nearest":
             idx = nearest_source_index(n_in, n_out, sf, nd, g.dtype)

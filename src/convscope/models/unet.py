@@ -102,7 +102,7 @@ class UNet(nn.Module):
             skips.append(x)
             x = self.pool(x)
         x = self.bottleneck(x)
-        for up, block, skip in zip(self.upsample, self.decoder, reversed(skips)):
+        for up, block, skip in zip(self.upsample, self.decoder, reversed(skips), strict=True):
             x = block(cat([skip, up(x)], dim=1))  # (N, 2 * C_level, H_level, W_level)
         return self.head(x)
 

@@ -5,22 +5,22 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd.function import Function
-from ..kernels import elementwise as E
+from ..kernels.dispatch import call
 
 
-class ReLU(Function):
+class ReLUOp(Function):
     @staticmethod
     def forward(ctx, x):
-        out = E.relu_forward(x)
+        out = call("elementwise", "relu_forward", x)[0]
         ctx.out = out
         return out
 
     @staticmethod
     def backward(ctx, g):
-        return (E.relu_backward(g, ctx.out),)
+        return (call("elementwise", "relu_backward", g, ctx.out)[0],)
 
 
-class LeakyReLU(Function):
+class LeakyReLUOp(Function):
     @staticmethod
     def forward(ctx, x, negative_slope):
         slope = x.dtype.type(negative_slope)
@@ -32,7 +32,7 @@ class LeakyReLU(Function):
         return (np.where(ctx.x > 0, g, g * ctx.slope), None)
 
 
-class Sigmoid(Function):
+class SigmoidOp(Function):
     @staticmethod
     def forward(ctx, x):
         # split by sign so exp never overflows
@@ -50,7 +50,7 @@ class Sigmoid(Function):
         return (g * out * (1 - out),)
 
 
-class Tanh(Function):
+class TanhOp(Function):
     @staticmethod
     def forward(ctx, x):
         out = np.tanh(x)
@@ -63,7 +63,7 @@ class Tanh(Function):
         return (g * (1 - out * out),)
 
 
-class Softmax(Function):
+class SoftmaxOp(Function):
     @staticmethod
     def forward(ctx, x, dim):
         shifted = x - x.max(axis=dim, keepdims=True)
@@ -78,7 +78,7 @@ class Softmax(Function):
         return (out * (g - (g * out).sum(axis=ctx.dim, keepdims=True)), None)
 
 
-class LogSoftmax(Function):
+class LogSoftmaxOp(Function):
     @staticmethod
     def forward(ctx, x, dim):
         shifted = x - x.max(axis=dim, keepdims=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..autograd.function import Function
 
 
-class Cast(Function):
+class CastOp(Function):
     @staticmethod
     def forward(ctx, a, dtype):
         ctx.dtype = a.dtype

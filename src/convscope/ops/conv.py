@@ -1,12 +1,19 @@
-"""Convolution and transposed convolution as tape nodes over the NumPy kernels."""
+"""Convolution and transposed convolution as tape nodes over the kernels of the active backend.
+
+``ctx.backend`` names the backend that ran the forward (its backward runs there too, see
+:mod:`convscope.kernels.dispatch`); ``ctx.geometry`` is the op's
+:class:`~convscope.kernels.geometry.ConvGeometry` (what the summary reads);
+``ctx.saved_conv`` is whatever the kernel's forward returned for its backward.
+"""
 
 from __future__ import annotations
 
 from ..autograd.function import Function
-from ..kernels import conv as K
+from ..kernels.dispatch import call, call_on
+from ..kernels.geometry import ConvGeometry
 
 
-class Conv2d(Function):
+class Conv2dOp(Function):
     """Shape: x (N, C_in, H, W), weight (C_out, C_in/groups, KH, KW) -> (N, C_out, H_out, W_out).
 
     ``padding`` is ((top, bottom), (left, right)) zeros, already resolved.
@@ -14,45 +21,52 @@ class Conv2d(Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias, stride, padding, dilation, groups):
-        out, saved = K.conv2d_forward(x, weight, bias, stride, padding, dilation, groups)
-        ctx.saved_conv = saved
-        ctx.geometry = dict(
-            kernel=weight.shape[2:], stride=stride, padding=padding, dilation=dilation, groups=groups
+        (out, saved), ctx.backend = call(
+            "conv", "conv2d_forward", x, weight, bias, stride, padding, dilation, groups
         )
+        ctx.saved_conv = saved
+        ctx.geometry = ConvGeometry.conv(x.shape[2:], weight.shape[2:], stride, padding, dilation, groups)
         return out
 
     @staticmethod
     def backward(ctx, g):
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        gx, gw, gb = K.conv2d_backward(
-            g, ctx.saved_conv, need_input=need_x, need_weight=need_w, need_bias=need_b
+        gx, gw, gb = call_on(
+            ctx.backend, "conv", "conv2d_backward", g, ctx.saved_conv, need_x, need_w, need_b
         )
         return gx, gw, gb, None, None, None, None
 
 
-class ConvTranspose2d(Function):
-    """Shape: x (N, C_in, H, W), weight (C_in, C_out/groups, KH, KW) -> (N, C_out, H_out, W_out)."""
+class ConvTranspose2dOp(Function):
+    """Shape: x (N, C_in, H, W), weight (C_in, C_out/groups, KH, KW) -> (N, C_out, H_out, W_out).
+
+    ``padding`` is ((top, bottom), (left, right)), symmetric.
+    """
 
     @staticmethod
     def forward(ctx, x, weight, bias, stride, padding, output_padding, dilation, groups):
-        out, saved = K.conv_transpose2d_forward(
-            x, weight, bias, stride, padding, output_padding, dilation, groups
+        (out, saved), ctx.backend = call(
+            "conv",
+            "conv_transpose2d_forward",
+            x,
+            weight,
+            bias,
+            stride,
+            padding,
+            output_padding,
+            dilation,
+            groups,
         )
         ctx.saved_conv = saved
-        ctx.geometry = dict(
-            kernel=weight.shape[2:],
-            stride=stride,
-            padding=padding,
-            dilation=dilation,
-            groups=groups,
-            output_padding=output_padding,
+        ctx.geometry = ConvGeometry.transpose(
+            x.shape[2:], weight.shape[2:], stride, padding, output_padding, dilation, groups
         )
         return out
 
     @staticmethod
     def backward(ctx, g):
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        gx, gw, gb = K.conv_transpose2d_backward(
-            g, ctx.saved_conv, need_input=need_x, need_weight=need_w, need_bias=need_b
+        gx, gw, gb = call_on(
+            ctx.backend, "conv", "conv_transpose2d_backward", g, ctx.saved_conv, need_x, need_w, need_b
         )
         return gx, gw, gb, None, None, None, None, None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..autograd.function import Function
 
 
-class Dropout(Function):
+class DropoutOp(Function):
     @staticmethod
     def forward(ctx, x, p, rng):
         keep = rng.random(x.shape, dtype=x.dtype) >= p

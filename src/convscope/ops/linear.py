@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from ..autograd.function import Function
-from ..kernels.gemm import matmul
+from ..kernels.dispatch import call
 
 
-class Linear(Function):
+def matmul(a, b):
+    """2-D ``a @ b`` on the active backend."""
+    return call("gemm", "matmul", a, b)[0]
+
+
+class LinearOp(Function):
     """Shape: x (*, in_features), weight (out_features, in_features), bias (out_features,)."""
 
     @staticmethod

@@ -15,7 +15,7 @@ import numpy as np
 from ..autograd.function import Function
 
 
-class CoefficientLoss(Function):
+class CoefficientLossOp(Function):
     """Shape: scores (M, C), coeffs (M, C) -> (M,) for reduction 'none', else ()."""
 
     @staticmethod
@@ -41,7 +41,8 @@ class CoefficientLoss(Function):
         if ctx.reduction == "none":
             grad_logp = coeffs * g[:, None]
         elif ctx.reduction == "mean":
-            grad_logp = coeffs * (g / g.dtype.type(ctx.denom))
+            # every row ignored (denom 0): the NaN loss has zero gradient, as in PyTorch
+            grad_logp = coeffs * (g / g.dtype.type(ctx.denom)) if ctx.denom else np.zeros_like(coeffs)
         else:
             grad_logp = coeffs * g
         if not ctx.from_logits:

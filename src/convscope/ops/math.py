@@ -9,8 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd.function import Function
-from ..kernels import elementwise as E
-from ..kernels import gemm
+from ..kernels.dispatch import call
 
 
 def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
@@ -26,11 +25,11 @@ def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
     return grad.reshape(shape)
 
 
-class Add(Function):
+class AddOp(Function):
     @staticmethod
     def forward(ctx, a, b):
         ctx.shapes = (np.shape(a), np.shape(b))
-        return E.add(a, b)
+        return call("elementwise", "add", a, b)[0]
 
     @staticmethod
     def backward(ctx, g):
@@ -41,7 +40,7 @@ class Add(Function):
         )
 
 
-class Sub(Function):
+class SubOp(Function):
     @staticmethod
     def forward(ctx, a, b):
         ctx.shapes = (np.shape(a), np.shape(b))
@@ -56,7 +55,7 @@ class Sub(Function):
         )
 
 
-class Mul(Function):
+class MulOp(Function):
     @staticmethod
     def forward(ctx, a, b):
         ctx.a, ctx.b = a, b
@@ -71,7 +70,7 @@ class Mul(Function):
         )
 
 
-class Div(Function):
+class DivOp(Function):
     @staticmethod
     def forward(ctx, a, b):
         ctx.a, ctx.b = a, b
@@ -85,7 +84,7 @@ class Div(Function):
         return ga, gb
 
 
-class Neg(Function):
+class NegOp(Function):
     @staticmethod
     def forward(ctx, a):
         return -a
@@ -95,7 +94,7 @@ class Neg(Function):
         return (-g,)
 
 
-class Pow(Function):
+class PowOp(Function):
     """``a ** p`` for a constant exponent ``p`` (a scalar of a's dtype)."""
 
     @staticmethod
@@ -109,7 +108,7 @@ class Pow(Function):
         return (g * p * a ** (p - 1), None)
 
 
-class Exp(Function):
+class ExpOp(Function):
     @staticmethod
     def forward(ctx, a):
         out = np.exp(a)
@@ -121,7 +120,7 @@ class Exp(Function):
         return (g * ctx.out,)
 
 
-class Log(Function):
+class LogOp(Function):
     @staticmethod
     def forward(ctx, a):
         ctx.a = a
@@ -132,7 +131,7 @@ class Log(Function):
         return (g / ctx.a,)
 
 
-class Sqrt(Function):
+class SqrtOp(Function):
     @staticmethod
     def forward(ctx, a):
         out = np.sqrt(a)
@@ -144,7 +143,7 @@ class Sqrt(Function):
         return (g / (2 * ctx.out),)
 
 
-class Abs(Function):
+class AbsOp(Function):
     @staticmethod
     def forward(ctx, a):
         ctx.a = a
@@ -155,7 +154,7 @@ class Abs(Function):
         return (g * np.sign(ctx.a),)
 
 
-class Clamp(Function):
+class ClampOp(Function):
     """Clip to [lo, hi]; the gradient passes where the input was inside (ends included)."""
 
     @staticmethod
@@ -172,7 +171,7 @@ class Clamp(Function):
         return (g * ctx.mask, None, None)
 
 
-class MatMul(Function):
+class MatMulOp(Function):
     """``a @ b`` with NumPy's matmul rules (1-D, 2-D and batched).
 
     2-D products (forward and backward) run on the kernel threads (see
@@ -204,7 +203,7 @@ class MatMul(Function):
 
 def _mm(a, b):
     """a @ b: 2-D x 2-D on the kernel threads, anything else by NumPy."""
-    return gemm.matmul(a, b) if a.ndim == 2 and b.ndim == 2 else a @ b
+    return call("gemm", "matmul", a, b)[0] if a.ndim == 2 and b.ndim == 2 else a @ b
 
 
 def _axes(dim, ndim):
@@ -215,7 +214,7 @@ def _axes(dim, ndim):
     return tuple(d % ndim if ndim else 0 for d in dim)
 
 
-class Sum(Function):
+class SumOp(Function):
     @staticmethod
     def forward(ctx, a, dim=None, keepdim=False):
         axes = _axes(dim, a.ndim)
@@ -229,7 +228,7 @@ class Sum(Function):
         return (np.broadcast_to(g, ctx.shape),)
 
 
-class Mean(Function):
+class MeanOp(Function):
     @staticmethod
     def forward(ctx, a, dim=None, keepdim=False):
         axes = _axes(dim, a.ndim)
@@ -245,7 +244,7 @@ class Mean(Function):
         return (np.broadcast_to(g * scale, ctx.shape),)
 
 
-class Var(Function):
+class VarOp(Function):
     """Variance over ``dim`` with ``correction`` (1 = unbiased, as torch.var's default)."""
 
     @staticmethod
@@ -267,7 +266,7 @@ class Var(Function):
         return (g * scale * ctx.centred, None, None, None)
 
 
-class MaxReduce(Function):
+class MaxReduceOp(Function):
     """Max (or min) over one dim or all; the gradient goes to the first extreme element."""
 
     @staticmethod

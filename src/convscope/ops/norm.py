@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd.function import Function
-from ..kernels import batchnorm as K
+from ..kernels.dispatch import call, call_on
 
 
-class BatchNormTrain(Function):
+class BatchNormTrainOp(Function):
     """Normalise with the batch's own mean and biased variance.
 
     Returns the output plus (mean, biased var) as extras so the caller can
@@ -21,19 +21,29 @@ class BatchNormTrain(Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias, eps):
-        out, mean, var, invstd = K.batch_norm_train_forward(x, weight, bias, eps)
+        (out, mean, var, invstd), ctx.backend = call(
+            "batchnorm", "batch_norm_train_forward", x, weight, bias, eps
+        )
         ctx.x, ctx.mean, ctx.invstd, ctx.weight = x, mean, invstd, weight
         return out, mean, var
 
     @staticmethod
     def backward(ctx, g):
-        gx, gw, gb = K.batch_norm_train_backward(
-            g, ctx.x, ctx.mean, ctx.invstd, ctx.weight, need_input=ctx.needs_input_grad[0]
+        gx, gw, gb = call_on(
+            ctx.backend,
+            "batchnorm",
+            "batch_norm_train_backward",
+            g,
+            ctx.x,
+            ctx.mean,
+            ctx.invstd,
+            ctx.weight,
+            ctx.needs_input_grad[0],
         )
         return (gx, gw if ctx.needs_input_grad[1] else None, gb if ctx.needs_input_grad[2] else None, None)
 
 
-class BatchNormEval(Function):
+class BatchNormEvalOp(Function):
     """Normalise with given (running) statistics: an affine map per channel."""
 
     @staticmethod
@@ -42,15 +52,15 @@ class BatchNormEval(Function):
         scale = invstd if weight is None else invstd * weight
         shift = -mean * scale if bias is None else bias - mean * scale
         ctx.x, ctx.scale, ctx.invstd, ctx.mean = x, scale, invstd, mean
-        return K.channel_affine(x, scale, shift)
+        return call("batchnorm", "channel_affine", x, scale, shift)[0]
 
     @staticmethod
     def backward(ctx, g):
         gx = g * ctx.scale.reshape((1, -1) + (1,) * (g.ndim - 2)) if ctx.needs_input_grad[0] else None
         gw = gb = None
         if ctx.needs_input_grad[3]:
-            xhat = K.channel_affine(ctx.x, ctx.invstd, -ctx.mean * ctx.invstd)
-            gw = K.channel_sums(g, xhat)
+            xhat = call("batchnorm", "channel_affine", ctx.x, ctx.invstd, -ctx.mean * ctx.invstd)[0]
+            gw = call("batchnorm", "channel_sums", g, xhat)[0]
         if ctx.needs_input_grad[4]:
-            gb = K.channel_sums(g)
+            gb = call("batchnorm", "channel_sums", g)[0]
         return gx, None, None, gw, gb, None

@@ -8,7 +8,7 @@ from ..autograd.function import Function
 from .math import unbroadcast
 
 
-class Reshape(Function):
+class ReshapeOp(Function):
     @staticmethod
     def forward(ctx, a, shape):
         ctx.shape = a.shape
@@ -19,7 +19,7 @@ class Reshape(Function):
         return (g.reshape(ctx.shape), None)
 
 
-class Permute(Function):
+class PermuteOp(Function):
     @staticmethod
     def forward(ctx, a, dims):
         ctx.inverse = tuple(np.argsort(dims))
@@ -30,7 +30,7 @@ class Permute(Function):
         return (g.transpose(ctx.inverse), None)
 
 
-class Expand(Function):
+class ExpandOp(Function):
     """Broadcast to a larger shape (a read-only view); backward sums back."""
 
     @staticmethod
@@ -43,7 +43,7 @@ class Expand(Function):
         return (unbroadcast(g, ctx.shape), None)
 
 
-class Index(Function):
+class IndexOp(Function):
     """``a[key]`` for basic and advanced NumPy indexing."""
 
     @staticmethod
@@ -66,7 +66,7 @@ def _is_basic(key) -> bool:
     return all(isinstance(k, (int, np.integer, slice)) or k is None or k is Ellipsis for k in items)
 
 
-class Cat(Function):
+class CatOp(Function):
     """Concatenate along ``dim``; inputs are the tensors themselves (variadic)."""
 
     @staticmethod
@@ -89,7 +89,7 @@ class Cat(Function):
         return tuple(out)
 
 
-class Stack(Function):
+class StackOp(Function):
     @staticmethod
     def forward(ctx, *arrays, dim=0):
         out = np.stack(arrays, axis=dim)
@@ -103,7 +103,7 @@ class Stack(Function):
         )
 
 
-class Where(Function):
+class WhereOp(Function):
     """``where(cond, a, b)``: elementwise choice; gradients follow the choice."""
 
     @staticmethod

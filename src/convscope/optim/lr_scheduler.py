@@ -91,7 +91,7 @@ class LRScheduler:
             self.last_epoch = int(epoch)
             closed = getattr(self, "_get_closed_form_lr", None)
             values = closed() if closed is not None else self.get_lr()
-        for group, lr in zip(self.optimizer.param_groups, values):
+        for group, lr in zip(self.optimizer.param_groups, values, strict=True):
             group["lr"] = lr
         self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
 
@@ -252,7 +252,7 @@ class CosineAnnealingLR(LRScheduler):
         if (e - 1 - t_max) % (2 * t_max) == 0:
             return [
                 lr + (base - eta_min) * (1 - math.cos(math.pi / t_max)) / 2
-                for base, lr in zip(self.base_lrs, self._current_lrs())
+                for base, lr in zip(self.base_lrs, self._current_lrs(), strict=True)
             ]
         ratio = (1 + math.cos(math.pi * e / t_max)) / (1 + math.cos(math.pi * (e - 1) / t_max))
         return [ratio * (lr - eta_min) + eta_min for lr in self._current_lrs()]

@@ -205,7 +205,7 @@ class Optimizer:
         for group in self.param_groups:
             packed = {k: v for k, v in group.items() if k != "params"}
             packed["params"] = list(range(start, start + len(group["params"])))
-            index.update({id(p): i for i, p in zip(packed["params"], group["params"])})
+            index.update({id(p): i for i, p in zip(packed["params"], group["params"], strict=True)})
             start += len(group["params"])
             groups.append(packed)
         state = {}
@@ -230,14 +230,14 @@ class Optimizer:
                 f"parameter groups; expected {len(self.param_groups)}"
             )
         id_map = {}
-        for gi, (group, saved) in enumerate(zip(self.param_groups, saved_groups)):
+        for gi, (group, saved) in enumerate(zip(self.param_groups, saved_groups, strict=True)):
             if len(saved["params"]) != len(group["params"]):
                 raise ValueError(
                     f"{self._name}.load_state_dict: parameter group {gi} of the state "
                     f"dict has {len(saved['params'])} parameters; expected "
                     f"{len(group['params'])}"
                 )
-            id_map.update(zip((int(i) for i in saved["params"]), group["params"]))
+            id_map.update(zip((int(i) for i in saved["params"]), group["params"], strict=True))
         new_state = {}
         for key, saved in state_dict["state"].items():
             if int(key) not in id_map:
@@ -260,7 +260,7 @@ class Optimizer:
                 entry[name] = value
             new_state[p] = entry
         new_groups = []
-        for group, saved in zip(self.param_groups, saved_groups):
+        for group, saved in zip(self.param_groups, saved_groups, strict=True):
             new = {k: v for k, v in saved.items() if k != "params"}
             new["params"] = group["params"]
             if "param_names" in group and "param_names" not in saved:

@@ -9,11 +9,9 @@ from __future__ import annotations
 import numpy as np
 
 from ...autograd.tensor import Tensor
-from ...kernels.geometry import normalize_tuple
+from ...kernels.geometry import InputTooSmallError, normalize_tuple
 
-
-class InputTooSmallError(ValueError):
-    """A window (kernel or pooling) larger than its padded input: the feature map vanishes."""
+__all__ = ["InputTooSmallError"]
 
 
 def check_tensor(x, layer: str, name: str = "input") -> Tensor:
@@ -83,3 +81,23 @@ def check_finite(x: Tensor, layer: str, name: str = "input") -> None:
 
 def fmt_hw(t: tuple) -> str:
     return "x".join(str(v) for v in t)
+
+
+def as_batched(input: Tensor, spatial_dims: int = 2) -> tuple[Tensor, bool]:
+    """The one unbatched-input rule: a (C, *spatial) input gets a batch axis of 1.
+
+    Returns:
+        (input with a batch axis, whether one was added); undo with :func:`unbatch`.
+    """
+    if input.ndim == spatial_dims + 1:
+        return input.unsqueeze(0), True
+    return input, False
+
+
+def unbatch(result, added: bool):
+    """Drop the batch axis :func:`as_batched` added, from a Tensor or a tuple of Tensors/None."""
+    if not added:
+        return result
+    if isinstance(result, tuple):
+        return tuple(None if r is None else r.squeeze(0) for r in result)
+    return result.squeeze(0)

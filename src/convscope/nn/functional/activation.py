@@ -2,57 +2,91 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from ...ops import activation as A
 from ._checks import check_float, check_tensor
+from ._empty import empty_result, is_empty
 
 
 def relu(input, inplace: bool = False):
     """max(x, 0) elementwise. ``inplace`` is accepted for PyTorch compatibility and ignored."""
     check_tensor(input, "relu")
-    return A.ReLU.apply(input)
+    return A.ReLUOp.apply(input)
 
 
 def leaky_relu(input, negative_slope: float = 0.01, inplace: bool = False):
-    """x where x > 0, else negative_slope * x."""
+    """x where x > 0, else negative_slope * x (floating-point input, as in PyTorch)."""
     check_tensor(input, "leaky_relu")
-    return A.LeakyReLU.apply(input, float(negative_slope))
+    check_float(input, "leaky_relu")
+    return A.LeakyReLUOp.apply(input, float(negative_slope))
+
+
+def _float_input(input, name):
+    """Integer or bool input becomes float32, PyTorch's default dtype (sigmoid, tanh)."""
+    check_tensor(input, name)
+    return input.to(np.float32) if input.dtype.kind in "biu" else input
 
 
 def sigmoid(input):
-    """1 / (1 + exp(-x)), computed without overflow."""
-    check_tensor(input, "sigmoid")
-    check_float(input, "sigmoid")
-    return A.Sigmoid.apply(input)
+    """1 / (1 + exp(-x)), computed without overflow; integer input gives float32."""
+    return A.SigmoidOp.apply(_float_input(input, "sigmoid"))
 
 
 def tanh(input):
-    check_tensor(input, "tanh")
-    check_float(input, "tanh")
-    return A.Tanh.apply(input)
+    """tanh(x); integer input gives float32."""
+    return A.TanhOp.apply(_float_input(input, "tanh"))
 
 
 def _dim(input, dim, name):
     if dim is None:  # PyTorch's legacy implicit choice
         dim = 0 if input.ndim in (0, 1, 3) else 1
-    if not -input.ndim <= dim < max(input.ndim, 1):
-        raise ValueError(f"{name}: dim {dim} is out of range for a {input.ndim}-D input")
-    return dim % max(input.ndim, 1)
+    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
+        raise TypeError(f"{name}: dim must be an int (or None), got {type(dim).__name__} {dim!r}")
+    n = max(input.ndim, 1)  # a 0-d input has one dim, as in PyTorch: 0 or -1
+    if not -n <= dim < n:
+        raise ValueError(
+            f"{name}: dim {dim} is out of range for a {input.ndim}-D input; expected one in [{-n}, {n - 1}]"
+        )
+    return dim % n
 
 
-def softmax(input, dim: int | None = None):
+def _softmax_input(input, dim, dtype, name):
+    check_tensor(input, name)
+    if dtype is not None:  # PyTorch casts before the op (e.g. to float64 for accuracy)
+        try:
+            dtype = np.dtype(dtype)
+        except TypeError:
+            raise TypeError(
+                f"{name}: dtype must be a NumPy dtype such as convscope.float64, got {dtype!r}"
+            ) from None
+        input = input.to(dtype)
+    check_float(input, name)
+    return input, _dim(input, dim, name)
+
+
+def softmax(input, dim: int | None = None, _stacklevel: int = 3, dtype=None):
     """exp(x) / sum(exp(x)) along ``dim`` (stable: the max is subtracted first).
+
+    Args:
+        input (Tensor): any shape, 0-d and empty included (an empty input gives an empty output).
+        dim (int or None): the axis to normalise; None picks PyTorch's legacy default.
+        _stacklevel (int): accepted for PyTorch compatibility and ignored.
+        dtype (dtype or None): cast the input to this dtype first.
 
     Example:
         >>> F.softmax(convscope.randn(2, 10), dim=1).shape
         (2, 10)
     """
-    check_tensor(input, "softmax")
-    check_float(input, "softmax")
-    return A.Softmax.apply(input, _dim(input, dim, "softmax"))
+    input, dim = _softmax_input(input, dim, dtype, "softmax")
+    if is_empty(input):
+        return empty_result(input.shape, [input])
+    return A.SoftmaxOp.apply(input, dim)
 
 
-def log_softmax(input, dim: int | None = None):
-    """log(softmax(x)) along ``dim``, computed stably."""
-    check_tensor(input, "log_softmax")
-    check_float(input, "log_softmax")
-    return A.LogSoftmax.apply(input, _dim(input, dim, "log_softmax"))
+def log_softmax(input, dim: int | None = None, _stacklevel: int = 3, dtype=None):
+    """log(softmax(x)) along ``dim``, computed stably; arguments as :func:`softmax`."""
+    input, dim = _softmax_input(input, dim, dtype, "log_softmax")
+    if is_empty(input):
+        return empty_result(input.shape, [input])
+    return A.LogSoftmaxOp.apply(input, dim)

@@ -9,17 +9,21 @@ layers).
 
 from __future__ import annotations
 
-from ...kernels.geometry import conv_output_size, conv_transpose_output_size, effective_kernel, same_padding
+from dataclasses import dataclass
+
+from ...kernels.geometry import ConvGeometry, same_padding, window_too_large
 from ...ops import conv as C
 from ._checks import (
-    InputTooSmallError,
+    as_batched,
     check_ndim,
     check_same_dtype,
     check_tensor,
     fmt_hw,
     nonnegative_tuple,
     positive_tuple,
+    unbatch,
 )
+from ._empty import empty_result, is_empty
 from .resample import _pad_impl
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
@@ -50,17 +54,58 @@ def _check_padding_arg(padding, n, layer):
     return nonnegative_tuple(padding, n, "padding", layer)
 
 
-def _check_output(out_size, size, kernel, dilation, pads, layer):
-    if all(o >= 1 for o in out_size):
-        return
-    padded = tuple(size[i] + pads[i][0] + pads[i][1] for i in range(len(size)))
-    span = tuple(effective_kernel(kernel[i], dilation[i]) for i in range(len(size)))
-    raise InputTooSmallError(
-        f"{layer}: kernel {fmt_hw(kernel)} (dilation {fmt_hw(dilation)}, spanning "
-        f"{fmt_hw(span)}) is larger than the padded input {fmt_hw(padded)} "
-        f"(input {fmt_hw(size)} plus padding); expected a padded input at least "
-        f"as large as the kernel's span"
+@dataclass(frozen=True)
+class ConvArgs:
+    """A convolution's checked, normalised arguments (tuples of ``nd`` ints)."""
+
+    stride: tuple
+    padding: tuple | str  # per-axis ints, or 'valid' / 'same' (not for transposed convolutions)
+    dilation: tuple
+    groups: int
+    padding_mode: str
+    output_padding: tuple
+
+
+def check_conv_args(
+    nd: int,
+    layer: str,
+    stride,
+    padding,
+    dilation,
+    groups,
+    padding_mode: str = "zeros",
+    output_padding=None,
+    transposed: bool = False,
+) -> ConvArgs:
+    """The one argument check of the convolutions, shared by the layers' constructors
+    (nn.Conv1d/Conv2d/ConvTranspose2d) and the functions (F.conv1d/conv2d/conv_transpose2d).
+
+    Raises:
+        ValueError: non-positive stride/dilation/groups, negative or unknown padding, an
+            unknown padding_mode (or a non-zeros one on a transposed convolution), an
+            output_padding not smaller than the stride or dilation.
+        TypeError: a value that is neither an int nor a tuple of ints.
+    """
+    stride = positive_tuple(stride, nd, "stride", layer)
+    dilation = positive_tuple(dilation, nd, "dilation", layer)
+    if transposed:
+        if isinstance(padding, str):
+            raise ValueError(f"{layer}: padding must be an int or a tuple of {nd} ints, got {padding!r}")
+        padding = nonnegative_tuple(padding, nd, "padding", layer)
+    else:
+        padding = _check_padding_arg(padding, nd, layer)
+    if not isinstance(groups, int) or isinstance(groups, bool) or groups < 1:
+        raise ValueError(f"{layer}: groups must be a positive int, got {groups!r}")
+    if padding_mode not in PADDING_MODES:
+        raise ValueError(f"{layer}: padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}")
+    if transposed and padding_mode != "zeros":
+        raise ValueError(f"{layer}: only padding_mode='zeros' is supported, got {padding_mode!r}")
+    output_padding = nonnegative_tuple(
+        0 if output_padding is None else output_padding, nd, "output_padding", layer
     )
+    if transposed:
+        check_output_padding(output_padding, stride, dilation, layer)
+    return ConvArgs(stride, padding, dilation, groups, padding_mode, output_padding)
 
 
 def conv_nd(input, weight, bias, stride, padding, dilation, groups, padding_mode, layer, nd):
@@ -75,15 +120,10 @@ def conv_nd(input, weight, bias, stride, padding, dilation, groups, padding_mode
             f"{'K' if nd == 1 else 'KH, KW'}), got shape {tuple(weight.shape)}"
         )
     check_same_dtype(input, weight, layer)
-    stride = positive_tuple(stride, nd, "stride", layer)
-    dilation = positive_tuple(dilation, nd, "dilation", layer)
-    if not isinstance(groups, int) or groups < 1:
-        raise ValueError(f"{layer}: groups must be a positive int, got {groups!r}")
-    if padding_mode not in PADDING_MODES:
-        raise ValueError(f"{layer}: padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}")
-    unbatched = input.ndim == nd + 1
-    x = input.unsqueeze(0) if unbatched else input
+    args = check_conv_args(nd, layer, stride, padding, dilation, groups, padding_mode)
+    x, added = as_batched(input, nd)
     c_out, c_per_group = weight.shape[0], weight.shape[1]
+    _check_nonempty(x, weight, 0, "output", layer)
     if c_out % groups:
         raise ValueError(f"{layer}: groups={groups} must divide the {c_out} output channels")
     if x.shape[1] != c_per_group * groups:
@@ -96,25 +136,25 @@ def conv_nd(input, weight, bias, stride, padding, dilation, groups, padding_mode
         if tuple(bias.shape) != (c_out,):
             raise ValueError(f"{layer}: bias must have shape ({c_out},), got {tuple(bias.shape)}")
     kernel = tuple(weight.shape[2:])
-    size = tuple(x.shape[2:])
-    pads = resolve_padding(padding, size, kernel, stride, dilation, layer)
+    pads = resolve_padding(args.padding, tuple(x.shape[2:]), kernel, args.stride, args.dilation, layer)
     if padding_mode != "zeros" and any(p for pair in pads for p in pair):
         flat = tuple(v for pair in reversed(pads) for v in pair)  # torch pad order: last axis first
         x = _pad_impl(x, flat, padding_mode.replace("zeros", "constant"), 0.0, layer)
-        size = tuple(x.shape[2:])
         pads = ((0, 0),) * nd
-    out_size = tuple(
-        conv_output_size(size[i], kernel[i], stride[i], pads[i][0], dilation[i], padding_after=pads[i][1])
-        for i in range(nd)
-    )
-    _check_output(out_size, size, kernel, dilation, pads, layer)
+    stride, dilation = args.stride, args.dilation
     if nd == 1:  # a 1-D conv is a 2-D conv over a height-1 image
         x, weight = x.unsqueeze(2), weight.unsqueeze(2)
         stride, dilation, pads = (1,) + stride, (1,) + dilation, ((0, 0),) + pads
-    out = C.Conv2d.apply(x, weight, bias, stride, pads, dilation, groups)
+    geom = ConvGeometry.conv(x.shape[2:], weight.shape[2:], stride, pads, dilation, groups)
+    if not geom.fits:
+        raise window_too_large(layer, geom, input.shape, spatial_dims=nd)
+    if is_empty(x, weight):  # N = 0 or C_in = 0: no kernel runs (see ops/empty.py)
+        out = empty_result((x.shape[0], c_out) + tuple(geom.out_size), [x, weight], bias)
+        return unbatch(out.squeeze(2) if nd == 1 else out, added)
+    out = C.Conv2dOp.apply(x, weight, bias, stride, geom.padding, dilation, groups)
     if nd == 1:
         out = out.squeeze(2)
-    return out.squeeze(0) if unbatched else out
+    return unbatch(out, added)
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode: str = "zeros"):
@@ -153,6 +193,21 @@ def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     return conv_nd(input, weight, bias, stride, padding, dilation, groups, padding_mode, "conv1d", 1)
 
 
+def _check_nonempty(x, weight, channel_axis: int, role: str, layer: str) -> None:
+    """PyTorch's rule: a conv takes an empty batch or zero channels, but no zero-size spatial
+    dim, and its weight needs at least one {role} channel (axis ``channel_axis``)."""
+    if weight.shape[channel_axis] == 0:
+        raise ValueError(
+            f"{layer}: weight of shape {tuple(weight.shape)} has no {role} channels; expected "
+            f"at least 1 along dim {channel_axis}"
+        )
+    if any(s == 0 for s in x.shape[2:]):
+        raise ValueError(
+            f"{layer}: input of shape {tuple(x.shape)} has a zero-size spatial dim; expected "
+            f"non-empty spatial dims (only the batch or channel dim may be 0)"
+        )
+
+
 def check_output_padding(output_padding, stride, dilation, layer) -> None:
     """output_padding only picks among the sizes one stride (or dilation) step apart: it must be smaller."""
     for i in range(len(output_padding)):
@@ -173,15 +228,12 @@ def conv_transpose_nd(input, weight, bias, stride, padding, output_padding, grou
             f"{layer}: weight must be 4-D (C_in, C_out/groups, KH, KW), got shape {tuple(weight.shape)}"
         )
     check_same_dtype(input, weight, layer)
-    stride = positive_tuple(stride, 2, "stride", layer)
-    dilation = positive_tuple(dilation, 2, "dilation", layer)
-    padding = nonnegative_tuple(padding, 2, "padding", layer)
-    output_padding = nonnegative_tuple(output_padding, 2, "output_padding", layer)
-    if not isinstance(groups, int) or groups < 1:
-        raise ValueError(f"{layer}: groups must be a positive int, got {groups!r}")
-    check_output_padding(output_padding, stride, dilation, layer)
-    unbatched = input.ndim == 3
-    x = input.unsqueeze(0) if unbatched else input
+    args = check_conv_args(
+        2, layer, stride, padding, dilation, groups, "zeros", output_padding, transposed=True
+    )
+    x, added = as_batched(input)
+    _check_nonempty(x, weight, 0, "input", layer)
+    _check_nonempty(x, weight, 1, "output", layer)
     if weight.shape[0] % groups:
         raise ValueError(f"{layer}: groups={groups} must divide the {weight.shape[0]} input channels")
     if x.shape[1] != weight.shape[0]:
@@ -194,20 +246,20 @@ def conv_transpose_nd(input, weight, bias, stride, padding, output_padding, grou
         check_tensor(bias, layer, "bias")
         if tuple(bias.shape) != (c_out,):
             raise ValueError(f"{layer}: bias must have shape ({c_out},), got {tuple(bias.shape)}")
-    kernel = tuple(weight.shape[2:])
-    out_size = tuple(
-        conv_transpose_output_size(
-            x.shape[2 + i], kernel[i], stride[i], padding[i], dilation[i], output_padding[i]
-        )
-        for i in range(2)
+    geom = ConvGeometry.transpose(
+        x.shape[2:], weight.shape[2:], args.stride, args.padding, args.output_padding, args.dilation, groups
     )
-    if any(o < 1 for o in out_size):
+    if not geom.fits:
         raise ValueError(
-            f"{layer}: padding {padding} removes the whole output (size "
-            f"{fmt_hw(out_size)}) for input {fmt_hw(x.shape[2:])}; expected a smaller padding"
+            f"{layer}: padding {args.padding} removes the whole output (size "
+            f"{fmt_hw(geom.out_size)}) for input {fmt_hw(x.shape[2:])}; expected a smaller padding"
         )
-    out = C.ConvTranspose2d.apply(x, weight, bias, stride, padding, output_padding, dilation, groups)
-    return out.squeeze(0) if unbatched else out
+    if is_empty(x):  # N = 0: no kernel runs (see ops/empty.py)
+        return unbatch(empty_result((x.shape[0], c_out) + tuple(geom.out_size), [x, weight], bias), added)
+    out = C.ConvTranspose2dOp.apply(
+        x, weight, bias, args.stride, geom.padding, args.output_padding, args.dilation, groups
+    )
+    return unbatch(out, added)
 
 
 def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):

@@ -19,4 +19,4 @@ def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False)
         return input
     if p == 1.0:
         return input * 0.0
-    return D.Dropout.apply(input, float(p), _random.default_generator())
+    return D.DropoutOp.apply(input, float(p), _random.default_generator())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ...ops import linear as L
 from ._checks import check_same_dtype, check_tensor
+from ._empty import empty_result, is_empty
 
 
 def linear_impl(input, weight, bias, layer):
@@ -12,6 +13,16 @@ def linear_impl(input, weight, bias, layer):
     check_same_dtype(input, weight, layer)
     if input.ndim < 1:
         raise ValueError(f"{layer} expects an input of shape (*, in_features), got a scalar")
+    if weight.ndim == 1:  # PyTorch's (in_features,) weight: one output feature, dropped
+        if bias is not None and bias.ndim != 0:
+            raise ValueError(f"{layer}: a 1-D weight takes a 0-d bias, got bias of shape {tuple(bias.shape)}")
+        out = linear_impl(input, weight.unsqueeze(0), None if bias is None else bias.reshape(1), layer)
+        return out.squeeze(-1)
+    if weight.ndim != 2:
+        raise ValueError(
+            f"{layer}: weight must be (out_features, in_features) or (in_features,), got shape "
+            f"{tuple(weight.shape)}"
+        )
     if input.shape[-1] != weight.shape[1]:
         hint = ""
         if input.ndim > 2:
@@ -22,7 +33,9 @@ def linear_impl(input, weight, bias, layer):
         )
     if bias is not None and tuple(bias.shape) != (weight.shape[0],):
         raise ValueError(f"{layer}: bias must have shape ({weight.shape[0]},), got {tuple(bias.shape)}")
-    return L.Linear.apply(input, weight, bias)
+    if is_empty(input, weight):  # N = 0, in_features = 0 or out_features = 0
+        return empty_result(input.shape[:-1] + (weight.shape[0],), [input, weight], bias, bias_axis=-1)
+    return L.LinearOp.apply(input, weight, bias)
 
 
 def linear(input, weight, bias=None):
@@ -42,4 +55,13 @@ def linear(input, weight, bias=None):
 def flatten(input, start_dim: int = 0, end_dim: int = -1):
     """Merge dims start_dim..end_dim into one, as torch.flatten."""
     check_tensor(input, "flatten")
+    n = max(input.ndim, 1)  # a 0-d input counts as 1-D, as in PyTorch
+    for name, d in (("start_dim", start_dim), ("end_dim", end_dim)):
+        if not -n <= d < n:
+            raise ValueError(
+                f"flatten: {name} {d} is out of range for a {input.ndim}-D input; expected one "
+                f"in [{-n}, {n - 1}]"
+            )
+    if (start_dim % n) > (end_dim % n):
+        raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
     return input.flatten(start_dim, end_dim)

@@ -13,11 +13,14 @@ with a constant matrix A built here from the targets (see ops/loss.py):
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ...autograd.tensor import Tensor
-from ...ops.loss import CoefficientLoss
+from ...ops.loss import CoefficientLossOp
 from ._checks import check_finite, check_tensor
+from .activation import log_softmax
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -95,13 +98,41 @@ def _check_common(input, target, reduction, layer):
     check_finite(input, layer)
 
 
+def legacy_reduction(size_average, reduce, reduction: str) -> str:
+    """PyTorch's deprecated ``size_average``/``reduce`` pair, when given, overrides ``reduction``."""
+    if size_average is None and reduce is None:
+        return reduction
+    if reduce is False:
+        return "none"
+    return "sum" if size_average is False else "mean"
+
+
+def _soft_target_loss(input, target, weight, reduction, label_smoothing, rest):
+    """Cross-entropy with probability targets that require grad (distillation): built from
+    tensor ops so the gradient reaches the target too."""
+    c = input.shape[1] if input.ndim >= 2 else input.shape[0]
+    logp = log_softmax(_rows(input)[0], dim=1)  # (M, C)
+    probs = _rows(target.to(input.dtype))[0]
+    if label_smoothing:
+        probs = probs * (1 - label_smoothing) + label_smoothing / c
+    if weight is not None:
+        probs = probs * weight.data.astype(input.dtype, copy=False)
+    per_row = -(probs * logp).sum(dim=1)  # (M,)
+    if reduction == "none":
+        return per_row.reshape(rest) if rest else per_row.reshape(())
+    total = per_row.sum()
+    return total / input.dtype.type(per_row.shape[0]) if reduction == "mean" else total
+
+
 def _class_loss(input, target, weight, ignore_index, reduction, label_smoothing, from_logits, layer):
     _check_common(input, target, reduction, layer)
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"{layer}: label_smoothing must be in [0, 1], got {label_smoothing!r}")
     coeffs, denom = _coefficients(input, target, weight, ignore_index, label_smoothing, layer)
     rows, rest = _rows(input)
-    out = CoefficientLoss.apply(rows, coeffs, reduction, denom, from_logits)
+    if target.requires_grad and from_logits:
+        return _soft_target_loss(input, target, weight, reduction, label_smoothing, rest)
+    out = CoefficientLossOp.apply(rows, coeffs, reduction, denom, from_logits)
     if reduction == "none":
         return out.reshape(rest) if rest else out.reshape(())
     return out
@@ -134,6 +165,7 @@ def cross_entropy(
         >>> F.cross_entropy(convscope.randn(8, 10), convscope.tensor([1] * 8)).shape
         ()
     """
+    reduction = legacy_reduction(size_average, reduce, reduction)
     return _class_loss(
         input, target, weight, ignore_index, reduction, float(label_smoothing), True, "cross_entropy"
     )
@@ -156,20 +188,65 @@ def nll_loss(
     check_tensor(target, "nll_loss", "target")
     if target.dtype.kind == "f":
         raise TypeError(f"nll_loss: target must hold integer class indices, got dtype {target.dtype}")
+    reduction = legacy_reduction(size_average, reduce, reduction)
     return _class_loss(input, target, weight, ignore_index, reduction, 0.0, False, "nll_loss")
 
 
-def mse_loss(input, target, size_average=None, reduce=None, reduction: str = "mean"):
-    """Mean squared error ``(input - target)**2`` reduced by 'mean', 'sum' or 'none'."""
-    _check_common(input, target, reduction, "mse_loss")
-    check_finite(target, "mse_loss", "target")
-    if tuple(input.shape) != tuple(target.shape):
-        raise ValueError(
-            f"mse_loss: target shape {tuple(target.shape)} differs from input shape "
-            f"{tuple(input.shape)}; expected equal shapes"
+def mse_loss(input, target, size_average=None, reduce=None, reduction: str = "mean", weight=None):
+    """Mean squared error ``(input - target)**2`` reduced by 'mean', 'sum' or 'none'.
+
+    Args:
+        input, target (Tensor): any shapes that broadcast together (0-d included), as in PyTorch.
+        size_average, reduce: PyTorch's deprecated pair; when given they override ``reduction``.
+        reduction ('mean' | 'sum' | 'none', default 'mean'): 'mean' of an empty input is NaN.
+        weight (Tensor, optional): per-element weights of the input's shape; 'mean' then divides
+            by their sum.
+
+    Shape:
+        'none': the broadcast shape of input and target; otherwise ().
+
+    Raises:
+        ValueError: shapes that do not broadcast, NaN/inf in input or target, a bad reduction.
+        TypeError: integer input and target both.
+    """
+    check_tensor(input, "mse_loss")
+    check_tensor(target, "mse_loss", "target")
+    reduction = legacy_reduction(size_average, reduce, reduction)
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"mse_loss: reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    if input.dtype.kind != "f" and target.dtype.kind != "f":
+        raise TypeError(
+            f"mse_loss: expected a floating-point input or target, got dtypes {input.dtype} "
+            f"and {target.dtype}"
         )
+    if input.dtype.kind != "f":  # PyTorch promotes an integer side to the other's float dtype
+        input = input.to(target.dtype)
+    elif target.dtype.kind != "f":
+        target = target.to(input.dtype)
+    try:
+        shape = np.broadcast_shapes(tuple(input.shape), tuple(target.shape))
+    except ValueError:
+        raise ValueError(
+            f"mse_loss: target shape {tuple(target.shape)} does not broadcast with input shape "
+            f"{tuple(input.shape)}; expected equal (or broadcastable) shapes"
+        ) from None
+    check_finite(input, "mse_loss")
+    check_finite(target, "mse_loss", "target")
     diff = input - target
     sq = diff * diff
+    if weight is not None:
+        check_tensor(weight, "mse_loss", "weight")
+        if tuple(weight.shape) != tuple(input.shape):
+            raise ValueError(
+                f"mse_loss: weight must have the input's shape {tuple(input.shape)}, got "
+                f"{tuple(weight.shape)}"
+            )
+        sq = sq * weight
+        if reduction == "mean":
+            return sq.sum() / weight.sum()
     if reduction == "none":
         return sq
-    return sq.mean() if reduction == "mean" else sq.sum()
+    if reduction == "sum":
+        return sq.sum()
+    total = sq.sum()  # mean = sum / count, NaN for an empty input as in PyTorch
+    return total / np.asarray(math.prod(shape), dtype=total.dtype)

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from ...ops import norm as B
 from ._checks import check_tensor
+from ._empty import empty_result, is_empty
 
 
 def batch_norm_impl(input, running_mean, running_var, weight, bias, training, momentum, eps, layer):
     check_tensor(input, layer)
+    if tuple(input.shape) == (0,):  # PyTorch returns an empty 1-D input as it is
+        return empty_result((0,), [input])
     if input.ndim < 2:
         raise ValueError(
-            f"{layer} expects input of shape (N, C) or (N, C, ...), got shape {tuple(input.shape)}"
+            f"{layer} expects input of shape (N, C) or (N, C, ...) (or an empty 1-D input), got "
+            f"shape {tuple(input.shape)}"
         )
     c = input.shape[1]
     for name, t in (
@@ -24,20 +28,20 @@ def batch_norm_impl(input, running_mean, running_var, weight, bias, training, mo
                 f"{layer} expects {t.shape[0] if t.ndim else 0} channels ({name} has shape "
                 f"{tuple(t.shape)}), got {c} channels in input of shape {tuple(input.shape)}"
             )
-    if (weight is None) != (bias is None):
-        raise ValueError(f"{layer}: give both weight and bias, or neither")
-    if not training:
-        if running_mean is None or running_var is None:
-            raise ValueError(f"{layer}: evaluation needs running_mean and running_var")
-        return B.BatchNormEval.apply(input, running_mean.data, running_var.data, weight, bias, float(eps))
-    count = input.data.size // c
-    if count <= 1:
+    if not training and (running_mean is None or running_var is None):
+        raise ValueError(f"{layer}: evaluation needs running_mean and running_var")
+    count = input.data.size // c if c else 0
+    if training and count == 1:
         raise ValueError(
             f"{layer}: training needs more than 1 value per channel to compute batch "
             f"statistics, got input of shape {tuple(input.shape)} (use batch size > 1 or "
             f"call .eval())"
         )
-    out, mean, var = B.BatchNormTrain.apply(input, weight, bias, float(eps))
+    if is_empty(input):  # N = 0, C = 0 or an empty spatial dim: the statistics stay as they are
+        return empty_result(input.shape, [input] + ([] if weight is None else [weight]), bias)
+    if not training:
+        return B.BatchNormEvalOp.apply(input, running_mean.data, running_var.data, weight, bias, float(eps))
+    out, mean, var = B.BatchNormTrainOp.apply(input, weight, bias, float(eps))
     if running_mean is not None:
         m = running_mean.dtype.type(momentum)
         running_mean.data *= 1 - m

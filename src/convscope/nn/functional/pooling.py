@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from ...kernels.geometry import conv_output_size, effective_kernel
+from ...kernels.geometry import ConvGeometry, as_pads, window_too_large
 from ...ops import pool as P
 from ._checks import (
-    InputTooSmallError,
+    as_batched,
     check_float,
     check_ndim,
     check_tensor,
     fmt_hw,
     nonnegative_tuple,
     positive_tuple,
+    unbatch,
 )
+from ._empty import empty_result, is_empty
 
 
 def pool_geometry(kernel_size, stride, padding, dilation, layer):
@@ -40,41 +42,42 @@ def pool_geometry(kernel_size, stride, padding, dilation, layer):
     return kernel, stride, padding, dilation
 
 
+def _check_nonempty(input, layer, channels: bool = True) -> None:
+    """PyTorch's pooling rule: only the batch dim may be 0 (adaptive_avg_pool2d: also C)."""
+    dims = input.shape[-3:] if channels else input.shape[-2:]
+    if any(s == 0 for s in dims):
+        what = "channel and spatial" if channels else "spatial"
+        raise ValueError(
+            f"{layer}: input of shape {tuple(input.shape)} has a zero-size {what} dim; expected "
+            f"non-empty {what} dims (only the batch dim{'' if channels else ' or C'} may be 0)"
+        )
+
+
 def _pool_args(input, kernel_size, stride, padding, dilation, layer):
     check_tensor(input, layer)
     check_float(input, layer)
     check_ndim(input, (3, 4), layer, "(N, C, H, W)")
+    _check_nonempty(input, layer)
     return pool_geometry(kernel_size, stride, padding, dilation, layer)
 
 
 def _out_size(x, kernel, stride, padding, dilation, ceil_mode, layer):
-    size = x.shape[-2:]
-    out = tuple(
-        conv_output_size(size[i], kernel[i], stride[i], padding[i], dilation[i], ceil_mode) for i in range(2)
-    )
-    if any(o < 1 for o in out):
-        span = tuple(effective_kernel(kernel[i], dilation[i]) for i in range(2))
-        raise InputTooSmallError(
-            f"{layer}: window {fmt_hw(span)} is larger than the padded input "
-            f"{fmt_hw(tuple(size[i] + 2 * padding[i] for i in range(2)))} (input of shape "
-            f"{tuple(x.shape)}); expected spatial size at least the window"
-        )
-    return out
-
-
-def _batched(input):
-    return (input.unsqueeze(0), True) if input.ndim == 3 else (input, False)
+    geom = ConvGeometry.conv(x.shape[-2:], kernel, stride, padding, dilation, ceil_mode=ceil_mode)
+    if not geom.fits:
+        raise window_too_large(layer, geom, x.shape)
+    return geom.out_size
 
 
 def max_pool2d_impl(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, layer):
     kernel, stride, padding, dilation = _pool_args(input, kernel_size, stride, padding, dilation, layer)
-    _out_size(input, kernel, stride, padding, dilation, ceil_mode, layer)
-    x, unbatched = _batched(input)
-    result = P.MaxPool2d.apply(x, kernel, stride, padding, dilation, bool(ceil_mode), bool(return_indices))
-    out, idx = result if isinstance(result, tuple) else (result, None)
-    if unbatched:
-        out = out.squeeze(0)
-        idx = None if idx is None else idx.squeeze(0)
+    out_hw = _out_size(input, kernel, stride, padding, dilation, ceil_mode, layer)
+    if is_empty(input):  # N = 0: no kernel runs (see ops/empty.py)
+        out, idx = empty_result(tuple(input.shape[:-2]) + tuple(out_hw), [input], extra_int_output=True)
+        return (out, idx) if return_indices else out
+    x, added = as_batched(input)
+    pads = as_pads(padding)
+    result = P.MaxPool2dOp.apply(x, kernel, stride, pads, dilation, bool(ceil_mode), bool(return_indices))
+    out, idx = unbatch(result if isinstance(result, tuple) else (result, None), added)
     return (out, idx) if return_indices else out
 
 
@@ -103,14 +106,16 @@ def avg_pool2d_impl(
     input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, layer
 ):
     kernel, stride, padding, _ = _pool_args(input, kernel_size, stride, padding, 1, layer)
-    _out_size(input, kernel, stride, padding, (1, 1), ceil_mode, layer)
+    out_hw = _out_size(input, kernel, stride, padding, (1, 1), ceil_mode, layer)
     if divisor_override is not None and (not isinstance(divisor_override, int) or divisor_override == 0):
         raise ValueError(f"{layer}: divisor_override must be a non-zero int, got {divisor_override!r}")
-    x, unbatched = _batched(input)
-    out = P.AvgPool2d.apply(
-        x, kernel, stride, padding, bool(ceil_mode), bool(count_include_pad), divisor_override
+    if is_empty(input):  # N = 0
+        return empty_result(tuple(input.shape[:-2]) + tuple(out_hw), [input])
+    x, added = as_batched(input)
+    out = P.AvgPool2dOp.apply(
+        x, kernel, stride, as_pads(padding), bool(ceil_mode), bool(count_include_pad), divisor_override
     )
-    return out.squeeze(0) if unbatched else out
+    return unbatch(out, added)
 
 
 def avg_pool2d(
@@ -128,23 +133,29 @@ def avg_pool2d(
     )
 
 
-def _adaptive_size(input, output_size, layer):
+def _adaptive_size(input, output_size, layer, empty_channels: bool):
+    """(H_out, W_out) from an int or a 2-sequence (None keeps that input size); 0 is allowed."""
     check_tensor(input, layer)
     check_float(input, layer)
     check_ndim(input, (3, 4), layer, "(N, C, H, W)")
-    if isinstance(output_size, (tuple, list)) and len(output_size) == 2:
-        size = tuple(input.shape[-2 + i] if output_size[i] is None else output_size[i] for i in range(2))
-    else:
-        size = output_size
-    size = positive_tuple(size, 2, "output_size", layer)
-    return size
+    _check_nonempty(input, layer, channels=not empty_channels)
+    if isinstance(output_size, (tuple, list)):
+        if len(output_size) != 2:
+            raise ValueError(
+                f"{layer}: output_size must be an int or a tuple of 2 ints (or None), got {output_size!r}"
+            )
+        output_size = tuple(
+            input.shape[-2 + i] if output_size[i] is None else output_size[i] for i in range(2)
+        )
+    return nonnegative_tuple(output_size, 2, "output_size", layer)
 
 
 def adaptive_avg_pool2d_impl(input, output_size, layer):
-    size = _adaptive_size(input, output_size, layer)
-    x, unbatched = _batched(input)
-    out = P.AdaptiveAvgPool2d.apply(x, size)
-    return out.squeeze(0) if unbatched else out
+    size = _adaptive_size(input, output_size, layer, empty_channels=True)
+    if is_empty(input) or 0 in size:
+        return empty_result(tuple(input.shape[:-2]) + tuple(size), [input])
+    x, added = as_batched(input)
+    return unbatch(P.AdaptiveAvgPool2dOp.apply(x, size), added)
 
 
 def adaptive_avg_pool2d(input, output_size):
@@ -158,11 +169,12 @@ def adaptive_avg_pool2d(input, output_size):
 
 
 def adaptive_max_pool2d_impl(input, output_size, return_indices, layer):
-    size = _adaptive_size(input, output_size, layer)
-    x, unbatched = _batched(input)
-    out, idx = P.AdaptiveMaxPool2d.apply(x, size)
-    if unbatched:
-        out, idx = out.squeeze(0), idx.squeeze(0)
+    size = _adaptive_size(input, output_size, layer, empty_channels=False)
+    if is_empty(input) or 0 in size:
+        out, idx = empty_result(tuple(input.shape[:-2]) + tuple(size), [input], extra_int_output=True)
+        return (out, idx) if return_indices else out
+    x, added = as_batched(input)
+    out, idx = unbatch(P.AdaptiveMaxPool2dOp.apply(x, size), added)
     return (out, idx) if return_indices else out
 
 

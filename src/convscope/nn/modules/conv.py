@@ -5,14 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import init
-from ..functional._checks import nonnegative_tuple, positive_tuple
-from ..functional.conv import (
-    PADDING_MODES,
-    _check_padding_arg,
-    check_output_padding,
-    conv_nd,
-    conv_transpose_nd,
-)
+from ..functional._checks import positive_tuple
+from ..functional.conv import check_conv_args, conv_nd, conv_transpose_nd
 from ..parameter import Parameter
 from ._util import compact, kwargs_repr
 from .module import Module
@@ -41,23 +35,18 @@ class _ConvNd(Module):
         for arg, value in (("in_channels", in_channels), ("out_channels", out_channels)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name}: {arg} must be a positive int, got {value!r}")
-        if not isinstance(groups, int) or groups < 1:
-            raise ValueError(f"{name}: groups must be a positive int, got {groups!r}")
+        n = self._nd
+        args = check_conv_args(
+            n, name, stride, padding, dilation, groups, padding_mode, output_padding, self._transposed
+        )
         if in_channels % groups:
             raise ValueError(f"{name}: groups={groups} must divide in_channels={in_channels}")
         if out_channels % groups:
             raise ValueError(f"{name}: groups={groups} must divide out_channels={out_channels}")
-        if padding_mode not in PADDING_MODES:
-            raise ValueError(f"{name}: padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}")
-        if self._transposed and padding_mode != "zeros":
-            raise ValueError(f"{name}: only padding_mode='zeros' is supported, got {padding_mode!r}")
-        n = self._nd
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size = positive_tuple(kernel_size, n, "kernel_size", name)
-        self.stride = positive_tuple(stride, n, "stride", name)
-        self.padding = _check_padding_arg(padding, n, name)
-        self.dilation = positive_tuple(dilation, n, "dilation", name)
-        self.output_padding = nonnegative_tuple(output_padding, n, "output_padding", name)
+        self.stride, self.padding, self.dilation = args.stride, args.padding, args.dilation
+        self.output_padding = args.output_padding
         self.groups, self.padding_mode = groups, padding_mode
         if self._transposed:
             shape = (in_channels, out_channels // groups) + self.kernel_size
@@ -222,8 +211,6 @@ class ConvTranspose2d(_ConvNd):
         device=None,
         dtype=None,
     ):
-        if isinstance(padding, str):
-            raise ValueError(f"ConvTranspose2d: padding must be an int or a tuple of 2 ints, got {padding!r}")
         super().__init__(
             in_channels,
             out_channels,
@@ -237,7 +224,6 @@ class ConvTranspose2d(_ConvNd):
             output_padding=output_padding,
             dtype=dtype,
         )
-        check_output_padding(self.output_padding, self.stride, self.dilation, "ConvTranspose2d")
 
     def forward(self, input, output_size=None):
         output_padding = self.output_padding

@@ -24,24 +24,39 @@ class Dropout(Module):
 
 
 class Upsample(Module):
-    """Resize feature maps by 'nearest' or 'bilinear' interpolation (no parameters).
+    """Resize feature maps by 'nearest', 'linear' (3-D) or 'bilinear' (4-D) interpolation (no
+    parameters); arguments as :func:`convscope.nn.functional.interpolate`.
 
     Example:
         >>> nn.Upsample(scale_factor=2)(convscope.randn(1, 3, 4, 4)).shape
         (1, 3, 8, 8)
     """
 
-    def __init__(self, size=None, scale_factor=None, mode: str = "nearest", align_corners=None):
+    def __init__(
+        self,
+        size=None,
+        scale_factor=None,
+        mode: str = "nearest",
+        align_corners=None,
+        recompute_scale_factor=None,
+    ):
         super().__init__()
-        if mode not in ("nearest", "bilinear"):
-            raise ValueError(f"Upsample: mode must be 'nearest' or 'bilinear', got {mode!r}")
+        if mode not in ("nearest", "linear", "bilinear"):
+            raise ValueError(f"Upsample: mode must be 'nearest', 'linear' or 'bilinear', got {mode!r}")
         if (size is None) == (scale_factor is None):
             raise ValueError("Upsample: give exactly one of size or scale_factor")
         self.size, self.scale_factor, self.mode, self.align_corners = size, scale_factor, mode, align_corners
+        self.recompute_scale_factor = recompute_scale_factor
 
     def forward(self, input):
         return interpolate_impl(
-            input, self.size, self.scale_factor, self.mode, self.align_corners, self._layer_name()
+            input,
+            self.size,
+            self.scale_factor,
+            self.mode,
+            self.align_corners,
+            self._layer_name(),
+            self.recompute_scale_factor,
         )
 
     def extra_repr(self):
