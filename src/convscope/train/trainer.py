@@ -18,6 +18,7 @@ import os
 import sys
 import time
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 
@@ -151,6 +152,8 @@ class Trainer:
             normalizer=self.normalizer,
         )
         self.test_loader = DataLoader(test, 256, shuffle=False, seed=cfg.seed, normalizer=self.normalizer)
+        self.history: list[dict] = []
+        self.state: dict[str, Any]
         self.history, self.state = (
             [],
             {"epoch": 0, "batch": 0, "best_accuracy": -1.0, "seconds": 0.0, "running": [0.0, 0, 0]},
@@ -166,7 +169,7 @@ class Trainer:
         self.history = ckpt.history
         self.state = dict(ckpt.meta["train_state"])
         self.optimizer.load_state_dict(state_dict_from_arrays(ckpt.optim_state, ckpt.meta["optimizer"]))
-        done = self.state["epoch"]
+        done = int(self.state["epoch"])
         if cfg.epochs != planned:
             if self.scheduler is not None:
                 # the lr a run planned for cfg.epochs epochs would have after `done` of them
@@ -196,7 +199,7 @@ class Trainer:
     def _augmentation(self, shape):
         from ..data import Compose, RandomCrop, RandomHorizontalFlip
 
-        aug = self.config.augment
+        aug = self.config.augment or "none"
         steps = []
         if "crop" in aug:
             steps.append(RandomCrop(tuple(shape[1:]), self.config.crop_padding))
@@ -297,7 +300,7 @@ class Trainer:
                 logits = self.model(Tensor._wrap(x, False))
             if not np.isfinite(logits.data).all():
                 self._diverged(epoch, b, "the model's outputs contain NaN/inf")
-            loss = F.cross_entropy(logits, Tensor._wrap(y, False), label_smoothing=cfg.label_smoothing)
+            loss = F.cross_entropy(logits, Tensor._wrap(y, False), label_smoothing=cfg.label_smoothing or 0.0)
             value = loss.item()
             if not np.isfinite(value):
                 self._diverged(epoch, b, f"the loss is {value}")
