@@ -31,6 +31,7 @@ from ..serialization import atomic_write
 from .config import TrainConfig
 from .interrupts import deferred_interrupt
 from .optim_factory import make_optimizer, make_scheduler
+from .pretrained import freeze, gaussian_init, init_from_weights
 
 
 class TrainingDiverged(RuntimeError):
@@ -141,7 +142,13 @@ class Trainer:
                 self.model, cfg.model, train.input_shape, train.num_classes, getattr(cfg, "task", "classify")
             )
             self.normalizer = Normalizer.fit(train.x)
-        self.optimizer = make_optimizer(cfg, self.model.parameters())
+        self.init_record = ckpt.meta.get("init") if ckpt is not None else self._initialise()
+        self.frozen_bn = []
+        if cfg.freeze:
+            names, self.frozen_bn = freeze(self.model, cfg.freeze)
+            self.init_record = dict(self.init_record or {}, frozen=len(names), freeze=cfg.freeze)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = make_optimizer(cfg, params)
         self.scheduler = make_scheduler(cfg, self.optimizer)
         self.train_loader = DataLoader(
             train,
@@ -195,6 +202,20 @@ class Trainer:
         if self.state["batch"]:
             where += f", after batch {self.state['batch']} of {len(self.train_loader)}"
         self.log(f"resuming {self.out} at {where}")
+
+    def _initialise(self) -> dict:
+        """Apply --weights or --init to the new model; the record of where its weights came from."""
+        from ..models import model_info
+
+        cfg = self.config
+        if cfg.weights:
+            record = init_from_weights(self.model, cfg.weights, model_info(cfg.model).classifier, self.log)
+            layers = ", ".join(record["reinitialised"]) or "none"
+            self.log(f"initialised from {cfg.weights} (re-initialised layers: {layers})")
+            return record
+        if cfg.init == "gaussian":
+            return gaussian_init(self.model, cfg.init_std, cs_random.default_generator())
+        return {"source": "default"}
 
     def _augmentation(self, shape):
         from ..data import Compose, RandomCrop, RandomHorizontalFlip
@@ -291,6 +312,8 @@ class Trainer:
     def _train_epoch(self, epoch: int, start: float):
         cfg = self.config
         self.model.train()
+        for bn in self.frozen_bn:  # frozen batch norm keeps its running statistics
+            bn.eval()
         first = self.state["batch"] if self.state["epoch"] == epoch else 0
         loss_sum, correct, seen = self.state["running"] if first else (0.0, 0, 0)
         bar = self._bar(epoch, first)
@@ -403,6 +426,7 @@ class Trainer:
             "train_state": self.state,
             "optimizer": optim_meta,
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "init": self.init_record,
         }
         save_checkpoint(path, self.model, meta=meta, optim_arrays=arrays)
 
@@ -444,4 +468,5 @@ class Trainer:
             "seconds": round(time.perf_counter() - start, 3),
             "defaults_applied": dict(getattr(self, "defaults_applied", {})),
             "history": self.history,
+            "init": self.init_record,
         }
