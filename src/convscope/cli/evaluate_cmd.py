@@ -45,10 +45,12 @@ def run(args) -> int:
     if args.out is not None:
         check_out_dir(args.out)
     predictor = Predictor(args.checkpoint)
+    if predictor.checkpoint is None:
+        raise ValueError(f"evaluate needs a training checkpoint (.npz), got {args.checkpoint}")
     report = predictor.evaluate(args.data, args.split)
     if args.data is None:
         print(f"data: {report['data']} (the data set the model was trained on)", file=sys.stderr)
-    out = args.out or os.path.dirname(os.path.abspath(predictor.checkpoint.path))
+    out = args.out or os.path.dirname(os.path.abspath(predictor.path))
     check_out_dir(out)
     stem = f"{spec_slug(report['data'])}_{args.split}"  # one file per data set and split
     png = os.path.join(out, f"confusion_{stem}.png")

@@ -19,6 +19,7 @@ def build_parser() -> Parser:
         convert_cmd,
         evaluate_cmd,
         explain_cmd,
+        export_cmd,
         info_cmd,
         predict_cmd,
         summary_cmd,
@@ -42,6 +43,7 @@ def build_parser() -> Parser:
         explain_cmd,
         info_cmd,
         convert_cmd,
+        export_cmd,
     )
     for module in commands:
         module.add_parser(sub)

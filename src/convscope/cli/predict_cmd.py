@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from .common import UsageError, add_common, emit_json, load_image
+from .common import (
+    UsageError,
+    add_common,
+    add_preprocessing_flags,
+    emit_json,
+    load_image,
+    preprocessing_flags,
+)
 
 HELP = "predict the classes of image files with a trained checkpoint (top-k with probabilities)"
 
@@ -14,7 +21,7 @@ def add_parser(sub):
         description=HELP + ". Images of any size or mode are "
         "converted with the training preprocessing (channels, size, normalisation).",
     )
-    p.add_argument("checkpoint", help="a .npz checkpoint (or a run folder holding best.npz)")
+    p.add_argument("checkpoint", help="a .npz checkpoint (or a run folder holding best.npz) or a .onnx file")
     p.add_argument("images", nargs="+", help="image files (PNG, JPEG, ...)")
     p.add_argument("--top-k", type=int, default=3, dest="top_k", help="how many classes to show (default: 3)")
     p.add_argument(
@@ -22,6 +29,13 @@ def add_parser(sub):
         action="store_true",
         help="use 1 - image: dark ink on light paper for a model trained on light on dark, or the reverse",
     )
+    p.add_argument(
+        "--runtime",
+        choices=("convscope", "onnxruntime"),
+        default="convscope",
+        help="run an .onnx file on convscope's engine (default) or with onnxruntime",
+    )
+    add_preprocessing_flags(p)
     add_common(p)
     p.set_defaults(handler=run)
     return p
@@ -35,7 +49,7 @@ def run(args) -> int:
 
     if args.top_k < 1:
         raise UsageError(f"--top-k must be at least 1, got {args.top_k}")
-    predictor = Predictor(args.checkpoint)
+    predictor = Predictor(args.checkpoint, runtime=args.runtime, **preprocessing_flags(args))
     images, warnings = [], []
     for path in args.images:  # every file is read (and checked) before anything is predicted
         image, _, _ = load_image(predictor, path, invert=args.invert)
@@ -49,5 +63,5 @@ def run(args) -> int:
         best = ", ".join(f"{t['label']} ({100 * t['probability']:.1f}%)" for t in r["top"])
         print(f"{r['image']}: {best}")
     if args.json:
-        emit_json(schemas.predictions(predictor.checkpoint.path, results, warnings))
+        emit_json(schemas.predictions(predictor.path, results, warnings))
     return 0
