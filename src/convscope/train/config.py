@@ -129,7 +129,10 @@ class TrainConfig:
         from MODEL_DEFAULTABLE; returns what came from the model (empty when nothing did)."""
         from ..models import train_defaults
 
-        chosen = train_defaults(self.model, input_shape)
+        try:
+            chosen = train_defaults(self.model, input_shape)
+        except ValueError:  # not a zoo name (e.g. an .onnx file): nothing recorded
+            chosen = {}
         applied = {}
         for name, fallback in MODEL_DEFAULTABLE.items():
             if getattr(self, name) is None:
