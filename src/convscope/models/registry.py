@@ -84,7 +84,7 @@ def register(
     return wrap
 
 
-def train_defaults(name: str, input_shape) -> dict:
+def train_defaults(name: str, input_shape: Sequence[int]) -> dict:
     """The training settings recorded for model ``name`` on inputs of shape (C, H, W): the
     first ``train_defaults`` entry whose shape matches (None matches any size), else {}.
 

@@ -255,9 +255,10 @@ class Trainer:
                 # the lr a run planned for cfg.epochs epochs would have after `done` of them
                 for group in self.optimizer.param_groups:
                     group["lr"] = group.get("initial_lr", cfg.lr)
-                self.scheduler = make_scheduler(cfg, self.optimizer)
+                scheduler = self.scheduler = make_scheduler(cfg, self.optimizer)
                 for _ in range(done):
-                    self.scheduler.step()
+                    if scheduler is not None:  # the same config: rebuilt as it was before
+                        scheduler.step()
             lr = self.optimizer.param_groups[0]["lr"]
             self.log(
                 f"resume: the plan is extended from {planned} to {cfg.epochs} epochs"
@@ -308,7 +309,7 @@ class Trainer:
             raise ValueError(f"--augment {aug} is for image classification; expected none for {what}")
         steps: list[RandomCrop | RandomHorizontalFlip] = []
         if "crop" in aug:
-            steps.append(RandomCrop(tuple(shape[1:]), self.config.crop_padding))
+            steps.append(RandomCrop(tuple(shape[1:]), self.config.crop_padding or 0))  # resolved by now
         if "flip" in aug:
             steps.append(RandomHorizontalFlip())
         return Compose(steps) if steps else None
