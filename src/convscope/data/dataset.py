@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from .errors import DataError
 
@@ -33,7 +35,14 @@ class ArrayDataset:
         ((1, 8, 8), 2)
     """
 
-    def __init__(self, x, y, classes=None, name: str = "data", source: str | None = None):
+    def __init__(
+        self,
+        x: npt.ArrayLike,
+        y: npt.ArrayLike,
+        classes: Sequence[str] | None = None,
+        name: str = "data",
+        source: str | None = None,
+    ) -> None:
         x = np.asarray(x)
         y = np.asarray(y)
         where = f"{name}" + (f" ({source})" if source else "")
@@ -77,7 +86,7 @@ class ArrayDataset:
         """(C, H, W) of one image ((C, L) of one series)."""
         return tuple(int(d) for d in self.x.shape[1:])
 
-    def subset(self, indices, name: str | None = None) -> ArrayDataset:
+    def subset(self, indices: npt.ArrayLike, name: str | None = None) -> ArrayDataset:
         """A new data set with the given rows (copied), same classes and source."""
         indices = np.asarray(indices, dtype=np.int64)
         return ArrayDataset(self.x[indices], self.y[indices], self.classes, name or self.name, self.source)
@@ -132,7 +141,7 @@ class DataSplits:
         return iter((self.train, self.test))
 
 
-def stratified_split(y, test_fraction: float, seed: int = 0):
+def stratified_split(y: npt.ArrayLike, test_fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Seeded stratified hold-out: indices of a train part and a test part.
 
     The test part has ``ceil(test_fraction * N)`` rows (as scikit-learn's

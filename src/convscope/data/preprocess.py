@@ -10,10 +10,18 @@ applies the per-channel statistics of the training split.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 
 from .errors import DataError
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from ..formats.atomic import StrPath
 
 _HIGH_DEPTH = {"I;16": 65535.0, "I;16L": 65535.0, "I;16B": 65535.0, "I;16N": 65535.0, "I": 65535.0, "F": 1.0}
 _GRAY_MODES = {"1", "L", "LA", "La", "I", "F", "I;16", "I;16L", "I;16B", "I;16N"}
@@ -30,7 +38,7 @@ def _pil():
     return Image
 
 
-def is_color(img) -> bool:
+def is_color(img: Image.Image) -> bool:
     """Whether a Pillow image carries colour (by mode; a palette counts if any entry is not grey)."""
     if img.mode in ("P", "PA"):
         palette = img.getpalette() or []
@@ -53,7 +61,7 @@ def _size_hw(size):
     return h, w
 
 
-def image_to_array(img, channels: int, size=None) -> np.ndarray:
+def image_to_array(img: Image.Image, channels: int, size: int | Sequence[int] | None = None) -> np.ndarray:
     """Convert one Pillow image to float32 in [0, 1] with the given channels and size.
 
     Steps: transparency is composited onto white; 16-bit and 32-bit integer
@@ -99,7 +107,7 @@ def image_to_array(img, channels: int, size=None) -> np.ndarray:
     return array[None] if channels == 1 else array.transpose(2, 0, 1)  # (H, W, C) -> (C, H, W)
 
 
-def open_image(path):
+def open_image(path: StrPath) -> Image.Image:
     """Open and fully decode an image file with Pillow.
 
     Raises:
@@ -121,7 +129,9 @@ def open_image(path):
     return img
 
 
-def prepare_image(image, in_channels: int, size) -> np.ndarray:
+def prepare_image(
+    image: StrPath | Image.Image, in_channels: int, size: int | Sequence[int] | None
+) -> np.ndarray:
     """Load one image for prediction, preprocessed exactly as the training images were.
 
     Args:
@@ -145,7 +155,7 @@ def prepare_image(image, in_channels: int, size) -> np.ndarray:
     return image_to_array(image, in_channels, size)[None]
 
 
-def resize_array(x: np.ndarray, size) -> np.ndarray:
+def resize_array(x: np.ndarray, size: int | Sequence[int]) -> np.ndarray:
     """Bilinearly resize a batch of [0, 1] images (Pillow 'F' mode, one channel at a time).
 
     Shape:
@@ -182,7 +192,7 @@ class Normalizer:
         (8, 1, 28, 28)
     """
 
-    def __init__(self, mean, std):
+    def __init__(self, mean: npt.ArrayLike, std: npt.ArrayLike) -> None:
         self.mean = np.asarray(mean, dtype=np.float32).reshape(-1)
         self.std = np.asarray(std, dtype=np.float32).reshape(-1)
         if len(self.mean) != len(self.std) or len(self.mean) == 0:
@@ -197,7 +207,7 @@ class Normalizer:
             )
 
     @classmethod
-    def fit(cls, x, chunk: int = 1024) -> Normalizer:
+    def fit(cls, x: npt.NDArray[Any], chunk: int = 1024) -> Normalizer:
         """Statistics of ``x`` (the TRAINING images only), in float64, chunked to bound memory.
 
         The std is the population std (ddof=0); a constant channel gets std 1.
@@ -222,7 +232,7 @@ class Normalizer:
     def channels(self) -> int:
         return len(self.mean)
 
-    def __call__(self, x) -> np.ndarray:
+    def __call__(self, x: npt.NDArray[Any]) -> np.ndarray:
         x = np.asarray(x, dtype=np.float32)
         if x.ndim not in (3, 4) or x.shape[-3] != self.channels:
             raise DataError(
@@ -237,7 +247,7 @@ class Normalizer:
         return {"mean": [float(v) for v in self.mean], "std": [float(v) for v in self.std]}
 
     @classmethod
-    def from_dict(cls, d) -> Normalizer:
+    def from_dict(cls, d: Mapping[str, Any]) -> Normalizer:
         """Inverse of :meth:`to_dict`."""
         if not isinstance(d, dict) or "mean" not in d or "std" not in d:
             raise DataError(f"Normalizer.from_dict expects a dict with 'mean' and 'std', got {d!r}")

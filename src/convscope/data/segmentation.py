@@ -16,8 +16,10 @@ Two sources:
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from .dataset import ArrayDataset, DataSplits, stratified_split
 from .errors import DataError
@@ -42,7 +44,15 @@ class SegmentationDataset(ArrayDataset):
         DataError: shapes that do not match, or mask values outside the classes.
     """
 
-    def __init__(self, x, masks, classes, name="segmentation", source=None, ignore_index: int = 255):
+    def __init__(
+        self,
+        x: npt.ArrayLike,
+        masks: npt.ArrayLike,
+        classes: Sequence[str],
+        name: str = "segmentation",
+        source: str | None = None,
+        ignore_index: int = 255,
+    ) -> None:
         x = np.asarray(x)
         masks = np.asarray(masks)
         where = f"{name}" + (f" ({source})" if source else "")
@@ -65,7 +75,7 @@ class SegmentationDataset(ArrayDataset):
         # mnist-seg: (canvas, digit index in the source IDX file, top, left) per placed digit
         self.placed: np.ndarray | None = None
 
-    def subset(self, indices, name: str | None = None) -> SegmentationDataset:
+    def subset(self, indices: npt.ArrayLike, name: str | None = None) -> SegmentationDataset:
         indices = np.asarray(indices, dtype=np.int64)
         return SegmentationDataset(
             self.x[indices], self.y[indices], self.classes, name or self.name, self.source, self.ignore_index

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import zipfile
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -165,7 +166,7 @@ def detect_kind(path: str) -> str:
     return "folder"
 
 
-def parse_spec(spec) -> tuple:
+def parse_spec(spec: str) -> tuple:
     """Split a data spec into ``(kind, path)``.
 
     Args:
@@ -227,7 +228,12 @@ def _convert(ds: ArrayDataset, channels, size) -> ArrayDataset:
 
 
 def load_dataset(
-    spec, test_split: float = 0.2, seed: int = 0, image_size=None, mode: str = "auto", ignore_index: int = 255
+    spec: str,
+    test_split: float = 0.2,
+    seed: int = 0,
+    image_size: int | Sequence[int] | None = None,
+    mode: str = "auto",
+    ignore_index: int = 255,
 ) -> DataSplits:
     """Load a data set by spec as train and test splits, images in [0, 1].
 
@@ -310,14 +316,14 @@ def few_images_warning(splits: DataSplits) -> str:
     )
 
 
-def absolute_spec(spec) -> str:
+def absolute_spec(spec: str) -> str:
     """The spec with its path made absolute ('mnist:data/mnist' -> 'mnist:/home/me/data/mnist'),
     so a run can be evaluated or resumed from any directory; 'digits' stays 'digits'."""
     kind, path = parse_spec(spec)
     return kind if path is None else f"{kind}:{os.path.abspath(path)}"
 
 
-def spec_slug(spec) -> str:
+def spec_slug(spec: str) -> str:
     """A file-name-safe name of a data spec: 'digits', 'mnist-mnist-1a2b3c' (kind, folder name
     and a short hash of the absolute path, so two folders of the same name differ)."""
     import hashlib
