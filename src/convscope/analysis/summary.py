@@ -6,7 +6,9 @@ any Module built from convscope.nn, branches included.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -16,8 +18,11 @@ from ..nn.functional._checks import InputTooSmallError
 from .calc import parse_ints
 from .graph import analyse_tape, record_modules
 
+if TYPE_CHECKING:
+    from ..nn import Module
 
-def parse_input_size(value) -> tuple:
+
+def parse_input_size(value: str | Sequence[int]) -> tuple:
     """'3x224x224' -> (C, H, W) for images, '1x150' -> (C, L) for 1-D series; anything else is a
     ValueError naming the expected forms."""
     return parse_ints(
@@ -60,17 +65,17 @@ class Summary:
 
     def __init__(
         self,
-        model_name,
-        input_size,
-        rows,
-        total_params,
-        trainable_params,
-        total_macs,
-        receptive_field,
-        layers_counted,
-        output_shape,
-        fields=None,
-    ):
+        model_name: str | None,
+        input_size: tuple[int, ...],
+        rows: list[LayerRow],
+        total_params: int,
+        trainable_params: int,
+        total_macs: int,
+        receptive_field: Any,
+        layers_counted: int,
+        output_shape: Any,
+        fields: dict[str, Any] | None = None,
+    ) -> None:
         self.model_name, self.input_size, self.rows = model_name, input_size, rows
         self.total_params, self.trainable_params, self.total_macs = total_params, trainable_params, total_macs
         self.receptive_field, self.layers_counted = receptive_field, layers_counted
@@ -143,7 +148,7 @@ class Summary:
         return "\n".join(lines)
 
 
-def summary(model, input_size, model_name: str | None = None) -> Summary:
+def summary(model: Module, input_size: str | Sequence[int], model_name: str | None = None) -> Summary:
     """Shapes, parameters, MACs and receptive fields of every layer of ``model``.
 
     Args:

@@ -6,12 +6,18 @@ channel mode and image size, then the training split's per-channel mean/std.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from ..autograd.grad_mode import no_grad
 from ..autograd.tensor import Tensor
 from ..models.loading import load_model_file
 from .metrics import classification_report, pixel_confusion, segmentation_report
+
+if TYPE_CHECKING:
+    from ..formats.atomic import StrPath
 
 
 class Predictor:
@@ -31,7 +37,14 @@ class Predictor:
         classes (list): class names.
     """
 
-    def __init__(self, path, mean=None, std=None, image_size=None, runtime: str = "convscope"):
+    def __init__(
+        self,
+        path: StrPath,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        image_size: Sequence[int] | None = None,
+        runtime: str = "convscope",
+    ) -> None:
         if runtime not in ("convscope", "onnxruntime"):
             raise ValueError(f"runtime must be 'convscope' or 'onnxruntime', got {runtime!r}")
         loaded = load_model_file(path, mean=mean, std=std, image_size=image_size)
@@ -85,12 +98,12 @@ class Predictor:
         e = np.exp(z)
         return e / e.sum(axis=1, keepdims=True)
 
-    def load_image(self, path, invert: bool = False) -> np.ndarray:
+    def load_image(self, path: StrPath, invert: bool = False) -> np.ndarray:
         """(1, C, H, W) in [0, 1] from any image file, converted as the training data was
         (not normalised: :meth:`logits` does that); ``invert`` flips it to 1 - x."""
         return self.prepare(path, invert)[0]
 
-    def prepare(self, path, invert: bool = False) -> tuple:
+    def prepare(self, path: StrPath, invert: bool = False) -> tuple:
         """Open an image file once: (image (1, C, H, W) in [0, 1], normalised model input,
         the file's own (width, height)). ``invert`` uses 1 - image (dark ink on light paper
         for a model trained on light ink on dark, or the reverse)."""
@@ -104,7 +117,7 @@ class Predictor:
         x = self.normalizer(image) if self.normalizer is not None else image
         return image, x, img.size
 
-    def segment_files(self, paths, out: str) -> list:
+    def segment_files(self, paths: Sequence[StrPath], out: str) -> list:
         """Per-pixel classes of image files: writes NAME_mask.png (coloured classes) and
         NAME_overlay.png (the mask over the image) into ``out``; returns one dict per file with
         the PNG paths and the pixel share of each predicted class."""
@@ -131,7 +144,7 @@ class Predictor:
             )
         return results
 
-    def polarity_warning(self, image: np.ndarray, path) -> str | None:
+    def polarity_warning(self, image: np.ndarray, path: StrPath) -> str | None:
         """A warning when an image (1, C, H, W) in [0, 1] looks inverted against the training
         data: its mean brightness is far from the training mean and close to 1 - that mean
         (a black-on-white digit for a model trained on white-on-black MNIST)."""
@@ -153,7 +166,7 @@ class Predictor:
         probs = self.probabilities(np.concatenate(images)) if images else np.zeros((0, 0))
         return [schemas.prediction(n, p, self.classes, top_k) for n, p in zip(names, probs, strict=True)]
 
-    def predict_files(self, paths, top_k: int = 5, invert: bool = False) -> list:
+    def predict_files(self, paths: Sequence[StrPath], top_k: int = 5, invert: bool = False) -> list:
         """Top-k classes with probabilities for each image file (all files are checked first)."""
         images = [self.load_image(p, invert) for p in paths]
         return self.predict_images(images, [str(p) for p in paths], top_k)
