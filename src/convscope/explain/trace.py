@@ -13,14 +13,20 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 
 from ..autograd.tensor import Tensor
 from ..kernels.geometry import ConvGeometry, window_too_large
 from ..kernels.reference import conv as reference_conv
 from ..nn.functional._checks import positive_tuple
 from ..nn.functional.conv import resolve_padding
+
+if TYPE_CHECKING:
+    from ..formats.atomic import StrPath
 
 ORDER = (
     "float64; per channel the KH*KW taps in row-major order, then channels 0..C_in-1 "
@@ -43,7 +49,9 @@ def _array(value, name: str) -> np.ndarray:
     return arr
 
 
-def check_inputs(x, weight, bias=None):
+def check_inputs(
+    x: Tensor | npt.ArrayLike, weight: Tensor | npt.ArrayLike, bias: Tensor | npt.ArrayLike | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Validate and convert: returns x (C_in, H, W), weight (C_out, C_in, KH, KW), bias (C_out,) float64."""
     x, weight = _array(x, "input"), _array(weight, "weight")
     x = x[0] if x.ndim == 4 and x.shape[0] == 1 else x
@@ -127,7 +135,15 @@ def _position(xp, w, b, o, y, x, geom: ConvGeometry, products):
 
 
 def conv_trace(
-    x, weight, bias=None, stride=1, padding=0, dilation=1, at=None, products=None, include_output: bool = True
+    x: Tensor | npt.ArrayLike,
+    weight: Tensor | npt.ArrayLike,
+    bias: Tensor | npt.ArrayLike | None = None,
+    stride: int | Sequence[int] = 1,
+    padding: int | Sequence[int] | str = 0,
+    dilation: int | Sequence[int] = 1,
+    at: Sequence[int] | None = None,
+    products: bool | None = None,
+    include_output: bool = True,
 ) -> dict:
     """Trace a 2-D convolution (cross-correlation, zero padding) value by value.
 
@@ -201,7 +217,15 @@ def demo_example() -> dict:
 
 
 def random_example(
-    seed: int = 0, c_in: int = 3, h: int = 5, w: int = 5, c_out: int = 2, k=3, stride=1, padding=0, dilation=1
+    seed: int = 0,
+    c_in: int = 3,
+    h: int = 5,
+    w: int = 5,
+    c_out: int = 2,
+    k: int | Sequence[int] = 3,
+    stride: int | Sequence[int] = 1,
+    padding: int | Sequence[int] | str = 0,
+    dilation: int | Sequence[int] = 1,
 ) -> dict:
     """A seeded example like the demo: x (c_in, h, w) of 0..2, weight (c_out, c_in, KH, KW)
     and bias (c_out,) of -1..1, float32 (readable, and exact in any summation order)."""
@@ -221,7 +245,7 @@ def random_example(
     }
 
 
-def load_trace_inputs(path, weights=None, bias=None) -> dict:
+def load_trace_inputs(path: StrPath, weights: StrPath | None = None, bias: StrPath | None = None) -> dict:
     """Read explicit numbers for :func:`conv_trace` from a .json, .npz or .npy file.
 
     JSON ``{"input": (C, H, W), "weight": (C_out, C_in, KH, KW), "bias": [...], "stride": 1,
@@ -247,7 +271,7 @@ def load_trace_inputs(path, weights=None, bias=None) -> dict:
     if ext not in (".json", ".npz", ".npy"):
         raise ValueError(f"{path}: expected a .json, .npz or .npy file, got {ext or 'no extension'!r}")
     try:
-        if ext == ".npy":
+        if ext == ".npy" and weights is not None:  # checked above: a .npy input comes with --weights
             doc = {
                 "input": np.load(path, allow_pickle=False),
                 "weight": np.load(os.fspath(weights), allow_pickle=False),
