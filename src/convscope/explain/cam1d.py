@@ -9,14 +9,21 @@ exactly the paper's CAM ``sum_k w_ck A_k`` up to the positive factor 1/l.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from ..autograd.grad_mode import enable_grad
 from ..autograd.tensor import Tensor
 from .gradcam import _frozen, resolve_layer
 
+if TYPE_CHECKING:
+    from ..nn import Module
 
-def cam_1d(model, series: np.ndarray, target_layer=None, class_idx: int | None = None) -> dict:
+
+def cam_1d(
+    model: Module, series: np.ndarray, target_layer: Module | str | None = None, class_idx: int | None = None
+) -> dict:
     """Class activation map of one series.
 
     Args:

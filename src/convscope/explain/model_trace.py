@@ -8,23 +8,32 @@ what the layer computed, and located in the input image with the receptive field
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
+import numpy.typing as npt
 
 from ..nn.modules.conv import Conv2d
 from .inputs import image_input, run_with_hooks
 from .trace import conv_trace
+
+if TYPE_CHECKING:
+    from ..autograd.tensor import Tensor
+    from ..kernels.geometry import ReceptiveField
+    from ..nn import Module
 
 
 class _Stop(Exception):
     """Raised by the hook: nothing after the traced layer needs to run."""
 
 
-def conv_layer_names(model) -> list:
+def conv_layer_names(model: Module) -> list:
     """Dotted names of every Conv2d in ``model``, in definition order."""
     return [name for name, m in model.named_modules() if name and isinstance(m, Conv2d)]
 
 
-def find_conv_layer(model, layer: str):
+def find_conv_layer(model: Module, layer: str) -> Conv2d:
     """The Conv2d called ``layer``, or a ValueError listing the model's conv layers."""
     modules = dict(model.named_modules())
     names = ", ".join(conv_layer_names(model)) or "(none)"
@@ -43,7 +52,9 @@ def find_conv_layer(model, layer: str):
     return module
 
 
-def capture_layer(model, x, layer: str):
+def capture_layer(
+    model: Module, x: Tensor | npt.NDArray[Any], layer: str
+) -> tuple[Conv2d, np.ndarray, np.ndarray]:
     """Run ``model`` on ``x`` (1, C, H, W) up to ``layer``; return (module, its input, its output) arrays."""
     module = find_conv_layer(model, layer)
     seen = {}
@@ -66,7 +77,7 @@ def _clean(v):
     return int(v) if v.is_integer() else round(v, 3)
 
 
-def receptive_box(rf_h, rf_w, y: int, x: int, hw: tuple) -> dict:
+def receptive_box(rf_h: ReceptiveField, rf_w: ReceptiveField, y: int, x: int, hw: tuple) -> dict:
     """Input-image region seen by position (y, x) of a map with fields ``rf_h``, ``rf_w``.
 
     Rows ``start_h + y*jump_h -/+ (size_h - 1)/2`` (same for columns), as half-open ranges
@@ -90,7 +101,7 @@ def receptive_box(rf_h, rf_w, y: int, x: int, hw: tuple) -> dict:
     return out
 
 
-def trace_model_value(model, x, layer: str, at) -> dict:
+def trace_model_value(model: Module, x: Tensor | npt.NDArray[Any], layer: str, at: Sequence[int]) -> dict:
     """Trace ``out[o, y, x]`` of conv layer ``layer`` for image ``x`` and find its receptive field.
 
     Args:

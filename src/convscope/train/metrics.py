@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
+import numpy.typing as npt
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
@@ -14,7 +17,9 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -
     )
 
 
-def classification_report(y_true, y_pred, num_classes: int, classes=None) -> dict:
+def classification_report(
+    y_true: np.ndarray, y_pred: np.ndarray, num_classes: int, classes: Sequence[str] | None = None
+) -> dict:
     """Accuracy, the confusion matrix and per-class precision/recall/support.
 
     Precision of class k = correct k / predicted k (0 when nothing was predicted as k);
@@ -45,7 +50,9 @@ def classification_report(y_true, y_pred, num_classes: int, classes=None) -> dic
     }
 
 
-def pixel_confusion(y_true, y_pred, num_classes: int, ignore_index: int = 255) -> np.ndarray:
+def pixel_confusion(
+    y_true: npt.ArrayLike, y_pred: npt.ArrayLike, num_classes: int, ignore_index: int = 255
+) -> np.ndarray:
     """Confusion counts (num_classes, num_classes) over labelled pixels (``ignore_index`` skipped).
 
     Shape:
@@ -57,7 +64,7 @@ def pixel_confusion(y_true, y_pred, num_classes: int, ignore_index: int = 255) -
     return confusion_matrix(y_true[keep], y_pred[keep], num_classes)
 
 
-def segmentation_report(cm: np.ndarray, classes=None) -> dict:
+def segmentation_report(cm: np.ndarray, classes: Sequence[str] | None = None) -> dict:
     """Pixel accuracy, per-class IoU and mean IoU of a pixel confusion matrix.
 
     IoU of class k = TP / (TP + FP + FN) = cm[k, k] / (row k + column k - cm[k, k]). A class

@@ -7,12 +7,19 @@ resume and curves are the Trainer's and shared by both.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from ..autograd.grad_mode import no_grad
 from ..autograd.tensor import Tensor
 from ..nn import functional as F
 from .metrics import pixel_confusion, segmentation_report
+
+if TYPE_CHECKING:
+    from ..data.dataset import DataSplits
+    from ..nn import Module
 
 TASKS = ("auto", "classify", "segment")
 
@@ -30,7 +37,7 @@ class ClassificationTask:
         """(correct, counted) of a batch: images whose top class is the label."""
         return int((logits.argmax(axis=1) == y).sum()), len(y)
 
-    def evaluate(self, model, loader) -> dict:
+    def evaluate(self, model: Module, loader: Iterable[tuple[np.ndarray, np.ndarray]]) -> dict:
         """test_loss (mean cross-entropy) and test_accuracy over a loader (eval mode, no tape)."""
         model.eval()
         loss_sum, correct, seen = 0.0, 0, 0
@@ -60,7 +67,7 @@ class SegmentationTask:
     name = "segment"
     primary = "test_miou"
 
-    def __init__(self, classes, ignore_index: int = 255):
+    def __init__(self, classes: Sequence[str], ignore_index: int = 255) -> None:
         self.classes = list(classes)
         self.ignore_index = int(ignore_index)
 
@@ -74,7 +81,7 @@ class SegmentationTask:
         keep = y != self.ignore_index
         return int(((logits.argmax(axis=1) == y) & keep).sum()), int(keep.sum())
 
-    def evaluate(self, model, loader) -> dict:
+    def evaluate(self, model: Module, loader: Iterable[tuple[np.ndarray, np.ndarray]]) -> dict:
         """test_loss (mean over labelled pixels), test_accuracy = test_pixel_accuracy, test_miou
         and test_iou_<class> for each class (None when absent from labels and predictions)."""
         model.eval()
@@ -107,7 +114,9 @@ class SegmentationTask:
         )
 
 
-def make_task(name: str, splits, ignore_index: int = 255):
+def make_task(
+    name: str, splits: DataSplits, ignore_index: int = 255
+) -> ClassificationTask | SegmentationTask:
     """The task for a run: 'auto' follows the data (masks -> segment, labels -> classify).
 
     Raises:
