@@ -10,7 +10,9 @@ recorded, so per-layer rows come from the same single pass.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -27,6 +29,9 @@ from ..ops import linear as _linear
 from ..ops import math as _math
 from ..ops import pool as _pool
 from ..ops import shape as _shape
+
+if TYPE_CHECKING:
+    from ..nn import Module
 
 WEIGHTED = (_conv.Conv2dOp, _conv.ConvTranspose2dOp, _linear.LinearOp)
 
@@ -139,7 +144,7 @@ def _step(node, rfs, in_shapes, ranks=(4,)):
     ), False
 
 
-def analyse_tape(output, inputs, batch: int = 1):
+def analyse_tape(output: Tensor, inputs: Sequence[Tensor], batch: int = 1) -> list[NodeInfo]:
     """Walk the tape from ``inputs`` to ``output``.
 
     Returns:
@@ -192,7 +197,7 @@ def analyse_tape(output, inputs, batch: int = 1):
     return infos
 
 
-def record_modules(model):
+def record_modules(model: Module):
     """Install hooks that log each module's forward.
 
     Returns:

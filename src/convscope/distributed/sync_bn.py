@@ -9,10 +9,14 @@ gradient reduction sums them like any other parameter's.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import numpy as np
 
 from ..autograd.function import Function
+from ..autograd.tensor import Tensor
 from ..nn.functional._checks import check_ndim, check_tensor
+from ..nn.modules.module import Module
 from ..nn.modules.normalization import _BatchNorm
 from . import comm
 
@@ -114,7 +118,7 @@ class SyncBatchNorm(_BatchNorm):
     _ndims = (2, 3, 4, 5)
     _layout = "(N, C, ...)"
 
-    def forward(self, input):
+    def forward(self, input: Tensor) -> Tensor:
         name = str(self._layer_name())
         if not (self.training or not self.track_running_stats):
             return super().forward(input)
@@ -136,7 +140,7 @@ class SyncBatchNorm(_BatchNorm):
         return out
 
     @classmethod
-    def convert_sync_batchnorm(cls, module, exclude=()):
+    def convert_sync_batchnorm(cls, module: Module, exclude: Collection[Module] = ()) -> Module:
         """Replace every BatchNorm1d/2d in ``module`` by a SyncBatchNorm holding its parameters and
         buffers (as PyTorch's ``nn.SyncBatchNorm.convert_sync_batchnorm``); returns the module.
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 import os
 import signal
 import tempfile
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -25,8 +27,17 @@ from .ddp import DistributedDataParallel, broadcast_buffers, broadcast_optimizer
 from .sampler import DistributedSampler
 from .sync_bn import SyncBatchNorm, phantom_batch
 
+if TYPE_CHECKING:
+    from ..data.dataset import ArrayDataset
+    from ..data.segmentation import SegmentationDataset
+    from ..nn import Module
+    from ..optim import Optimizer
+
 #: settings that may differ between ranks (rank 0's value is used)
 _RANK_LOCAL_SETTINGS = ("out",)
+
+
+_T = TypeVar("_T")
 
 
 class DistributedRun:
@@ -71,11 +82,11 @@ class DistributedRun:
             f"<= cores (ranks waiting in MPI busy-poll a core)"
         )
 
-    def shared(self, value):
+    def shared(self, value: _T) -> _T:
         """Rank 0's value of a start-up decision (run folder, whether a file exists) on every rank."""
         return comm.broadcast_object(value)
 
-    def collective(self, what: str, fn):
+    def collective(self, what: str, fn: Callable[[], Any]) -> Any:
         """Run ``fn()`` on every rank; if it fails anywhere, raise the same error on all ranks."""
         result, error = None, None
         try:
@@ -128,7 +139,15 @@ class DistributedRun:
         finally:
             os.unlink(tmp)
 
-    def prepare(self, model, optimizer, train_set, test_set, seed: int, frozen_bn=()):
+    def prepare(
+        self,
+        model: Module,
+        optimizer: Optimizer,
+        train_set: ArrayDataset | SegmentationDataset,
+        test_set: ArrayDataset | SegmentationDataset,
+        seed: int,
+        frozen_bn: Sequence[Module] = (),
+    ):
         """Rank 0's weights and optimizer state on every rank; (model, train sampler, test sampler).
 
         With ``sync_bn`` the model's batch norms become SyncBatchNorm, except ``frozen_bn``."""
@@ -177,7 +196,7 @@ class DistributedRun:
         comm.allreduce_sum_(s)
         return float(s[0]), int(round(s[1])), int(round(s[2])), bool(s[3] > 0)
 
-    def before_evaluation(self, model) -> None:
+    def before_evaluation(self, model: Module) -> None:
         """Evaluate (and save) rank 0's BatchNorm running statistics on every rank."""
         broadcast_buffers(model)
 
