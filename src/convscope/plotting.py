@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import io
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from .formats.atomic import StrPath
 
 
-def pyplot():
+def pyplot() -> ModuleType:
     """matplotlib.pyplot on the Agg backend (works without a screen)."""
     import matplotlib
 
@@ -15,7 +22,7 @@ def pyplot():
     return plt
 
 
-def save_figure(fig, path, dpi: int = 100) -> str:
+def save_figure(fig: Figure, path: StrPath, dpi: int = 100) -> str:
     """Write ``fig`` as PNG to ``path`` atomically (temp file + rename), close it, return the path."""
     from .serialization import atomic_write
 

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 
-def format_table(headers, rows, align=None, title: str | None = None) -> str:
+
+def format_table(
+    headers: Sequence[object],
+    rows: Iterable[Sequence[object]],
+    align: str | None = None,
+    title: str | None = None,
+) -> str:
     """Render rows as an aligned table; ``align`` is a string of 'l'/'r' per column."""
     cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]

@@ -9,13 +9,22 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 
 from ..autograd.tensor import Tensor
 from ..plotting import pyplot as _plt
 from ..plotting import save_figure
 from .inputs import run_with_hooks
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from ..formats.atomic import StrPath
+    from ..nn import Module
 
 TILE_INCHES = 1.8
 MAX_WIDTH_INCHES = 16.0
@@ -53,9 +62,10 @@ def _tiles(n: int, title: str, subtitle: str):
     return fig, axes.ravel()[:n]
 
 
-def tile_axes(fig) -> list:
+def tile_axes(fig: Figure) -> list:
     """The visible tile axes of a figure made here (what a reader sees as tiles)."""
-    return [ax for ax in fig.axes if ax.get_visible() and ax.get_label().startswith("tile ")]
+    # str(): matplotlib types an artist's label as object
+    return [ax for ax in fig.axes if ax.get_visible() and str(ax.get_label()).startswith("tile ")]
 
 
 def _chw(activation) -> np.ndarray:
@@ -67,7 +77,7 @@ def _chw(activation) -> np.ndarray:
     return a
 
 
-def feature_map_figure(activation, title: str, shared_scale: bool = True):
+def feature_map_figure(activation: Tensor | npt.ArrayLike, title: str, shared_scale: bool = True) -> Figure:
     """One tile per channel of ``activation`` (C, H, W), titled 'channel c', with colour bars.
 
     ``shared_scale=True`` uses one colour scale for all tiles (one colour bar; channels are
@@ -93,12 +103,14 @@ def feature_map_figure(activation, title: str, shared_scale: bool = True):
     return fig
 
 
-def feature_map_grid(activation, path, title: str, shared_scale: bool = True) -> str:
+def feature_map_grid(
+    activation: Tensor | npt.ArrayLike, path: StrPath, title: str, shared_scale: bool = True
+) -> str:
     """Save :func:`feature_map_figure` of ``activation`` (C, H, W) to ``path`` (PNG); return the path."""
     return save_figure(feature_map_figure(activation, title, shared_scale), path)
 
 
-def filter_figure(weight, title: str):
+def filter_figure(weight: Tensor | npt.ArrayLike, title: str) -> Figure:
     """First-layer filters ``weight`` (C_out, C_in, KH, KW) as tiles.
 
     C_in == 3: each filter in RGB (input channels 0, 1, 2 as red, green, blue), min-max
@@ -129,12 +141,12 @@ def filter_figure(weight, title: str):
     return fig
 
 
-def filter_grid(weight, path, title: str) -> str:
+def filter_grid(weight: Tensor | npt.ArrayLike, path: StrPath, title: str) -> str:
     """Save :func:`filter_figure` of ``weight`` (C_out, C_in, KH, KW) to ``path`` (PNG); return the path."""
     return save_figure(filter_figure(weight, title), path)
 
 
-def receptive_field_figure(image, box: dict, title: str):
+def receptive_field_figure(image: npt.ArrayLike, box: dict, title: str) -> Figure:
     """The input image (C, H, W) in [0, 1] with a receptive-field ``box`` drawn on it.
 
     ``box`` is ``trace_model_value(...)['receptive_field']``: the part inside the image is a
@@ -188,7 +200,9 @@ def receptive_field_figure(image, box: dict, title: str):
     return fig
 
 
-def features_for_layers(model, x, layers=None) -> OrderedDict[str, np.ndarray]:
+def features_for_layers(
+    model: Module, x: Tensor | npt.NDArray[Any], layers: Sequence[str] | None = None
+) -> OrderedDict[str, np.ndarray]:
     """Activations of named layers for one image, captured with forward hooks.
 
     Args:

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
+import numpy.typing as npt
 
 from ..plotting import pyplot as _plt
 from ..plotting import save_figure
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from ..formats.atomic import StrPath
 
 COLORMAP = "jet"
 
@@ -26,13 +34,13 @@ def _check(image, heatmap):
 
 
 def build_heatmap_figure(
-    image,
-    heatmap,
+    image: npt.ArrayLike,
+    heatmap: npt.ArrayLike,
     title: str = "",
-    box=None,
+    box: dict[str, Any] | None = None,
     alpha: float = 0.45,
     box_label: str = "receptive field of the strongest cell",
-):
+) -> Figure:
     """The three-panel figure (input | heatmap with colorbar | overlay); caller closes it.
 
     Args:
@@ -87,7 +95,14 @@ def build_heatmap_figure(
     return fig
 
 
-def save_heatmap_overlay(image, heatmap, path, title: str = "", box=None, alpha: float = 0.45) -> str:
+def save_heatmap_overlay(
+    image: npt.ArrayLike,
+    heatmap: npt.ArrayLike,
+    path: StrPath,
+    title: str = "",
+    box: dict[str, Any] | None = None,
+    alpha: float = 0.45,
+) -> str:
     """Save the input, the heatmap (with a 'relevance (0-1)' colorbar) and their overlay as a PNG.
 
     Args:
