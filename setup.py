@@ -29,6 +29,7 @@ SOURCES = [
     "conv_input_grad.c",
     "conv_weight_grad.c",
     "batchnorm.c",
+    "pool.c",
     "info.c",
 ]
 WARNINGS = ["-Wall", "-Wextra"]
