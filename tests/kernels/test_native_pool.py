@@ -25,7 +25,8 @@ def _geometry(rng):
         dilation = tuple(int(d) for d in rng.integers(1, 3, 2))
         pads = tuple(int(rng.integers(0, k // 2 + 1)) for k in kernel)
         ceil_mode = bool(rng.integers(0, 2))
-        shape = (int(rng.choice([1, 2, 3, 5])), int(rng.integers(1, 5)), *(int(v) for v in rng.integers(4, 14, 2)))
+        batch, channels = int(rng.choice([1, 2, 3, 5])), int(rng.integers(1, 5))
+        shape = (batch, channels, *(int(v) for v in rng.integers(4, 14, 2)))
         padding = ((pads[0], pads[0]), (pads[1], pads[1]))
         try:
             ConvGeometry.conv(shape[2:], kernel, stride, padding, dilation, ceil_mode=ceil_mode)

@@ -100,7 +100,8 @@ def max_pool2d_backward(grad_out, indices, input_shape):
     d3 = dx.reshape(planes, size_in)
 
     def body(a: int, b: int) -> None:
-        lib.cs_max_pool2d_backward(f32ptr(g3[a:b]), i3[a:b].ctypes.data, f32ptr(d3[a:b]), b - a, size_in, size_out)
+        gs, ds = f32ptr(g3[a:b]), f32ptr(d3[a:b])
+        lib.cs_max_pool2d_backward(gs, i3[a:b].ctypes.data, ds, b - a, size_in, size_out)
 
     run(planes, *_chunks(planes, d3.nbytes), body)
     return dx
@@ -127,7 +128,8 @@ def avg_pool2d_forward(x, kernel, stride, padding, ceil_mode, count_include_pad,
     o3 = out.reshape(planes, ho * wo)
 
     def body(a: int, b: int) -> None:
-        lib.cs_avg_pool2d_forward(f32ptr(x3[a:b]), f32ptr(o3[a:b]), f32ptr(div32), b - a, g.ctypes.data, ho, wo)
+        xs, os_ = f32ptr(x3[a:b]), f32ptr(o3[a:b])
+        lib.cs_avg_pool2d_forward(xs, os_, f32ptr(div32), b - a, g.ctypes.data, ho, wo)
 
     run(planes, *_chunks(planes, x3.nbytes), body)
     return out
