@@ -12,6 +12,8 @@ results equal the unfused ones bit for bit on each backend.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from ...autograd.grad_mode import is_grad_enabled
@@ -19,20 +21,23 @@ from ...autograd.tensor import Tensor
 from ...kernels.dispatch import call
 from ...ops.norm import eval_affine
 
+if TYPE_CHECKING:
+    from ..modules.module import Module
+
 __all__ = ["batch_norm_relu", "add_relu"]
 
 
-def _unhooked(*modules) -> bool:
+def _unhooked(*modules: Module) -> bool:
     return all(not m._forward_hooks and not m._forward_pre_hooks for m in modules)
 
 
-def _plain_relu(relu) -> bool:
+def _plain_relu(relu: Module) -> bool:
     from ..modules.activation import ReLU
 
     return type(relu) is ReLU
 
 
-def batch_norm_relu(bn, relu, x):
+def batch_norm_relu(bn: Module, relu: Module, x: Tensor) -> Tensor:
     """``relu(bn(x))``, in one pass when it is plain inference (see the module docstring).
 
     Args:
@@ -71,7 +76,7 @@ def batch_norm_relu(bn, relu, x):
     return Tensor._wrap(call("batchnorm", "channel_affine_relu", x.data, scale, shift)[0], False)
 
 
-def add_relu(relu, a, b):
+def add_relu(relu: Module, a: Tensor, b: Tensor) -> Tensor:
     """``relu(a + b)``, in one pass when it is plain inference (see the module docstring).
 
     Args:
