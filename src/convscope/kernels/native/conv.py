@@ -2,7 +2,8 @@
 :mod:`convscope.kernels.conv`, which computes exactly the same; read that (and the
 reference backend) first.
 
-The C code (``conv_tiles.c`` and one file per pass) runs direct convolutions with register blocking over zero-padded
+The C code (``conv_tiles.c`` and one file per pass) runs direct convolutions with
+register blocking over zero-padded
 "flat planes" of each image (no im2col matrix). Here the batch is split into chunks of
 images that run on convscope's worker threads (:func:`convscope.kernels.parallel.run_chunks`),
 each calling into C with the GIL released.
