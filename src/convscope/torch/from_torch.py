@@ -73,7 +73,7 @@ def _is_state(m: tnn.Module, target: str) -> bool:
 
 
 def _trace(m: tnn.Module, path: str, problems: list) -> tuple | None:
-    label = f"{path or '(root)'} ({type(m).__name__})"
+    label = f"{path!r} ({type(m).__name__})" if path else f"the root ({type(m).__name__})"
     try:
         graph = _ShallowTracer().trace(m)
     except Exception as err:  # fx raises many kinds (TraceError, TypeError on proxies in control flow)
@@ -85,12 +85,16 @@ def _trace(m: tnn.Module, path: str, problems: list) -> tuple | None:
         if n.op == "call_function":
             target = function_name(n.target)
             if target is None:
-                name = getattr(n.target, "__qualname__", None) or getattr(n.target, "__name__", repr(n.target))
+                name = getattr(n.target, "__qualname__", None) or getattr(
+                    n.target, "__name__", repr(n.target)
+                )
                 problems.append(f"{label}: function {getattr(n.target, '__module__', '') or ''}.{name}")
         elif n.op == "call_method" and not method_supported(n.target):
             problems.append(f"{label}: tensor method .{n.target}()")
         elif n.op == "get_attr" and not _is_state(m, n.target):
-            problems.append(f"{label}: attribute {n.target!r} is a tensor that is neither a parameter nor a buffer")
+            problems.append(
+                f"{label}: attribute {n.target!r} is a tensor that is neither a parameter nor a buffer"
+            )
         args = _plain_arg(n.args, label, problems)
         kwargs = _plain_arg(dict(n.kwargs), label, problems)
         nodes.append(Node(n.op, n.name, str(target), args, kwargs))
@@ -138,7 +142,7 @@ def _attribute(value):
 def _convert(m: tnn.Module, path: str, problems: list, memo: dict):
     if id(m) in memo:
         return memo[id(m)]
-    label = f"{path or '(root)'} ({type(m).__name__})"
+    label = f"{path!r} ({type(m).__name__})" if path else f"the root ({type(m).__name__})"
     leaf = leaf_class(m, FROM_TORCH)
     original = _original_class(m)
     if original is not None:

@@ -109,7 +109,8 @@ def _base_instance(m: cnn.Module, path: str) -> tnn.Module:
         try:
             return TO_TORCH[leaf](m)
         except (ValueError, TypeError, RuntimeError) as err:
-            raise TranslationError(f"to_torch: {path or '(root)'} ({m._layer_name()}): {err}") from None
+            where = f"module {path!r}" if path else "the root module"
+            raise TranslationError(f"to_torch: {where} ({m._layer_name()}): {err}") from None
     if isinstance(m, GraphModule):
         return TorchGraphModule()
     if isinstance(m, cnn.Sequential):
@@ -131,7 +132,7 @@ def _attribute(value):
 def _convert(m: cnn.Module, path: str, memo: dict) -> tnn.Module:
     if id(m) in memo:
         return memo[id(m)]
-    label = f"to_torch: {path or '(root)'} ({type(m).__name__})"
+    label = f"to_torch: module {path!r} ({type(m).__name__})" if path else f"to_torch: {type(m).__name__}"
     try:
         twin = twin_class(type(m))
     except TranslationError as err:
