@@ -18,6 +18,10 @@ from torch_bridge_helpers import assert_net_close, assert_same_state, compare_fo
 # (the same code paths, bigger) in the slow tier
 SIZES = {"alexnet": 64, "unet": 16, "simple": 28, "lenet5": 28, "tinyvgg": 64}
 DEFAULT_TIER = {"lenet5", "simple", "tinyvgg", "resnet20", "resnet18", "unet"}
+# Train mode through dozens of batch norms over 1x1 maps of a few images is ill-conditioned in
+# float32 (PyTorch's own float32 result differs from its float64 one by ~1e-4 relative there):
+# these models are compared in train mode in float64, where both libraries agree to ~1e-12.
+DEEP_BN = {"resnet34", "resnet50", "resnet101", "resnet152", "resnet56", "resnet110"}
 ZOO = [n if n in DEFAULT_TIER else pytest.param(n, marks=pytest.mark.slow) for n in models.list_models()]
 
 
@@ -40,8 +44,12 @@ def test_zoo_model_twin_and_round_trip(name):
     back = from_torch(twin, torch.from_numpy(x))
     assert type(back) is type(model)
     assert_same_state(model.state_dict(), back.state_dict(), f"{name} round trip")
-    for train in (False, True):
-        compare_forward_backward(model, twin, x, train, f"{name} train={train}")
+    compare_forward_backward(model, twin, x, False, f"{name} eval")
+    if name in DEEP_BN:
+        model.double()
+        twin.double()
+        x = x.astype(np.float64)
+    compare_forward_backward(model, twin, x, True, f"{name} train")
     # batch statistics were updated identically by the train-mode forward
     assert_bn_close(model, twin, name)
 
@@ -56,36 +64,52 @@ def assert_bn_close(model, twin, what):
                 assert_net_close(value, state_t[key], f"{what}: {key}")
 
 
-@pytest.mark.parametrize("momentum", [0.3, None])
+def bn_net(momentum) -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1, bias=False),
+        nn.BatchNorm2d(8, momentum=momentum),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(8, 8, 3, padding=1),
+        nn.BatchNorm2d(8, momentum=momentum, eps=1e-3),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(8 * 4 * 4, 16),
+        nn.BatchNorm1d(16, momentum=momentum),
+        nn.ReLU(),
+        nn.Linear(16, 5),
+    )
+
+
+@pytest.mark.parametrize("momentum", [0.1, 0.3, None])
 def test_batchnorm_statistics_follow_the_same_sgd_steps(momentum):
     cs.manual_seed(1)
-    model = models.create("resnet20", num_classes=5)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.momentum = momentum
+    model = bn_net(momentum)
     twin = to_torch(model)
-    assert all(m.momentum == momentum for m in twin.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    assert [m.momentum for m in twin.modules() if "BatchNorm" in type(m).__name__] == [momentum] * 3
     opt_c = cs.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
     opt_t = torch.optim.SGD(twin.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
     rng = np.random.default_rng(2)
     model.train()
     twin.train()
-    for _ in range(3):
-        x = rng.standard_normal((8, 3, 8, 8)).astype(np.float32)
-        y = rng.integers(0, 5, 8)
-        for opt, net, loss_fn, wrap, label in (
-            (opt_c, model, nn.CrossEntropyLoss(), cs.tensor, cs.tensor),
-            (opt_t, twin, torch.nn.CrossEntropyLoss(), torch.from_numpy, torch.from_numpy),
+    for _ in range(4):
+        x = rng.standard_normal((16, 3, 8, 8)).astype(np.float32)
+        y = rng.integers(0, 5, 16)
+        for opt, net, loss_fn, wrap in (
+            (opt_c, model, nn.CrossEntropyLoss(), cs.tensor),
+            (opt_t, twin, torch.nn.CrossEntropyLoss(), torch.from_numpy),
         ):
             opt.zero_grad()
-            loss_fn(net(wrap(x)), label(y)).backward()
+            loss_fn(net(wrap(x)), wrap(y)).backward()
             opt.step()
     assert_bn_close(model, twin, f"momentum={momentum}")
     state_t = twin.state_dict()
     for key, value in model.state_dict().items():
         if value.data.dtype.kind == "f":
-            assert_net_close(value, state_t[key], f"after 3 steps: {key}")
-    assert int(state_t["bn1.num_batches_tracked"]) == 3
+            assert_net_close(value, state_t[key], f"after 4 steps: {key}")
+    assert int(state_t["1.num_batches_tracked"]) == 4
+    # and the running statistics moved away from their initial values (the test can fail)
+    assert float(np.abs(model[1].running_mean.data).max()) > 1e-3
 
 
 class Mixer(nn.Module):
@@ -207,7 +231,8 @@ def test_untranslatable_forward_names_the_module():
         to_torch(model)
     with pytest.raises(
         ValueError,
-        match=r"'0' \(Conv2d\(1, 2, kernel_size=3, stride=2, padding='same'\)\): padding='same' is not supported for strided",
+        match=r"'0' \(Conv2d\(1, 2, kernel_size=3, stride=2, padding='same'\)\): padding='same' is not "
+        r"supported for strided",
     ):
         to_torch(nn.Sequential(nn.Conv2d(1, 2, 3, stride=2, padding="same")))
     with pytest.raises(TypeError, match="expected a convscope.nn.Module, got Linear"):

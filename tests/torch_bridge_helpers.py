@@ -43,6 +43,8 @@ def dropout_off(model) -> None:
 
 def compare_forward_backward(model: nn.Module, twin: torch.nn.Module, x: np.ndarray, train: bool, what: str):
     """Outputs, input gradients and parameter gradients of both models on ``x``."""
+    model.zero_grad()
+    twin.zero_grad()
     model.train(train)
     twin.train(train)
     dropout_off(model)
