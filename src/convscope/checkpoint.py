@@ -62,11 +62,11 @@ class Checkpoint:
 
     def build_model(self):
         """Rebuild the registered model and load the weights (raises CheckpointError on mismatch)."""
-        from . import models
+        from .models.loading import create_model
         from .nn.modules.module import StateDictError
 
         try:
-            model = models.create(self.model_name, **self.model_config)
+            model = create_model(self.model_name, **self.model_config)
         except (TypeError, ValueError) as err:
             raise CheckpointError(f"{self.path}: cannot rebuild model {self.model_name!r}: {err}") from None
         try:

@@ -39,8 +39,10 @@ def run(args) -> int:
     from ..train.plots import plot_confusion
 
     predictor = Predictor(args.checkpoint)
+    if predictor.checkpoint is None:
+        raise ValueError(f"evaluate needs a training checkpoint (.npz), got {args.checkpoint}")
     report = predictor.evaluate(args.data, args.split)
-    out = args.out or os.path.dirname(os.path.abspath(predictor.checkpoint.path))
+    out = args.out or os.path.dirname(os.path.abspath(predictor.path))
     png = os.path.join(out, f"confusion_{args.split}.png")
     plot_confusion(
         report["confusion_matrix"],

@@ -5,7 +5,14 @@ from __future__ import annotations
 import os
 import sys
 
-from .common import UsageError, add_common, emit_json, load_image
+from .common import (
+    UsageError,
+    add_common,
+    add_preprocessing_flags,
+    emit_json,
+    load_image,
+    preprocessing_flags,
+)
 
 HELP = "draw a Grad-CAM, Grad-CAM++ or saliency heatmap of one image for a trained checkpoint"
 DESCRIPTION = (
@@ -27,7 +34,8 @@ def add_parser(sub):
     p = sub.add_parser(
         "heatmap", help=HELP, description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("checkpoint", help="a .npz checkpoint (or a run folder holding best.npz)")
+    p.add_argument("checkpoint", help="a .npz checkpoint (or a run folder holding best.npz) or a .onnx file")
+    add_preprocessing_flags(p)
     p.add_argument("--image", required=True, help="the image file to explain (PNG, JPEG, ...)")
     p.add_argument(
         "--class",
@@ -80,7 +88,7 @@ def run(args) -> int:
     from ..explain.overlay import save_heatmap_overlay
     from ..train.inference import Predictor
 
-    predictor = Predictor(args.checkpoint)
+    predictor = Predictor(args.checkpoint, **preprocessing_flags(args))
     class_idx = _class_index(args.class_, predictor.classes)
     if args.box and args.method == "saliency":
         raise UsageError("--box needs a target layer; it is not available with --method saliency")
@@ -134,7 +142,7 @@ def run(args) -> int:
     if args.json:
         emit_json(
             {
-                "checkpoint": predictor.checkpoint.path,
+                "checkpoint": predictor.path,
                 "image": str(args.image),
                 "png": path,
                 "method": args.method,

@@ -14,6 +14,7 @@ def build_parser() -> argparse.ArgumentParser:
         convert_cmd,
         evaluate_cmd,
         explain_cmd,
+        export_cmd,
         info_cmd,
         predict_cmd,
         summary_cmd,
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
         explain_cmd,
         info_cmd,
         convert_cmd,
+        export_cmd,
     )
     for module in commands:
         module.add_parser(sub)

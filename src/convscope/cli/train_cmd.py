@@ -28,7 +28,9 @@ def add_parser(sub):
     )
     p.add_argument("--data", help="data set spec (default: digits)")
     p.add_argument(
-        "--model", help="model name from the registry (default: simple); see `convscope summary --list`"
+        "--model",
+        help="model name from the registry (default: simple; see `convscope summary --list`) or an "
+        ".onnx file to fine-tune (its classifier must fit the data's classes)",
     )
     p.add_argument("--epochs", type=int, help="number of epochs (default: 15)")
     p.add_argument("--batch-size", type=int, dest="batch_size", help="images per batch (default: 32)")
@@ -77,6 +79,20 @@ def add_parser(sub):
     p.add_argument(
         "--no-progress", action="store_true", default=False, dest="no_progress", help="no progress bars"
     )
+    p.add_argument(
+        "--distributed",
+        action="store_true",
+        default=False,
+        help="data-parallel over MPI: run as `mpiexec -n N convscope train --distributed ...`; "
+        "--batch-size is per process",
+    )
+    p.add_argument(
+        "--sync-bn",
+        action="store_true",
+        default=False,
+        dest="sync_bn",
+        help="with --distributed: batch-norm statistics over all processes' shards",
+    )
     add_common(p)
     p.set_defaults(handler=run, json=False, debug=False)
     return p
@@ -96,6 +112,16 @@ def config_from_args(args):
 
 
 def run(args) -> int:
+    if args.distributed:
+        from ..distributed.launch import run_distributed
+
+        return run_distributed(args, _run)
+    if args.sync_bn:
+        raise ValueError("--sync-bn needs --distributed (one process already sees the whole batch)")
+    return _run(args, None)
+
+
+def _run(args, distributed) -> int:
     import sys
 
     from ..train import Trainer, TrainingInterrupted
@@ -103,14 +129,17 @@ def run(args) -> int:
     config = config_from_args(args)
     if args.resume and not config.out:
         raise ValueError("--resume needs --out DIR: the run folder to continue")
-    trainer = Trainer(config, progress=not args.no_progress)
+    trainer = Trainer(config, progress=not args.no_progress, distributed=distributed)
     try:
         result = trainer.fit(resume=args.resume)
     except TrainingInterrupted as stop:
-        print(f"convscope train: {stop}", file=sys.stderr)
-        if args.json:
-            emit_json({k: v for k, v in stop.result.items() if k != "history"})
+        if trainer.is_writer:
+            print(f"convscope train: {stop}", file=sys.stderr)
+            if args.json:
+                emit_json({k: v for k, v in stop.result.items() if k != "history"})
         return 130
+    if not trainer.is_writer:
+        return 0
     acc = result["test_accuracy"]
     best = result["best_accuracy"]
     print(

@@ -156,10 +156,13 @@ def save(obj: Any, path, *, metadata: dict | None = None) -> None:
 
 
 def load_model(path):
-    """Rebuild the model of a training run's checkpoint (``best.npz``/``last.npz`` or the run folder).
+    """Rebuild the model of a training run's checkpoint (``best.npz``/``last.npz`` or the run folder),
+    or import an ``.onnx`` file (through :func:`convscope.models.loading.load_model_file`, the one
+    loader of the command-line tools).
 
     Returns:
-        Module: the registered model with the checkpoint's weights, in eval mode.
+        Module: the registered model with the checkpoint's weights (or the imported graph), in
+        eval mode.
 
     Raises:
         CheckpointError: the file is not a convscope training checkpoint (a plain weights file
@@ -169,9 +172,9 @@ def load_model(path):
     Example:
         >>> model = convscope.load_model("runs/simple-digits/best.npz")
     """
-    from ..checkpoint import load_checkpoint
+    from ..models.loading import load_model_file
 
-    return load_checkpoint(path).build_model()
+    return load_model_file(path).model
 
 
 def load_state_dict_file(path) -> dict:

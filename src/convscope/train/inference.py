@@ -10,33 +10,54 @@ import numpy as np
 
 from ..autograd.grad_mode import no_grad
 from ..autograd.tensor import Tensor
-from ..checkpoint import load_checkpoint
+from ..models.loading import load_model_file
 from .metrics import classification_report
 
 
 class Predictor:
-    """A model rebuilt from a checkpoint together with its preprocessing.
+    """A model loaded from a checkpoint or an ONNX file, together with its preprocessing.
+
+    Args:
+        path (str): a .npz checkpoint (or run folder) or a .onnx file.
+        mean, std, image_size: preprocessing for an ONNX file without it in its metadata
+            (see :func:`convscope.models.loading.load_model_file`).
 
     Attributes:
         model (Module): in eval mode.
-        checkpoint (Checkpoint): the loaded file.
-        normalizer (Normalizer): the training split's statistics.
+        path (str): the file read.
+        checkpoint (Checkpoint or None): the loaded checkpoint (None for ONNX files).
+        normalizer (Normalizer or None): the training split's statistics.
         input_shape (tuple): (C, H, W) the model was trained on.
         classes (list): class names.
     """
 
-    def __init__(self, path):
-        from ..data import Normalizer
-
-        self.checkpoint = load_checkpoint(path)
-        self.model = self.checkpoint.build_model()
-        pre = self.checkpoint.preprocessing
-        self.normalizer = Normalizer.from_dict(pre["normalizer"]) if "normalizer" in pre else None
-        self.input_shape = tuple(pre.get("input_shape") or ())
-        self.classes = self.checkpoint.classes or [str(i) for i in range(self._num_classes())]
+    def __init__(self, path, mean=None, std=None, image_size=None, runtime: str = "convscope"):
+        if runtime not in ("convscope", "onnxruntime"):
+            raise ValueError(f"runtime must be 'convscope' or 'onnxruntime', got {runtime!r}")
+        loaded = load_model_file(path, mean=mean, std=std, image_size=image_size)
+        if runtime == "onnxruntime" and loaded.kind != "onnx":
+            raise ValueError(
+                f"--runtime onnxruntime runs .onnx files; {path} is a checkpoint (export it first)"
+            )
+        self.session = _ort_session(loaded.path) if runtime == "onnxruntime" else None
+        if loaded.input_shape is None:
+            raise ValueError(
+                f"{path}: the model's input size is not fixed in the file; give --image-size HxW"
+            )
+        self.loaded = loaded
+        self.path = loaded.path
+        self.checkpoint = loaded.checkpoint
+        self.model = loaded.model
+        self.normalizer = loaded.normalizer
+        self.input_shape = tuple(loaded.input_shape)
+        self.classes = list(loaded.classes or []) or [str(i) for i in range(self._num_classes())]
 
     def _num_classes(self):
-        return int(self.checkpoint.model_config.get("num_classes", 0))
+        if self.checkpoint is not None:
+            return int(self.checkpoint.model_config.get("num_classes", 0))
+        with no_grad():
+            out = self.model(Tensor._wrap(np.zeros((1, *self.input_shape), dtype=np.float32), False))
+        return int(out.shape[1])
 
     def logits(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Raw scores (N, num_classes) for images (N, C, H, W) in [0, 1] (normalised here)."""
@@ -46,7 +67,11 @@ class Predictor:
                 xb = x[i : i + batch_size]
                 if self.normalizer is not None:
                     xb = self.normalizer(xb)
-                outs.append(self.model(Tensor._wrap(np.ascontiguousarray(xb, dtype=np.float32), False)).data)
+                xb = np.ascontiguousarray(xb, dtype=np.float32)
+                if self.session is not None:  # the same file run by onnxruntime instead
+                    outs.append(self.session.run(None, {self.session.get_inputs()[0].name: xb})[0])
+                else:
+                    outs.append(self.model(Tensor._wrap(xb, False)).data)
         return np.concatenate(outs) if outs else np.zeros((0, len(self.classes)), np.float32)
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
@@ -99,7 +124,7 @@ class Predictor:
         """
         from ..data import DataError, load_dataset
 
-        info = self.checkpoint.meta.get("data", {})
+        info = self.checkpoint.meta.get("data", {}) if self.checkpoint is not None else {}
         spec = data_spec or info.get("spec")
         if not spec:
             raise ValueError("evaluate needs --data: the checkpoint does not name its data set")
@@ -130,3 +155,11 @@ class Predictor:
         report = classification_report(y, pred, len(self.classes), self.classes)
         report.update(data=spec, split=split, note=splits.note)
         return report
+
+
+def _ort_session(path):
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise ImportError("--runtime onnxruntime needs onnxruntime: pip install onnxruntime") from None
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
