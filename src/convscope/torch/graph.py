@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import builtins
 import operator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,7 +91,7 @@ FUNCTIONS: dict[str, tuple[tuple, Any, Any]] = {
 _BY_TORCH = {id(fn): name for name, (fns, _t, _c) in FUNCTIONS.items() for fn in fns}
 
 # Tensor methods: the same name on both sides unless mapped here (convscope side)
-METHODS = {
+METHODS: dict[str, Callable[..., Any]] = {
     "size": _cs_size,
     "contiguous": _identity,
     "view": lambda x, *shape: x.reshape(*shape),
@@ -184,7 +185,8 @@ def run_graph(module, nodes: tuple, args: tuple, kwargs: dict, backend: str):
             sub = _get_path(module, node.target)
             env[node.name] = sub(*_resolve(node.args, env), **_resolve(node.kwargs, env))
         elif node.op == "call_function":
-            fn = FUNCTIONS[node.target][side]
+            impl = FUNCTIONS[node.target]
+            fn = impl[1] if side == 1 else impl[2]
             env[node.name] = fn(*_resolve(node.args, env), **_resolve(node.kwargs, env))
         elif node.op == "call_method":
             self_arg, *rest = _resolve(node.args, env)

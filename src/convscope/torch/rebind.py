@@ -153,7 +153,7 @@ class Rebinder:
             return torch.from_numpy(np.array(value.data, copy=True))
         return value
 
-    def function(self, fn: types.FunctionType, where: str, owner=None, twin=None) -> types.FunctionType:
+    def function(self, fn: Any, where: str, owner=None, twin=None) -> types.FunctionType:
         """``fn`` with convscope names in its globals, closure and defaults swapped for torch's."""
         key = id(fn)
         if key in self._functions and owner is None:

@@ -74,7 +74,7 @@ def twin_class(cls: type) -> type:
         del _TWINS[cls]
         raise
     if not hasattr(twin, "_layer_name"):
-        twin._layer_name = _layer_name
+        setattr(twin, "_layer_name", _layer_name)  # noqa: B010  (a dynamic class)
     return twin
 
 
@@ -97,7 +97,7 @@ def _member(value, cls: type, twin: type, where: str):
         return classmethod(fn(value.__func__, where, cls, twin))
     if isinstance(value, property):
         parts = [None if f is None else fn(f, where, cls, twin) for f in (value.fget, value.fset, value.fdel)]
-        return property(*parts, value.__doc__)
+        return property(parts[0], parts[1], parts[2], value.__doc__)
     if callable(value) and hasattr(value, "__code__"):
         return fn(value, where, cls, twin)
     return value
