@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 from .common import UsageError, add_common, emit_json
 
@@ -19,7 +20,10 @@ def add_parser(sub):
         "'layers' counts conv + FC layers on the deepest path, as the lecture does.",
     )
     p.add_argument("model", nargs="?", help="registry name (e.g. vgg16), checkpoint path or .onnx file")
-    p.add_argument("--input", help="input size CxHxW, e.g. 3x224x224 (default: the model's own)")
+    p.add_argument(
+        "--input",
+        help="input size CxHxW, e.g. 3x224x224, or CxL for 1-D models, e.g. 1x150 (default: the model's own)",
+    )
     p.add_argument(
         "--num-classes",
         type=int,
@@ -54,8 +58,9 @@ def load_model(spec, num_classes=None):
 
 
 def run(args) -> int:
-    from .. import models
+    from .. import models, schemas
     from ..analysis import parse_input_size, summary
+    from ..analysis.calc import chw_order_warning
 
     if args.list:
         rows = [
@@ -66,7 +71,7 @@ def run(args) -> int:
 
         print(format_table(["model", "family", "input"], rows, align="lll"))
         if args.json:
-            emit_json({"models": [r[0] for r in rows]})
+            emit_json(schemas.model_list([r[0] for r in rows]))
         return 0
     if not args.model:
         raise UsageError("give a model name or a checkpoint (or --list)")
@@ -75,11 +80,21 @@ def run(args) -> int:
             size = parse_input_size(args.input)
         except ValueError as e:
             raise UsageError(f"--input: {e}") from None
+        warning = chw_order_warning(size, args.input)
+        if warning:
+            print(warning, file=sys.stderr)
     model, default, label = load_model(args.model, args.num_classes)
     if args.input is None and default is None:
         raise UsageError(f"{args.model} does not fix its input size (dynamic dimensions): give --input CxHxW")
+    if args.input is not None and default is not None and len(size) != len(default):
+        want = (
+            "CxL (channels x length) for this 1-D model"
+            if len(default) == 2
+            else "CxHxW for this image model"
+        )
+        raise UsageError(f"--input: expected {want}, e.g. {'x'.join(map(str, default))}; got {args.input!r}")
     result = summary(model, args.input and size or default, model_name=label)
     print(result)
     if args.json:
-        emit_json(result.to_dict())
+        emit_json(schemas.summary(result))
     return 0

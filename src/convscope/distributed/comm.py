@@ -41,7 +41,7 @@ def launched_by_mpi() -> bool:
     return any(name in os.environ for name in LAUNCH_VARIABLES)
 
 
-def init(install_fault_handlers: bool = True):
+def init(install_fault_handlers: bool = True) -> Any:
     """Initialise MPI (idempotent) and return ``MPI.COMM_WORLD``.
 
     Args:
@@ -81,14 +81,14 @@ def is_initialized() -> bool:
     return _STATE["comm"] is not None
 
 
-def world():
+def world() -> Any:
     """``MPI.COMM_WORLD`` (after :func:`init`)."""
     if _STATE["comm"] is None:
         raise DistributedError("convscope.distributed.init() has not been called")
     return _STATE["comm"]
 
 
-def mpi():
+def mpi() -> Any:
     """The ``mpi4py.MPI`` module (after :func:`init`)."""
     world()
     return _STATE["MPI"]

@@ -8,11 +8,16 @@ one machine, so the reduction is not overlapped with backward: it runs once back
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
 from ..autograd.tensor import Tensor
 from ..nn import Module
 from . import comm
+
+if TYPE_CHECKING:
+    from ..optim import Optimizer
 
 
 def _grouped(arrays: list) -> dict:
@@ -63,7 +68,7 @@ def broadcast_buffers(model: Module, root: int = 0) -> None:
     _broadcast_arrays_([b.data for _, b in model.named_buffers() if b is not None], root)
 
 
-def broadcast_optimizer_state(optimizer, root: int = 0) -> None:
+def broadcast_optimizer_state(optimizer: Optimizer, root: int = 0) -> None:
     """Give every rank root's optimizer state (momentum/Adam moments, step counts, lr).
 
     Runs at start or on resume (the layout goes as one pickled message, the arrays as buffers).
@@ -116,7 +121,7 @@ class DistributedDataParallel(Module):
         if broadcast_parameters:
             _broadcast_parameters(module)
 
-    def forward(self, *args, **kwargs):
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
         return self.module(*args, **kwargs)
 
     def allreduce_gradients(self, average: bool = True) -> None:

@@ -14,6 +14,7 @@ the single-process mean.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Sized
 
 import numpy as np
 
@@ -43,7 +44,7 @@ class DistributedSampler:
 
     def __init__(
         self,
-        dataset,
+        dataset: Sized | int,
         num_replicas: int | None = None,
         rank: int | None = None,
         shuffle: bool = True,
@@ -86,7 +87,7 @@ class DistributedSampler:
         """This rank's samples of ``epoch``: every N-th of the order, starting at the rank."""
         return self.order(epoch)[self.rank :: self.num_replicas]
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[int]:
         return iter(self.indices(self.epoch).tolist())
 
     def __len__(self) -> int:

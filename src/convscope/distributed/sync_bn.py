@@ -111,7 +111,7 @@ class SyncBatchNorm(_BatchNorm):
         (N, C) or (N, C, *spatial) -> same shape; a rank's N may be 0 (an empty last shard).
     """
 
-    _ndims = (2, 3, 4, 5)  # type: ignore[assignment]
+    _ndims = (2, 3, 4, 5)
     _layout = "(N, C, ...)"
 
     def forward(self, input):

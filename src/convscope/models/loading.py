@@ -8,13 +8,18 @@ an .onnx path wherever a registry name is expected (``convscope train --model mo
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..formats.atomic import StrPath
+    from ..nn import Module
 
 ONNX_SUFFIX = ".onnx"
 
 
-def is_onnx_path(spec) -> bool:
+def is_onnx_path(spec: object) -> bool:
     """Whether a model spec names an ONNX file (by its suffix)."""
     return isinstance(spec, (str, os.PathLike)) and os.fspath(spec).lower().endswith(ONNX_SUFFIX)
 
@@ -35,7 +40,7 @@ class LoadedModel:
         label (str): a short description for tables.
     """
 
-    model: Any
+    model: Module
     path: str
     kind: str
     input_shape: tuple | None
@@ -46,7 +51,12 @@ class LoadedModel:
     preprocessing: dict = field(default_factory=dict)
 
 
-def load_model_file(path, mean=None, std=None, image_size=None) -> LoadedModel:
+def load_model_file(
+    path: StrPath,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    image_size: Sequence[int] | None = None,
+) -> LoadedModel:
     """Load a checkpoint or an ONNX file for inference.
 
     Args:
@@ -70,7 +80,7 @@ def load_model_file(path, mean=None, std=None, image_size=None) -> LoadedModel:
 
         ckpt = load_checkpoint(path)
         pre = ckpt.preprocessing
-        norm = Normalizer.from_dict(pre["normalizer"]) if "normalizer" in pre else None
+        norm = Normalizer.from_dict(pre["normalizer"]) if pre.get("normalizer") else None
         shape = tuple(pre.get("input_shape") or ()) or None
         return LoadedModel(
             ckpt.build_model(),
@@ -102,7 +112,7 @@ def load_model_file(path, mean=None, std=None, image_size=None) -> LoadedModel:
     return LoadedModel(model, path, "onnx", shape, pre.get("classes"), norm, None, f"onnx ({path})", pre)
 
 
-def create_model(name: str, num_classes: int = 10, in_channels: int | None = None, **kwargs):
+def create_model(name: str, num_classes: int = 10, in_channels: int | None = None, **kwargs: Any) -> Module:
     """:func:`convscope.models.create`, or for a path ending in .onnx the imported graph.
 
     An imported model keeps ``model_name='onnx'`` and ``model_config={'path': ..., ...}`` so a

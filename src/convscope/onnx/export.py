@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
-from typing import NoReturn
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
+import numpy.typing as npt
 
 from ..analysis.graph import record_modules
 from ..autograd.engine import topological_order
@@ -25,6 +26,10 @@ from ..serialization import atomic_write
 from .builder import DEFAULT_OPSET, GraphBuilder, ir_version_for
 from .emitters import emitter_for
 from .errors import OnnxExportError, require_onnx
+
+if TYPE_CHECKING:
+    from ..formats.atomic import StrPath
+    from ..nn import Module
 
 
 class Emit:
@@ -153,16 +158,16 @@ def _preprocessing_props(preprocessing: dict | None, folded: bool) -> dict:
 
 
 def build_graph(
-    model,
-    example_input,
+    model: Module,
+    example_input: Tensor | npt.NDArray[Any],
     opset: int = DEFAULT_OPSET,
     dynamic_batch: bool = True,
-    input_names=("input",),
-    output_names=None,
+    input_names: Sequence[str] = ("input",),
+    output_names: Sequence[str] | None = None,
     preprocessing: dict | None = None,
     fold_normalization: bool = False,
     model_name: str | None = None,
-):
+) -> Any:
     """The ONNX ModelProto of ``model``, not yet checked (see :func:`export`; nothing is written)."""
     require_onnx()
     from onnx import helper
@@ -326,16 +331,16 @@ def _live_nodes(nodes: list, outputs: set) -> list:
 
 
 def export(
-    model,
-    example_input,
-    path,
+    model: Module,
+    example_input: Tensor | npt.NDArray[Any],
+    path: StrPath,
     opset: int = DEFAULT_OPSET,
     dynamic_batch: bool = True,
-    input_names=("input",),
-    output_names=None,
+    input_names: Sequence[str] = ("input",),
+    output_names: Sequence[str] | None = None,
     preprocessing: dict | None = None,
     fold_normalization: bool = False,
-):
+) -> Any:
     """Write ``model`` as an ONNX file, built from what it computes on ``example_input``.
 
     Args:

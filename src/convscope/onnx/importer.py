@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -29,6 +29,9 @@ from ..nn.parameter import Parameter
 from .errors import OnnxImportError, require_onnx
 from .importers import IMPORTERS, NodeSpec, builder_for
 from .nodes import ConstOperand, GraphInputTranspose, OnnxNode
+
+if TYPE_CHECKING:
+    from ..formats.atomic import StrPath
 
 SUPPORTED_IMPORT_OPSETS = range(11, 21)
 # ops evaluated at import time when all their inputs are constants
@@ -76,7 +79,7 @@ class OnnxModel(nn.Module):
         self.input_shape, self.input_layout = input_shape, layout
         self.metadata, self.opset = dict(metadata), opset
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Any:
         env = dict(self._constants)
         env[self.input_name] = x
         modules = self._modules
@@ -170,7 +173,7 @@ def _dims(value_info) -> tuple:
     return tuple(d.dim_value if d.HasField("dim_value") else None for d in shape.dim)
 
 
-def load(path) -> OnnxModel:
+def load(path: StrPath) -> OnnxModel:
     """Build a convscope module from an ONNX file.
 
     Args:

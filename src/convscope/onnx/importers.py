@@ -13,7 +13,7 @@ order; the graph module passes the constants along).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -94,7 +94,7 @@ def conv(spec: NodeSpec):
     mode = _auto_pad(spec)
     c_out, c_in = int(w.shape[0]), int(w.shape[1]) * groups
     has_bias = len(spec.node.input) > 2 and spec.node.input[2] != ""
-    kwargs = dict(stride=stride, dilation=dilation, groups=groups, bias=has_bias)
+    kwargs: dict[str, Any] = dict(stride=stride, dilation=dilation, groups=groups, bias=has_bias)
     if mode != "NOTSET":
         padding = "same" if mode == "SAME_UPPER" else 0
         layer = (nn.Conv1d if nd == 1 else nn.Conv2d)(c_in, c_out, w.shape[2:], padding=padding, **kwargs)

@@ -1,7 +1,8 @@
 """The training loop: data -> model -> loss -> backward -> optimizer -> checkpoints and metrics.
 
 A run lives in one folder (``--out``): ``last.npz`` (saved atomically after every epoch
-and on Ctrl-C, enough to resume exactly), ``best.npz`` (the best test accuracy so far),
+and on Ctrl-C, enough to resume exactly), ``best.npz`` (the best test accuracy so far; the best
+mean IoU for segmentation),
 ``history.csv`` / ``history.json`` and ``curve.png``.
 
 Exact resume: the data order of epoch e is a function of (seed, e), augmentation of
@@ -18,6 +19,7 @@ import os
 import sys
 import time
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -31,6 +33,10 @@ from .config import TrainConfig
 from .interrupts import deferred_interrupt
 from .optim_factory import make_optimizer, make_scheduler
 from .pretrained import freeze, gaussian_init, init_from_weights
+from .tasks import make_task
+
+if TYPE_CHECKING:
+    from ..nn import Module
 
 
 class TrainingDiverged(RuntimeError):
@@ -84,6 +90,10 @@ class Trainer:
         >>> result['test_accuracy']
     """
 
+    state: dict[str, Any]  # epoch, batch, best_accuracy, seconds, running, rng (JSON-able)
+    history: list[dict[str, Any]]  # one row per finished epoch
+    frozen_bn: list[Module]  # batch norms kept in eval mode (--freeze)
+
     def __init__(self, config: TrainConfig, progress: bool = True, log=None, distributed=None):
         self.config = config.validate()
         self.dist = distributed
@@ -96,7 +106,7 @@ class Trainer:
     # ------------------------------------------------------------------ setup
     def _setup(self, resume: bool):
         from .. import models
-        from ..data import DataLoader, Normalizer, load_dataset
+        from ..data import DataLoader, Normalizer, absolute_spec, few_images_warning, load_dataset
         from ..models.loading import create_model, is_onnx_path
 
         cfg = self.config
@@ -108,24 +118,31 @@ class Trainer:
             self.out = dist.shared(self.out)
         last = os.path.join(self.out, "last.npz")
         last_exists = os.path.exists(last) if dist is None else dist.shared(os.path.exists(last))
-        ckpt = None
+        ckpt, planned, epochs = None, cfg.epochs, self._extend_to
+        data_spec = cfg.data
         if resume:
             if not last_exists:
                 raise ValueError(f"--resume: no checkpoint to resume in {self.out} (expected {last})")
             ckpt = load_checkpoint(last) if dist is None else dist.load_checkpoint(last)
-            saved = ckpt.meta.get("train_config", {})
+            saved, done = ckpt.meta.get("train_config", {}), ckpt.meta["train_state"]["epoch"]
             saved = self._same_global_batch(saved, ckpt.meta.get("processes", 1))
-            for key in ("data", "model", "seed", "batch_size", "optimizer", "scheduler"):
-                if key in saved and saved[key] != getattr(cfg, key):
-                    self.log(f"resume: using the run's {key}={saved[key]!r} (not {getattr(cfg, key)!r})")
-            epochs = cfg.epochs
-            if epochs != saved.get("epochs", epochs) and saved.get("scheduler") not in (None, "none"):
-                self.log(
-                    f"resume: the run was planned for {saved['epochs']} epochs; its {saved['scheduler']} "
-                    f"learning-rate schedule keeps that plan while training to epoch {epochs}"
+            planned = saved.get("epochs", cfg.epochs)
+            target = planned if epochs is None else epochs
+            if epochs is None and done >= planned:
+                best = ckpt.meta["train_state"].get("best_accuracy", -1.0)
+                raise ValueError(
+                    f"{self.out} is finished: it trained all {planned} of its planned epochs"
+                    + (f" (best test accuracy {100 * best:.2f}%)" if best >= 0 else "")
+                    + f"; to train further, give --epochs N with N above {done} together with --resume"
                 )
-            merged = dict(saved, out=self.out, epochs=epochs)
-            self.config = cfg = TrainConfig.from_dict(merged, "checkpoint").validate()
+            if target <= done:
+                raise ValueError(
+                    f"--epochs {target} with --resume: the run has already trained {done} epochs; "
+                    f"expected more than {done} to extend it"
+                )
+            self.config = cfg = TrainConfig.from_dict(dict(saved, out=self.out, epochs=target)).validate()
+            # the path as given may be relative to another directory: use the absolute one
+            data_spec = ckpt.meta.get("data", {}).get("spec_absolute") or cfg.data
         elif last_exists:
             raise ValueError(
                 f"{self.out} already holds a run (last.npz); pass --resume to continue it "
@@ -135,24 +152,61 @@ class Trainer:
 
         def load():
             return load_dataset(
-                cfg.data, test_split=cfg.test_split, seed=cfg.seed, image_size=cfg.image_size, mode=cfg.mode
+                data_spec,
+                test_split=cfg.test_split,
+                seed=cfg.seed,
+                image_size=cfg.image_size,
+                mode=cfg.mode,
+                ignore_index=cfg.ignore_index,
             )
 
         self.splits = load() if dist is None else dist.collective("loading the data", load)
+        self.data_spec_absolute = absolute_spec(data_spec)
         if self.splits.note:
             self.log(self.splits.note)
+        self.task = make_task(cfg.task, self.splits, cfg.ignore_index)
+        if few_images_warning(self.splits):
+            self.log(few_images_warning(self.splits))
         train, test = self.splits.train, self.splits.test
+        self.defaults_applied = cfg.apply_model_defaults(train.input_shape)
+        if self.defaults_applied:
+            shape = "x".join(map(str, train.input_shape))
+            chosen = ", ".join(f"{k}={v}" for k, v in self.defaults_applied.items())
+            self.log(
+                f"defaults for {cfg.model} on {shape} inputs (model zoo): {chosen}; a flag overrides each"
+            )
         if ckpt is not None:
             self.model = ckpt.build_model()
-            self.normalizer = Normalizer.from_dict(ckpt.preprocessing["normalizer"])
+            saved_norm = ckpt.preprocessing.get("normalizer")
+            self.normalizer = Normalizer.from_dict(saved_norm) if saved_norm else None
         else:
-            c, h, w = train.input_shape
+            from .compat import check_model_fits
+
+            c, *size = train.input_shape
             # models whose classifier is sized from the input (simple, tinyvgg) get its size
             onnx_file = is_onnx_path(cfg.model)
-            kwargs = {"input_size": [h, w]} if onnx_file or models.accepts(cfg.model, "input_size") else {}
+            kwargs: dict[str, Any] = (
+                {"input_size": list(size)} if onnx_file or models.accepts(cfg.model, "input_size") else {}
+            )
+            if cfg.upsample is not None:
+                if not models.accepts(cfg.model, "upsample"):
+                    raise ValueError(
+                        f"--upsample applies to models with an upsampling path (unet), not {cfg.model}"
+                    )
+                kwargs["upsample"] = cfg.upsample
             self.model = create_model(cfg.model, num_classes=train.num_classes, in_channels=c, **kwargs)
+            if not onnx_file:
+                check_model_fits(
+                    self.model,
+                    cfg.model,
+                    train.input_shape,
+                    train.num_classes,
+                    self.task.name,
+                )
             stored = _file_normalizer(self.model, c) if onnx_file else None
-            self.normalizer = stored if stored is not None else Normalizer.fit(train.x)
+            # series come z-normalised per series; images get the training split's channel statistics
+            fitted = Normalizer.fit(train.x) if self.splits.normalize else None
+            self.normalizer = stored if stored is not None else fitted
         self.init_record = ckpt.meta.get("init") if ckpt is not None else self._initialise()
         self.frozen_bn = []
         if cfg.freeze:
@@ -178,23 +232,49 @@ class Trainer:
         self.test_loader = DataLoader(
             test, 256, shuffle=False, seed=cfg.seed, normalizer=self.normalizer, sampler=samplers[1]
         )
+        self.history: list[dict] = []
+        self.state: dict[str, Any]
         self.history, self.state = (
             [],
             {"epoch": 0, "batch": 0, "best_accuracy": -1.0, "seconds": 0.0, "running": [0.0, 0, 0]},
         )
         if ckpt is not None:
-            from ..optim import state_dict_from_arrays
+            self._restore(ckpt, planned)
 
-            self.history = ckpt.history
-            self.state = dict(ckpt.meta["train_state"])
-            self.optimizer.load_state_dict(state_dict_from_arrays(ckpt.optim_state, ckpt.meta["optimizer"]))
+    def _restore(self, ckpt, planned: int) -> None:
+        """Load the saved state; a plan extended to more epochs gets its lr schedule recomputed."""
+        from ..optim import state_dict_from_arrays
+
+        cfg = self.config
+        self.history = ckpt.history
+        self.state = dict(ckpt.meta["train_state"])
+        self.optimizer.load_state_dict(state_dict_from_arrays(ckpt.optim_state, ckpt.meta["optimizer"]))
+        done = int(self.state["epoch"])
+        if cfg.epochs != planned:
             if self.scheduler is not None:
-                self.scheduler.load_state_dict(ckpt.meta["scheduler"])
-            cs_random.set_rng_state(self.state["rng"])
-            where = f"epoch {self.state['epoch'] + 1}" + (
-                f", batch {self.state['batch']}" if self.state["batch"] else ""
+                # the lr a run planned for cfg.epochs epochs would have after `done` of them
+                for group in self.optimizer.param_groups:
+                    group["lr"] = group.get("initial_lr", cfg.lr)
+                self.scheduler = make_scheduler(cfg, self.optimizer)
+                for _ in range(done):
+                    self.scheduler.step()
+            lr = self.optimizer.param_groups[0]["lr"]
+            self.log(
+                f"resume: the plan is extended from {planned} to {cfg.epochs} epochs"
+                + (
+                    f"; the {cfg.scheduler} learning-rate schedule is recomputed for {cfg.epochs} "
+                    f"epochs (lr {lr:.4g} for epoch {done + 1})"
+                    if self.scheduler is not None
+                    else ""
+                )
             )
-            self.log(f"resuming {self.out} at {where} of {cfg.epochs}")
+        elif self.scheduler is not None:
+            self.scheduler.load_state_dict(ckpt.meta["scheduler"])
+        cs_random.set_rng_state(self.state["rng"])
+        where = f"epoch {done + 1} of {cfg.epochs}"
+        if self.state["batch"]:
+            where += f", after batch {self.state['batch']} of {len(self.train_loader)}"
+        self.log(f"resuming {self.out} at {where}")
 
     def _same_global_batch(self, saved: dict, saved_processes: int) -> dict:
         """A run resumed on another number of processes keeps its global batch (exact resume)."""
@@ -222,8 +302,11 @@ class Trainer:
     def _augmentation(self, shape):
         from ..data import Compose, RandomCrop, RandomHorizontalFlip
 
-        aug = self.config.augment
-        steps = []
+        aug = self.config.augment or "none"
+        if aug != "none" and (self.task.name == "segment" or len(shape) != 3):
+            what = "segmentation (masks would not move with the image)" if len(shape) == 3 else "1-D series"
+            raise ValueError(f"--augment {aug} is for image classification; expected none for {what}")
+        steps: list[RandomCrop | RandomHorizontalFlip] = []
         if "crop" in aug:
             steps.append(RandomCrop(tuple(shape[1:]), self.config.crop_padding))
         if "flip" in aug:
@@ -231,21 +314,30 @@ class Trainer:
         return Compose(steps) if steps else None
 
     # -------------------------------------------------------------- the loop
-    def fit(self, resume: bool = False) -> dict:
-        """Train for ``config.epochs`` epochs (continuing a saved run with ``resume``).
+    def fit(self, resume: bool = False, epochs: int | None = None) -> dict:
+        """Train for ``config.epochs`` epochs, or continue a saved run with ``resume``.
+
+        Args:
+            resume (bool, default False): continue the run in ``config.out`` from its last.npz
+                with the run's own saved settings (the config's other fields are not used).
+            epochs (int, optional): with ``resume``, extend the plan to this many epochs; the
+                learning-rate schedule is recomputed for the new length from the saved state.
 
         Returns:
             dict: test_accuracy, best_accuracy, checkpoint (best.npz), last, out, epochs,
-            seconds, history, status ('completed').
+            seconds, history, status ('completed'), defaults_applied (settings chosen from the
+            model zoo's metadata for this data's shape).
 
         Raises:
+            ValueError: a finished run resumed without a longer --epochs, a model that does not
+                fit the data, or an --out that already holds a run (without ``resume``).
             TrainingDiverged: NaN/inf loss or weights (last good checkpoint kept).
             TrainingInterrupted: Ctrl-C (state saved in last.npz; resume continues exactly).
         """
+        self._extend_to = epochs if resume else None
         self._setup(resume)
         cfg = self.config
-        if self.is_writer:
-            os.makedirs(self.out, exist_ok=True)
+        # the folder appears with the first saved file: a run that fails before leaves nothing
         start = time.perf_counter() - self.state["seconds"]
         try:
             while self.state["epoch"] < cfg.epochs:
@@ -268,7 +360,12 @@ class Trainer:
     def _run_epoch(self, epoch: int, start: float) -> None:
         cfg = self.config
         train_loss, train_acc = self._train_epoch(epoch, start)
-        test_loss, test_acc = self.evaluate_loader(self.test_loader)
+        if self.task.name == "classify":  # distributed-aware; segmentation metrics come from the task
+            test_loss, test_acc = self.evaluate_loader(self.test_loader)
+            metrics = {"test_loss": test_loss, "test_accuracy": test_acc}
+        else:
+            metrics = self.task.evaluate(self.model, self.test_loader)
+        score = metrics[self.task.primary]
         self._check_weights(epoch)
         with deferred_interrupt():  # schedule step, history, state and files move together
             lr = self.optimizer.param_groups[0]["lr"]
@@ -279,19 +376,19 @@ class Trainer:
                     "epoch": epoch + 1,
                     "train_loss": train_loss,
                     "train_accuracy": train_acc,
-                    "test_loss": test_loss,
-                    "test_accuracy": test_acc,
+                    **metrics,
                     "lr": lr,
                     "seconds": round(time.perf_counter() - start, 3),
                 }
             )
-            improved = test_acc > self.state["best_accuracy"]
+            # best_accuracy holds the task's primary score (test accuracy, or mean IoU)
+            improved = score > self.state["best_accuracy"]
             self.state.update(
                 epoch=epoch + 1,
                 batch=0,
                 running=[0.0, 0, 0],
                 seconds=time.perf_counter() - start,
-                best_accuracy=max(test_acc, self.state["best_accuracy"]),
+                best_accuracy=max(score, self.state["best_accuracy"]),
             )
             if improved:  # before last.npz: a resumed run no longer sees this epoch as new best
                 self._save(os.path.join(self.out, "best.npz"))
@@ -299,7 +396,7 @@ class Trainer:
             self._write_history()
         self.log(
             f"epoch {epoch + 1}/{cfg.epochs}: train loss {train_loss:.4f} acc {100 * train_acc:.2f}% | "
-            f"test loss {test_loss:.4f} acc {100 * test_acc:.2f}%" + (" (best)" if improved else "")
+            f"{self.task.describe(metrics)}" + (" (best)" if improved else "")
         )
 
     def _train_epoch(self, epoch: int, start: float):
@@ -321,7 +418,7 @@ class Trainer:
                 logits = self.model(Tensor._wrap(x, False)) if step is None else self._forward(x, context)
             if not np.isfinite(logits.data).all():
                 self._diverged(epoch, b, "the model's outputs contain NaN/inf")
-            loss = F.cross_entropy(logits, Tensor._wrap(y, False), label_smoothing=cfg.label_smoothing)
+            loss = self.task.loss(logits, y, cfg.label_smoothing or 0.0)
             value = loss.item()
             if not np.isfinite(value):
                 self._diverged(epoch, b, f"the loss is {value}")
@@ -335,7 +432,9 @@ class Trainer:
             with deferred_interrupt():  # the update and its record: both or neither
                 self.optimizer.step()
                 n = len(y) if step is None or weight else 0  # a stand-in batch counts nothing
-                batch_correct = int((logits.data.argmax(axis=1) == y).sum()) if n else 0
+                # images (classify) or labelled pixels (segment) counted, and how many were right
+                batch_correct, counted = self.task.count_correct(logits.data, y) if n else (0, 0)
+                n = counted
                 batch_loss = value * n
                 stop = False
                 if step is not None:  # the global batch's numbers, and whether any rank got Ctrl-C
@@ -448,14 +547,17 @@ class Trainer:
         self.state.setdefault("rng", cs_random.get_rng_state())
         meta = {
             "classes": self.splits.classes,
+            "task": self.task.name,
+            "ignore_index": getattr(self.task, "ignore_index", None),
             "preprocessing": {
-                "normalizer": self.normalizer.to_dict(),
+                "normalizer": self.normalizer.to_dict() if self.normalizer is not None else None,
                 "input_shape": list(self.splits.input_shape),
                 "mode": self.config.mode,
                 "image_size": self.config.image_size,
             },
             "data": {
                 "spec": self.config.data,
+                "spec_absolute": self.data_spec_absolute,
                 "test_split": self.config.test_split,
                 "seed": self.config.seed,
                 "note": self.splits.note,
@@ -492,19 +594,30 @@ class Trainer:
                 self.history,
                 os.path.join(self.out, "curve.png"),
                 title=f"{self.config.model} on {self.config.data}",
+                label_smoothing=self.config.label_smoothing or 0.0,
             )
 
     def _result(self, status, start):
         last = self.history[-1] if self.history else {}
+        extra = {}
+        if self.task.name == "segment":
+            extra = {
+                "test_miou": last.get("test_miou"),
+                "test_pixel_accuracy": last.get("test_pixel_accuracy"),
+                "test_iou": {k[len("test_iou_") :]: v for k, v in last.items() if k.startswith("test_iou_")},
+            }
         return {
             "status": status,
+            "task": self.task.name,
             "test_accuracy": last.get("test_accuracy"),
+            **extra,
             "best_accuracy": self.state["best_accuracy"] if self.state["best_accuracy"] >= 0 else None,
             "checkpoint": os.path.join(self.out, "best.npz"),
             "last": os.path.join(self.out, "last.npz"),
             "out": self.out,
             "epochs": len(self.history),
             "seconds": round(time.perf_counter() - start, 3),
+            "defaults_applied": dict(getattr(self, "defaults_applied", {})),
             "history": self.history,
             "init": self.init_record,
         }
