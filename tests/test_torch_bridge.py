@@ -17,7 +17,7 @@ from torch_bridge_helpers import assert_net_close, assert_same_state, compare_fo
 # small spatial sizes keep the zoo cheap; one model per family runs in the default tier, the rest
 # (the same code paths, bigger) in the slow tier
 SIZES = {"alexnet": 64, "unet": 16, "simple": 28, "lenet5": 28, "tinyvgg": 64}
-DEFAULT_TIER = {"lenet5", "simple", "tinyvgg", "resnet20", "resnet18", "unet"}
+DEFAULT_TIER = {"lenet5", "simple", "tinyvgg", "resnet20", "resnet18", "unet", "fcn1d", "resnet1d"}
 # Train mode through dozens of batch norms over 1x1 maps of a few images is ill-conditioned in
 # float32 (PyTorch's own float32 result differs from its float64 one by ~1e-4 relative there):
 # these models are compared in train mode in float64, where both libraries agree to ~1e-12.
@@ -32,7 +32,10 @@ ZOO = [n if n in DEFAULT_TIER else pytest.param(n, marks=pytest.mark.slow) for n
 
 
 def _input(name: str) -> np.ndarray:
-    c, h, w = models.model_info(name).input_size
+    shape = models.model_info(name).input_size
+    if len(shape) == 2:  # (C, L) series models
+        return np.random.default_rng(0).standard_normal((4, shape[0], 64)).astype(np.float32)
+    c, h, w = shape
     size = SIZES.get(name, min(h, 16 if h == 32 else 32))
     # batch norm over a 1x1 map in train mode needs a batch of several images to be well conditioned
     n = 8 if size == 32 else 4

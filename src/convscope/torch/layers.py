@@ -96,6 +96,7 @@ def _layer_builders(target) -> dict:
         ),
         "AdaptiveAvgPool2d": lambda m: target.AdaptiveAvgPool2d(m.output_size),
         "AdaptiveMaxPool2d": lambda m: target.AdaptiveMaxPool2d(m.output_size, m.return_indices),
+        "AdaptiveAvgPool1d": lambda m: target.AdaptiveAvgPool1d(m.output_size),
         "Dropout": lambda m: target.Dropout(m.p),
         "ReLU": lambda m: target.ReLU(),
         "LeakyReLU": lambda m: target.LeakyReLU(m.negative_slope),

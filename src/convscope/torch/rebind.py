@@ -76,13 +76,14 @@ _BY_ID[id(Parameter)] = torch.nn.Parameter
 class Namespace:
     """A stand-in for a convscope module object (``F``, ``nn``, ``convscope``) inside translated code."""
 
-    def __init__(self, label: str, members: dict):
-        self._label, self._members = label, members
+    def __init__(self, label: str, members: dict, resolve=None):
+        self._label, self._members, self._resolve = label, members, resolve
 
     def __getattr__(self, name: str):
         members = self.__dict__["_members"]
         if name in members:
-            return members[name]
+            resolve = self.__dict__["_resolve"]
+            return members[name] if resolve is None else resolve(members[name])
         raise AttributeError(
             f"{self.__dict__['_label']}.{name} has no PyTorch counterpart in convscope.torch; "
             f"translated forwards may use: {', '.join(sorted(members))}"
@@ -103,14 +104,14 @@ class Rebinder:
             obj = getattr(cnn, name)
             if isinstance(obj, type) and issubclass(obj, cnn.Module):
                 nn_members[name] = obj  # resolved to twins lazily below
-        self.nn_ns = Namespace("convscope.nn", nn_members)
+        self.nn_ns = Namespace("convscope.nn", nn_members, self._twin_if_module)
         self.top_ns = Namespace("convscope", {**TOP_MAP, "nn": self.nn_ns})
 
-    def _namespace_members_to_twins(self) -> None:
-        members = self.nn_ns.__dict__["_members"]
-        for name, obj in list(members.items()):
-            if isinstance(obj, type) and issubclass(obj, cnn.Module):
-                members[name] = self.twin_class(obj)
+    def _twin_if_module(self, obj):
+        """convscope.nn's classes become their twins when translated code reads them."""
+        if isinstance(obj, type) and issubclass(obj, cnn.Module):
+            return self.twin_class(obj)
+        return obj
 
     def value(self, value, name: str, where: str):
         """The torch-side meaning of a value that translated code refers to as ``name``."""
@@ -120,10 +121,8 @@ class Rebinder:
             if value is CF:
                 return self.f_ns
             if value is cnn:
-                self._namespace_members_to_twins()
                 return self.nn_ns
             if value is convscope:
-                self._namespace_members_to_twins()
                 return self.top_ns
             if value is np:
                 raise TranslationError(
