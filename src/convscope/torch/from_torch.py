@@ -221,7 +221,9 @@ def _check_outputs(module: tnn.Module, model: cnn.Module, example_input) -> None
             )
 
 
-def from_torch(module: tnn.Module, example_input, *, check: bool = True) -> cnn.Module:
+def from_torch(
+    module: tnn.Module, example_input: torch.Tensor | Tensor | np.ndarray, *, check: bool = True
+) -> cnn.Module:
     """A convscope model equal to a torch module: same module names, layers, arguments and weights.
 
     Layers convscope has (Conv1d/2d, ConvTranspose2d, pools, BatchNorm1d/2d with running
