@@ -93,13 +93,14 @@ def test_import_does_not_change_malloc_settings():
 
 
 def test_info_command_text_and_json(capsys):
-    code, out, _ = run_cli(["info", "--json"], capsys)
+    code, out, err = run_cli(["info", "--json"], capsys)
     assert code == 0
     report = last_json(out)
     assert report["backend"] == backends.current()
     assert report["threads"] == cs.get_num_threads() and report["available"] == backends.available()
-    assert out.startswith(f"backend: {backends.current()}\n")
-    assert ("native: built" in out) == NATIVE_BUILT
+    # --json: stdout holds the JSON object only, the text goes to stderr
+    assert err.startswith(f"backend: {backends.current()}\n")
+    assert ("native: built" in err) == NATIVE_BUILT
 
 
 @pytest.mark.skipif(NATIVE_BUILT, reason="the native backend is built here")

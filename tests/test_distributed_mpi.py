@@ -158,11 +158,12 @@ def test_checkpoints_resume_across_distributed_and_single(tmp_path, data):
     _ok(
         _mpiexec(CLI + args + ["--distributed", "--epochs", "1", "--batch-size", "8", "--out", "a"], tmp_path)
     )
-    _ok(_single(args + ["--epochs", "2", "--resume", "--out", "a"], tmp_path))
+    # --resume continues the run's own settings: only --epochs (to extend the plan) comes with it
+    _ok(_single(["--no-progress", "--epochs", "2", "--resume", "--out", "a"], tmp_path))
     # one epoch in one process, the second on two ranks (batch per process: 8)
     _ok(_single(args + ["--epochs", "1", "--batch-size", "16", "--out", "b"], tmp_path))
     resumed = _mpiexec(
-        CLI + args + ["--distributed", "--epochs", "2", "--batch-size", "8", "--resume", "--out", "b"],
+        CLI + ["--no-progress", "--distributed", "--epochs", "2", "--resume", "--out", "b"],
         tmp_path,
     )
     _ok(resumed)
@@ -194,7 +195,7 @@ def test_ctrl_c_saves_the_agreed_batch_and_resume_is_exact(tmp_path):
     assert proc.returncode == 130, err[-2000:]
     assert "interrupted in epoch 2 after batch" in err and "--resume --out i" in err
     assert err.count("interrupted in epoch") == 1  # rank 0 alone reports
-    _ok(_mpiexec(CLI + args + ["--distributed", "--resume", "--out", "i"], tmp_path))
+    _ok(_mpiexec(CLI + ["--no-progress", "--distributed", "--resume", "--out", "i"], tmp_path))
     _ok(_mpiexec(CLI + args + ["--distributed", "--out", "u"], tmp_path))
     i, u = _weights(tmp_path / "i/last.npz"), _weights(tmp_path / "u/last.npz")
     assert all(np.array_equal(i[k], u[k]) for k in u)

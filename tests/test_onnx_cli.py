@@ -70,9 +70,9 @@ def test_predict_on_onnx_equals_the_checkpoint_and_onnxruntime(run_and_export, c
         code, out, err = run_cli(["predict", str(run_and_export / name), image, "--json"], capsys)
         assert code == 0, err
         results[name] = last_json(out)["predictions"][0]["top"]
-    assert results["run"][0]["class"] == "3"
+    assert results["run"][0]["label"] == "3"
     for name in ("m.onnx", "f.onnx"):
-        assert [t["class"] for t in results[name]] == [t["class"] for t in results["run"]]
+        assert [t["label"] for t in results[name]] == [t["label"] for t in results["run"]]
         for a, b in zip(results[name], results["run"], strict=True):
             assert a["probability"] == pytest.approx(b["probability"], rel=1e-5)
     for name in ("m.onnx", "f.onnx"):
@@ -82,7 +82,7 @@ def test_predict_on_onnx_equals_the_checkpoint_and_onnxruntime(run_and_export, c
         assert code == 0, err
         top = last_json(out)["predictions"][0]["top"]
         for a, b in zip(top, results["run"], strict=True):
-            assert a["class"] == b["class"] and a["probability"] == pytest.approx(b["probability"], rel=1e-4)
+            assert a["label"] == b["label"] and a["probability"] == pytest.approx(b["probability"], rel=1e-4)
     args = ["predict", str(run_and_export / "run"), image, "--runtime", "onnxruntime"]
     code, out, err = run_cli(args, capsys)
     assert code == 1 and "export it first" in err
@@ -108,7 +108,7 @@ def test_predict_flags_supply_missing_preprocessing(run_and_export, tmp_path, ca
     )
     assert code == 0, err
     top = last_json(out)["predictions"][0]["top"][0]
-    assert top["class"] == "3"  # no class names in the file: the output index is the name
+    assert top["label"] == "3"  # no class names in the file: the output index is the name
 
 
 def test_summary_of_onnx_file(run_and_export, capsys):
@@ -185,4 +185,4 @@ def test_train_fine_tunes_an_onnx_model(run_and_export, tmp_path, capsys):
     ckpt = load_checkpoint(out_dir / "best.npz")
     assert ckpt.model_name == "onnx" and ckpt.model_config["path"].endswith("m.onnx")
     code, out, err = run_cli(["predict", str(out_dir), str(run_and_export / "three.png"), "--json"], capsys)
-    assert code == 0, err and last_json(out)["predictions"][0]["top"][0]["class"] == "3"
+    assert code == 0, err and last_json(out)["predictions"][0]["top"][0]["label"] == "3"

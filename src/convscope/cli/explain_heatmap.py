@@ -9,6 +9,7 @@ from .common import (
     UsageError,
     add_common,
     add_preprocessing_flags,
+    check_out_dir,
     emit_json,
     load_image,
     preprocessing_flags,
@@ -88,12 +89,14 @@ def _class_index(text, classes) -> int | None:
 
 
 def run(args) -> int:
+    from .. import schemas
     from ..explain.gradcam import explain_heatmap, resolve_layer, strongest_cell
     from ..explain.overlay import save_heatmap_overlay
     from ..train.inference import Predictor
 
     if (args.image is None) == (args.data is None):
         raise UsageError("give either --image (an image model) or --data with --index (a 1-D model)")
+    check_out_dir(args.out)
     predictor = Predictor(args.checkpoint, **preprocessing_flags(args))
     class_idx = _class_index(args.class_, predictor.classes)
     if args.data is not None:
@@ -149,29 +152,32 @@ def run(args) -> int:
         print(f"strongest cell {box['cell']} of {layer}: receptive field rows {y0}-{y1}, columns {x0}-{x1}")
     if args.json:
         emit_json(
-            {
-                "checkpoint": predictor.path,
-                "image": str(args.image),
-                "png": path,
-                "method": args.method,
-                "layer": layer,
-                "class_index": k,
-                "class": classes[k],
-                "probability": float(probs[k]),
-                "score": result["score"],
-                "predicted_index": pred,
-                "predicted": classes[pred],
-                "predicted_probability": float(probs[pred]),
-                "resized_from": None if original == (h, w) else list(original),
-                "input_size": [c, h, w],
-                "strongest_cell": box,
-            }
+            schemas.heatmap(
+                {
+                    "checkpoint": predictor.path,
+                    "image": str(args.image),
+                    "png": path,
+                    "method": args.method,
+                    "layer": layer,
+                    "class_index": k,
+                    "class": classes[k],
+                    "probability": float(probs[k]),
+                    "score": result["score"],
+                    "predicted_index": pred,
+                    "predicted": classes[pred],
+                    "predicted_probability": float(probs[pred]),
+                    "resized_from": None if original == (h, w) else list(original),
+                    "input_size": [c, h, w],
+                    "strongest_cell": box,
+                }
+            )
         )
     return 0
 
 
 def run_series(args, predictor, class_idx) -> int:
     """The 1-D class activation map of test series ``--index`` of ``--data``."""
+    from .. import schemas
     from ..data import load_dataset
     from ..explain.cam1d import cam_1d, save_cam_1d
 
@@ -203,18 +209,20 @@ def run_series(args, predictor, class_idx) -> int:
     print(f"predicted: {classes[pred]} ({100 * probs[pred]:.1f}%), label {truth}")
     if args.json:
         emit_json(
-            {
-                "checkpoint": predictor.checkpoint.path,
-                "data": args.data,
-                "index": args.index,
-                "png": path,
-                "layer": result["layer"],
-                "class_index": k,
-                "class": classes[k],
-                "label": truth,
-                "predicted": classes[pred],
-                "predicted_probability": float(probs[pred]),
-                "cam": result["cam"],
-            }
+            schemas.heatmap(
+                {
+                    "checkpoint": predictor.checkpoint.path,
+                    "data": args.data,
+                    "index": args.index,
+                    "png": path,
+                    "layer": result["layer"],
+                    "class_index": k,
+                    "class": classes[k],
+                    "label": truth,
+                    "predicted": classes[pred],
+                    "predicted_probability": float(probs[pred]),
+                    "cam": result["cam"],
+                }
+            )
         )
     return 0

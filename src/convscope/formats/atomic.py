@@ -11,6 +11,17 @@ from typing import IO, Union
 StrPath = Union[str, "os.PathLike[str]"]
 
 
+def _read_umask() -> int:
+    # os.umask can only be read by setting it: done once, at import, not per write (it is
+    # process-wide, and another thread creating a file in between would get the wrong mode)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_read_umask()
+
+
 def atomic_write(path: StrPath, write: Callable[[IO[bytes]], object]) -> None:
     """Call ``write(fileobj)`` on a temp file next to ``path``, then rename it into place.
 
@@ -26,9 +37,7 @@ def atomic_write(path: StrPath, write: Callable[[IO[bytes]], object]) -> None:
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=folder)
     try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
+        os.chmod(tmp, _FILE_MODE)
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()

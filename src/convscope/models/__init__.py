@@ -1,7 +1,7 @@
 """The model zoo: a registry of classic CNNs with their metadata."""
 
 from .fcn import to_fully_convolutional
-from .registry import ModelInfo, accepts, create, list_models, model_info, register
+from .registry import ModelInfo, accepts, create, list_models, model_info, register, train_defaults
 
 __all__ = [
     "accepts",
@@ -9,6 +9,7 @@ __all__ = [
     "list_models",
     "model_info",
     "register",
+    "train_defaults",
     "ModelInfo",
     "to_fully_convolutional",
 ]

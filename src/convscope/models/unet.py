@@ -150,6 +150,7 @@ class UNet(nn.Module):
 @register(
     "unet",
     input_size=(1, 64, 64),
+    task="segment",
     gradcam_layer="bottleneck",
     family="unet",
     classifier="head",

@@ -106,7 +106,7 @@ class Trainer:
     # ------------------------------------------------------------------ setup
     def _setup(self, resume: bool):
         from .. import models
-        from ..data import DataLoader, Normalizer, load_dataset
+        from ..data import DataLoader, Normalizer, absolute_spec, few_images_warning, load_dataset
         from ..models.loading import create_model, is_onnx_path
 
         cfg = self.config
@@ -118,24 +118,31 @@ class Trainer:
             self.out = dist.shared(self.out)
         last = os.path.join(self.out, "last.npz")
         last_exists = os.path.exists(last) if dist is None else dist.shared(os.path.exists(last))
-        ckpt = None
+        ckpt, planned, epochs = None, cfg.epochs, self._extend_to
+        data_spec = cfg.data
         if resume:
             if not last_exists:
                 raise ValueError(f"--resume: no checkpoint to resume in {self.out} (expected {last})")
             ckpt = load_checkpoint(last) if dist is None else dist.load_checkpoint(last)
-            saved = ckpt.meta.get("train_config", {})
+            saved, done = ckpt.meta.get("train_config", {}), ckpt.meta["train_state"]["epoch"]
             saved = self._same_global_batch(saved, ckpt.meta.get("processes", 1))
-            for key in ("data", "model", "seed", "batch_size", "optimizer", "scheduler"):
-                if key in saved and saved[key] != getattr(cfg, key):
-                    self.log(f"resume: using the run's {key}={saved[key]!r} (not {getattr(cfg, key)!r})")
-            epochs = cfg.epochs
-            if epochs != saved.get("epochs", epochs) and saved.get("scheduler") not in (None, "none"):
-                self.log(
-                    f"resume: the run was planned for {saved['epochs']} epochs; its {saved['scheduler']} "
-                    f"learning-rate schedule keeps that plan while training to epoch {epochs}"
+            planned = saved.get("epochs", cfg.epochs)
+            target = planned if epochs is None else epochs
+            if epochs is None and done >= planned:
+                best = ckpt.meta["train_state"].get("best_accuracy", -1.0)
+                raise ValueError(
+                    f"{self.out} is finished: it trained all {planned} of its planned epochs"
+                    + (f" (best test accuracy {100 * best:.2f}%)" if best >= 0 else "")
+                    + f"; to train further, give --epochs N with N above {done} together with --resume"
                 )
-            merged = dict(saved, out=self.out, epochs=epochs)
-            self.config = cfg = TrainConfig.from_dict(merged, "checkpoint").validate()
+            if target <= done:
+                raise ValueError(
+                    f"--epochs {target} with --resume: the run has already trained {done} epochs; "
+                    f"expected more than {done} to extend it"
+                )
+            self.config = cfg = TrainConfig.from_dict(dict(saved, out=self.out, epochs=target)).validate()
+            # the path as given may be relative to another directory: use the absolute one
+            data_spec = ckpt.meta.get("data", {}).get("spec_absolute") or cfg.data
         elif last_exists:
             raise ValueError(
                 f"{self.out} already holds a run (last.npz); pass --resume to continue it "
@@ -145,7 +152,7 @@ class Trainer:
 
         def load():
             return load_dataset(
-                cfg.data,
+                data_spec,
                 test_split=cfg.test_split,
                 seed=cfg.seed,
                 image_size=cfg.image_size,
@@ -154,19 +161,31 @@ class Trainer:
             )
 
         self.splits = load() if dist is None else dist.collective("loading the data", load)
+        self.data_spec_absolute = absolute_spec(data_spec)
         if self.splits.note:
             self.log(self.splits.note)
         self.task = make_task(cfg.task, self.splits, cfg.ignore_index)
+        if few_images_warning(self.splits):
+            self.log(few_images_warning(self.splits))
         train, test = self.splits.train, self.splits.test
+        self.defaults_applied = cfg.apply_model_defaults(train.input_shape)
+        if self.defaults_applied:
+            shape = "x".join(map(str, train.input_shape))
+            chosen = ", ".join(f"{k}={v}" for k, v in self.defaults_applied.items())
+            self.log(
+                f"defaults for {cfg.model} on {shape} inputs (model zoo): {chosen}; a flag overrides each"
+            )
         if ckpt is not None:
             self.model = ckpt.build_model()
             saved_norm = ckpt.preprocessing.get("normalizer")
             self.normalizer = Normalizer.from_dict(saved_norm) if saved_norm else None
         else:
+            from .compat import check_model_fits
+
             c, *size = train.input_shape
             # models whose classifier is sized from the input (simple, tinyvgg) get its size
             onnx_file = is_onnx_path(cfg.model)
-            kwargs = (
+            kwargs: dict[str, Any] = (
                 {"input_size": list(size)} if onnx_file or models.accepts(cfg.model, "input_size") else {}
             )
             if cfg.upsample is not None:
@@ -176,6 +195,14 @@ class Trainer:
                     )
                 kwargs["upsample"] = cfg.upsample
             self.model = create_model(cfg.model, num_classes=train.num_classes, in_channels=c, **kwargs)
+            if not onnx_file:
+                check_model_fits(
+                    self.model,
+                    cfg.model,
+                    train.input_shape,
+                    train.num_classes,
+                    self.task.name,
+                )
             stored = _file_normalizer(self.model, c) if onnx_file else None
             # series come z-normalised per series; images get the training split's channel statistics
             fitted = Normalizer.fit(train.x) if self.splits.normalize else None
@@ -205,23 +232,49 @@ class Trainer:
         self.test_loader = DataLoader(
             test, 256, shuffle=False, seed=cfg.seed, normalizer=self.normalizer, sampler=samplers[1]
         )
+        self.history: list[dict] = []
+        self.state: dict[str, Any]
         self.history, self.state = (
             [],
             {"epoch": 0, "batch": 0, "best_accuracy": -1.0, "seconds": 0.0, "running": [0.0, 0, 0]},
         )
         if ckpt is not None:
-            from ..optim import state_dict_from_arrays
+            self._restore(ckpt, planned)
 
-            self.history = ckpt.history
-            self.state = dict(ckpt.meta["train_state"])
-            self.optimizer.load_state_dict(state_dict_from_arrays(ckpt.optim_state, ckpt.meta["optimizer"]))
+    def _restore(self, ckpt, planned: int) -> None:
+        """Load the saved state; a plan extended to more epochs gets its lr schedule recomputed."""
+        from ..optim import state_dict_from_arrays
+
+        cfg = self.config
+        self.history = ckpt.history
+        self.state = dict(ckpt.meta["train_state"])
+        self.optimizer.load_state_dict(state_dict_from_arrays(ckpt.optim_state, ckpt.meta["optimizer"]))
+        done = int(self.state["epoch"])
+        if cfg.epochs != planned:
             if self.scheduler is not None:
-                self.scheduler.load_state_dict(ckpt.meta["scheduler"])
-            cs_random.set_rng_state(self.state["rng"])
-            where = f"epoch {self.state['epoch'] + 1}" + (
-                f", batch {self.state['batch']}" if self.state["batch"] else ""
+                # the lr a run planned for cfg.epochs epochs would have after `done` of them
+                for group in self.optimizer.param_groups:
+                    group["lr"] = group.get("initial_lr", cfg.lr)
+                self.scheduler = make_scheduler(cfg, self.optimizer)
+                for _ in range(done):
+                    self.scheduler.step()
+            lr = self.optimizer.param_groups[0]["lr"]
+            self.log(
+                f"resume: the plan is extended from {planned} to {cfg.epochs} epochs"
+                + (
+                    f"; the {cfg.scheduler} learning-rate schedule is recomputed for {cfg.epochs} "
+                    f"epochs (lr {lr:.4g} for epoch {done + 1})"
+                    if self.scheduler is not None
+                    else ""
+                )
             )
-            self.log(f"resuming {self.out} at {where} of {cfg.epochs}")
+        elif self.scheduler is not None:
+            self.scheduler.load_state_dict(ckpt.meta["scheduler"])
+        cs_random.set_rng_state(self.state["rng"])
+        where = f"epoch {done + 1} of {cfg.epochs}"
+        if self.state["batch"]:
+            where += f", after batch {self.state['batch']} of {len(self.train_loader)}"
+        self.log(f"resuming {self.out} at {where}")
 
     def _same_global_batch(self, saved: dict, saved_processes: int) -> dict:
         """A run resumed on another number of processes keeps its global batch (exact resume)."""
@@ -249,7 +302,7 @@ class Trainer:
     def _augmentation(self, shape):
         from ..data import Compose, RandomCrop, RandomHorizontalFlip
 
-        aug = self.config.augment
+        aug = self.config.augment or "none"
         if aug != "none" and (self.task.name == "segment" or len(shape) != 3):
             what = "segmentation (masks would not move with the image)" if len(shape) == 3 else "1-D series"
             raise ValueError(f"--augment {aug} is for image classification; expected none for {what}")
@@ -261,21 +314,30 @@ class Trainer:
         return Compose(steps) if steps else None
 
     # -------------------------------------------------------------- the loop
-    def fit(self, resume: bool = False) -> dict:
-        """Train for ``config.epochs`` epochs (continuing a saved run with ``resume``).
+    def fit(self, resume: bool = False, epochs: int | None = None) -> dict:
+        """Train for ``config.epochs`` epochs, or continue a saved run with ``resume``.
+
+        Args:
+            resume (bool, default False): continue the run in ``config.out`` from its last.npz
+                with the run's own saved settings (the config's other fields are not used).
+            epochs (int, optional): with ``resume``, extend the plan to this many epochs; the
+                learning-rate schedule is recomputed for the new length from the saved state.
 
         Returns:
             dict: test_accuracy, best_accuracy, checkpoint (best.npz), last, out, epochs,
-            seconds, history, status ('completed').
+            seconds, history, status ('completed'), defaults_applied (settings chosen from the
+            model zoo's metadata for this data's shape).
 
         Raises:
+            ValueError: a finished run resumed without a longer --epochs, a model that does not
+                fit the data, or an --out that already holds a run (without ``resume``).
             TrainingDiverged: NaN/inf loss or weights (last good checkpoint kept).
             TrainingInterrupted: Ctrl-C (state saved in last.npz; resume continues exactly).
         """
+        self._extend_to = epochs if resume else None
         self._setup(resume)
         cfg = self.config
-        if self.is_writer:
-            os.makedirs(self.out, exist_ok=True)
+        # the folder appears with the first saved file: a run that fails before leaves nothing
         start = time.perf_counter() - self.state["seconds"]
         try:
             while self.state["epoch"] < cfg.epochs:
@@ -356,7 +418,7 @@ class Trainer:
                 logits = self.model(Tensor._wrap(x, False)) if step is None else self._forward(x, context)
             if not np.isfinite(logits.data).all():
                 self._diverged(epoch, b, "the model's outputs contain NaN/inf")
-            loss = self.task.loss(logits, y, cfg.label_smoothing)
+            loss = self.task.loss(logits, y, cfg.label_smoothing or 0.0)
             value = loss.item()
             if not np.isfinite(value):
                 self._diverged(epoch, b, f"the loss is {value}")
@@ -495,6 +557,7 @@ class Trainer:
             },
             "data": {
                 "spec": self.config.data,
+                "spec_absolute": self.data_spec_absolute,
                 "test_split": self.config.test_split,
                 "seed": self.config.seed,
                 "note": self.splits.note,
@@ -531,6 +594,7 @@ class Trainer:
                 self.history,
                 os.path.join(self.out, "curve.png"),
                 title=f"{self.config.model} on {self.config.data}",
+                label_smoothing=self.config.label_smoothing or 0.0,
             )
 
     def _result(self, status, start):
@@ -553,6 +617,7 @@ class Trainer:
             "out": self.out,
             "epochs": len(self.history),
             "seconds": round(time.perf_counter() - start, 3),
+            "defaults_applied": dict(getattr(self, "defaults_applied", {})),
             "history": self.history,
             "init": self.init_record,
         }
