@@ -8,7 +8,7 @@ import pytest
 
 import convscope as cs
 from cli_run import last_json, run_cli
-from convscope.experiments.depth import parse_depths
+from convscope.experiments.depth import lr_at, parse_depths
 from convscope.models.resnet_cifar import CifarResNet
 
 
@@ -56,3 +56,16 @@ def test_short_depth_run_prints_results_and_figure(tmp_path, capsys):
     assert report["figure"] == str(tmp_path / "depth.png") and os.path.getsize(report["figure"]) > 0
     code, _, err = run_cli(["experiment", "depth", "--depths", "9"], capsys)
     assert code == 2 and "6n+2" in err
+
+
+def test_warm_up_runs_at_a_tenth_then_cosine_from_the_full_rate():
+    lrs = [lr_at(step, 10, 0.1, 2) for step in range(10)]
+    assert lrs[:2] == [pytest.approx(0.01)] * 2
+    assert lrs[2] == pytest.approx(0.1)  # the cosine starts at the full rate after the warm-up
+    assert all(a > b for a, b in zip(lrs[2:], lrs[3:], strict=False)) and lrs[-1] > 0
+    assert lr_at(0, 10, 0.1, 0) == pytest.approx(0.1)
+
+
+def test_negative_warm_up_is_refused(capsys):
+    code, _, err = run_cli(["experiment", "depth", "--warmup-epochs", "-1"], capsys)
+    assert code == 2 and "--warmup-epochs" in err

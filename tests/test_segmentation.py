@@ -160,3 +160,16 @@ def test_segment_task_refuses_classification_data(capsys):
         ["train", "--task", "segment", "--data", "digits", "--epochs", "1", "--no-progress"], capsys
     )
     assert code == 1 and "per-pixel masks" in err
+
+
+def test_unet_gets_the_segmentation_defaults_that_flags_leave_unset():
+    from convscope.train.tasks import SEGMENT_UNET_DEFAULTS, segment_defaults
+
+    assert segment_defaults({"model": "unet"}) == SEGMENT_UNET_DEFAULTS
+    assert segment_defaults({"model": "resnet20"}) == {}
+    chosen = segment_defaults({"model": "unet", "epochs": 2, "lr": 0.01})
+    assert "epochs" not in chosen and "lr" not in chosen and chosen["optimizer"] == "adam"
+    # an explicit optimizer keeps its own default lr instead of the Adam one
+    assert segment_defaults({"model": "unet", "optimizer": "sgd"}) == {
+        "epochs": SEGMENT_UNET_DEFAULTS["epochs"]
+    }

@@ -30,6 +30,13 @@ def add_parser(sub):
     d.add_argument("--batch-size", type=int, default=64, dest="batch_size", help="default: 64")
     d.add_argument("--lr", type=float, default=0.1, help="SGD learning rate, cosine-annealed (default: 0.1)")
     d.add_argument(
+        "--warmup-epochs",
+        type=float,
+        default=1.0,
+        dest="warmup_epochs",
+        help="epochs at lr/10 before the cosine schedule, as the paper warms ResNet-110 up (default: 1)",
+    )
+    d.add_argument(
         "--widths",
         default="8,16,32",
         help="filters of the three stages (default: 8,16,32; the paper: 16,32,64)",
@@ -67,6 +74,8 @@ def run_depth(args) -> int:
             )
     if not args.lr > 0:
         raise UsageError(f"--lr must be positive, got {args.lr}")
+    if not args.warmup_epochs >= 0:
+        raise UsageError(f"--warmup-epochs must be 0 or more, got {args.warmup_epochs}")
     report = run_depth_experiment(
         args.data,
         depths,
@@ -76,6 +85,7 @@ def run_depth(args) -> int:
         args.batch_size,
         args.lr,
         widths,
+        warmup_epochs=args.warmup_epochs,
         log=lambda m: print(m, file=sys.stderr),
     )
     for r in report["results"]:

@@ -167,7 +167,10 @@ def check_resume_flags(args, flags: dict) -> None:
 
 
 def config_from_args(args):
+    import sys
+
     from ..train import ConfigError, TrainConfig, read_toml
+    from ..train.tasks import segment_defaults
 
     values = read_toml(args.config) if getattr(args, "config", None) else {}
     flags = given_settings(args)
@@ -176,6 +179,15 @@ def config_from_args(args):
     if isinstance(values.get("image_size"), (int, str)):
         values["image_size"] = list(parse_hw(str(values["image_size"]), "image_size"))
     values.update(flags)
+    chosen = segment_defaults(values)
+    if chosen:
+        values.update(chosen)
+        print(
+            "segmentation defaults for unet: "
+            + ", ".join(f"{k.replace('_', '-')} {v}" for k, v in chosen.items())
+            + "; a flag overrides each",
+            file=sys.stderr,
+        )
     try:
         return TrainConfig.from_dict(values, "settings").validate()
     except ConfigError as e:

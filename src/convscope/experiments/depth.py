@@ -9,6 +9,7 @@ is fitted worse); the residual network should not show it.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 
@@ -46,21 +47,33 @@ def load_depth_data(spec: str | None, seed: int):
     return load_dataset(spec or "digits", seed=seed, image_size=(32, 32))
 
 
-def train_one(model, splits, epochs: int, batch_size: int, lr: float, seed: int, log=None) -> dict:
-    """SGD (momentum 0.9, weight decay 1e-4, cosine learning rate) for ``epochs``.
+def lr_at(step: int, total: int, lr: float, warmup: int) -> float:
+    """Learning rate of iteration ``step`` (0-based) of ``total``: ``lr / 10`` for the first
+    ``warmup`` iterations (He et al. warm ResNet-110 up at 0.01 before 0.1), then ``lr``
+    cosine-annealed to 0 over the remaining iterations."""
+    if step < warmup:
+        return lr / 10
+    rest = max(total - warmup, 1)
+    return 0.5 * lr * (1.0 + math.cos(math.pi * (step - warmup) / rest))
+
+
+def train_one(
+    model, splits, epochs: int, batch_size: int, lr: float, seed: int, log=None, warmup: int = 0
+) -> dict:
+    """SGD (momentum 0.9, weight decay 1e-4) for ``epochs``: ``warmup`` iterations at lr/10,
+    then a cosine learning rate (see :func:`lr_at`).
 
     Returns:
         dict: train_loss / train_error / test_error per epoch (lists) and seconds.
     """
     from ..data import DataLoader, Normalizer
     from ..optim import SGD
-    from ..optim.lr_scheduler import CosineAnnealingLR
 
     norm = Normalizer.fit(splits.train.x)
     train = DataLoader(splits.train, batch_size, shuffle=True, seed=seed, normalizer=norm)
     test = DataLoader(splits.test, 256, shuffle=False, seed=seed, normalizer=norm)
     opt = SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=1e-4)
-    sched = CosineAnnealingLR(opt, T_max=epochs * len(train))
+    total, step = epochs * len(train), 0
     curves: dict = {"train_loss": [], "train_error": [], "test_error": []}
     start = time.perf_counter()
     for epoch in range(epochs):
@@ -71,8 +84,10 @@ def train_one(model, splits, epochs: int, batch_size: int, lr: float, seed: int,
             loss = F.cross_entropy(logits, Tensor._wrap(y, False))
             opt.zero_grad()
             loss.backward()
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step, total, lr, warmup)
             opt.step()
-            sched.step()
+            step += 1
             value = loss.item()
             if not np.isfinite(value):
                 raise FloatingPointError(f"the loss became {value} in epoch {epoch + 1}; try a lower --lr")
@@ -107,6 +122,7 @@ def run_depth_experiment(
     batch_size: int = 64,
     lr: float = 0.1,
     widths=DEFAULT_WIDTHS,
+    warmup_epochs: float = 1.0,
     log=None,
 ) -> dict:
     """Train plain and residual networks at each depth and draw the figure.
@@ -117,6 +133,7 @@ def run_depth_experiment(
         epochs, seed, batch_size, lr: the same for every network.
         out (str): folder for depth.png and depth.json.
         widths (tuple of 3 ints, default (8, 16, 32)): stage widths (half the paper's, for time).
+        warmup_epochs (float, default 1): epochs at lr/10 before the cosine schedule starts.
 
     Returns:
         dict: ``results`` (family, depth, final_train_loss, final_train_accuracy, test_accuracy,
@@ -135,7 +152,8 @@ def run_depth_experiment(
             )
             if log:
                 log(f"{family}-{depth}:")
-            curves = train_one(model, splits, epochs, batch_size, lr, seed, log)
+            warmup = round(warmup_epochs * -(-len(splits.train) // batch_size))
+            curves = train_one(model, splits, epochs, batch_size, lr, seed, log, warmup=warmup)
             results.append(
                 {
                     "family": family,
@@ -155,6 +173,7 @@ def run_depth_experiment(
         "data": data or "digits",
         "epochs": epochs,
         "widths": list(widths),
+        "warmup_epochs": warmup_epochs,
     }
 
 
