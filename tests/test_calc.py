@@ -18,7 +18,7 @@ def fits_exactly(n, k, s, pb, pa, d=1):
 
 def test_lecture_32x32x3_ten_5x5_filters_stride1_pad2():
     r = conv_calc((32, 32, 3), filters=10, kernel=5, stride=1, padding=2)
-    assert r["output"] == [32, 32, 10]
+    assert r["output"] == [10, 32, 32]
     assert r["params"] == 760 == (5 * 5 * 3 + 1) * 10 and r["weights"] == 750 and r["biases"] == 10
     assert r["macs"] == 768_000 == 32 * 32 * 10 * 75
     assert r["output_volume"] == 10_240 and r["exact"]
@@ -36,13 +36,13 @@ def test_parameter_count_does_not_depend_on_input_size(size):
 
 def test_cs231n_demo_5x5x3_pad1_stride2_two_3x3_filters():
     r = conv_calc("5x5x3", filters=2, kernel=3, stride=2, padding=1)
-    assert r["output"] == [3, 3, 2] and r["params"] == 56 and r["exact"]
+    assert r["output"] == [2, 3, 3] and r["params"] == 56 and r["exact"]
     assert "(5 - 3 + 2*1)/2 = 2 is exact" in "\n".join(r["lines"])
 
 
 def test_alexnet_227_is_exact():
     r = conv_calc("227x227x3", filters=96, kernel=11, stride=4, padding=0)
-    assert r["output"] == [55, 55, 96] and r["exact"] and r["suggestions"] == []
+    assert r["output"] == [96, 55, 55] and r["exact"] and r["suggestions"] == []
     assert r["params"] == (11 * 11 * 3 + 1) * 96
     assert "(227 - 11 + 2*0)/4 = 54 is exact" in "\n".join(r["lines"])
 
@@ -50,7 +50,7 @@ def test_alexnet_227_is_exact():
 def test_alexnet_224_is_not_an_integer_and_suggestions_all_fit():
     r = conv_calc("224x224x3", filters=96, kernel=11, stride=4, padding=0)
     text = "\n".join(r["lines"])
-    assert r["output"] == [54, 54, 96] and not r["exact"]
+    assert r["output"] == [96, 54, 54] and not r["exact"]
     assert "(224 - 11 + 2*0)/4 = 53.25 is not an integer" in text
     assert "drops the last 1 row(s) and column(s)" in text
     assert r["axes"]["W"]["dropped_input"] == 1 == (224 - 11) % 4
@@ -67,7 +67,7 @@ def test_alexnet_224_is_not_an_integer_and_suggestions_all_fit():
 
 def test_torchvision_224_pad2_leaves_only_padding_uncovered():
     r = conv_calc("224x224x3", filters=64, kernel=11, stride=4, padding=2)
-    assert r["output"][:2] == [55, 55] and not r["exact"]
+    assert r["output"][1:] == [55, 55] and not r["exact"]
     assert r["axes"]["H"]["dropped_input"] == 0
     assert "only padding is left over" in "\n".join(r["lines"])
 
@@ -75,18 +75,18 @@ def test_torchvision_224_pad2_leaves_only_padding_uncovered():
 @pytest.mark.parametrize("n", [224, 225, 7, 32])
 def test_same_padding_at_stride_2_gives_ceil(n):
     r = conv_calc((n, n, 3), filters=8, kernel=3, stride=2, padding="same")
-    assert r["output"] == [-(-n // 2), -(-n // 2), 8]
+    assert r["output"] == [8, -(-n // 2), -(-n // 2)]
     assert r["padding"][0] == list(G.same_padding(n, 3, 2))
     assert "padding 'same'" in r["lines"][1]
 
 
 def test_dilation_groups_no_bias_and_rectangles():
     r = conv_calc("7x7x4", filters=6, kernel=3, dilation=2, groups=2, bias=False)
-    assert r["output"] == [3, 3, 6] and r["params"] == 3 * 3 * 2 * 6
+    assert r["output"] == [6, 3, 3] and r["params"] == 3 * 3 * 2 * 6
     text = "\n".join(r["lines"])
     assert "F_eff = d*(F - 1) + 1 = 2*(3 - 1) + 1 = 5" in text and "(no bias)" in text and "(4/2)" in text
     r = conv_calc("28x28", filters=6, kernel="5x3", padding="valid")
-    assert r["input"] == [28, 28, 1] and r["output"] == [24, 26, 6] and r["params"] == (5 * 3 + 1) * 6
+    assert r["input"] == [1, 28, 28] and r["output"] == [6, 24, 26] and r["params"] == (5 * 3 + 1) * 6
 
 
 def test_conv_matches_pytorch():
@@ -99,7 +99,7 @@ def test_conv_matches_pytorch():
         conv = torch.nn.Conv2d(c, 2 * g, k, s, p, d, groups=g)
         shape = conv(torch.zeros(1, c, n, n + 3)).shape
         r = conv_calc((n, n + 3, c), 2 * g, k, s, p, d, groups=g)
-        assert r["output"] == [shape[2], shape[3], shape[1]]
+        assert r["output"] == [shape[1], shape[2], shape[3]]
         assert r["params"] == sum(t.numel() for t in conv.parameters())
 
 
@@ -108,21 +108,21 @@ def test_conv_matches_pytorch():
 
 def test_pool_224x224x64_2x2_stride2():
     r = pool_calc("224x224x64", kernel=2, stride=2)
-    assert r["output"] == [112, 112, 64] and r["params"] == 0 and r["kept"] == 0.25
+    assert r["output"] == [64, 112, 112] and r["params"] == 0 and r["kept"] == 0.25
     text = "\n".join(r["lines"])
     assert "(224 - 2 + 2*0)/2 + 1 = 112" in text and "depth stays 64" in text and "= 25%" in text
-    assert pool_calc("224x224x64", kernel=2)["output"] == [112, 112, 64]  # stride defaults to the kernel
+    assert pool_calc("224x224x64", kernel=2)["output"] == [64, 112, 112]  # stride defaults to the kernel
 
 
 def test_pool_ceil_mode_and_pytorch():
     r = pool_calc("7x7x8", kernel=2, stride=2)
-    assert r["output"] == [3, 3, 8] and "ceil_mode=True would give 4x4" in "\n".join(r["lines"])
-    assert pool_calc("7x7x8", 2, 2, ceil_mode=True)["output"] == [4, 4, 8]
+    assert r["output"] == [8, 3, 3] and "ceil_mode=True would give 4x4" in "\n".join(r["lines"])
+    assert pool_calc("7x7x8", 2, 2, ceil_mode=True)["output"] == [8, 4, 4]
     torch = pytest.importorskip("torch")
     for n, k, s, p in [(7, 2, 2, 0), (5, 2, 2, 1), (6, 3, 2, 1), (55, 3, 2, 0), (13, 3, 3, 1)]:
         for ceil in (False, True):
             shape = torch.nn.functional.max_pool2d(torch.zeros(1, 1, n, n), k, s, p, ceil_mode=ceil).shape
-            assert pool_calc((n, n, 1), k, s, p, ceil_mode=ceil)["output"][:2] == list(shape[2:])
+            assert pool_calc((n, n, 1), k, s, p, ceil_mode=ceil)["output"][1:] == list(shape[2:])
 
 
 # ---- stack ------------------------------------------------------------------------------------------
@@ -191,7 +191,7 @@ def test_cli_conv_lecture_example(capsys):
             "calc",
             "conv",
             "--input",
-            "32x32x3",
+            "3x32x32",
             "--filters",
             "10",
             "--kernel",
@@ -213,7 +213,7 @@ def test_cli_json_has_the_numbers(capsys):
             "calc",
             "conv",
             "--input",
-            "224x224x3",
+            "3x224x224",
             "--filters",
             "96",
             "--kernel",
@@ -225,12 +225,12 @@ def test_cli_json_has_the_numbers(capsys):
         capsys,
     )
     data = last_json(out)
-    assert code == 0 and data["output"] == [54, 54, 96] and data["params"] == 34_944 and not data["exact"]
+    assert code == 0 and data["output"] == [96, 54, 54] and data["params"] == 34_944 and not data["exact"]
     assert {227, 223} <= {f["input"] for f in data["suggestions"]}
     code, out, _ = run_cli(
-        ["calc", "pool", "--input", "224x224x64", "--kernel", "2", "--stride", "2", "--json"], capsys
+        ["calc", "pool", "--input", "64x224x224", "--kernel", "2", "--stride", "2", "--json"], capsys
     )
-    assert last_json(out)["output"] == [112, 112, 64]
+    assert last_json(out)["output"] == [64, 112, 112]
     code, out, _ = run_cli(
         ["calc", "stack", "3x3,3x3,3x3", "--vs", "7x7", "--channels", "64", "--json"], capsys
     )
@@ -252,4 +252,4 @@ def test_cli_malformed_input_is_a_one_line_usage_error(argv, capsys):
     assert code == 2 and out == ""
     assert err.startswith(f"usage: convscope calc {argv[0]}")
     assert "Traceback" not in err
-    assert err.strip().splitlines()[-1].startswith("convscope calc: error:")
+    assert err.strip().splitlines()[-1].startswith(f"convscope calc {argv[0]}: error:")

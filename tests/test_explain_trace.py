@@ -302,7 +302,7 @@ def run(capsys, command):
 
 def test_cli_conv_demo_and_errors(capsys, tmp_path):
     code, out, err, doc = run(capsys, "explain conv --at 1,2,2 --json")
-    assert code == 0 and "out[1, 2, 2] = sum over c of <xp[c, 4:7, 4:7], w[1, c]> + b[1]" in out
+    assert code == 0 and "out[1, 2, 2] = sum over c of <xp[c, 4:7, 4:7], w[1, c]> + b[1]" in err  # --json
     assert doc["positions"][0]["result"] == conv_ref(demo_example(), "float32")[1, 2, 2]
     for bad in ("1,2", "a,b,c", "1,-2,0"):
         code, out, err, _ = run(capsys, f"explain conv --at {bad}")
@@ -326,7 +326,7 @@ def test_cli_conv_in_a_checkpoint(checkpoint, capsys, tmp_path):
         f"--out {tmp_path / 'rf.png'} --json",
     )
     assert code == 0 and "resized" in err and "from 40x30 to the model's input 28x28" in err
-    assert "receptive field in the input image: 14x14 pixels" in out and "rows -2..11" in out
+    assert "receptive field in the input image: 14x14 pixels" in err and "rows -2..11" in err
     assert doc["receptive_field"]["rows"] == [-2, 12] and doc["difference"] <= doc["error_bound"]
     assert colour_pixels(tmp_path / "rf.png")[1][1] > 300
     code, out, err, _ = run(capsys, f"explain conv {ckpt} --image {img} --layer nope --at 0,0,0")
@@ -338,7 +338,8 @@ def test_cli_conv_in_a_checkpoint(checkpoint, capsys, tmp_path):
 def test_cli_features(checkpoint, capsys, tmp_path):
     ckpt, img = checkpoint
     code, out, err, doc = run(capsys, f"explain features {ckpt} --image {img} --out {tmp_path / 'f'} --json")
-    paths = out.strip().splitlines()[:-1]
+    assert len(out.strip().splitlines()) == 1  # --json: stdout holds the JSON object only
+    paths = [line for line in err.strip().splitlines() if line.endswith(".png") and " " not in line]
     assert code == 0 and [p.rsplit("/", 1)[-1] for p in paths] == [
         "features_features.conv1.png",
         "features_features.conv2.png",

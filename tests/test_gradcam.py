@@ -337,7 +337,7 @@ def test_cli_heatmap(digits_ckpt, capsys, monkeypatch):
     assert code == 0, err
     result = json.loads(out.strip().splitlines()[-1])
     png = digits_ckpt / "out" / "heatmap_gradcam_three.png"
-    assert result["png"] == str(png) and str(png) in out and "layer: features.relu2" in out
+    assert result["png"] == str(png) and str(png) in err and "layer: features.relu2" in err
     assert "resized" in err and result["resized_from"] == [40, 40]
     assert 0 <= result["class_index"] < 10 and 0 < result["probability"] <= 1
     with Image.open(png) as im:

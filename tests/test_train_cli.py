@@ -184,7 +184,9 @@ def test_sigint_saves_and_resume_matches_uninterrupted(tmp_path):
     assert "interrupted in epoch" in err and "--resume" in err and "Traceback" not in err
     state = load_checkpoint(run / "last.npz").meta["train_state"]
     assert state["batch"] > 0 or state["epoch"] >= 1
-    resumed = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, timeout=300)
+    # --resume continues the run's own saved plan: only the folder is needed
+    resume_cmd = [*cmd[:4], "--out", str(run), "--no-progress", "--resume"]
+    resumed = subprocess.run(resume_cmd, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     full = tmp_path / "full"
     subprocess.run(
@@ -240,7 +242,7 @@ def test_evaluate_and_predict(digits_run, tmp_path, capsys):
     cm = np.array(report["confusion_matrix"])
     assert cm.shape == (10, 10) and cm.sum() == 360 and np.trace(cm) == round(report["accuracy"] * 360)
     assert len(report["per_class"]) == 10 and all(0 <= c["precision"] <= 1 for c in report["per_class"])
-    assert "precision" in out and "confusion matrix" in out
+    assert "precision" in err and "confusion matrix" in err  # --json: the table goes to stderr
     from PIL import Image
 
     with Image.open(report["confusion_png"]) as im:
@@ -257,7 +259,7 @@ def test_evaluate_and_predict(digits_run, tmp_path, capsys):
     )
     assert code == 0, err
     pred = last_json(out)["predictions"][0]
-    assert pred["top"][0]["class"] == "3" and len(pred["top"]) == 2
+    assert pred["top"][0]["label"] == "3" and len(pred["top"]) == 2
     assert pred["top"][0]["probability"] >= pred["top"][1]["probability"]
 
 

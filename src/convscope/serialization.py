@@ -11,6 +11,17 @@ import numpy as np
 from .autograd.tensor import Tensor
 
 
+def _read_umask() -> int:
+    # os.umask can only be read by setting it: done once, at import, not per write (it is
+    # process-wide, and another thread creating a file in between would get the wrong mode)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_read_umask()
+
+
 class CheckpointError(ValueError):
     """A file is not a readable convscope/.npz weights file (corrupt, foreign or truncated)."""
 
@@ -18,13 +29,15 @@ class CheckpointError(ValueError):
 def atomic_write(path, write) -> None:
     """Call ``write(fileobj)`` on a temp file next to ``path``, then rename it into place.
 
-    A failure (or Ctrl-C) leaves any existing file at ``path`` untouched.
+    A failure (or Ctrl-C) leaves any existing file at ``path`` untouched. The file gets the
+    mode the umask gives a new file (0644 under the usual 022).
     """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=folder)
     try:
+        os.chmod(tmp, _FILE_MODE)  # mkstemp makes 0600; a saved file gets the umask's mode, as open() would
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()

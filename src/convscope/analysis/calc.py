@@ -56,6 +56,33 @@ def parse_hwc(text) -> tuple[int, int, int]:
     return values if len(values) == 3 else values + (1,)
 
 
+def parse_chw(text, name: str = "--input") -> tuple[int, int, int]:
+    """Parse a volume 'CxHxW' (PyTorch's order, as ``summary --input``) into (C, H, W); 'HxW' is
+    one channel. Raises CalcUsageError as :func:`parse_ints` does.
+
+    Example:
+        >>> parse_chw('3x32x32'), parse_chw('28x28')
+        ((3, 32, 32), (1, 28, 28))
+    """
+    values = parse_ints(text, name, "CxHxW such as 3x32x32 (or HxW for one channel)", (2, 3))
+    return values if len(values) == 3 else (1,) + values
+
+
+def chw_order_warning(chw, given: str, name: str = "--input") -> str | None:
+    """A 'did you mean' line when a C x H x W volume looks written in H x W x C order.
+
+    That is when the channel count is at least both spatial sizes and the width is the smallest
+    number (32x32x3, 224x224x64); 64x56x56 or 3x224x224 pass silently.
+    """
+    c, h, w = chw
+    if c >= h and c > w and h > w:
+        return (
+            f"warning: {name} {given} is read as C x H x W: {c} channels of {h}x{w}; did you mean "
+            f"{w}x{c}x{h}? (the lecture's H x W x C order is --hwc {c}x{h}x{w})"
+        )
+    return None
+
+
 def parse_size(value, name: str = "kernel", minimum: int = 1, expected: str = "5 or 5x3") -> tuple[int, int]:
     """'5' or 5 -> (5, 5); '5x3' or (5, 3) -> (5, 3) (height x width). Raises CalcUsageError
     (whose message shows ``expected`` as the form to use)."""
@@ -229,11 +256,12 @@ def conv_calc(
     Args: input_hwc (tuple or str, default (32, 32, 3)): H x W x C; filters (int, default 10): K;
         kernel, stride, dilation (int, (h, w) or '5x3'; defaults 5, 1, 1); padding (int, (ph, pw),
         'same' or 'valid', default 0); groups (int, default 1): each filter sees C/groups channels; bias.
-    Returns: dict with output [H_out, W_out, K], params, weights, biases, macs, output_volume, axes (per-axis
+    Returns: dict with input [C, H, W], output [K, H_out, W_out] (C x H x W, as --input), params,
+        weights, biases, macs, output_volume, axes (per-axis
         fit), exact, suggestions (exact-fit alternatives, all verified), lines. Raises CalcUsageError.
     Example:
         >>> r = conv_calc((32, 32, 3), filters=10, kernel=5, padding=2); r["output"], r["params"]
-        ([32, 32, 10], 760)
+        ([10, 32, 32], 760)
     """
     (H, W, C), notes = parse_hwc(input_hwc), []
     k, s, d = parse_size(kernel, "kernel"), parse_size(stride, "stride"), parse_size(dilation, "dilation")
@@ -263,11 +291,11 @@ def conv_calc(
     params, macs, volume = weights + biases, Ho * Wo * K * per_out, Ho * Wo * K
     pad_text = "x".join(dict.fromkeys(str(a) if a == b else f"{a}+{b}" for a, b in pads))
     lines = [
-        f"conv: input {H}x{W}x{C}, {K} filters {k[0]}x{k[1]}, stride {_hw(s)}, padding {pad_text}"
+        f"conv: input {C}x{H}x{W} (C x H x W), {K} filters {k[0]}x{k[1]}, stride {_hw(s)}, padding {pad_text}"
         + (f", dilation {_hw(d)}" if d != (1, 1) else "")
         + (f", groups {g}" if g > 1 else "")
     ]
-    lines += notes + win["lines"] + [f"output: {Ho}x{Wo}x{K} (depth = number of filters K)"]
+    lines += notes + win["lines"] + [f"output: {K}x{Ho}x{Wo} (C x H x W; depth C = number of filters K)"]
     lines.append(
         f"params = ({FF}*{Cs} + 1)*K = ({FFn}*{Cn} + 1)*{K} = {params:,} ({weights:,} weights + {K} biases)"
         if bias
@@ -281,7 +309,7 @@ def conv_calc(
     ]
     return {
         "calc": "conv",
-        "input": [H, W, C],
+        "input": [C, H, W],
         "filters": K,
         "kernel": list(k),
         "stride": list(s),
@@ -289,7 +317,7 @@ def conv_calc(
         "dilation": list(d),
         "groups": g,
         "bias": bool(bias),
-        "output": [Ho, Wo, K],
+        "output": [K, Ho, Wo],
         "params": params,
         "weights": weights,
         "biases": biases,
@@ -311,10 +339,11 @@ def pool_calc(
     Args: input_hwc (tuple or str, default (224, 224, 64)): H x W x C; kernel, stride, padding,
         dilation (int, (h, w) or '3x2'; stride None = kernel); ceil_mode (bool, default False): round
         the output size up (PyTorch's rule); kind ('max' or 'avg').
-    Returns: dict with output [H_out, W_out, C], params (0), kept (fraction of activations), axes, lines.
+    Returns: dict with input [C, H, W], output [C, H_out, W_out], params (0), kept (fraction of
+        activations), axes, lines.
     Example:
         >>> pool_calc((224, 224, 64), kernel=2, stride=2)["output"]
-        [112, 112, 64]
+        [64, 112, 112]
     """
     H, W, C = parse_hwc(input_hwc)
     k, d = parse_size(kernel, "kernel"), parse_size(dilation, "dilation")
@@ -330,10 +359,10 @@ def pool_calc(
         f"{kind} pool {k[0]}x{k[1]}, stride {_hw(s)}, padding {_hw(p)}"
         + (f", dilation {_hw(d)}" if d != (1, 1) else "")
         + (", ceil_mode" if ceil_mode else "")
-        + f" on {H}x{W}x{C}"
+        + f" on {C}x{H}x{W} (C x H x W)"
     ]
     lines += win["lines"] + [
-        f"output: {Ho}x{Wo}x{C}: pooling works on each channel separately, so the depth stays {C}",
+        f"output: {C}x{Ho}x{Wo}: pooling works on each channel separately, so the depth stays {C}",
         f"params = 0: the {'max' if kind == 'max' else 'average'} rule is fixed, there is nothing to learn",
         f"each output is the {kind} of {k[0]}*{k[1]} = {k[0] * k[1]} inputs; kept {Ho}*{Wo} of {H}*{W} "
         f"activations per channel = {100 * kept:.4g}%",
@@ -346,13 +375,13 @@ def pool_calc(
     return {
         "calc": "pool",
         "kind": kind,
-        "input": [H, W, C],
+        "input": [C, H, W],
         "kernel": list(k),
         "stride": list(s),
         "padding": list(p),
         "dilation": list(d),
         "ceil_mode": bool(ceil_mode),
-        "output": [Ho, Wo, C],
+        "output": [C, Ho, Wo],
         "params": 0,
         "kept": kept,
         "output_volume": Ho * Wo * C,

@@ -1,14 +1,43 @@
-"""Shared CLI plumbing: one-line errors, --debug, --json output and HxW parsing."""
+"""Shared CLI plumbing: one-line errors, --debug, --json output, HxW parsing and output folders."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 
 class UsageError(ValueError):
     """A malformed command-line value (reported with the command's usage line)."""
+
+
+class ParseError(UsageError):
+    """argparse rejected the command line; ``parser`` is the (sub)parser that did."""
+
+    def __init__(self, message: str, parser: argparse.ArgumentParser):
+        super().__init__(message)
+        self.parser = parser
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are raised (ParseError) instead of exiting, so that
+    ``main`` can report them as one line, or as a JSON error object under ``--json``.
+    Subparsers inherit the class."""
+
+    def error(self, message):
+        raise ParseError(message, self)
+
+
+class _JsonSink:
+    """Where emit_json writes: the real stdout while ``main`` sends human text to stderr."""
+
+    stream = None
+
+
+def json_output(stream) -> None:
+    """Send emit_json's objects to ``stream`` (None: the current sys.stdout)."""
+    _JsonSink.stream = stream
 
 
 def parse_hw(text: str, name: str = "size") -> tuple:
@@ -31,7 +60,8 @@ def add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def emit_json(obj) -> None:
-    print(json.dumps(obj, default=_default))
+    """Print one JSON object (a convscope.schemas shape) on the command's JSON stream."""
+    print(json.dumps(obj, default=_default), file=_JsonSink.stream or sys.stdout, flush=True)
 
 
 def _default(value):
@@ -45,14 +75,47 @@ def _default(value):
 
 
 def err(command: str, message) -> None:
+    """One line on stderr: ``convscope SUBCOMMAND: error: first line of message``."""
     text = str(message).splitlines()[0] if str(message) else type(message).__name__
-    print(f"convscope {command}: error: {text}", file=sys.stderr)
+    prefix = command if command.startswith("convscope") else f"convscope {command}"
+    print(f"{prefix}: error: {text}", file=sys.stderr)
 
 
-def load_image(predictor, path) -> tuple:
+def check_out_dir(path, flag: str = "--out") -> str:
+    """Refuse an output folder that is a file or lies under a file (before any work is done).
+
+    Returns the path unchanged; raises UsageError naming the file that is in the way.
+    """
+    probe = os.path.abspath(os.fspath(path))
+    while True:
+        if os.path.exists(probe):
+            if not os.path.isdir(probe):
+                where = "is a file" if probe == os.path.abspath(path) else f"lies under the file {probe}"
+                raise UsageError(f"{flag} {path} {where}; expected a folder (or a new folder's name)")
+            return os.fspath(path)
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            return os.fspath(path)
+        probe = parent
+
+
+def check_out_file(path, flag: str = "--out") -> str:
+    """Refuse an output file that is a folder or lies under a file; returns the path."""
+    if os.path.isdir(path):
+        raise UsageError(f"{flag} {path} is a folder; expected a file name such as figure.png")
+    check_out_dir(os.path.dirname(os.path.abspath(path)), flag)
+    return os.fspath(path)
+
+
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """'1 image', '2 images' (``nouns`` for irregular plurals)."""
+    return f"{count} {noun if count == 1 else (nouns or noun + 's')}"
+
+
+def load_image(predictor, path, invert: bool = False) -> tuple:
     """(image (1, C, H, W) in [0, 1], model input, the file's own (H, W)) of an image file; a
     notice on stderr when it had to be resized to the model's input."""
-    image, x, (width, height) = predictor.prepare(path)
+    image, x, (width, height) = predictor.prepare(path, invert=invert)
     h, w = image.shape[2:]
     if (width, height) != (w, h):
         print(

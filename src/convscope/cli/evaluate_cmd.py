@@ -6,7 +6,7 @@ import argparse
 import os
 
 from ..tables import format_table
-from .common import add_common, emit_json
+from .common import add_common, check_out_dir, emit_json
 
 HELP = "evaluate a checkpoint: accuracy, per-class precision/recall, confusion matrix (table + PNG)"
 
@@ -24,7 +24,8 @@ def add_parser(sub):
     p.add_argument("--split", choices=["test", "train", "all"], default="test", help="default: test")
     p.add_argument(
         "--out",
-        help="folder for confusion_SPLIT.png and evaluation_SPLIT.json (default: the checkpoint's folder)",
+        help="folder for confusion_DATA_SPLIT.png and evaluation_DATA_SPLIT.json, DATA naming the "
+        "data set (default: the checkpoint's folder)",
     )
     add_common(p)
     p.set_defaults(handler=run)
@@ -33,24 +34,33 @@ def add_parser(sub):
 
 def run(args) -> int:
     import json
+    import sys
 
+    from .. import schemas
+    from ..data import spec_slug
     from ..serialization import atomic_write
     from ..train.inference import Predictor
     from ..train.plots import plot_confusion
 
+    if args.out is not None:
+        check_out_dir(args.out)
     predictor = Predictor(args.checkpoint)
     report = predictor.evaluate(args.data, args.split)
+    if args.data is None:
+        print(f"data: {report['data']} (the data set the model was trained on)", file=sys.stderr)
     out = args.out or os.path.dirname(os.path.abspath(predictor.checkpoint.path))
-    png = os.path.join(out, f"confusion_{args.split}.png")
+    check_out_dir(out)
+    stem = f"{spec_slug(report['data'])}_{args.split}"  # one file per data set and split
+    png = os.path.join(out, f"confusion_{stem}.png")
     plot_confusion(
         report["confusion_matrix"],
         report["classes"],
         png,
         title=f"{predictor.checkpoint.model_name} on {report['data']} ({args.split})",
     )
-    report_path = os.path.join(out, f"evaluation_{args.split}.json")
+    report_path = os.path.join(out, f"evaluation_{stem}.json")
     atomic_write(report_path, lambda f: f.write(json.dumps(report, indent=1).encode()))
-    report.update(confusion_png=png, report_json=report_path)
+    files = {"confusion_png": png, "report_json": report_path}
     if report["note"]:
         print(report["note"])
     rows = [
@@ -74,5 +84,5 @@ def run(args) -> int:
     )
     print(f"confusion matrix: {png}")
     if args.json:
-        emit_json(report)
+        emit_json(schemas.evaluation(report, files))
     return 0

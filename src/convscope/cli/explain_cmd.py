@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import os
 
+from .. import schemas
 from . import explain_heatmap
-from .common import UsageError, add_common, emit_json, load_image, parse_hw
+from .common import UsageError, add_common, check_out_dir, check_out_file, emit_json, load_image, parse_hw
 
 HELP = "explain what a CNN computes: conv arithmetic, feature maps, filters, heatmaps"
 CONV_HELP = "show each output value of a convolution as inner products over channels plus a bias"
@@ -152,7 +153,7 @@ def run_conv(args) -> int:
     print(f"convolution of {label}")
     print(format_trace(trace, max_positions=args.max_positions), end="")
     if args.json:
-        emit_json(trace)
+        emit_json(schemas.trace(trace))
     return 0
 
 
@@ -162,6 +163,8 @@ def _run_model_conv(args, at) -> int:
 
     if args.input or args.random is not None:
         raise UsageError("--input/--random trace a standalone convolution; drop the checkpoint or them")
+    if args.out:
+        check_out_file(args.out)
     predictor = Predictor(args.checkpoint)
     if not args.image or not args.layer or at is None:
         names = ", ".join(conv_layer_names(predictor.model))
@@ -185,7 +188,7 @@ def _run_model_conv(args, at) -> int:
         result["figure"] = save_figure(fig, args.out)
         print(f"wrote {result['figure']}")
     if args.json:
-        emit_json(result)
+        emit_json(schemas.trace(result))
     return 0
 
 
@@ -198,6 +201,7 @@ def run_features(args) -> int:
     from ..explain.model_trace import conv_layer_names
     from ..train.inference import Predictor
 
+    check_out_dir(args.out)
     predictor = Predictor(args.checkpoint)
     model = predictor.model
     layers = [s.strip() for s in args.layers.split(",") if s.strip()] if args.layers else None
@@ -225,5 +229,5 @@ def run_features(args) -> int:
         )
         print(files[f"filters:{first}"])
     if args.json:
-        emit_json({"checkpoint": predictor.checkpoint.path, "image": args.image, "files": files})
+        emit_json(schemas.features(predictor.checkpoint.path, args.image, files))
     return 0

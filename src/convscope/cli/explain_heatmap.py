@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-from .common import UsageError, add_common, emit_json, load_image
+from .common import UsageError, add_common, check_out_dir, emit_json, load_image
 
 HELP = "draw a Grad-CAM, Grad-CAM++ or saliency heatmap of one image for a trained checkpoint"
 DESCRIPTION = (
@@ -76,10 +76,12 @@ def _class_index(text, classes) -> int | None:
 
 
 def run(args) -> int:
+    from .. import schemas
     from ..explain.gradcam import explain_heatmap, resolve_layer, strongest_cell
     from ..explain.overlay import save_heatmap_overlay
     from ..train.inference import Predictor
 
+    check_out_dir(args.out)
     predictor = Predictor(args.checkpoint)
     class_idx = _class_index(args.class_, predictor.classes)
     if args.box and args.method == "saliency":
@@ -133,22 +135,24 @@ def run(args) -> int:
         print(f"strongest cell {box['cell']} of {layer}: receptive field rows {y0}-{y1}, columns {x0}-{x1}")
     if args.json:
         emit_json(
-            {
-                "checkpoint": predictor.checkpoint.path,
-                "image": str(args.image),
-                "png": path,
-                "method": args.method,
-                "layer": layer,
-                "class_index": k,
-                "class": classes[k],
-                "probability": float(probs[k]),
-                "score": result["score"],
-                "predicted_index": pred,
-                "predicted": classes[pred],
-                "predicted_probability": float(probs[pred]),
-                "resized_from": None if original == (h, w) else list(original),
-                "input_size": [c, h, w],
-                "strongest_cell": box,
-            }
+            schemas.heatmap(
+                {
+                    "checkpoint": predictor.checkpoint.path,
+                    "image": str(args.image),
+                    "png": path,
+                    "method": args.method,
+                    "layer": layer,
+                    "class_index": k,
+                    "class": classes[k],
+                    "probability": float(probs[k]),
+                    "score": result["score"],
+                    "predicted_index": pred,
+                    "predicted": classes[pred],
+                    "predicted_probability": float(probs[pred]),
+                    "resized_from": None if original == (h, w) else list(original),
+                    "input_size": [c, h, w],
+                    "strongest_cell": box,
+                }
+            )
         )
     return 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .common import add_common, emit_json
+from .common import UsageError, add_common, emit_json, load_image
 
 HELP = "predict the classes of image files with a trained checkpoint (top-k with probabilities)"
 
@@ -17,21 +17,37 @@ def add_parser(sub):
     p.add_argument("checkpoint", help="a .npz checkpoint (or a run folder holding best.npz)")
     p.add_argument("images", nargs="+", help="image files (PNG, JPEG, ...)")
     p.add_argument("--top-k", type=int, default=3, dest="top_k", help="how many classes to show (default: 3)")
+    p.add_argument(
+        "--invert",
+        action="store_true",
+        help="use 1 - image: dark ink on light paper for a model trained on light on dark, or the reverse",
+    )
     add_common(p)
     p.set_defaults(handler=run)
     return p
 
 
 def run(args) -> int:
+    import sys
+
+    from .. import schemas
     from ..train.inference import Predictor
 
     if args.top_k < 1:
-        raise ValueError(f"--top-k must be at least 1, got {args.top_k}")
+        raise UsageError(f"--top-k must be at least 1, got {args.top_k}")
     predictor = Predictor(args.checkpoint)
-    results = predictor.predict_files(args.images, args.top_k)
+    images, warnings = [], []
+    for path in args.images:  # every file is read (and checked) before anything is predicted
+        image, _, _ = load_image(predictor, path, invert=args.invert)
+        images.append(image)
+        warning = None if args.invert else predictor.polarity_warning(image, path)
+        if warning:
+            warnings.append(warning)
+            print(warning, file=sys.stderr)
+    results = predictor.predict_images(images, list(args.images), args.top_k)
     for r in results:
-        best = ", ".join(f"{t['class']} ({100 * t['probability']:.1f}%)" for t in r["top"])
+        best = ", ".join(f"{t['label']} ({100 * t['probability']:.1f}%)" for t in r["top"])
         print(f"{r['image']}: {best}")
     if args.json:
-        emit_json({"checkpoint": predictor.checkpoint.path, "predictions": results})
+        emit_json(schemas.predictions(predictor.checkpoint.path, results, warnings))
     return 0

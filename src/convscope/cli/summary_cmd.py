@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 from .common import UsageError, add_common, emit_json
 
@@ -50,8 +51,9 @@ def load_model(spec, num_classes=None):
 
 
 def run(args) -> int:
-    from .. import models
+    from .. import models, schemas
     from ..analysis import parse_input_size, summary
+    from ..analysis.calc import chw_order_warning
 
     if args.list:
         rows = [
@@ -62,7 +64,7 @@ def run(args) -> int:
 
         print(format_table(["model", "family", "input"], rows, align="lll"))
         if args.json:
-            emit_json({"models": [r[0] for r in rows]})
+            emit_json(schemas.model_list([r[0] for r in rows]))
         return 0
     if not args.model:
         raise UsageError("give a model name or a checkpoint (or --list)")
@@ -71,9 +73,12 @@ def run(args) -> int:
             size = parse_input_size(args.input)
         except ValueError as e:
             raise UsageError(f"--input: {e}") from None
+        warning = chw_order_warning(size, args.input)
+        if warning:
+            print(warning, file=sys.stderr)
     model, default, label = load_model(args.model, args.num_classes)
     result = summary(model, args.input and size or default, model_name=label)
     print(result)
     if args.json:
-        emit_json(result.to_dict())
+        emit_json(schemas.summary(result))
     return 0

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_common, emit_json, parse_hw
+from .common import UsageError, add_common, check_out_dir, emit_json, parse_hw, plural
+
+# the only training flags that may come with --resume: the run's folder and a longer plan
+RESUME_ALLOWED = {"out", "epochs"}
 
 HELP = "train a CNN (default: the simple CNN on scikit-learn's digits, in well under a minute)"
 DESCRIPTION = """Train a CNN from the model registry on a data set and save checkpoints.
@@ -13,9 +16,13 @@ Data specs: digits (embedded, the default), mnist:PATH (IDX files), cifar10:PATH
 (python batches), folder:PATH (one sub-folder per class), npz:PATH (x/y arrays). When a source has
 one split, a stratified --test-split fraction is held out as the test set.
 
-The run folder (--out, default runs/MODEL-DATA-TIME) gets last.npz (every epoch; --resume
-continues from it exactly), best.npz, history.csv/json and curve.png. Ctrl-C saves and exits.
-Settings can come from a TOML file (--config); flags override it."""
+The run folder (--out, default runs/MODEL-DATA-TIME) gets last.npz (every epoch), best.npz,
+history.csv/json and curve.png. Ctrl-C saves and exits. Settings can come from a TOML file
+(--config); flags override it. Settings no flag gives may come from the model zoo's defaults for
+the model on the data's input shape (e.g. lenet5 on 1x28x28); the run says which.
+
+--resume --out DIR continues a run with its own saved settings; --epochs N with it extends the
+plan to N epochs (the learning-rate schedule is recomputed); other training flags are refused."""
 
 
 def add_parser(sub):
@@ -41,7 +48,7 @@ def add_parser(sub):
     p.add_argument("--gamma", type=float, help="StepLR/MultiStepLR decay factor (default: 0.1)")
     p.add_argument(
         "--milestones",
-        type=lambda s: [int(v) for v in s.split(",")],
+        type=milestones,
         help="MultiStepLR epochs, comma-separated (default: 50%%,75%% of the epochs)",
     )
     p.add_argument(
@@ -58,17 +65,28 @@ def add_parser(sub):
     p.add_argument(
         "--augment",
         choices=["none", "flip", "crop", "crop+flip"],
-        help="on-the-fly augmentation (default: none)",
+        help="on-the-fly augmentation (default: the model's for this input, else none)",
     )
-    p.add_argument("--crop-padding", type=int, dest="crop_padding", help="random-crop padding (default: 4)")
-    p.add_argument("--label-smoothing", type=float, dest="label_smoothing", help="default: 0")
+    p.add_argument(
+        "--crop-padding",
+        type=int,
+        dest="crop_padding",
+        help="random-crop padding (default: the model's for this input, else 4)",
+    )
+    p.add_argument(
+        "--label-smoothing",
+        type=float,
+        dest="label_smoothing",
+        help="default: the model's for this input, else 0",
+    )
     p.add_argument("--out", help="run folder (default: a new folder under ./runs/)")
     p.add_argument("--config", help="TOML file with settings (flags override it)")
     p.add_argument(
         "--resume",
         action="store_true",
         default=False,
-        help="continue the run in --out from its last.npz (same seed: same final weights)",
+        help="continue the run in --out from its last.npz with its own settings (same final weights "
+        "as an uninterrupted run); only --epochs N may come with it, to extend the plan",
     )
     p.add_argument(
         "--no-progress", action="store_true", default=False, dest="no_progress", help="no progress bars"
@@ -78,42 +96,93 @@ def add_parser(sub):
     return p
 
 
+def milestones(text: str) -> list:
+    """'5,8' -> [5, 8] for --milestones (the range check is TrainConfig.validate's)."""
+    try:
+        return [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected whole epochs separated by commas, e.g. 5,8; got {text!r}"
+        ) from None
+
+
+def flag_names(parser) -> dict:
+    """dest -> the flag as typed (``batch_size`` -> ``--batch-size``), read from the parser."""
+    return {a.dest: a.option_strings[0] for a in parser._actions if a.option_strings}
+
+
+def given_settings(args) -> dict:
+    """The TrainConfig settings given as flags (the parser suppresses defaults, so only these)."""
+    from ..train import TrainConfig
+
+    return {k: v for k, v in vars(args).items() if k in TrainConfig.field_names()}
+
+
+def check_resume_flags(args, flags: dict) -> None:
+    """--resume continues the run's own plan: refuse every training setting but RESUME_ALLOWED
+    (and --config), named as typed. Reads the settings from TrainConfig, so new ones are covered."""
+    refused = sorted(set(given_settings(args)) - RESUME_ALLOWED)
+    names = [flags.get(k, k) for k in refused] + (["--config"] if getattr(args, "config", None) else [])
+    if names:
+        raise UsageError(
+            f"--resume continues the run with its own saved settings; {', '.join(names)} would change "
+            f"{'them' if len(names) > 1 else 'one'} (only --epochs N may come with --resume, to extend "
+            f"the plan); drop {'them' if len(names) > 1 else 'it'} or start a new run with another --out"
+        )
+
+
 def config_from_args(args):
-    from ..train import TrainConfig, read_toml
+    from ..train import ConfigError, TrainConfig, read_toml
 
     values = read_toml(args.config) if getattr(args, "config", None) else {}
-    flags = {k: v for k, v in vars(args).items() if k in TrainConfig.field_names()}
+    flags = given_settings(args)
     if "image_size" in flags and flags["image_size"] is not None:
         flags["image_size"] = list(parse_hw(flags["image_size"], "--image-size"))
     if isinstance(values.get("image_size"), (int, str)):
         values["image_size"] = list(parse_hw(str(values["image_size"]), "image_size"))
     values.update(flags)
-    return TrainConfig.from_dict(values, "settings")
+    try:
+        return TrainConfig.from_dict(values, "settings").validate()
+    except ConfigError as e:
+        if e.setting in flags:  # word it as the flag the user typed
+            raise UsageError(e.worded(flag_names(args.usage_parser).get(e.setting, e.setting))) from None
+        raise ValueError(f"config file {args.config}: {e}") from None
 
 
 def run(args) -> int:
     import sys
 
-    from ..train import Trainer, TrainingInterrupted
+    from .. import schemas
+    from ..train import TrainConfig, Trainer, TrainingInterrupted
 
-    config = config_from_args(args)
-    if args.resume and not config.out:
-        raise ValueError("--resume needs --out DIR: the run folder to continue")
-    trainer = Trainer(config, progress=not args.no_progress)
+    out = getattr(args, "out", None)
+    if out is not None:
+        check_out_dir(out)
+    if args.resume:
+        if not out:
+            raise UsageError("--resume needs --out DIR: the run folder to continue")
+        check_resume_flags(args, flag_names(args.usage_parser))
+        epochs = getattr(args, "epochs", None)
+        if epochs is not None and epochs < 1:
+            raise UsageError(f"--epochs must be a positive integer, got {epochs}")
+        trainer = Trainer(TrainConfig(out=out), progress=not args.no_progress)
+    else:
+        epochs = None
+        trainer = Trainer(config_from_args(args), progress=not args.no_progress)
     try:
-        result = trainer.fit(resume=args.resume)
+        result = trainer.fit(resume=args.resume, epochs=epochs)
     except TrainingInterrupted as stop:
         print(f"convscope train: {stop}", file=sys.stderr)
         if args.json:
-            emit_json({k: v for k, v in stop.result.items() if k != "history"})
+            emit_json(schemas.training(stop.result))
         return 130
     acc = result["test_accuracy"]
     best = result["best_accuracy"]
     print(
-        f"final test accuracy: {100 * acc:.2f}% (best {100 * best:.2f}%) after {result['epochs']} "
-        f"epochs in {result['seconds']:.1f} s"
+        f"final test accuracy: {100 * acc:.2f}% (best {100 * best:.2f}%) after "
+        f"{plural(result['epochs'], 'epoch')} in {result['seconds']:.1f} s"
     )
     print(f"checkpoint: {result['checkpoint']} (last epoch: {result['last']})")
     if args.json:
-        emit_json({k: v for k, v in result.items() if k != "history"})
+        emit_json(schemas.training(result))
     return 0

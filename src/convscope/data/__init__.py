@@ -16,7 +16,17 @@ from .folder import load_image_folder
 from .idx import load_idx_folder, read_idx
 from .loader import DataLoader
 from .preprocess import Normalizer, image_to_array, open_image, prepare_image, resize_array
-from .sources import KINDS, detect_kind, load_dataset, load_digits, load_npz, parse_spec
+from .sources import (
+    KINDS,
+    absolute_spec,
+    detect_kind,
+    few_images_warning,
+    load_dataset,
+    load_digits,
+    load_npz,
+    parse_spec,
+    spec_slug,
+)
 from .transforms import Compose, RandomCrop, RandomHorizontalFlip
 
 __all__ = [
@@ -27,6 +37,9 @@ __all__ = [
     "hold_out",
     "load_dataset",
     "parse_spec",
+    "absolute_spec",
+    "spec_slug",
+    "few_images_warning",
     "detect_kind",
     "KINDS",
     "load_digits",

@@ -187,6 +187,6 @@ def hold_out(dataset: ArrayDataset, test_fraction: float, seed: int = 0) -> Data
     train_idx, test_idx = stratified_split(dataset.y, test_fraction, seed)
     note = (
         f"{dataset.name} has one split: held out a stratified {test_fraction * 100:g}% "
-        f"({len(test_idx)} images) as the test set (seed {seed})"
+        f"({len(test_idx)} image{'' if len(test_idx) == 1 else 's'}) as the test set (seed {seed})"
     )
     return DataSplits(dataset.subset(train_idx), dataset.subset(test_idx), note)

@@ -107,6 +107,8 @@ def open_image(path):
     """
     Image = _pil()
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise DataError(f"{path} is a folder; expected an image file (PNG, JPEG, ...)")
     if not os.path.isfile(path):
         raise DataError(f"image file not found: {path}")
     try:

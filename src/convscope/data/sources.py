@@ -273,3 +273,41 @@ def load_dataset(
         result = DataSplits(splits["train"], splits["test"])
     result.note = "; ".join(n for n in notes if n)
     return result
+
+
+def few_images_warning(splits: DataSplits) -> str:
+    """A warning when a split is too small to train on or to measure with (a 2-image folder
+    trains on 1 image and tests on 1)."""
+    k, n_train, n_test = splits.num_classes, len(splits.train), len(splits.test)
+    if n_train >= 10 * k and n_test >= k:
+        return ""
+    return (
+        f"warning: only {n_train} training and {n_test} test image{'' if n_test == 1 else 's'} "
+        f"for {k} classes: too few to learn from or to measure accuracy (expected at least "
+        f"{10 * k} training images and one test image per class)"
+    )
+
+
+def absolute_spec(spec) -> str:
+    """The spec with its path made absolute ('mnist:data/mnist' -> 'mnist:/home/me/data/mnist'),
+    so a run can be evaluated or resumed from any directory; 'digits' stays 'digits'."""
+    kind, path = parse_spec(spec)
+    return kind if path is None else f"{kind}:{os.path.abspath(path)}"
+
+
+def spec_slug(spec) -> str:
+    """A file-name-safe name of a data spec: 'digits', 'mnist-mnist-1a2b3c' (kind, folder name
+    and a short hash of the absolute path, so two folders of the same name differ)."""
+    import hashlib
+
+    text = os.fspath(spec).strip()
+    kind, sep, rest = text.partition(":")
+    path = rest if sep and kind.lower() in KINDS + tuple(_ALIASES) else (text if text != "digits" else "")
+    if not path:
+        return "".join(ch if ch.isalnum() else "_" for ch in text.lower()) or "data"
+    full = os.path.abspath(os.path.expanduser(path))
+    base = os.path.splitext(os.path.basename(full.rstrip(os.sep)))[0] or "data"
+    digest = hashlib.sha1(full.encode("utf-8")).hexdigest()[:6]
+    label = kind.lower() if sep else "data"
+    safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in f"{label}-{base}")
+    return f"{safe}-{digest}"

@@ -1,5 +1,5 @@
 """The model zoo: a registry of classic CNNs with their metadata."""
 
-from .registry import ModelInfo, accepts, create, list_models, model_info, register
+from .registry import ModelInfo, accepts, create, list_models, model_info, register, train_defaults
 
-__all__ = ["accepts", "create", "list_models", "model_info", "register", "ModelInfo"]
+__all__ = ["accepts", "create", "list_models", "model_info", "register", "train_defaults", "ModelInfo"]

@@ -21,6 +21,10 @@ class ModelInfo:
         gradcam_layer: dotted name of the layer Grad-CAM should target.
         citation: the paper the architecture comes from.
         family: e.g. 'resnet', 'vgg'.
+        train_defaults: training settings that suit the model on a kind of input, as pairs
+            ``((C, H, W), {setting: value})``; None in the shape matches any size. The trainer
+            applies the first pair whose shape matches the data, for settings no flag gave.
+        task: 'classify' (one score per class) or 'segment' (one score per class and pixel).
     """
 
     name: str
@@ -31,20 +35,58 @@ class ModelInfo:
     gradcam_layer: str | None = None
     citation: str = ""
     family: str = ""
+    train_defaults: tuple = ()
+    task: str = "classify"
 
 
-def register(name: str, *, input_size, mean=(), std=(), gradcam_layer=None, citation="", family=""):
+def register(
+    name: str,
+    *,
+    input_size,
+    mean=(),
+    std=(),
+    gradcam_layer=None,
+    citation="",
+    family="",
+    train_defaults=(),
+    task="classify",
+):
     """Decorator that adds a builder function to the registry under ``name``."""
 
     def wrap(builder):
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is registered twice")
         _REGISTRY[name] = ModelInfo(
-            name, builder, tuple(input_size), tuple(mean), tuple(std), gradcam_layer, citation, family
+            name,
+            builder,
+            tuple(input_size),
+            tuple(mean),
+            tuple(std),
+            gradcam_layer,
+            citation,
+            family,
+            tuple((tuple(shape), dict(settings)) for shape, settings in train_defaults),
+            task,
         )
         return builder
 
     return wrap
+
+
+def train_defaults(name: str, input_shape) -> dict:
+    """The training settings recorded for model ``name`` on inputs of shape (C, H, W): the
+    first ``train_defaults`` entry whose shape matches (None matches any size), else {}.
+
+    Keyed to the data's shape, not to a data set's name: ``mnist:PATH`` may hold
+    Fashion-MNIST, which shares MNIST's 1x28x28 shape and gets the same defaults.
+    """
+    shape = tuple(input_shape)
+    for pattern, settings in model_info(name).train_defaults:
+        if len(pattern) == len(shape) and all(
+            p is None or p == s for p, s in zip(pattern, shape, strict=True)
+        ):
+            return dict(settings)
+    return {}
 
 
 def list_models() -> list[str]:

@@ -113,6 +113,7 @@ class UNet(nn.Module):
 @register(
     "unet",
     input_size=(1, 64, 64),
+    task="segment",
     gradcam_layer="bottleneck",
     family="unet",
     citation="Ronneberger, Fischer, Brox. U-Net: Convolutional Networks for Biomedical "

@@ -9,6 +9,24 @@ OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULERS = ("none", "step", "multistep", "cosine")
 AUGMENTATIONS = ("none", "flip", "crop", "crop+flip")
 DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3, "adamw": 1e-3}
+# settings a model's zoo metadata may choose per input shape (None in a TrainConfig: not given);
+# these values apply where the model records nothing
+MODEL_DEFAULTABLE = {"augment": "none", "crop_padding": 4, "label_smoothing": 0.0}
+
+
+class ConfigError(ValueError):
+    """A setting out of its range; ``setting`` is its name (the CLI words it as --flag)."""
+
+    def __init__(self, setting: str, expected: str, got):
+        self.setting, self.expected, self.got = setting, expected, got
+        super().__init__(self.worded(setting))
+
+    def worded(self, name: str) -> str:
+        return f"{name} must be {self.expected}, got {self.got!r}"
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 @dataclass
@@ -25,6 +43,8 @@ class TrainConfig:
         image_size: (H, W) to resize folder images to; mode: 'auto', 'gray' or 'rgb'.
         augment: 'none', 'flip', 'crop' or 'crop+flip' (random crop with padding crop_padding).
         label_smoothing: cross-entropy label smoothing.
+        augment, crop_padding, label_smoothing None: the model's defaults for the data's shape
+            (zoo metadata, see :meth:`apply_model_defaults`), else 'none', 4, 0.0.
         out: run folder (default: a new folder under ./runs/).
     """
 
@@ -44,26 +64,36 @@ class TrainConfig:
     test_split: float = 0.2
     image_size: list | None = None
     mode: str = "auto"
-    augment: str = "none"
-    crop_padding: int = 4
-    label_smoothing: float = 0.0
+    augment: str | None = None
+    crop_padding: int | None = None
+    label_smoothing: float | None = None
     out: str | None = None
 
     def validate(self) -> TrainConfig:
         """Raise ValueError naming the first bad setting; fill lr's default."""
 
         def bad(name, expected):
-            raise ValueError(f"{name} must be {expected}, got {getattr(self, name)!r}")
+            raise ConfigError(name, expected, getattr(self, name))
 
-        if not isinstance(self.epochs, int) or self.epochs < 1:
-            bad("epochs", "a positive integer")
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
-            bad("batch_size", "a positive integer")
+        for name in ("epochs", "batch_size", "step_size"):
+            if not _is_int(getattr(self, name)) or getattr(self, name) < 1:
+                bad(name, "a positive integer")
+        if not _is_int(self.seed) or self.seed < 0:
+            bad("seed", "a non-negative integer")
+        if self.crop_padding is not None and (not _is_int(self.crop_padding) or self.crop_padding < 0):
+            bad("crop_padding", "a non-negative integer")
+        if not isinstance(self.gamma, (int, float)) or not 0.0 < self.gamma <= 1.0:
+            bad("gamma", "in (0, 1] (the factor the learning rate is multiplied by)")
+        ms = self.milestones
+        if not isinstance(ms, list) or not all(_is_int(m) and m >= 1 for m in ms):
+            bad("milestones", "positive whole epochs, e.g. 5,8")
+        if any(b <= a for a, b in zip(ms, ms[1:], strict=False)):
+            bad("milestones", "increasing epochs, e.g. 5,8")
         if self.optimizer not in OPTIMIZERS:
             bad("optimizer", f"one of {', '.join(OPTIMIZERS)}")
         if self.scheduler not in SCHEDULERS:
             bad("scheduler", f"one of {', '.join(SCHEDULERS)}")
-        if self.augment not in AUGMENTATIONS:
+        if self.augment is not None and self.augment not in AUGMENTATIONS:
             bad("augment", f"one of {', '.join(AUGMENTATIONS)}")
         if self.lr is None:
             self.lr = DEFAULT_LR[self.optimizer]
@@ -71,13 +101,27 @@ class TrainConfig:
             bad("lr", "a positive number")
         if not 0.0 < self.test_split < 1.0:
             bad("test_split", "a fraction between 0 and 1")
-        if not 0.0 <= self.label_smoothing < 1.0:
+        if self.label_smoothing is not None and not 0.0 <= self.label_smoothing < 1.0:
             bad("label_smoothing", "in [0, 1)")
         if self.weight_decay < 0 or self.momentum < 0:
             bad("weight_decay" if self.weight_decay < 0 else "momentum", "non-negative")
         if self.mode not in ("auto", "gray", "rgb"):
             bad("mode", "'auto', 'gray' or 'rgb'")
         return self
+
+    def apply_model_defaults(self, input_shape) -> dict:
+        """Fill the settings left None from the model's zoo metadata for inputs (C, H, W), then
+        from MODEL_DEFAULTABLE; returns what came from the model (empty when nothing did)."""
+        from ..models import train_defaults
+
+        chosen = train_defaults(self.model, input_shape)
+        applied = {}
+        for name, fallback in MODEL_DEFAULTABLE.items():
+            if getattr(self, name) is None:
+                if name in chosen:
+                    applied[name] = chosen[name]
+                setattr(self, name, chosen.get(name, fallback))
+        return applied
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -115,5 +159,8 @@ def read_toml(path) -> dict:
     values = {k.replace("-", "_"): v for k, v in values.items()}
     unknown = set(values) - TrainConfig.field_names()
     if unknown:
-        raise ValueError(f"config file {path}: unknown setting(s) {', '.join(sorted(unknown))}")
+        raise ValueError(
+            f"config file {path}: unknown setting(s) {', '.join(sorted(unknown))}; valid: "
+            f"{', '.join(sorted(TrainConfig.field_names()))}"
+        )
     return values

@@ -55,42 +55,51 @@ class Predictor:
         e = np.exp(z)
         return e / e.sum(axis=1, keepdims=True)
 
-    def load_image(self, path) -> np.ndarray:
+    def load_image(self, path, invert: bool = False) -> np.ndarray:
         """(1, C, H, W) in [0, 1] from any image file, converted as the training data was
-        (not normalised: :meth:`logits` does that)."""
-        from ..data import prepare_image
+        (not normalised: :meth:`logits` does that); ``invert`` flips it to 1 - x."""
+        return self.prepare(path, invert)[0]
 
-        c, h, w = self.input_shape
-        return prepare_image(path, c, (h, w))
-
-    def prepare(self, path) -> tuple:
+    def prepare(self, path, invert: bool = False) -> tuple:
         """Open an image file once: (image (1, C, H, W) in [0, 1], normalised model input,
-        the file's own (width, height))."""
+        the file's own (width, height)). ``invert`` uses 1 - image (dark ink on light paper
+        for a model trained on light ink on dark, or the reverse)."""
         from ..data import open_image, prepare_image
 
         c, h, w = self.input_shape
         img = open_image(path)
         image = prepare_image(img, c, (h, w))
+        if invert:
+            image = (np.float32(1.0) - image).astype(np.float32)
         x = self.normalizer(image) if self.normalizer is not None else image
         return image, x, img.size
 
-    def predict_files(self, paths, top_k: int = 5) -> list:
-        """Top-k classes with probabilities for each image file (all files are checked first)."""
-        images = [self.load_image(p) for p in paths]
-        probs = self.probabilities(np.concatenate(images)) if images else np.zeros((0, 0))
-        k = max(1, min(top_k, probs.shape[1] if probs.size else 1))
-        out = []
-        for path, p in zip(paths, probs, strict=True):
-            order = np.argsort(-p, kind="stable")[:k]
-            out.append(
-                {
-                    "image": str(path),
-                    "top": [
-                        {"class": self.classes[i], "index": int(i), "probability": float(p[i])} for i in order
-                    ],
-                }
+    def polarity_warning(self, image: np.ndarray, path) -> str | None:
+        """A warning when an image (1, C, H, W) in [0, 1] looks inverted against the training
+        data: its mean brightness is far from the training mean and close to 1 - that mean
+        (a black-on-white digit for a model trained on white-on-black MNIST)."""
+        if self.normalizer is None:
+            return None
+        trained, seen = float(np.mean(self.normalizer.mean)), float(image.mean())
+        if abs(seen - trained) > 0.3 and abs((1.0 - seen) - trained) < abs(seen - trained) / 2:
+            return (
+                f"warning: {path} looks inverted against the training images (mean brightness "
+                f"{seen:.2f}, training data {trained:.2f}): light ink on dark or the reverse? "
+                f"try --invert"
             )
-        return out
+        return None
+
+    def predict_images(self, images: list, names: list, top_k: int = 5) -> list:
+        """Top-k classes (a :func:`convscope.schemas.prediction` each) of prepared images (1, C, H, W)."""
+        from .. import schemas
+
+        probs = self.probabilities(np.concatenate(images)) if images else np.zeros((0, 0))
+        return [schemas.prediction(n, p, self.classes, top_k) for n, p in zip(names, probs, strict=True)]
+
+    def predict_files(self, paths, top_k: int = 5, invert: bool = False) -> list:
+        """Top-k classes with probabilities for each image file (all files are checked first)."""
+        images = [self.load_image(p, invert) for p in paths]
+        return self.predict_images(images, [str(p) for p in paths], top_k)
 
     def evaluate(self, data_spec: str | None = None, split: str = "test") -> dict:
         """Accuracy, per-class precision/recall and the confusion matrix on a data set.
@@ -100,7 +109,8 @@ class Predictor:
         from ..data import DataError, load_dataset
 
         info = self.checkpoint.meta.get("data", {})
-        spec = data_spec or info.get("spec")
+        # a run stores its data path as given and made absolute: the absolute one works anywhere
+        spec = data_spec or info.get("spec_absolute") or info.get("spec")
         if not spec:
             raise ValueError("evaluate needs --data: the checkpoint does not name its data set")
         c, h, w = self.input_shape

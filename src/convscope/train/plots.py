@@ -2,20 +2,32 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 
 from ..plotting import pyplot as _plt
 from ..plotting import save_figure
 
 
-def plot_history(history: list, path, title: str = "Training curve") -> None:
-    """Loss (left) and accuracy (right) per epoch for the training and test splits."""
+def plot_history(history: list, path, title: str = "Training curve", label_smoothing: float = 0.0) -> None:
+    """Loss (left) and accuracy (right) per epoch for the training and test splits.
+
+    With label smoothing the training loss is the smoothed cross-entropy the optimizer saw and
+    the test loss is the plain one; the legend says so (the smoothed loss has a floor above 0).
+    """
     plt = _plt()
     epochs = [h["epoch"] for h in history]
     fig, (ax_l, ax_a) = plt.subplots(1, 2, figsize=(10, 4))
-    ax_l.plot(epochs, [h["train_loss"] for h in history], "o-", label="train")
+    smoothed = f"train (label-smoothed, {label_smoothing:g})" if label_smoothing else "train"
+    ax_l.plot(epochs, [h["train_loss"] for h in history], "o-", label=smoothed)
     if all("test_loss" in h for h in history):
-        ax_l.plot(epochs, [h["test_loss"] for h in history], "s-", label="test")
+        ax_l.plot(
+            epochs,
+            [h["test_loss"] for h in history],
+            "s-",
+            label="test (plain)" if label_smoothing else "test",
+        )
     ax_l.set_xlabel("epoch")
     ax_l.set_ylabel("cross-entropy loss")
     ax_l.set_title("Loss")
@@ -51,7 +63,9 @@ def plot_confusion(matrix, classes, path, title: str = "Confusion matrix") -> No
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
     acc = np.trace(cm) / max(cm.sum(), 1)
-    ax.set_title(f"{title} (accuracy {100 * acc:.2f}%, {int(cm.sum())} images)")
+    # over the whole figure (axes and colour bar), wrapped to its width: long data paths fit
+    heading = f"{title} (accuracy {100 * acc:.2f}%, {int(cm.sum())} images)"
+    fig.suptitle(textwrap.fill(heading, width=int(9 * (size + 1))), fontsize=11)
     if k <= 20:
         peak = cm.max() if cm.size else 0
         for i in range(k):

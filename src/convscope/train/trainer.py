@@ -75,28 +75,35 @@ class Trainer:
     # ------------------------------------------------------------------ setup
     def _setup(self, resume: bool):
         from .. import models
-        from ..data import DataLoader, Normalizer, load_dataset
+        from ..data import DataLoader, Normalizer, absolute_spec, few_images_warning, load_dataset
 
         cfg = self.config
         self.out = cfg.out or default_out_dir(cfg)
         last = os.path.join(self.out, "last.npz")
-        ckpt = None
+        ckpt, planned, epochs = None, cfg.epochs, self._extend_to
+        data_spec = cfg.data
         if resume:
             if not os.path.exists(last):
                 raise ValueError(f"--resume: no checkpoint to resume in {self.out} (expected {last})")
             ckpt = load_checkpoint(last)
-            saved = ckpt.meta.get("train_config", {})
-            for key in ("data", "model", "seed", "batch_size", "optimizer", "scheduler"):
-                if key in saved and saved[key] != getattr(cfg, key):
-                    self.log(f"resume: using the run's {key}={saved[key]!r} (not {getattr(cfg, key)!r})")
-            epochs = cfg.epochs
-            if epochs != saved.get("epochs", epochs) and saved.get("scheduler") not in (None, "none"):
-                self.log(
-                    f"resume: the run was planned for {saved['epochs']} epochs; its {saved['scheduler']} "
-                    f"learning-rate schedule keeps that plan while training to epoch {epochs}"
+            saved, done = ckpt.meta.get("train_config", {}), ckpt.meta["train_state"]["epoch"]
+            planned = saved.get("epochs", cfg.epochs)
+            target = planned if epochs is None else epochs
+            if epochs is None and done >= planned:
+                best = ckpt.meta["train_state"].get("best_accuracy", -1.0)
+                raise ValueError(
+                    f"{self.out} is finished: it trained all {planned} of its planned epochs"
+                    + (f" (best test accuracy {100 * best:.2f}%)" if best >= 0 else "")
+                    + f"; to train further, give --epochs N with N above {done} together with --resume"
                 )
-            merged = dict(saved, out=self.out, epochs=epochs)
-            self.config = cfg = TrainConfig.from_dict(merged, "checkpoint").validate()
+            if target <= done:
+                raise ValueError(
+                    f"--epochs {target} with --resume: the run has already trained {done} epochs; "
+                    f"expected more than {done} to extend it"
+                )
+            self.config = cfg = TrainConfig.from_dict(dict(saved, out=self.out, epochs=target)).validate()
+            # the path as given may be relative to another directory: use the absolute one
+            data_spec = ckpt.meta.get("data", {}).get("spec_absolute") or cfg.data
         elif os.path.exists(last):
             raise ValueError(
                 f"{self.out} already holds a run (last.npz); pass --resume to continue it "
@@ -104,19 +111,34 @@ class Trainer:
             )
         cs_random.manual_seed(cfg.seed)
         self.splits = load_dataset(
-            cfg.data, test_split=cfg.test_split, seed=cfg.seed, image_size=cfg.image_size, mode=cfg.mode
+            data_spec, test_split=cfg.test_split, seed=cfg.seed, image_size=cfg.image_size, mode=cfg.mode
         )
+        self.data_spec_absolute = absolute_spec(data_spec)
         if self.splits.note:
             self.log(self.splits.note)
+        if few_images_warning(self.splits):
+            self.log(few_images_warning(self.splits))
         train, test = self.splits.train, self.splits.test
+        self.defaults_applied = cfg.apply_model_defaults(train.input_shape)
+        if self.defaults_applied:
+            shape = "x".join(map(str, train.input_shape))
+            chosen = ", ".join(f"{k}={v}" for k, v in self.defaults_applied.items())
+            self.log(
+                f"defaults for {cfg.model} on {shape} inputs (model zoo): {chosen}; a flag overrides each"
+            )
         if ckpt is not None:
             self.model = ckpt.build_model()
             self.normalizer = Normalizer.from_dict(ckpt.preprocessing["normalizer"])
         else:
+            from .compat import check_model_fits
+
             c, h, w = train.input_shape
             # models whose classifier is sized from the input (simple, tinyvgg) get its size
             kwargs = {"input_size": [h, w]} if models.accepts(cfg.model, "input_size") else {}
             self.model = models.create(cfg.model, num_classes=train.num_classes, in_channels=c, **kwargs)
+            check_model_fits(
+                self.model, cfg.model, train.input_shape, train.num_classes, getattr(cfg, "task", "classify")
+            )
             self.normalizer = Normalizer.fit(train.x)
         self.optimizer = make_optimizer(cfg, self.model.parameters())
         self.scheduler = make_scheduler(cfg, self.optimizer)
@@ -134,18 +156,42 @@ class Trainer:
             {"epoch": 0, "batch": 0, "best_accuracy": -1.0, "seconds": 0.0, "running": [0.0, 0, 0]},
         )
         if ckpt is not None:
-            from ..optim import state_dict_from_arrays
+            self._restore(ckpt, planned)
 
-            self.history = ckpt.history
-            self.state = dict(ckpt.meta["train_state"])
-            self.optimizer.load_state_dict(state_dict_from_arrays(ckpt.optim_state, ckpt.meta["optimizer"]))
+    def _restore(self, ckpt, planned: int) -> None:
+        """Load the saved state; a plan extended to more epochs gets its lr schedule recomputed."""
+        from ..optim import state_dict_from_arrays
+
+        cfg = self.config
+        self.history = ckpt.history
+        self.state = dict(ckpt.meta["train_state"])
+        self.optimizer.load_state_dict(state_dict_from_arrays(ckpt.optim_state, ckpt.meta["optimizer"]))
+        done = self.state["epoch"]
+        if cfg.epochs != planned:
             if self.scheduler is not None:
-                self.scheduler.load_state_dict(ckpt.meta["scheduler"])
-            cs_random.set_rng_state(self.state["rng"])
-            where = f"epoch {self.state['epoch'] + 1}" + (
-                f", batch {self.state['batch']}" if self.state["batch"] else ""
+                # the lr a run planned for cfg.epochs epochs would have after `done` of them
+                for group in self.optimizer.param_groups:
+                    group["lr"] = group.get("initial_lr", cfg.lr)
+                self.scheduler = make_scheduler(cfg, self.optimizer)
+                for _ in range(done):
+                    self.scheduler.step()
+            lr = self.optimizer.param_groups[0]["lr"]
+            self.log(
+                f"resume: the plan is extended from {planned} to {cfg.epochs} epochs"
+                + (
+                    f"; the {cfg.scheduler} learning-rate schedule is recomputed for {cfg.epochs} "
+                    f"epochs (lr {lr:.4g} for epoch {done + 1})"
+                    if self.scheduler is not None
+                    else ""
+                )
             )
-            self.log(f"resuming {self.out} at {where} of {cfg.epochs}")
+        elif self.scheduler is not None:
+            self.scheduler.load_state_dict(ckpt.meta["scheduler"])
+        cs_random.set_rng_state(self.state["rng"])
+        where = f"epoch {done + 1} of {cfg.epochs}"
+        if self.state["batch"]:
+            where += f", after batch {self.state['batch']} of {len(self.train_loader)}"
+        self.log(f"resuming {self.out} at {where}")
 
     def _augmentation(self, shape):
         from ..data import Compose, RandomCrop, RandomHorizontalFlip
@@ -159,20 +205,30 @@ class Trainer:
         return Compose(steps) if steps else None
 
     # -------------------------------------------------------------- the loop
-    def fit(self, resume: bool = False) -> dict:
-        """Train for ``config.epochs`` epochs (continuing a saved run with ``resume``).
+    def fit(self, resume: bool = False, epochs: int | None = None) -> dict:
+        """Train for ``config.epochs`` epochs, or continue a saved run with ``resume``.
+
+        Args:
+            resume (bool, default False): continue the run in ``config.out`` from its last.npz
+                with the run's own saved settings (the config's other fields are not used).
+            epochs (int, optional): with ``resume``, extend the plan to this many epochs; the
+                learning-rate schedule is recomputed for the new length from the saved state.
 
         Returns:
             dict: test_accuracy, best_accuracy, checkpoint (best.npz), last, out, epochs,
-            seconds, history, status ('completed').
+            seconds, history, status ('completed'), defaults_applied (settings chosen from the
+            model zoo's metadata for this data's shape).
 
         Raises:
+            ValueError: a finished run resumed without a longer --epochs, a model that does not
+                fit the data, or an --out that already holds a run (without ``resume``).
             TrainingDiverged: NaN/inf loss or weights (last good checkpoint kept).
             TrainingInterrupted: Ctrl-C (state saved in last.npz; resume continues exactly).
         """
+        self._extend_to = epochs if resume else None
         self._setup(resume)
         cfg = self.config
-        os.makedirs(self.out, exist_ok=True)
+        # the folder appears with the first saved file: a run that fails before leaves nothing
         start = time.perf_counter() - self.state["seconds"]
         try:
             while self.state["epoch"] < cfg.epochs:
@@ -334,6 +390,7 @@ class Trainer:
             },
             "data": {
                 "spec": self.config.data,
+                "spec_absolute": self.data_spec_absolute,
                 "test_split": self.config.test_split,
                 "seed": self.config.seed,
                 "note": self.splits.note,
@@ -368,6 +425,7 @@ class Trainer:
                 self.history,
                 os.path.join(self.out, "curve.png"),
                 title=f"{self.config.model} on {self.config.data}",
+                label_smoothing=self.config.label_smoothing or 0.0,
             )
 
     def _result(self, status, start):
@@ -381,5 +439,6 @@ class Trainer:
             "out": self.out,
             "epochs": len(self.history),
             "seconds": round(time.perf_counter() - start, 3),
+            "defaults_applied": dict(getattr(self, "defaults_applied", {})),
             "history": self.history,
         }
