@@ -14,7 +14,16 @@ from .common import ParseError, Parser, UsageError, emit_json, err, json_output
 
 
 def build_parser() -> Parser:
-    from . import calc_cmd, evaluate_cmd, explain_cmd, info_cmd, predict_cmd, summary_cmd, train_cmd
+    from . import (
+        calc_cmd,
+        evaluate_cmd,
+        explain_cmd,
+        info_cmd,
+        predict_cmd,
+        serve_cmd,
+        summary_cmd,
+        train_cmd,
+    )
 
     parser = Parser(
         prog="convscope", description="convscope: build, train, inspect and explain CNNs on NumPy."
@@ -24,7 +33,16 @@ def build_parser() -> Parser:
     parser.add_argument("--version", action="version", version=f"convscope {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for module in (train_cmd, evaluate_cmd, predict_cmd, summary_cmd, calc_cmd, explain_cmd, info_cmd):
+    for module in (
+        train_cmd,
+        evaluate_cmd,
+        predict_cmd,
+        summary_cmd,
+        calc_cmd,
+        explain_cmd,
+        info_cmd,
+        serve_cmd,
+    ):
         module.add_parser(sub)
     return parser
 
