@@ -211,14 +211,33 @@ class ModelService:
         return module.weight.data.copy(), bias
 
     def conv_trace(self, x, layer: str, at: tuple) -> dict:
-        from ..explain.model_trace import trace_model_value
+        """:func:`trace_model_value` plus what the page draws: ``window`` (the padded input window,
+        C_in/groups x KH x KW, float64) and ``filter`` (filter o, same shape)."""
+        from ..explain.model_trace import capture_layer, trace_model_value
 
         self.check_layer(layer, conv_only=True)
         with self.lock:
             try:
-                return trace_model_value(self.model, x, layer, at)
+                result = trace_model_value(self.model, x, layer, at)
             except ValueError as e:
                 raise invalid(str(e)) from None
+            module, inp, _ = capture_layer(self.model, x, layer)
+        t = result["trace"]
+        pos = t["positions"][0]
+        o = result["at"][0]
+        c_g = module.weight.shape[1]
+        g = o // (module.out_channels // module.groups)
+        padded = np.pad(
+            np.asarray(inp[0, g * c_g : (g + 1) * c_g], np.float64),
+            ((0, 0),) + tuple(map(tuple, t["padding"])),
+        )  # (C_in/groups, Hp, Wp)
+        wp = pos["window_padded"]
+        window = padded[
+            :, wp["rows"][0] : wp["rows"][1] : wp["step"][0], wp["cols"][0] : wp["cols"][1] : wp["step"][1]
+        ]
+        result["window"] = window
+        result["filter"] = module.weight.data[o].astype(np.float64)
+        return result
 
 
 def check_json_size(shape, layer: str) -> None:
