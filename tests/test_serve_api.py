@@ -452,3 +452,19 @@ def test_cli_serve_refuses_bad_models(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "ONNX" in err[0]
     assert main(["serve", str(onnx), "--workers", "0"]) == 2
+
+
+def test_an_unexpected_failure_is_a_json_500_and_the_server_keeps_serving(service, monkeypatch):
+    monkeypatch.delenv("CONVSCOPE_API_KEY", raising=False)
+
+    def broken():
+        raise RuntimeError("disk on fire")
+
+    app = create_app(service)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        monkeypatch.setattr(service, "describe", broken)
+        body = is_error(c.get("/v1/model"), 500, "RuntimeError")
+        assert "disk on fire" in body["error"]
+        monkeypatch.undo()
+        assert c.get("/v1/model").status_code == 200
+        assert 'endpoint="/v1/model",status="500"} 1' in c.get("/metrics").text
