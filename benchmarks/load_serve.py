@@ -1,7 +1,8 @@
 """Load test of `convscope serve` on loopback: concurrent clients posting images to /v1/predict.
 
-Starts the server itself (127.0.0.1, a free port) on a small model trained here for one epoch
-(LeNet-5 on the embedded digits at 1x28x28), then, bounded in clients and seconds:
+Starts the server itself (127.0.0.1, a free port) on a model trained here for one epoch on the
+embedded digits (LeNet-5 at 1x28x28, or CIFAR ResNet-20 at 3x32x32 with ``--train resnet20``),
+or on ``--model RUN``, then, bounded in clients and seconds:
 
 * ``--mode batching``: the same load with dynamic batching on (``--max-batch 32``) and off
   (``--max-batch 1``): throughput, p50/p99 latency, errors, server RSS before/after;
@@ -65,10 +66,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def train_model(folder: Path) -> str:
-    run = folder / "lenet5-digits"
+SHAPES = {
+    "lenet5": ["--image-size", "28", "--mode", "gray"],
+    "resnet20": ["--image-size", "32", "--mode", "rgb"],
+}
+
+
+def train_model(folder: Path, name: str) -> str:
+    run = folder / f"{name}-digits"
     cmd = [sys.executable, "-c", "import sys; from convscope.cli.main import main; sys.exit(main())"]
-    cmd += ["train", "--model", "lenet5", "--data", "digits", "--image-size", "28", "--epochs", "1"]
+    cmd += ["train", "--model", name, "--data", "digits", *SHAPES[name], "--epochs", "1"]
     cmd += ["--out", str(run), "--no-progress"]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     return str(run)
@@ -217,14 +224,15 @@ def main() -> None:
     p.add_argument("--mode", choices=["batching", "kill"], default="batching")
     p.add_argument("--clients", type=int, default=200)
     p.add_argument("--seconds", type=float, default=30.0)
-    p.add_argument("--model", help="a run folder to serve (default: train LeNet-5 on digits for one epoch)")
+    p.add_argument("--model", help="a run folder to serve (default: train --train on digits for one epoch)")
+    p.add_argument("--train", choices=sorted(SHAPES), default="lenet5", help="default: lenet5")
     p.add_argument("--out", help="write the results as JSON here")
     args = p.parse_args()
     if not (1 <= args.clients <= 500 and 1 <= args.seconds <= 120):
         p.error("clients must be in 1..500 and seconds in 1..120 (the test is bounded)")
     with tempfile.TemporaryDirectory(prefix="convscope-load-") as tmp:
         folder = Path(tmp)
-        model = args.model or train_model(folder)
+        model = args.model or train_model(folder, args.train)
         fn = batching if args.mode == "batching" else kill
         result = fn(model, folder, args.clients, args.seconds)
     if args.out:
