@@ -98,12 +98,18 @@ def run(args) -> int:
             workers=args.workers,
             log_level="warning",
             timeout_graceful_shutdown=args.timeout,
+            timeout_keep_alive=int(args.timeout),
         )
         return 0
     app = app_from_env()
     print(f"convscope serve: {args.model} at {url} (Ctrl-C stops)", file=sys.stderr, flush=True)
     uvicorn.run(
-        app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=args.timeout
+        app,
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        timeout_graceful_shutdown=args.timeout,
+        timeout_keep_alive=int(args.timeout),  # clients waiting on a busy server keep their connection
     )
     return 0
 

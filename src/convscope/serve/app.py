@@ -30,6 +30,7 @@ from .metrics import Metrics
 from .service import ModelService
 
 STATIC = Path(__file__).parent / "static"
+INLINE_DECODE_BYTES = 256 * 1024
 DEFAULT_TOP_K = 3  # as `convscope predict --top-k`
 ROUTES = (
     "/",
@@ -76,6 +77,7 @@ class Server:
             settings.max_wait_ms / 1000.0,
             settings.max_queue,
             self.metrics.observe_batch,
+            inline=os.environ.get("CONVSCOPE_SERVE_THREADED_BATCHES") != "1",
         )
         self.explain_waiting = 0
         self.tmp = tempfile.mkdtemp(prefix="convscope-serve-")
@@ -116,8 +118,11 @@ class Server:
     async def decode(self, upload) -> tuple:
         """An UploadFile -> (name, image01, normalised x, original (W, H))."""
         name, data = await self.read_upload(upload)
-        loop = asyncio.get_running_loop()
-        image, x, size = await loop.run_in_executor(None, self.service.decode, data, name)
+        if len(data) <= INLINE_DECODE_BYTES:  # a thread hop costs more than decoding a small image
+            image, x, size = self.service.decode(data, name)
+        else:
+            loop = asyncio.get_running_loop()
+            image, x, size = await loop.run_in_executor(None, self.service.decode, data, name)
         return name, image, x, size
 
 

@@ -21,26 +21,33 @@ class Batcher:
     """Collects (N_i, C, H, W) inputs into batches of at most ``max_batch`` images.
 
     Args:
-        run (callable): (N, C, H, W) array -> (N, K) array; called in a worker thread.
+        run (callable): ``run(x, wait=True)``: (N, C, H, W) array -> (N, K) array; with
+            ``wait=False`` it returns None instead of waiting for a busy model.
         max_batch (int, default 32): images per model call (a larger single request runs alone).
         max_wait (float, default 0.005): seconds to wait for more requests after the first.
         max_queue (int, default 512): requests waiting before new ones get a 503.
         on_batch (callable, optional): called with each batch's image count (metrics).
+        inline (bool, default True): run a batch in the event loop's thread when the model is
+            free (else in a worker thread). A worker thread next to the busy event loop spends
+            most of its time waiting for the GIL between NumPy calls (the "convoy" effect);
+            inline, the loop parses new requests while nothing runs and they form the next batch.
     """
 
     def __init__(
         self,
-        run: Callable[[np.ndarray], np.ndarray],
+        run: Callable[..., np.ndarray | None],
         max_batch: int = 32,
         max_wait: float = 0.005,
         max_queue: int = 512,
         on_batch: Callable[[int], None] | None = None,
+        inline: bool = True,
     ):
         if max_batch < 1 or max_queue < 1:
             raise ValueError(f"max_batch and max_queue must be >= 1, got {max_batch} and {max_queue}")
         self.run, self.max_batch, self.max_wait = run, int(max_batch), float(max_wait)
         self.max_queue = int(max_queue)
         self.on_batch = on_batch
+        self.inline = bool(inline)
         self.queue: asyncio.Queue | None = None
         self.task: asyncio.Task | None = None
 
@@ -102,7 +109,11 @@ class Batcher:
                 continue
             batch = np.concatenate([x for x, _ in items]) if len(items) > 1 else items[0][0]
             try:
-                out = await loop.run_in_executor(None, self.run, batch)
+                out = self.run(batch, False) if self.inline else None  # None: the model is busy
+                if out is None:
+                    out = await loop.run_in_executor(None, self.run, batch)
+                if out is None:
+                    raise RuntimeError("the model returned no result")
             except Exception as e:  # the model failed: every waiting request hears why
                 for _, f in items:
                     if not f.done():

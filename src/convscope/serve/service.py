@@ -162,13 +162,19 @@ class ModelService:
 
     # ---- model work (callers hold no lock; each method takes it) -----------------------------
 
-    def probabilities(self, x: np.ndarray) -> np.ndarray:
-        """Softmax (N, num_classes) of normalised inputs (N, C, H, W)."""
+    def probabilities(self, x: np.ndarray, wait: bool = True) -> np.ndarray | None:
+        """Softmax (N, num_classes) of normalised inputs (N, C, H, W); with ``wait=False``, None
+        when another request holds the model."""
         from ..autograd.grad_mode import no_grad
         from ..autograd.tensor import Tensor
 
-        with self.lock, no_grad(), self.model.evaluating():
-            z = self.model(Tensor._wrap(np.ascontiguousarray(x, dtype=np.float32), False)).data
+        if not self.lock.acquire(blocking=wait):
+            return None
+        try:
+            with no_grad(), self.model.evaluating():
+                z = self.model(Tensor._wrap(np.ascontiguousarray(x, dtype=np.float32), False)).data
+        finally:
+            self.lock.release()
         z = z.astype(np.float64) - z.max(axis=1, keepdims=True)
         e = np.exp(z)
         return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
