@@ -1,6 +1,7 @@
 """Time convscope's conv kernels against torch.nn.functional.conv2d, per layer shape.
 
-Run:  python benchmarks/bench_conv_kernels.py [--reps 8] [--blocks 6] [--threads 2] [--stat median]
+Run:  python benchmarks/bench_conv_kernels.py [--backend numpy] [--reps 8] [--blocks 6] [--threads 2]
+                                             [--stat median] [--clock wall|cpu]
 
 Shapes are the conv layers of LeNet-5 and CIFAR ResNet-20 at batch 64,
 float32. "fwd+bwd" is one forward plus the backward a training step needs
@@ -16,6 +17,7 @@ the two 1x1 shortcuts are the option-B variant and are not counted).
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 import time
@@ -23,7 +25,6 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
-from convscope.kernels.conv import conv2d_backward, conv2d_forward  # noqa: E402
 from convscope.kernels.memory import keep_freed_memory  # noqa: E402
 from convscope.kernels.parallel import set_num_threads  # noqa: E402
 
@@ -42,6 +43,11 @@ SHAPES = [
 ]
 
 
+#: The timer: wall-clock time, or with ``--clock cpu`` (one thread only) the calling thread's
+#: CPU time, which leaves out the time the process waited for a core on a shared machine.
+CLOCK = {"now": time.perf_counter}
+
+
 def time_blocks(fns, blocks: int, reps: int, stat) -> list[float]:
     """Per-call ms of each fn, run in alternating blocks (first call of a block discarded)."""
     times = [[] for _ in fns]
@@ -49,10 +55,22 @@ def time_blocks(fns, blocks: int, reps: int, stat) -> list[float]:
         for i, fn in enumerate(fns):
             fn()
             for _ in range(reps):
-                t0 = time.perf_counter()
+                t0 = CLOCK["now"]()
                 fn()
-                times[i].append(time.perf_counter() - t0)
+                times[i].append(CLOCK["now"]() - t0)
     return [1e3 * float(stat(t)) for t in times]
+
+
+def conv_kernels(backend: str):
+    """The conv kernel module of a backend (``numpy``: convscope.kernels.conv)."""
+    if backend == "numpy":
+        return importlib.import_module("convscope.kernels.conv")
+    if backend == "native":
+        from convscope.kernels.native import load_error
+
+        if load_error() is not None:
+            raise SystemExit(f"the native backend is not available: {load_error()}")
+    return importlib.import_module(f"convscope.kernels.{backend}.conv")
 
 
 def main() -> None:
@@ -61,7 +79,15 @@ def main() -> None:
     ap.add_argument("--blocks", type=int, default=6)
     ap.add_argument("--threads", type=int, default=2, help="threads for both libraries")
     ap.add_argument("--stat", choices=["median", "min"], default="median")
+    ap.add_argument("--backend", choices=["native", "numpy", "reference"], default="numpy")
+    ap.add_argument("--clock", choices=["wall", "cpu"], default="wall", help="cpu: thread CPU time")
     args = ap.parse_args()
+    if args.clock == "cpu":
+        if args.threads != 1:
+            ap.error(f"--clock cpu measures the calling thread only: use --threads 1, got {args.threads}")
+        CLOCK["now"] = time.thread_time
+    kernels = conv_kernels(args.backend)
+    conv2d_forward, conv2d_backward = kernels.conv2d_forward, kernels.conv2d_backward
     import torch
     import torch.nn.functional as F
 
@@ -74,7 +100,7 @@ def main() -> None:
         f"{'layer':26s} {'fwd ours':>9s} {'torch':>7s} {'ratio':>6s} | "
         f"{'f+b ours':>9s} {'torch':>7s} {'ratio':>6s}"
     )
-    print(f"{args.stat} ms, {args.threads} threads, batch 64, float32")
+    print(f"{args.stat} ms, {args.threads} threads, batch 64, float32, backend {args.backend}")
     print(head)
     print("-" * len(head))
     totals: dict[str, np.ndarray] = {}
@@ -90,18 +116,18 @@ def main() -> None:
         wt.requires_grad_(True)
         bt.requires_grad_(True)
 
-        def ours_f():
+        def ours_f(x=x, w=w, b=b, conv_args=conv_args):
             conv2d_forward(x, w, b, *conv_args)
 
-        def ours_fb():
+        def ours_fb(x=x, w=w, b=b, g=g, conv_args=conv_args, need_in=need_in):
             _, saved = conv2d_forward(x, w, b, *conv_args)
             conv2d_backward(g, saved, need_input=need_in)
 
-        def torch_f():
+        def torch_f(xt=xt, wt=wt, bt=bt, s=s, p=p):
             with torch.no_grad():
                 F.conv2d(xt, wt, bt, s, p)
 
-        def torch_fb():
+        def torch_fb(xt=xt, wt=wt, bt=bt, gt=gt, s=s, p=p):
             F.conv2d(xt, wt, bt, s, p).backward(gt)
 
         t = np.array(time_blocks([ours_f, torch_f, ours_fb, torch_fb], args.blocks, args.reps, stat))

@@ -253,6 +253,11 @@ def zoo_model(request):
     yield name, info, models.create(name, num_classes=k), k
 
 
+def test_registry_names_the_classifier_layer(zoo_model):
+    name, info, model, k = zoo_model
+    assert model.state_dict()[f"{info.classifier}.weight"].shape[0] == k, name
+
+
 def test_registered_names():
     names = set(models.list_models())
     expected = {

@@ -40,7 +40,7 @@ def test_failed_save_keeps_existing_file(tmp_path):
 @pytest.mark.parametrize(
     "content,pattern",
     [
-        (b"not a zip file at all", "not a readable convscope weights file"),
+        (b"not a zip file at all", "not a weights file convscope knows"),
         (None, "is corrupt"),
     ],
 )

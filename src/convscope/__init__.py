@@ -38,10 +38,10 @@ from .autograd.creation import (
     zeros,
     zeros_like,
 )
+from .formats import CheckpointError, UnsafeCheckpointError, load, load_model, save
 from .kernels.memory import keep_freed_memory
 from .kernels.parallel import get_num_threads, set_num_threads  # loaded by the tape anyway
 from .random import manual_seed
-from .serialization import CheckpointError, load, save
 
 __version__ = "0.1.0"
 
@@ -78,7 +78,9 @@ __all__ = [
     "random",
     "save",
     "load",
+    "load_model",
     "CheckpointError",
+    "UnsafeCheckpointError",
 ]
 
 

@@ -13,10 +13,12 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from .serialization import CheckpointError, atomic_write, open_npz
+from .formats.errors import CheckpointError
+from .formats.npz_format import read_arrays, write_arrays
 
 FORMAT = "convscope-checkpoint"
 VERSION = 1
@@ -87,7 +89,7 @@ def save_checkpoint(path, model, *, meta: dict | None = None, optim_arrays: dict
         meta (dict): JSON-serialisable extras: preprocessing, classes, history, train_state, ...
         optim_arrays (dict): name -> ndarray of optimizer state.
     """
-    doc = {"format": FORMAT, "version": VERSION}
+    doc: dict[str, Any] = {"format": FORMAT, "version": VERSION}
     doc["model"] = {"name": getattr(model, "model_name", None), "config": getattr(model, "model_config", {})}
     doc.update(meta or {})
     if doc["model"]["name"] is None:
@@ -99,7 +101,7 @@ def save_checkpoint(path, model, *, meta: dict | None = None, optim_arrays: dict
     for k, v in (optim_arrays or {}).items():
         arrays[f"optim/{k}"] = np.asarray(v)
     arrays["__meta__"] = np.frombuffer(json.dumps(doc, default=_json_default).encode("utf-8"), dtype=np.uint8)
-    atomic_write(path, lambda f: np.savez(f, **arrays))
+    write_arrays(path, arrays)
 
 
 def load_checkpoint(path) -> Checkpoint:
@@ -117,25 +119,18 @@ def load_checkpoint(path) -> Checkpoint:
             if os.path.exists(os.path.join(path, name)):
                 return load_checkpoint(os.path.join(path, name))
         raise CheckpointError(f"{path} is a folder without best.npz or last.npz")
-    archive = open_npz(path, "a convscope checkpoint")
+    arrays = read_arrays(path, "a convscope checkpoint")
+    if "__meta__" not in arrays:
+        raise CheckpointError(
+            f"{path} is an .npz without convscope metadata (a weights "
+            f"file from convscope.save, or a foreign file), not a checkpoint"
+        )
     try:
-        with archive:
-            if "__meta__" not in archive.files:
-                raise CheckpointError(
-                    f"{path} is an .npz without convscope metadata (a weights "
-                    f"file from convscope.save, or a foreign file), not a checkpoint"
-                )
-            meta = json.loads(archive["__meta__"].tobytes().decode("utf-8"))
-            model_state, optim_state = {}, {}
-            for key in archive.files:
-                if key.startswith("model/"):
-                    model_state[key[6:]] = np.array(archive[key])
-                elif key.startswith("optim/"):
-                    optim_state[key[6:]] = np.array(archive[key])
-    except CheckpointError:
-        raise
-    except Exception as err:  # noqa: BLE001
-        raise CheckpointError(f"{path} is corrupt (could not read its contents: {err})") from None
+        meta = json.loads(arrays["__meta__"].tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as err:
+        raise CheckpointError(f"{path} is corrupt (its metadata could not be read: {err})") from None
+    model_state = {k[6:]: v for k, v in arrays.items() if k.startswith("model/")}
+    optim_state = {k[6:]: v for k, v in arrays.items() if k.startswith("optim/")}
     if meta.get("format") != FORMAT or "model" not in meta:
         raise CheckpointError(f"{path} is not a convscope checkpoint (format {meta.get('format')!r})")
     if meta.get("version", 0) > VERSION:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 
 from .. import schemas
-from . import explain_heatmap
+from . import explain_heatmap, explain_scoremap
 from .common import UsageError, add_common, check_out_dir, check_out_file, emit_json, load_image, parse_hw
 
 HELP = "explain what a CNN computes: conv arithmetic, feature maps, filters, heatmaps"
@@ -79,6 +79,7 @@ def add_parser(sub):
     add_common(f)
     f.set_defaults(handler=run_features)
     explain_heatmap.add_parser(esub)
+    explain_scoremap.add_parser(esub)
     return p
 
 

@@ -16,6 +16,7 @@ from .common import ParseError, Parser, UsageError, emit_json, err, json_output
 def build_parser() -> Parser:
     from . import (
         calc_cmd,
+        convert_cmd,
         evaluate_cmd,
         explain_cmd,
         info_cmd,
@@ -33,7 +34,7 @@ def build_parser() -> Parser:
     parser.add_argument("--version", action="version", version=f"convscope {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for module in (
+    commands = (
         train_cmd,
         evaluate_cmd,
         predict_cmd,
@@ -41,8 +42,10 @@ def build_parser() -> Parser:
         calc_cmd,
         explain_cmd,
         info_cmd,
+        convert_cmd,
         serve_cmd,
-    ):
+    )
+    for module in commands:
         module.add_parser(sub)
     return parser
 

@@ -88,6 +88,10 @@ def add_parser(sub):
         help="continue the run in --out from its last.npz with its own settings (same final weights "
         "as an uninterrupted run); only --epochs N may come with it, to extend the plan",
     )
+    p.add_argument("--weights", help="initialise the model from this weights file (any format; fine-tuning)")
+    p.add_argument("--freeze", help="glob of parameter names to freeze, e.g. 'features.*' or 'layer[1-3].*'")
+    p.add_argument("--init", choices=["default", "gaussian"], help="default: each layer's own initialisation")
+    p.add_argument("--init-std", type=float, dest="init_std", help="--init gaussian: the std (default 0.01)")
     p.add_argument(
         "--no-progress", action="store_true", default=False, dest="no_progress", help="no progress bars"
     )

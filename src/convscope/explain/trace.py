@@ -5,7 +5,8 @@ product of two float32 numbers is exact in float64), summed in one fixed :data:`
 listed number is exactly the sum of those listed for it. conv2d sums through BLAS in another
 order (float32 rounds more): on arbitrary reals they agree to rounding only; where arithmetic is
 exact (integers, short binary fractions, the demos) they are bit-identical in float32 and float64.
-Padding comes from resolve_padding, output sizes from kernels.geometry's ConvGeometry.
+Padding comes from resolve_padding, output sizes from kernels.geometry's ConvGeometry, the
+windows and the zero padding from the reference backend (kernels/reference/conv.py).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import os
 import numpy as np
 
 from ..autograd.tensor import Tensor
-from ..kernels.geometry import ConvGeometry, effective_kernel, window_too_large
+from ..kernels.geometry import ConvGeometry, window_too_large
+from ..kernels.reference import conv as reference_conv
 from ..nn.functional._checks import positive_tuple
 from ..nn.functional.conv import resolve_padding
 
@@ -95,11 +97,11 @@ def _accumulate(xp, w_o, b_o, stride, dilation, out_hw):
     return per_channel, total, total + b_o
 
 
-def _position(xp, w, b, o, y, x, stride, dilation, pads, size, products):
-    (dh, dw), (kh, kw) = dilation, w.shape[2:]
-    r0, c0 = y * stride[0], x * stride[1]
-    r1, c1 = r0 + effective_kernel(kh, dh), c0 + effective_kernel(kw, dw)
-    win = xp[:, r0:r1:dh, c0:c1:dw]  # (C_in, KH, KW)
+def _position(xp, w, b, o, y, x, geom: ConvGeometry, products):
+    (dh, dw), pads, size = geom.dilation, geom.padding, geom.in_size
+    r0, c0 = y * geom.stride[0], x * geom.stride[1]
+    r1, c1 = r0 + geom.span[0], c0 + geom.span[1]
+    win = reference_conv.window(xp, y, x, geom)  # (C_in, KH, KW): the lecture's window
     per_channel, total, result = _accumulate(win, w[o], b[o], (1, 1), (1, 1), (1, 1))
     (top, _), (left, _) = pads
     rows, cols = [r0 - top, r1 - top], [c0 - left, c1 - left]
@@ -161,12 +163,10 @@ def conv_trace(
             f"conv_trace: at={at} is outside the output {c_out}x{ho}x{wo}; expected "
             f"(o, y, x) with 0 <= o < {c_out}, 0 <= y < {ho}, 0 <= x < {wo}"
         )
-    xp = np.pad(xs, ((0, 0),) + pads)  # (C_in, H + top + bottom, W + left + right)
+    xp = reference_conv.zero_pad(xs[None], pads)[0]  # (C_in, H + top + bottom, W + left + right)
     products = c_in * kh * kw <= AUTO_PRODUCTS if products is None else products
     where = [at] if at is not None else list(np.ndindex(c_out, ho, wo))
-    positions = [
-        _position(xp, w, b, o, y, xx, stride, dilation, pads, xs.shape[1:], products) for o, y, xx in where
-    ]
+    positions = [_position(xp, w, b, o, y, xx, geom, products) for o, y, xx in where]
     output = (
         None
         if not include_output

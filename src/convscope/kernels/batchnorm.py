@@ -1,5 +1,8 @@
 """Batch normalisation kernels: per-channel statistics over (N, *spatial), in cache-sized chunks.
 
+They compute what :mod:`convscope.kernels.reference.batchnorm` computes (the lecture's
+formulas, in float64 sums); read that first.
+
 Large activations are memory-bound here (one pass over a 4 MB map costs about as much as
 the arithmetic of the whole layer), so each kernel makes as few passes over main memory as
 it can: it works on chunks of whole images that fit in cache, runs the chunks on all cores
@@ -26,8 +29,8 @@ PARALLEL_MIN_BYTES = 512 * 1024
 
 def _plan(x: np.ndarray):
     """(N, C, L) view of x, images per chunk, and whether to use threads."""
-    x3 = x.reshape(x.shape[0], x.shape[1], -1)  # (N, C, *) -> (N, C, L)
-    return x3, images_per_chunk(x3, CHUNK_BYTES), x.nbytes >= PARALLEL_MIN_BYTES
+    x_ncl = x.reshape(x.shape[0], x.shape[1], -1)  # (N, C, *) -> (N, C, L)
+    return x_ncl, images_per_chunk(x_ncl, CHUNK_BYTES), x.nbytes >= PARALLEL_MIN_BYTES
 
 
 def _col(v: np.ndarray) -> np.ndarray:
@@ -47,30 +50,30 @@ def _ones(length: int, dtype) -> np.ndarray:
     return ones
 
 
-def _channel_sum(a3: np.ndarray) -> np.ndarray:
+def _channel_sum(a_ncl: np.ndarray) -> np.ndarray:
     """Sum of an (n, C, L) chunk over n and L, in float64 -> (C,): dots with ones."""
-    return _channel_dot(a3, _ones(min(a3.shape[2], DOT_RUN), a3.dtype))
+    return _channel_dot(a_ncl, _ones(min(a_ncl.shape[2], DOT_RUN), a_ncl.dtype))
 
 
-def _channel_dot(a3: np.ndarray, b3: np.ndarray) -> np.ndarray:
-    """Per-channel sum of ``a3 * b3`` over n and L, in float64 -> (C,), with no temporary.
+def _channel_dot(a_ncl: np.ndarray, b_ncl: np.ndarray) -> np.ndarray:
+    """Per-channel sum of ``a_ncl * b_ncl`` over n and L, in float64 -> (C,), with no temporary.
 
     BLAS dots (batched ``matmul`` of rows) over runs of at most :data:`DOT_RUN`
     elements, the runs and images summed in float64: 3-6x faster here than
     ``(a * b).sum()`` or ``a.sum()``. A float32 dot's error grows with the run
     (about 1e-7 of the sum of |terms| at 4096, against ~1e-8 pairwise), which is why
-    the statistics are taken of centred values. ``b3`` may also be one (run,) vector,
+    the statistics are taken of centred values. ``b_ncl`` may also be one (run,) vector,
     shared by every row.
     """
-    length = a3.shape[2]
-    total = np.zeros(a3.shape[1], dtype=np.float64)
+    length = a_ncl.shape[2]
+    total = np.zeros(a_ncl.shape[1], dtype=np.float64)
     for s in range(0, length, DOT_RUN):
-        a_run = a3[:, :, s : s + DOT_RUN]
-        if b3.ndim == 1:  # (n, C, run) @ (run,) -> (n, C)
-            dots = np.matmul(a_run, b3[: a_run.shape[2]])
+        a_run = a_ncl[:, :, s : s + DOT_RUN]
+        if b_ncl.ndim == 1:  # (n, C, run) @ (run,) -> (n, C)
+            dots = np.matmul(a_run, b_ncl[: a_run.shape[2]])
         else:  # (n, C, 1, run) @ (n, C, run, 1) -> (n, C, 1, 1)
-            dots = np.matmul(a_run[:, :, None, :], b3[:, :, s : s + DOT_RUN, None])
-        total += dots.reshape(a3.shape[0], a3.shape[1]).sum(axis=0, dtype=np.float64)
+            dots = np.matmul(a_run[:, :, None, :], b_ncl[:, :, s : s + DOT_RUN, None])
+        total += dots.reshape(a_ncl.shape[0], a_ncl.shape[1]).sum(axis=0, dtype=np.float64)
     return total
 
 
@@ -98,18 +101,18 @@ def batch_norm_train_forward(x: np.ndarray, weight, bias, eps: float):
     ``out = d = x - m`` with the sums of d and d^2; ``out = d * a + (bias - e * a)`` with
     ``a = invstd * weight`` and ``e = mean(d)``.
     """
-    x3, step, parallel = _plan(x)
-    n, c, length = x3.shape
+    x_ncl, step, parallel = _plan(x)
+    n, c, length = x_ncl.shape
     count = n * length
     # the shift m only has to be near the mean (the residual e corrects it exactly): the
     # first chunk's mean is, to within a few standard deviations of the whole batch
-    first = x3[:step]
+    first = x_ncl[:step]
     m = (_channel_sum(first) / (first.shape[0] * length)).astype(x.dtype)
-    out = np.empty_like(x3)
+    out = np.empty_like(x_ncl)
     m_b = _col(m)
 
     def centre(a, b):
-        d = np.subtract(x3[a:b], m_b, out=out[a:b])
+        d = np.subtract(x_ncl[a:b], m_b, out=out[a:b])
         return _channel_sum(d), _channel_dot(d, d)
 
     e, sq = _stats(run_chunks(n, step, parallel, centre), count)
@@ -143,16 +146,16 @@ def batch_norm_train_backward(
     Returns:
         (grad_input or None, grad_weight (C,), grad_bias (C,)).
     """
-    g3, step, parallel = _plan(g)
-    x3 = x.reshape(g3.shape)
-    n, c, length = g3.shape
+    g_ncl, step, parallel = _plan(g)
+    x_ncl = x.reshape(g_ncl.shape)
+    n, c, length = g_ncl.shape
     count = n * length
     mean_b = _col(mean)
-    gx = np.empty_like(g3) if need_input else None  # first holds d, then becomes dx
+    gx = np.empty_like(g_ncl) if need_input else None  # first holds d, then becomes dx
 
     def sums(a, b):
-        ga = g3[a:b]
-        d = np.subtract(x3[a:b], mean_b, out=None if gx is None else gx[a:b])
+        ga = g_ncl[a:b]
+        d = np.subtract(x_ncl[a:b], mean_b, out=None if gx is None else gx[a:b])
         return _channel_sum(ga), _channel_dot(ga, d), _channel_sum(d)
 
     g_mean, gd_mean, e = _stats(run_chunks(n, step, parallel, sums), count)
@@ -169,7 +172,7 @@ def batch_norm_train_backward(
         def grad(a, b):
             o = np.multiply(gx[a:b], neg_k_b, out=gx[a:b])  # -d * k
             o -= c_b
-            o += np.multiply(g3[a:b], s_b)
+            o += np.multiply(g_ncl[a:b], s_b)
 
         run_chunks(n, step, parallel, grad)
         gx = gx.reshape(g.shape)
@@ -182,26 +185,26 @@ def channel_affine(x: np.ndarray, scale: np.ndarray, shift: np.ndarray) -> np.nd
     Shape:
         x (N, C, *); scale, shift (C,) -> like x.
     """
-    x3, step, parallel = _plan(x)
-    out = np.empty_like(x3)
+    x_ncl, step, parallel = _plan(x)
+    out = np.empty_like(x_ncl)
     s_b, t_b = _col(scale.astype(x.dtype)), _col(shift.astype(x.dtype))
 
     def body(a, b):
-        o = np.multiply(x3[a:b], s_b, out=out[a:b])
+        o = np.multiply(x_ncl[a:b], s_b, out=out[a:b])
         np.add(o, t_b, out=o)
 
-    run_chunks(x3.shape[0], step, parallel, body)
+    run_chunks(x_ncl.shape[0], step, parallel, body)
     return out.reshape(x.shape)
 
 
 def channel_sums(a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
     """Per-channel sum of ``a`` (or of ``a * b``) over every axis but 1 -> (C,) in a's dtype."""
-    a3, step, parallel = _plan(a)
-    b3 = None if b is None else b.reshape(a3.shape)
+    a_ncl, step, parallel = _plan(a)
+    b_ncl = None if b is None else b.reshape(a_ncl.shape)
     parts = run_chunks(
-        a3.shape[0],
+        a_ncl.shape[0],
         step,
         parallel,
-        lambda s, e: _channel_sum(a3[s:e]) if b3 is None else _channel_dot(a3[s:e], b3[s:e]),
+        lambda s, e: _channel_sum(a_ncl[s:e]) if b_ncl is None else _channel_dot(a_ncl[s:e], b_ncl[s:e]),
     )
     return np.sum(parts, axis=0).astype(a.dtype)

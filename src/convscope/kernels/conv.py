@@ -1,5 +1,9 @@
 """2-D convolution and transposed convolution: NumPy forward and backward kernels.
 
+They compute exactly what :mod:`convscope.kernels.reference.conv` computes (``conv2d_forward``
+there: the lecture's loops and textbook im2col); read that first. This module is the same
+arithmetic arranged for speed.
+
 Arrays in, arrays out (no Tensor). Everything is one primitive, a
 cross-correlation with an output window (:func:`_corr`), computed as BLAS
 GEMMs on channel-major columns (see :mod:`convscope.kernels.window`):
@@ -43,7 +47,19 @@ from numpy.lib.stride_tricks import as_strided
 from .batchnorm import channel_sums
 from .geometry import NO_PADS, ConvGeometry, Pads
 from .parallel import PARALLEL_MIN_FLOPS, run_chunks  # fewer GEMM flops: serial chunks
-from .window import flat_image, gather_rows, pad_into, window_view, workspace
+from .window import (
+    CHANNEL_MAJOR,
+    COLS,
+    G_CHANNEL_MAJOR,
+    PAD_G,
+    PAD_X,
+    RESULT,
+    flat_image,
+    gather_rows,
+    pad_into,
+    window_view,
+    workspace,
+)
 
 __all__ = [
     "conv2d_forward",
@@ -107,7 +123,7 @@ def _windows(
     dilation: Pair,
     out_hw: Pair,
     offset: Pair = (0, 0),
-    slot: str = "pad",
+    slot: str = PAD_X,
 ) -> np.ndarray:
     """Windows of padded x: ``v[n, c, kh, kw, i, j] = xp[n, c, oh + i*sh + kh*dh, ow + j*sw + kw*dw]``.
 
@@ -150,24 +166,24 @@ def _taps_corr(x, weight, bias, pads, stride, dilation, groups, out_hw, offset, 
     w_mat = weight.astype(dtype, copy=False).reshape(grp, c_og, rows)  # (G, C_out/G, C_in/G*KH*KW)
     out = np.empty((n, c_out, h_out, w_out), dtype=dtype) if out is None else out
     # bias (C_out,) -> (C_out, 1, 1)
-    b3 = None if bias is None else bias.astype(dtype, copy=False).reshape(c_out, 1, 1)
+    bias_col = None if bias is None else bias.astype(dtype, copy=False).reshape(c_out, 1, 1)
 
     def chunk(n0, n1):
         nc = n1 - n0
         # scratch -> (C_in, KH, KW, Nc, H_out, W_row)
-        cols = workspace("cols", c_in * kh * kw * nc * length, dtype).reshape(c_in, kh, kw, nc, h_out, w_row)
+        cols = workspace(COLS, c_in * kh * kw * nc * length, dtype).reshape(c_in, kh, kw, nc, h_out, w_row)
         # (Nc, C_in, KH, KW, H_out, W_row) -> (C_in, KH, KW, Nc, H_out, W_row): the one copy
         np.copyto(cols, view[n0:n1].transpose(1, 2, 3, 0, 4, 5))
         # scratch -> (G, C_out/G, Nc*L)
-        res = workspace("res", c_out * nc * length, dtype).reshape(grp, c_og, nc * length)
+        res = workspace(RESULT, c_out * nc * length, dtype).reshape(grp, c_og, nc * length)
         # cols (C_in, KH, KW, Nc, H_out, W_row) -> (G, C_in/G*KH*KW, Nc*L)
         np.matmul(w_mat, cols.reshape(grp, rows, nc * length), out=res)
         # (C_out, Nc, H_out, W_row) -> (Nc, C_out, H_out, W_out), wrap columns dropped
-        res4 = res.reshape(c_out, nc, h_out, w_row)[..., :w_out].transpose(1, 0, 2, 3)
-        if b3 is None:
-            np.copyto(out[n0:n1], res4)
+        res_nchw = res.reshape(c_out, nc, h_out, w_row)[..., :w_out].transpose(1, 0, 2, 3)
+        if bias_col is None:
+            np.copyto(out[n0:n1], res_nchw)
         else:
-            np.add(res4, b3, out=out[n0:n1])
+            np.add(res_nchw, bias_col, out=out[n0:n1])
 
     flops = 2.0 * c_out * rows * n * length
     run_chunks(n, *_chunk(c_in * kh * kw * length * dtype.itemsize, n, flops), chunk)
@@ -185,35 +201,37 @@ def _rows_corr(x, weight, bias, pads, dilation, groups, out_hw, offset, slot, ou
     grp, c_og = groups, c_out // groups
     (h_out, w_out), (oh, ow), (dh, dw) = out_hw, offset, dilation
     dtype = x.dtype
-    q, flat = flat_image(x, pads, slot + "_cm")  # (C_in, N, Hp, Wp)
+    q, flat = flat_image(x, pads, CHANNEL_MAJOR[slot])  # (C_in, N, Hp, Wp)
     wp = q.shape[3]
     rows = h_out + (kh - 1) * dh  # image rows that feed the output window
     length = rows * wp
     # (C_out, C_in/G, KH, KW) -> (G, KH, C_out/G, C_in/G, KW) -> (G, KH*C_out/G, C_in/G*KW)
-    w3 = weight.astype(dtype, copy=False).reshape(grp, c_og, c_g, kh, kw).transpose(0, 3, 1, 2, 4)
-    w3 = np.ascontiguousarray(w3).reshape(grp, kh * c_og, c_g * kw)
+    w_rows = weight.astype(dtype, copy=False).reshape(grp, c_og, c_g, kh, kw).transpose(0, 3, 1, 2, 4)
+    w_rows = np.ascontiguousarray(w_rows).reshape(grp, kh * c_og, c_g * kw)
     out = np.empty((n, c_out, h_out, w_out), dtype=dtype) if out is None else out
     # bias (C_out,) -> (G, C_out/G, 1, 1, 1)
-    b5 = None if bias is None else bias.astype(dtype, copy=False).reshape(grp, c_og, 1, 1, 1)
+    bias_grouped = None if bias is None else bias.astype(dtype, copy=False).reshape(grp, c_og, 1, 1, 1)
 
     def chunk(n0, n1):
         nc = n1 - n0
         m = nc * length
-        cols = gather_rows(flat, q.shape, kw, dw, oh, rows, n0, n1, workspace("cols", c_in * kw * m, dtype))
-        y = workspace("res", kh * c_out * m, dtype).reshape(grp, kh * c_og, m)  # (G, KH*C_out/G, M)
-        np.matmul(w3, cols.reshape(grp, c_g * kw, m), out=y)  # cols (C_in, KW, Nc, L) -> (G, C_in/G*KW, M)
-        y6 = y.reshape(grp, kh, c_og, nc, rows, wp)  # (G, KH, C_out/G, Nc, rows, Wp)
+        scratch = workspace(COLS, c_in * kw * m, dtype)
+        cols = gather_rows(flat, q.shape, kw, dw, oh, rows, n0, n1, scratch)
+        y = workspace(RESULT, kh * c_out * m, dtype).reshape(grp, kh * c_og, m)  # (G, KH*C_out/G, M)
+        # cols (C_in, KW, Nc, L) -> (G, C_in/G*KW, M)
+        np.matmul(w_rows, cols.reshape(grp, c_g * kw, m), out=y)
+        y_rows = y.reshape(grp, kh, c_og, nc, rows, wp)  # (G, KH, C_out/G, Nc, rows, Wp)
         # (Nc, C_out, H_out, W_out) -> (G, C_out/G, Nc, H_out, W_out), a view of out
         dst = out[n0:n1].reshape(nc, grp, c_og, h_out, w_out).transpose(1, 2, 0, 3, 4)
-        shifted = [y6[:, k, :, :, k * dh : k * dh + h_out, ow : ow + w_out] for k in range(kh)]
+        shifted = [y_rows[:, k, :, :, k * dh : k * dh + h_out, ow : ow + w_out] for k in range(kh)]
         if kh == 1:
             np.copyto(dst, shifted[0])
         else:
             np.add(shifted[0], shifted[1], out=dst)
             for part in shifted[2:]:
                 dst += part
-        if b5 is not None:
-            dst += b5
+        if bias_grouped is not None:
+            dst += bias_grouped
 
     flops = 2.0 * kh * c_out * c_g * kw * n * length
     run_chunks(n, *_chunk(max(c_in * kw, kh * c_out) * length * dtype.itemsize, n, flops), chunk)
@@ -230,7 +248,7 @@ def _corr(
     groups: int,
     out_hw: Pair,
     offset: Pair = (0, 0),
-    slot: str = "pad",
+    slot: str = PAD_X,
     out=None,
 ) -> np.ndarray:
     """Cross-correlation of zero-padded x with an output window (plus bias).
@@ -319,7 +337,7 @@ def _grad_input(g, weight, x_shape, geom: ConvGeometry, bias=None) -> np.ndarray
                 grp,
                 (nh, nw),
                 (i0 + big_qh - q_h[0], j0 + big_qw - q_w[0]),
-                slot="gpad",
+                slot=PAD_G,
                 out=part,
             )
             if dx is None:
@@ -341,19 +359,23 @@ def _grad_weight(x, g, w_shape, geom: ConvGeometry) -> np.ndarray:
     w_row = view.shape[5]
     dtype, length, rows = x.dtype, h_out * w_row, c_g * kh * kw
     # scratch -> (C_out, N, H_out, W_row), filled chunk by chunk (in the chunk's thread)
-    g_4 = workspace("gcm", c_out * n * length, dtype).reshape(c_out, n, h_out, w_row)
-    g_cm = g_4.reshape(grp, c_og, n * length)  # (C_out, N, H_out, W_row) -> (G, C_out/G, N*L)
+    g_chan_major = workspace(G_CHANNEL_MAJOR, c_out * n * length, dtype)
+    g_chan_major = g_chan_major.reshape(c_out, n, h_out, w_row)
+    g_grouped = g_chan_major.reshape(grp, c_og, n * length)  # (C_out, N, H_out, W_row) -> (G, C_out/G, N*L)
 
     def chunk(n0, n1):
         nc = n1 - n0
-        g_4[:, n0:n1, :, w_out:] = 0  # wrap columns of flat windows contribute nothing
-        g_4[:, n0:n1, :, :w_out] = g[n0:n1].transpose(1, 0, 2, 3)  # (Nc, C_out, ..) -> (C_out, Nc, ..)
+        g_chan_major[:, n0:n1, :, w_out:] = 0  # wrap columns of flat windows contribute nothing
+        # (Nc, C_out, ..) -> (C_out, Nc, ..)
+        g_chan_major[:, n0:n1, :, :w_out] = g[n0:n1].transpose(1, 0, 2, 3)
         # scratch -> (C_in, KH, KW, Nc, H_out, W_row); (Nc, C_in, KH, KW, ..) view -> same order
-        cols = workspace("cols", c_in * kh * kw * nc * length, dtype).reshape(c_in, kh, kw, nc, h_out, w_row)
+        cols = workspace(COLS, c_in * kh * kw * nc * length, dtype)
+        cols = cols.reshape(c_in, kh, kw, nc, h_out, w_row)
         np.copyto(cols, view[n0:n1].transpose(1, 2, 3, 0, 4, 5))
         # (G, C_in/G*KH*KW, Nc*L) @ (G, Nc*L, C_out/G) -> (G, C_in/G*KH*KW, C_out/G)
         return np.matmul(
-            cols.reshape(grp, rows, nc * length), g_cm[:, :, n0 * length : n1 * length].transpose(0, 2, 1)
+            cols.reshape(grp, rows, nc * length),
+            g_grouped[:, :, n0 * length : n1 * length].transpose(0, 2, 1),
         )
 
     flops = 2.0 * c_out * rows * n * length

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 Pair = tuple[int, int]
 #: Zero padding per side of the two spatial axes: ((top, bottom), (left, right)).
@@ -162,20 +163,28 @@ def normalize_tuple(value, n: int, name: str, layer: str = "") -> tuple[int, ...
         TypeError: when ``value`` is neither an int nor a sequence of ints.
         ValueError: when the sequence has the wrong length.
     """
-    where = f"{layer}: " if layer else ""
+    # a layer's name is formatted only for a message (layers pass it on every forward)
     if isinstance(value, bool):
-        raise TypeError(f"{where}{name} must be an int or a tuple of {n} ints, got bool {value!r}")
+        raise TypeError(f"{_where(layer)}{name} must be an int or a tuple of {n} ints, got bool {value!r}")
     if isinstance(value, int) or (hasattr(value, "__index__") and not isinstance(value, Sequence)):
         return (int(value),) * n
     if isinstance(value, Sequence) and not isinstance(value, str):
         if len(value) == 1 and n > 1:
             value = tuple(value) * n
         if len(value) != n or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-            raise ValueError(f"{where}{name} must be an int or a tuple of 1 or {n} ints, got {value!r}")
+            raise ValueError(
+                f"{_where(layer)}{name} must be an int or a tuple of 1 or {n} ints, got {value!r}"
+            )
         return tuple(int(v) for v in value)
     raise TypeError(
-        f"{where}{name} must be an int or a tuple of {n} ints, got {type(value).__name__} {value!r}"
+        f"{_where(layer)}{name} must be an int or a tuple of {n} ints, got {type(value).__name__} {value!r}"
     )
+
+
+def _where(layer) -> str:
+    """The ``"<layer>: "`` prefix of a message ("" without a layer)."""
+    text = str(layer) if layer else ""
+    return f"{text}: " if text else ""
 
 
 def receptive_field_transpose_step(
@@ -215,13 +224,14 @@ def as_pads(padding) -> Pads:
     if isinstance(padding, int):
         return ((padding, padding), (padding, padding))
     h, w = padding
+    if type(h) is tuple and type(w) is tuple:  # already per side (the kernels' own form)
+        return padding
     if isinstance(h, int) and isinstance(w, int):
         return ((int(h), int(h)), (int(w), int(w)))
     return ((int(h[0]), int(h[1])), (int(w[0]), int(w[1])))
 
 
-@dataclass(frozen=True)
-class ConvGeometry:
+class ConvGeometry(NamedTuple):
     """The geometry of one sliding-window op (convolution, transposed convolution, pooling).
 
     Attributes:
@@ -270,11 +280,12 @@ class ConvGeometry:
         :func:`window_too_large` naming their layer)."""
         pads = as_pads(padding)
         k, s, d = _pair(kernel), _pair(stride), _pair(dilation)
-        out = tuple(
-            conv_output_size(int(in_size[i]), k[i], s[i], pads[i][0], d[i], ceil_mode, pads[i][1])
-            for i in range(2)
+        (pt, pb), (pl, pr) = pads
+        out = (
+            conv_output_size(int(in_size[0]), k[0], s[0], pt, d[0], ceil_mode, pb),
+            conv_output_size(int(in_size[1]), k[1], s[1], pl, d[1], ceil_mode, pr),
         )
-        return cls(k, s, pads, d, int(groups), _pair(in_size), out, False, (0, 0), bool(ceil_mode))  # type: ignore[arg-type]
+        return cls(k, s, pads, d, int(groups), _pair(in_size), out, False, (0, 0), bool(ceil_mode))
 
     @classmethod
     def transpose(
@@ -337,6 +348,8 @@ class ConvGeometry:
 
 
 def _pair(v) -> Pair:
+    if type(v) is tuple and len(v) == 2:
+        return v
     return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
 
 

@@ -1,5 +1,8 @@
 """Pooling kernels: max, average and adaptive pooling, forward and backward.
 
+They compute exactly what :mod:`convscope.kernels.reference.pool` computes, one output
+position at a time; read that first.
+
 Pure NumPy, arrays in and arrays out; inputs are validated by the caller.
 Every output size comes from :mod:`convscope.kernels.geometry`.
 

@@ -1,12 +1,12 @@
-"""The one windowing helper: sliding-window views, im2col and col2im.
+"""The one windowing helper: sliding-window views, padded copies and scratch buffers.
 
 Convolution and pooling both look at an image through KH x KW windows. This
 module owns that view of the data:
 
 * :func:`window_view` -- a read-only strided *view* of every window,
   shape (N, C, KH, KW, H_out, W_out); pooling reduces over axes 2-3 of it.
-* :func:`im2col` / :func:`col2im` -- the exact column matrix (one contiguous
-  copy of the view) and its adjoint (a scatter-add over the KH*KW offsets).
+* the textbook im2col / col2im are in :mod:`convscope.kernels.reference.conv`; the
+  kernels here copy the same columns from :func:`window_view` in cache-sized chunks.
 * :func:`pad_into`, :func:`workspace` -- padded images and columns in reusable
   scratch buffers (chunks run on all cores with :func:`convscope.kernels.parallel.run_chunks`).
 * :func:`flat_image` / :func:`gather_rows` -- "row-partial" columns (below).
@@ -39,8 +39,6 @@ from .parallel import PASS_CHUNK_BYTES, PASS_PARALLEL_MIN_BYTES, images_per_chun
 __all__ = [
     "window_view",
     "pad2d",
-    "im2col",
-    "col2im",
     "pad_into",
     "flat_image",
     "gather_rows",
@@ -102,77 +100,6 @@ def pad2d(x: np.ndarray, padding: Pads, value: float = 0.0) -> np.ndarray:
     return out
 
 
-def im2col(
-    x: np.ndarray,
-    kernel: Pair,
-    stride: Pair = (1, 1),
-    padding: Pads = ((0, 0), (0, 0)),
-    dilation: Pair = (1, 1),
-) -> np.ndarray:
-    """Exact channel-major column matrix of all windows: one contiguous copy.
-
-    Args:
-        x (ndarray): input (N, C, H, W).
-        kernel, stride, dilation (tuple[int, int]): (KH, KW), (sh, sw), (dh, dw).
-        padding (((int, int), (int, int))): zero padding ((top, bottom), (left, right)).
-
-    Shape:
-        x: (N, C, H, W) -> cols: (C*KH*KW, N*H_out*W_out), with
-        ``H_out = floor((H + top + bottom - dh*(KH-1) - 1) / sh) + 1``.
-
-    Returns:
-        ndarray: ``cols[(c, kh, kw), (n, i, j)] = xp[n, c, i*sh + kh*dh, j*sw + kw*dw]``.
-    """
-    view = window_view(pad2d(x, padding), kernel, stride, dilation)
-    n, c, kh, kw, h_out, w_out = view.shape
-    # (N, C, KH, KW, H_out, W_out) -> (C, KH, KW, N, H_out, W_out), copied once
-    cols = np.ascontiguousarray(view.transpose(1, 2, 3, 0, 4, 5))
-    return cols.reshape(c * kh * kw, n * h_out * w_out)  # (C*KH*KW, N*H_out*W_out)
-
-
-def col2im(
-    cols: np.ndarray,
-    x_shape: tuple[int, int, int, int],
-    kernel: Pair,
-    stride: Pair = (1, 1),
-    padding: Pads = ((0, 0), (0, 0)),
-    dilation: Pair = (1, 1),
-) -> np.ndarray:
-    """Adjoint of :func:`im2col`: scatter-add columns back onto the image.
-
-    Loops over the KH*KW kernel offsets, each a strided-slice ``+=`` over the
-    whole batch (``np.add.at`` is 5-10x slower). Overlapping windows add up.
-
-    Args:
-        cols (ndarray): (C*KH*KW, N*H_out*W_out) in :func:`im2col`'s layout.
-        x_shape (tuple): (N, C, H, W) of the unpadded image.
-        kernel, stride, padding, dilation: as for :func:`im2col`.
-
-    Shape:
-        cols: (C*KH*KW, N*H_out*W_out) -> (N, C, H, W).
-
-    Returns:
-        ndarray: ``dx`` with ``<im2col(x), cols> == <x, dx>`` for every ``x``.
-    """
-    n, c, h, w = x_shape
-    (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
-    (pt, pb), (pl, pr) = padding
-    hp, wp = h + pt + pb, w + pl + pr
-    h_out, w_out = conv_output_size(hp, kh, sh, 0, dh), conv_output_size(wp, kw, sw, 0, dw)
-    # (C*KH*KW, N*H_out*W_out) -> (C, KH, KW, N, H_out, W_out)
-    cols6 = cols.reshape(c, kh, kw, n, h_out, w_out)
-    dxp = np.zeros((c, n, hp, wp), dtype=cols.dtype)  # channel-major: matches cols
-    for i in range(kh):
-        r0 = i * dh
-        for j in range(kw):
-            c0 = j * dw
-            dxp[:, :, r0 : r0 + sh * (h_out - 1) + 1 : sh, c0 : c0 + sw * (w_out - 1) + 1 : sw] += cols6[
-                :, i, j
-            ]
-    # (C, N, Hp, Wp) -> (N, C, H, W), cropped
-    return np.ascontiguousarray(dxp[:, :, pt : pt + h, pl : pl + w].transpose(1, 0, 2, 3))
-
-
 # ----------------------------------------------------------------------------
 # Scratch buffers and row-partial columns for the convolution kernels
 # ----------------------------------------------------------------------------
@@ -185,6 +112,15 @@ class _Workspace(threading.local):
 
 
 _WS = _Workspace()
+
+# Scratch slots (one buffer per slot and thread; see workspace). Only pad_into writes the PAD_* ones.
+COLS = "cols"  # column matrices of the conv GEMMs
+RESULT = "res"  # GEMM results before they are added into the output
+G_CHANNEL_MAJOR = "gcm"  # the output gradient laid out (C_out, N, H_out, W_row) for dW
+PAD_X = "pad"  # the zero-padded input of a correlation
+PAD_G = "gpad"  # the zero-padded output gradient (input gradient of a conv, transposed conv forward)
+#: the channel-major (C, N, Hp, Wp) padded copy that goes with each PAD_* slot (flat_image)
+CHANNEL_MAJOR = {PAD_X: "pad_cm", PAD_G: "gpad_cm"}
 
 
 def workspace(slot: str, size: int, dtype) -> np.ndarray:

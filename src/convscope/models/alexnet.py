@@ -87,6 +87,7 @@ class AlexNet(nn.Module):
     std=IMAGENET_STD,
     gradcam_layer="features.11",
     family="alexnet",
+    classifier="classifier.6",
     citation="Krizhevsky, Sutskever, Hinton. ImageNet Classification with Deep Convolutional "
     "Neural Networks. NeurIPS 2012; single-tower variant from Krizhevsky. One weird "
     "trick for parallelizing convolutional neural networks. arXiv:1404.5997, 2014.",

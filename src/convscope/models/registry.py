@@ -25,6 +25,8 @@ class ModelInfo:
             ``((C, H, W), {setting: value})``; None in the shape matches any size. The trainer
             applies the first pair whose shape matches the data, for settings no flag gave.
         task: 'classify' (one score per class) or 'segment' (one score per class and pixel).
+        classifier: dotted name of the final layer whose outputs are the classes (replaced
+            when fine-tuning on a data set with another class count).
     """
 
     name: str
@@ -37,6 +39,7 @@ class ModelInfo:
     family: str = ""
     train_defaults: tuple = ()
     task: str = "classify"
+    classifier: str | None = None
 
 
 def register(
@@ -50,6 +53,7 @@ def register(
     family="",
     train_defaults=(),
     task="classify",
+    classifier: str | None = None,
 ):
     """Decorator that adds a builder function to the registry under ``name``."""
 
@@ -67,6 +71,7 @@ def register(
             family,
             tuple((tuple(shape), dict(settings)) for shape, settings in train_defaults),
             task,
+            classifier,
         )
         return builder
 

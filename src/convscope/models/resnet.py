@@ -179,6 +179,7 @@ def _register(depth: int):
         std=IMAGENET_STD,
         gradcam_layer="layer4",
         family="resnet",
+        classifier="fc",
         citation=_CITATION,
     )
     def build(num_classes=10, in_channels=3, zero_init_residual=False):

@@ -108,6 +108,7 @@ def _register(depth):
         std=_CIFAR_STD,
         gradcam_layer="layer3",
         family="resnet_cifar",
+        classifier="fc",
         citation=_CITATION,
     )
     def build(num_classes=10, in_channels=3):

@@ -65,6 +65,7 @@ class SimpleCNN(nn.Module):
     input_size=(1, 28, 28),
     gradcam_layer="features.relu2",
     family="simple",
+    classifier="classifier.fc2",
     citation="convscope's teaching CNN (conv-ReLU-pool x2 + FC), after CS231n's examples.",
 )
 def simple(num_classes=10, in_channels=1, input_size=(28, 28), width=32, hidden=128, dropout=0.25):

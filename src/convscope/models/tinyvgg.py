@@ -71,6 +71,7 @@ class TinyVGG(nn.Module):
     std=(1.0, 1.0, 1.0),
     gradcam_layer="features.relu_2_2",
     family="tinyvgg",
+    classifier="classifier",
     citation="Wang, Turko, Shaikh, Park, Das, Hohman, Kahng, Chau. CNN Explainer: Learning "
     "Convolutional Neural Networks with Interactive Visualization. IEEE VIS 2020 "
     "(IEEE TVCG 27(2), 2021).",

@@ -116,6 +116,7 @@ class UNet(nn.Module):
     task="segment",
     gradcam_layer="bottleneck",
     family="unet",
+    classifier="head",
     citation="Ronneberger, Fischer, Brox. U-Net: Convolutional Networks for Biomedical "
     "Image Segmentation. MICCAI 2015 (arXiv:1505.04597).",
 )

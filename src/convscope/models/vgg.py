@@ -155,6 +155,7 @@ def _register(depth: int, batch_norm: bool):
         std=IMAGENET_STD,
         gradcam_layer=f"features.{last_relu_index(depth, batch_norm)}",
         family="vgg",
+        classifier="classifier.6",
         citation=_CITATION + (_BN_CITATION if batch_norm else "") + ".",
     )
     def build(num_classes=10, in_channels=3, dropout=0.5):

@@ -46,6 +46,11 @@ class TrainConfig:
         augment, crop_padding, label_smoothing None: the model's defaults for the data's shape
             (zoo metadata, see :meth:`apply_model_defaults`), else 'none', 4, 0.0.
         out: run folder (default: a new folder under ./runs/).
+        weights: a weights file to initialise the model from (fine-tuning); a classifier layer
+            of another class count is re-initialised.
+        freeze: glob over parameter names whose gradients are turned off (e.g. 'features.*').
+        init: 'default' (each layer's reset_parameters) or 'gaussian' (weights N(0, init_std²),
+            biases zero).
     """
 
     data: str = "digits"
@@ -68,6 +73,10 @@ class TrainConfig:
     crop_padding: int | None = None
     label_smoothing: float | None = None
     out: str | None = None
+    weights: str | None = None
+    freeze: str | None = None
+    init: str = "default"
+    init_std: float = 0.01
 
     def validate(self) -> TrainConfig:
         """Raise ValueError naming the first bad setting; fill lr's default."""
@@ -107,6 +116,12 @@ class TrainConfig:
             bad("weight_decay" if self.weight_decay < 0 else "momentum", "non-negative")
         if self.mode not in ("auto", "gray", "rgb"):
             bad("mode", "'auto', 'gray' or 'rgb'")
+        if self.init not in ("default", "gaussian"):
+            bad("init", "'default' or 'gaussian'")
+        if not (isinstance(self.init_std, (int, float)) and self.init_std > 0):
+            bad("init_std", "a positive number")
+        if self.weights is not None and self.init != "default":
+            raise ValueError(f"weights and init={self.init!r} both set the initial weights; choose one")
         return self
 
     def apply_model_defaults(self, input_shape) -> dict:

@@ -18,6 +18,7 @@ import os
 import sys
 import time
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 
@@ -30,6 +31,7 @@ from ..serialization import atomic_write
 from .config import TrainConfig
 from .interrupts import deferred_interrupt
 from .optim_factory import make_optimizer, make_scheduler
+from .pretrained import freeze, gaussian_init, init_from_weights
 
 
 class TrainingDiverged(RuntimeError):
@@ -140,7 +142,13 @@ class Trainer:
                 self.model, cfg.model, train.input_shape, train.num_classes, getattr(cfg, "task", "classify")
             )
             self.normalizer = Normalizer.fit(train.x)
-        self.optimizer = make_optimizer(cfg, self.model.parameters())
+        self.init_record = ckpt.meta.get("init") if ckpt is not None else self._initialise()
+        self.frozen_bn = []
+        if cfg.freeze:
+            names, self.frozen_bn = freeze(self.model, cfg.freeze)
+            self.init_record = dict(self.init_record or {}, frozen=len(names), freeze=cfg.freeze)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = make_optimizer(cfg, params)
         self.scheduler = make_scheduler(cfg, self.optimizer)
         self.train_loader = DataLoader(
             train,
@@ -151,6 +159,8 @@ class Trainer:
             normalizer=self.normalizer,
         )
         self.test_loader = DataLoader(test, 256, shuffle=False, seed=cfg.seed, normalizer=self.normalizer)
+        self.history: list[dict] = []
+        self.state: dict[str, Any]
         self.history, self.state = (
             [],
             {"epoch": 0, "batch": 0, "best_accuracy": -1.0, "seconds": 0.0, "running": [0.0, 0, 0]},
@@ -166,7 +176,7 @@ class Trainer:
         self.history = ckpt.history
         self.state = dict(ckpt.meta["train_state"])
         self.optimizer.load_state_dict(state_dict_from_arrays(ckpt.optim_state, ckpt.meta["optimizer"]))
-        done = self.state["epoch"]
+        done = int(self.state["epoch"])
         if cfg.epochs != planned:
             if self.scheduler is not None:
                 # the lr a run planned for cfg.epochs epochs would have after `done` of them
@@ -193,10 +203,24 @@ class Trainer:
             where += f", after batch {self.state['batch']} of {len(self.train_loader)}"
         self.log(f"resuming {self.out} at {where}")
 
+    def _initialise(self) -> dict:
+        """Apply --weights or --init to the new model; the record of where its weights came from."""
+        from ..models import model_info
+
+        cfg = self.config
+        if cfg.weights:
+            record = init_from_weights(self.model, cfg.weights, model_info(cfg.model).classifier, self.log)
+            layers = ", ".join(record["reinitialised"]) or "none"
+            self.log(f"initialised from {cfg.weights} (re-initialised layers: {layers})")
+            return record
+        if cfg.init == "gaussian":
+            return gaussian_init(self.model, cfg.init_std, cs_random.default_generator())
+        return {"source": "default"}
+
     def _augmentation(self, shape):
         from ..data import Compose, RandomCrop, RandomHorizontalFlip
 
-        aug = self.config.augment
+        aug = self.config.augment or "none"
         steps = []
         if "crop" in aug:
             steps.append(RandomCrop(tuple(shape[1:]), self.config.crop_padding))
@@ -288,6 +312,8 @@ class Trainer:
     def _train_epoch(self, epoch: int, start: float):
         cfg = self.config
         self.model.train()
+        for bn in self.frozen_bn:  # frozen batch norm keeps its running statistics
+            bn.eval()
         first = self.state["batch"] if self.state["epoch"] == epoch else 0
         loss_sum, correct, seen = self.state["running"] if first else (0.0, 0, 0)
         bar = self._bar(epoch, first)
@@ -297,7 +323,7 @@ class Trainer:
                 logits = self.model(Tensor._wrap(x, False))
             if not np.isfinite(logits.data).all():
                 self._diverged(epoch, b, "the model's outputs contain NaN/inf")
-            loss = F.cross_entropy(logits, Tensor._wrap(y, False), label_smoothing=cfg.label_smoothing)
+            loss = F.cross_entropy(logits, Tensor._wrap(y, False), label_smoothing=cfg.label_smoothing or 0.0)
             value = loss.item()
             if not np.isfinite(value):
                 self._diverged(epoch, b, f"the loss is {value}")
@@ -400,6 +426,7 @@ class Trainer:
             "train_state": self.state,
             "optimizer": optim_meta,
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "init": self.init_record,
         }
         save_checkpoint(path, self.model, meta=meta, optim_arrays=arrays)
 
@@ -441,4 +468,5 @@ class Trainer:
             "seconds": round(time.perf_counter() - start, 3),
             "defaults_applied": dict(getattr(self, "defaults_applied", {})),
             "history": self.history,
+            "init": self.init_record,
         }

@@ -40,12 +40,11 @@ def _max_over(x: np.ndarray, taps) -> tuple[np.ndarray, np.ndarray]:
         x: (N, C, H, W) -> best, where: (N, C).
     """
     width = x.shape[3]
-    best = where = None
-    for h, w in taps:
+    (h, w), *rest = list(taps)  # the first real input starts the scan
+    best = x[:, :, h, w].copy()
+    where = np.full(best.shape, h * width + w, dtype=np.int64)
+    for h, w in rest:
         v = x[:, :, h, w]
-        if best is None:  # the first real input starts the scan
-            best, where = v.copy(), np.full(v.shape, h * width + w, dtype=np.int64)
-            continue
         take = (v > best) | np.isnan(v)
         best = np.where(take, v, best)
         where = np.where(take, h * width + w, where)

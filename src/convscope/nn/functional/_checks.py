@@ -6,6 +6,8 @@ expected and what was received.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ...autograd.tensor import Tensor
@@ -83,7 +85,7 @@ def fmt_hw(t: tuple) -> str:
     return "x".join(str(v) for v in t)
 
 
-def as_batched(input: Tensor, spatial_dims: int = 2) -> tuple[Tensor, bool]:
+def as_batched(input: Any, spatial_dims: int = 2) -> tuple[Any, bool]:
     """The one unbatched-input rule: a (C, *spatial) input gets a batch axis of 1.
 
     Returns:

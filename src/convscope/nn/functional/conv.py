@@ -10,6 +10,7 @@ layers).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from ...kernels.geometry import ConvGeometry, same_padding, window_too_large
 from ...ops import conv as C
@@ -59,7 +60,7 @@ class ConvArgs:
     """A convolution's checked, normalised arguments (tuples of ``nd`` ints)."""
 
     stride: tuple
-    padding: tuple | str  # per-axis ints, or 'valid' / 'same' (not for transposed convolutions)
+    padding: Any  # a tuple of per-axis ints, or 'valid' / 'same' (not for transposed convolutions)
     dilation: tuple
     groups: int
     padding_mode: str

@@ -1,0 +1,205 @@
+"""2-D convolution on the native (compiled C) backend: same functions and contracts as
+:mod:`convscope.kernels.conv`, which computes exactly the same; read that (and the
+reference backend) first.
+
+The C code (``conv.c``) runs direct convolutions with register blocking over zero-padded
+"flat planes" of each image (no im2col matrix). Here the batch is split into chunks of
+images that run on convscope's worker threads (:func:`convscope.kernels.parallel.run_chunks`),
+each calling into C with the GIL released.
+
+Covered: float32, groups 1, any stride, padding and dilation, any kernel size. Anything
+else raises :class:`Unsupported`, and the dispatcher runs the NumPy kernel instead.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..conv import ConvSaved
+from ..geometry import ConvGeometry
+from ..parallel import PARALLEL_MIN_FLOPS, get_num_threads
+from ._lib import f32ptr, i32ptr, library, run
+from ._unsupported import Unsupported
+from .batchnorm import channel_sums
+
+__all__ = ["conv2d_forward", "conv2d_backward", "conv_transpose2d_forward", "conv_transpose2d_backward"]
+
+Pair = tuple[int, int]
+Pads = tuple[Pair, Pair]
+
+#: Chunks per thread (a descheduled thread then holds the others up less).
+CHUNKS_PER_THREAD = 4
+#: Bound on the padded copies a weight-gradient chunk holds at once (per thread).
+WGRAD_CHUNK_BYTES = 2**20
+
+
+def _lib():
+    lib = library()
+    if lib is None:
+        raise Unsupported("the native library is not loaded")
+    return lib
+
+
+def _check(x: np.ndarray, weight: np.ndarray, groups: int) -> None:
+    if x.dtype != np.float32 or weight.dtype != np.float32:
+        raise Unsupported(f"native conv covers float32 only, got {x.dtype} and {weight.dtype}")
+    if groups != 1:
+        raise Unsupported(f"native conv covers groups=1 only, got groups={groups}")
+    if x.ndim != 4 or weight.ndim != 4:
+        raise Unsupported("native conv expects 4-D input and weight")
+
+
+def _geometry(x_shape, w_shape, out_hw, geom: ConvGeometry) -> np.ndarray:
+    """The 16 ints the C functions read (see geom_t in conv.c)."""
+    _, c_in, h, w = x_shape
+    c_out, _, kh, kw = w_shape
+    (pt, pb), (pl, pr) = geom.padding
+    vals = (c_in, h, w, c_out, kh, kw, *geom.stride, pt, pb, pl, pr, *geom.dilation, *out_hw)
+    return np.array(vals, dtype=np.int32)
+
+
+def _plan(n: int, flops: float, per_image_bytes: int = 0, budget: int = 0) -> tuple[int, bool]:
+    """(images per chunk, parallel?) for n images."""
+    threads = get_num_threads()
+    parallel = flops >= PARALLEL_MIN_FLOPS and threads > 1 and n > 1
+    step = -(-n // (threads * CHUNKS_PER_THREAD)) if parallel else n
+    if budget:
+        step = min(step, max(1, budget // max(per_image_bytes, 1)))
+    return max(1, step), parallel
+
+
+def _forward(x, weight, bias, geom: ConvGeometry, out_hw: Pair, out: np.ndarray) -> None:
+    """out[:] = conv(x) + bias, chunked over images."""
+    lib = _lib()
+    n = x.shape[0]
+    g = _geometry(x.shape, weight.shape, out_hw, geom)
+    flops = 2.0 * weight.size * out_hw[0] * out_hw[1] * n
+
+    def body(n0: int, n1: int) -> None:
+        xs, ys = x[n0:n1], out[n0:n1]
+        if lib.cs_conv2d_forward(f32ptr(xs), f32ptr(weight), f32ptr(bias), f32ptr(ys), n1 - n0, i32ptr(g)):
+            raise MemoryError("native conv2d forward: out of memory")
+
+    run(n, *_plan(n, flops), body)
+
+
+def _grad_input(g, weight, x_shape, geom: ConvGeometry) -> np.ndarray:
+    lib = _lib()
+    n = x_shape[0]
+    dx = np.empty(x_shape, dtype=np.float32)
+    gg = _geometry(x_shape, weight.shape, g.shape[2:], geom)
+    flops = 2.0 * weight.size * g.shape[2] * g.shape[3] * n
+
+    def body(n0: int, n1: int) -> None:
+        if lib.cs_conv2d_backward_input(
+            f32ptr(g[n0:n1]), f32ptr(weight), f32ptr(dx[n0:n1]), n1 - n0, i32ptr(gg)
+        ):
+            raise MemoryError("native conv2d input gradient: out of memory")
+
+    run(n, *_plan(n, flops), body)
+    return dx
+
+
+def _grad_weight(x, g, w_shape, geom: ConvGeometry) -> np.ndarray:
+    lib = _lib()
+    n = x.shape[0]
+    gg = _geometry(x.shape, w_shape, g.shape[2:], geom)
+    flops = 2.0 * np.prod(w_shape) * g.shape[2] * g.shape[3] * n
+    per_image = (x[0].size + g[0].size) * 4 * 2  # padded copies, roughly
+
+    def body(n0: int, n1: int) -> np.ndarray:
+        part = np.zeros(w_shape, dtype=np.float32)
+        if lib.cs_conv2d_backward_weight(
+            f32ptr(x[n0:n1]), f32ptr(g[n0:n1]), f32ptr(part), n1 - n0, i32ptr(gg)
+        ):
+            raise MemoryError("native conv2d weight gradient: out of memory")
+        return part
+
+    parts = run(n, *_plan(n, flops, per_image, WGRAD_CHUNK_BYTES), body)
+    acc = parts[0]
+    for part in parts[1:]:
+        acc += part
+    return acc
+
+
+def conv2d_forward(x, weight, bias, stride: Pair, padding: Pads, dilation: Pair, groups: int):
+    """2-D cross-correlation; see :func:`convscope.kernels.conv.conv2d_forward` (same contract).
+
+    Raises:
+        Unsupported: not float32, groups > 1, or the library is not loaded.
+    """
+    _check(x, weight, groups)
+    _lib()
+    geom = ConvGeometry.conv(x.shape[2:], weight.shape[2:], stride, padding, dilation, groups)
+    h_out, w_out = geom.out_size
+    xc = np.ascontiguousarray(x)
+    wc = np.ascontiguousarray(weight)
+    bc = None if bias is None else np.ascontiguousarray(bias, dtype=np.float32)
+    out = np.empty((x.shape[0], weight.shape[0], h_out, w_out), dtype=np.float32)
+    if out.size:
+        _forward(xc, wc, bc, geom, (h_out, w_out), out)
+    return out, ConvSaved(x, weight, bias is not None, geom)
+
+
+def conv2d_backward(
+    grad_out, saved: ConvSaved, need_input: bool = True, need_weight: bool = True, need_bias: bool = True
+):
+    """Gradients of :func:`conv2d_forward`; see :func:`convscope.kernels.conv.conv2d_backward`.
+
+    Raises:
+        Unsupported: not float32, groups > 1, or the library is not loaded.
+    """
+    x, weight, geom = saved.x, saved.weight, saved.geom
+    _check(x, weight, geom.groups)
+    _lib()
+    g = np.ascontiguousarray(grad_out, dtype=np.float32)
+    wc = np.ascontiguousarray(weight)
+    gx = _grad_input(g, wc, x.shape, geom) if need_input else None
+    gw = _grad_weight(np.ascontiguousarray(x), g, weight.shape, geom) if need_weight else None
+    gb = channel_sums(g) if (need_bias and saved.has_bias) else None
+    return gx, gw, gb
+
+
+def conv_transpose2d_forward(
+    x, weight, bias, stride: Pair, padding: Pads, output_padding: Pair, dilation: Pair, groups: int
+):
+    """2-D transposed convolution; see :func:`convscope.kernels.conv.conv_transpose2d_forward`.
+
+    It is the input gradient of the matching conv2d, plus bias.
+
+    Raises:
+        Unsupported: not float32, groups > 1, or the library is not loaded.
+    """
+    _check(x, weight, groups)
+    _lib()
+    tgeom = ConvGeometry.transpose(
+        x.shape[2:], weight.shape[2:], stride, padding, output_padding, dilation, groups
+    )
+    geom = tgeom.as_conv()
+    out_shape = (x.shape[0], weight.shape[1], *tgeom.out_size)
+    out = _grad_input(np.ascontiguousarray(x), np.ascontiguousarray(weight), out_shape, geom)
+    if bias is not None:
+        out += np.asarray(bias, dtype=np.float32).reshape(-1, 1, 1)
+    return out, ConvSaved(x, weight, bias is not None, geom)
+
+
+def conv_transpose2d_backward(
+    grad_out, saved: ConvSaved, need_input: bool = True, need_weight: bool = True, need_bias: bool = True
+):
+    """Gradients of :func:`conv_transpose2d_forward`; see the NumPy kernel's docstring.
+
+    Raises:
+        Unsupported: not float32, groups > 1, or the library is not loaded.
+    """
+    x, weight, geom = saved.x, saved.weight, saved.geom
+    _check(x, weight, geom.groups)
+    _lib()
+    g = np.ascontiguousarray(grad_out, dtype=np.float32)
+    gx = None
+    if need_input:
+        gx = np.empty(x.shape, dtype=np.float32)
+        if gx.size:
+            _forward(g, np.ascontiguousarray(weight), None, geom, x.shape[2:], gx)
+    gw = _grad_weight(g, np.ascontiguousarray(x), weight.shape, geom) if need_weight else None
+    gb = channel_sums(g) if (need_bias and saved.has_bias) else None
+    return gx, gw, gb
