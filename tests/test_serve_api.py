@@ -450,7 +450,7 @@ def test_cli_serve_refuses_bad_models(tmp_path, capsys):
     onnx.write_bytes(b"x")
     assert main(["serve", str(onnx)]) != 0
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "ONNX" in err[0]
+    assert len(err) == 1 and "m.onnx" in err[0]  # one line naming the file
     assert main(["serve", str(onnx), "--workers", "0"]) == 2
 
 
@@ -468,3 +468,11 @@ def test_an_unexpected_failure_is_a_json_500_and_the_server_keeps_serving(servic
         monkeypatch.undo()
         assert c.get("/v1/model").status_code == 200
         assert 'endpoint="/v1/model",status="500"} 1' in c.get("/metrics").text
+
+
+def test_a_model_that_is_not_a_classifier_gets_422_from_predict(service, monkeypatch, digits):
+    monkeypatch.delenv("CONVSCOPE_API_KEY", raising=False)
+    monkeypatch.setattr(service, "output_shape", (2, 8, 8))  # as a segmentation model's mask
+    with TestClient(create_app(service)) as c:
+        body = is_error(c.post("/v1/predict", files=files(digits[0][0])), 422, "NotApplicable")
+        assert "classifiers" in body["error"] and "[2, 8, 8]" in body["error"]

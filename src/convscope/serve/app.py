@@ -326,6 +326,7 @@ def _install_core_routes(app: FastAPI, server: Server) -> None:
         },
     )
     async def predict(request: Request, top_k: int = Query(DEFAULT_TOP_K, ge=1)):
+        service.check_classifier()
         ctype = request.headers.get("content-type", "")
         if ctype.startswith("application/json"):
             try:

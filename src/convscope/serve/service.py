@@ -41,10 +41,13 @@ class ModelService:
 
         start = time.perf_counter()
         if str(path).lower().endswith(".onnx"):
-            raise ValueError(
-                f"{path}: serving an .onnx file needs ONNX import, which this build does not have; "
-                "expected a training run folder or a .npz checkpoint"
-            )
+            import importlib.util
+
+            if importlib.util.find_spec("convscope.models.loading") is None:  # the ONNX-aware loader
+                raise ValueError(
+                    f"{path}: serving an .onnx file needs ONNX import, which this build does not "
+                    "have; expected a training run folder or a .npz checkpoint"
+                )
         self.path = str(path)
         self.predictor = Predictor(path)
         self.model = self.predictor.model
@@ -52,24 +55,29 @@ class ModelService:
         self.input_shape = tuple(int(v) for v in self.predictor.input_shape)
         self.max_pixels = int(max_pixels)
         self.lock = threading.Lock()
-        ckpt = self.predictor.checkpoint
-        self.summary = summary(self.model, self.input_shape, model_name=f"{ckpt.model_name}")
+        ckpt = self.predictor.checkpoint  # None for an ONNX file
+        loaded = getattr(self.predictor, "loaded", None)
+        self.preprocessing = dict(
+            ckpt.preprocessing if ckpt is not None else (getattr(loaded, "preprocessing", None) or {})
+        )
+        self.model_name = ckpt.model_name if ckpt is not None else "onnx"
+        self.task = str(ckpt.meta.get("task", "classification")) if ckpt is not None else "classification"
+        self.summary = summary(self.model, self.input_shape, model_name=self.model_name)
         self.layer_names = [n for n, _ in self.model.named_modules() if n]
+        self.output_shape = tuple(self.summary.output_shape)
         self.load_seconds = time.perf_counter() - start
 
     # ---- description -------------------------------------------------------------------------
 
     def describe(self) -> dict:
         """The object of ``convscope summary --json`` plus classes, task and preprocessing."""
-        ckpt = self.predictor.checkpoint
-        pre = ckpt.preprocessing
         norm = self.predictor.normalizer
         mean = None if norm is None else float(np.mean(norm.mean))
         return schemas.model_description(
             schemas.summary(self.summary),
             classes=self.classes,
-            task=str(ckpt.meta.get("task", "classification")),
-            preprocessing=pre,
+            task=self.task,
+            preprocessing=self.preprocessing,
             polarity=None if mean is None else ("light-on-dark" if mean < 0.5 else "dark-on-light"),
             checkpoint=os.path.basename(self.path.rstrip("/")) or self.path,
             conv_layers=self.conv_layers(),
@@ -139,6 +147,15 @@ class ModelService:
         norm = self.predictor.normalizer
         x = norm(image) if norm is not None else image
         return image, np.ascontiguousarray(x, dtype=np.float32), (w, h)
+
+    def check_classifier(self) -> None:
+        """422 for a model whose output is not one score per class (a segmentation mask, ...)."""
+        if len(self.output_shape) != 1:
+            raise invalid(
+                f"this endpoint applies to classifiers (output: one score per class); the served "
+                f"{self.model_name} model outputs {list(self.output_shape)} per input",
+                "NotApplicable",
+            )
 
     def check_inputs(self, inputs) -> np.ndarray:
         """A JSON nested list of shape (N, C, H, W), already preprocessed -> float32 array (422 otherwise)."""
