@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import io
+import json
+import os
+import socket
 import struct
+import subprocess
+import sys
+import time
+import urllib.request
 import zlib
 
 import numpy as np
@@ -73,3 +80,33 @@ def png_header_only(width: int, height: int) -> bytes:
         + chunk(b"IDAT", zlib.compress(b"\0" * 64))
         + chunk(b"IEND", b"")
     )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(model: str, tmp, *args, env=None):
+    """`convscope serve MODEL` on a free loopback port; (process, base URL) once /healthz answers."""
+    port = free_port()
+    cmd = [sys.executable, "-c", "import sys; from convscope.cli.main import main; sys.exit(main())"]
+    cmd += ["serve", model, "--port", str(port), *args]
+    log = open(tmp / f"server-{port}.log", "w")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env or os.environ.copy())
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(
+                f"the server exited with {proc.returncode}: {(tmp / f'server-{port}.log').read_text()}"
+            )
+        try:
+            with urllib.request.urlopen(url + "/healthz", timeout=1) as r:
+                if json.load(r) == {"status": "ok"}:
+                    return proc, url
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("the server did not answer /healthz within 60 s")

@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
 
 import pytest
+
+from serve_helpers import start_server
 
 pytestmark = pytest.mark.browser
 
@@ -25,36 +23,6 @@ FLAGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(model: str, tmp, *args, env=None):
-    """`convscope serve MODEL` on a free loopback port; (process, base URL) once /healthz answers."""
-    port = free_port()
-    cmd = [sys.executable, "-c", "import sys; from convscope.cli.main import main; sys.exit(main())"]
-    cmd += ["serve", model, "--port", str(port), *args]
-    log = open(tmp / f"server-{port}.log", "w")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env or os.environ.copy())
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(
-                f"the server exited with {proc.returncode}: {(tmp / f'server-{port}.log').read_text()}"
-            )
-        try:
-            with urllib.request.urlopen(url + "/healthz", timeout=1) as r:
-                if json.load(r) == {"status": "ok"}:
-                    return proc, url
-        except OSError:
-            time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("the server did not answer /healthz within 60 s")
 
 
 @pytest.fixture(scope="module")
