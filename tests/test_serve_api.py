@@ -182,6 +182,15 @@ def test_upload_over_the_limit_is_413(make_client):
     assert len(big) > 0.01 * 1024 * 1024
     is_error(c.post("/v1/predict", files=files(big)), 413, "PayloadTooLarge")
 
+    def chunks():  # no Content-Length: the body is counted as it arrives
+        yield b'--b\r\nContent-Disposition: form-data; name="file"; filename="x.png"\r\n\r\n'
+        for _ in range(40):
+            yield b"\0" * 4096
+
+    headers = {"content-type": "multipart/form-data; boundary=b"}
+    body = is_error(c.post("/v1/predict", content=chunks(), headers=headers), 413, "PayloadTooLarge")
+    assert "passed" in body["error"]  # counted while streaming, not from a Content-Length
+
 
 def test_decompression_bomb_is_refused_before_decoding(client, monkeypatch):
     from PIL import Image

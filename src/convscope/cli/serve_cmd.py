@@ -82,6 +82,16 @@ def run(args) -> int:
             f"convscope serve needs the serve extra: pip install 'convscope[serve]' ({e})"
         ) from None
     os.environ.update(_env(args))
+    # everything this process writes (uploads spooled by the form parser, matplotlib's cache)
+    # goes to a temporary folder of its own, removed at exit
+    import atexit
+    import shutil
+    import tempfile
+
+    own = tempfile.mkdtemp(prefix="convscope-serve-")
+    atexit.register(shutil.rmtree, own, True)
+    os.environ["TMPDIR"] = tempfile.tempdir = own
+    os.environ.setdefault("MPLCONFIGDIR", os.path.join(own, "matplotlib"))
     url = f"http://{args.host}:{args.port}/"
     if args.workers > 1:
         from ..serve.service import ModelService

@@ -197,11 +197,25 @@ class _Guard:
             await send(message)
 
         refusal = await _guard(Request(scope), self.server)
+        limit = self.server.max_upload_bytes + 64 * 1024
+        seen = {"bytes": 0}
+
+        async def receive_limited():  # a body sent without Content-Length is counted as it comes
+            message = await receive()
+            if message["type"] == "http.request":
+                seen["bytes"] += len(message.get("body", b""))
+                if seen["bytes"] > limit:
+                    raise too_large(
+                        f"the request body passed {seen['bytes']} bytes; the upload limit is "
+                        f"{self.server.settings.max_upload_mb:g} MB"
+                    )
+            return message
+
         try:
             if refusal is not None:
                 await refusal(scope, receive, send_counted)
             else:
-                await self.app(scope, receive, send_counted)
+                await self.app(scope, receive_limited, send_counted)
         finally:
             self.server.metrics.observe_request(endpoint, status["code"], time.perf_counter() - start)
 
