@@ -57,12 +57,12 @@ def main(argv=None):
         t_torch = best_us(theirs, args.repeat, args.number)
         rows.append((name, t_ours, t_torch))
 
+    k = (2, 2)  # the window and stride of every case below
     for shape in [(64, 6, 28, 28), (64, 16, 10, 10)]:
         x = rng.standard_normal(shape, dtype=np.float32)
         xt = torch.from_numpy(x)
-        k = (2, 2)
 
-        def ours_fwd(x=x):
+        def ours_fwd(x=x, k=k):
             return max_pool2d_forward(x, k, k, ((0, 0), (0, 0)), (1, 1), False)
 
         def torch_fwd(xt=xt):
@@ -75,7 +75,7 @@ def main(argv=None):
         gt = torch.from_numpy(g)
         xr = xt.clone().requires_grad_()
 
-        def ours_fb(x=x, g=g):
+        def ours_fb(x=x, g=g, k=k):
             out, idx = max_pool2d_forward(x, k, k, ((0, 0), (0, 0)), (1, 1), False)
             return max_pool2d_backward(g, idx, x.shape)
 

@@ -157,7 +157,7 @@ def torch_oracle(name, num_classes, device="meta"):
             return torch_alexnet(num_classes)
         if name.startswith("vgg"):
             return torch_vgg(int(name[3:5]), name.endswith("_bn"), num_classes)
-        if name.startswith("resnet") and int(name[6:]) in RESNET_SPEC:
+        if name.startswith("resnet") and name[6:].isdigit() and int(name[6:]) in RESNET_SPEC:
             return TorchResNet(int(name[6:]), num_classes)
     return None
 
@@ -273,7 +273,8 @@ def test_registered_names():
 def test_forward_backward(zoo_model):
     name, info, model, k = zoo_model
     hw, c = SMOKE_HW.get(info.family, info.input_size[1]), info.input_size[0]
-    x = cs.tensor(np.random.default_rng(0).standard_normal((2, c, hw, hw)).astype(np.float32))
+    shape = (2, c, hw, hw) if len(info.input_size) == 3 else (2, *info.input_size)  # images or (C, L) series
+    x = cs.tensor(np.random.default_rng(0).standard_normal(shape).astype(np.float32))
     out = model(x)
     assert out.shape == ((2, k, hw, hw) if info.family == "unet" else (2, k))
     assert np.isfinite(out.numpy()).all()
@@ -295,10 +296,11 @@ def test_gradcam_layer_resolves_to_a_spatial_map(zoo_model):
     seen = []
     handle = layer.register_forward_hook(lambda m, i, o: seen.append(o.shape))
     hw = SMOKE_HW.get(info.family, info.input_size[1])
+    one = (1, info.input_size[0], hw, hw) if len(info.input_size) == 3 else (1, *info.input_size)
     with cs.no_grad():
-        model.eval()(cs.zeros(1, info.input_size[0], hw, hw))
+        model.eval()(cs.zeros(*one))
     handle.remove(), model.train()
-    assert len(seen) == 1 and len(seen[0]) == 4, f"{name}: {info.gradcam_layer} gave {seen}"
+    assert len(seen) == 1 and len(seen[0]) == len(one), f"{name}: {info.gradcam_layer} gave {seen}"
 
 
 def test_published_parameter_count_and_torchvision_state_dict(zoo_model):
@@ -338,7 +340,8 @@ def test_resnet_zero_init_residual():
 
 def test_metadata(zoo_model):
     name, info, _, _ = zoo_model
-    assert info.citation and info.family and len(info.input_size) == 3
+    assert info.citation and info.family
+    assert len(info.input_size) == (2 if info.family == "ts1d" else 3)  # (C, L) series or (C, H, W)
     if info.family in ("alexnet", "vgg", "resnet"):
         assert info.input_size == (3, 224, 224)
         assert info.mean == (0.485, 0.456, 0.406) and info.std == (0.229, 0.224, 0.225)

@@ -31,6 +31,8 @@ LAYERS = [
     ("MaxPool2d", dict(kernel_size=3, stride=2, padding=1, ceil_mode=True), (2, 3, 8, 7)),
     ("AvgPool2d", dict(kernel_size=2), (2, 3, 8, 7)),
     ("AdaptiveAvgPool2d", dict(output_size=(2, 3)), (2, 3, 8, 7)),
+    ("AdaptiveAvgPool1d", dict(output_size=1), (2, 3, 11)),
+    ("AdaptiveAvgPool1d", dict(output_size=4), (2, 3, 11)),
     ("AdaptiveMaxPool2d", dict(output_size=1), (2, 3, 8, 7)),
     ("ReLU", {}, (3, 5)),
     ("LeakyReLU", dict(negative_slope=0.1), (3, 5)),

@@ -81,7 +81,7 @@ def test_healthz_and_model_is_the_summary_json(client, service):
     for key, value in expected.items():
         assert body[key] == value, key
     assert body["classes"] == [str(i) for i in range(10)]
-    assert body["task"] == "classification"
+    assert body["task"] == "classify"  # the checkpoint's own word (Predictor.task)
     assert body["preprocessing"]["input_shape"] == [1, 8, 8]
     assert body["polarity"] == "light-on-dark"
     assert body["conv_layers"] == ["features.conv1", "features.conv2"]
@@ -485,3 +485,23 @@ def test_a_model_that_is_not_a_classifier_gets_422_from_predict(service, monkeyp
     with TestClient(create_app(service)) as c:
         body = is_error(c.post("/v1/predict", files=files(digits[0][0])), 422, "NotApplicable")
         assert "classifiers" in body["error"] and "[2, 8, 8]" in body["error"]
+
+
+def test_an_onnx_file_serves_the_same_predictions(run_dir, tmp_path, digits, monkeypatch):
+    pytest.importorskip("onnx")
+    from convscope.cli.main import main
+
+    monkeypatch.delenv("CONVSCOPE_API_KEY", raising=False)
+    onnx_path = str(tmp_path / "model.onnx")
+    assert main(["export", run_dir, "-o", onnx_path]) == 0
+    answers = []
+    for model in (run_dir, onnx_path):
+        with TestClient(create_app(model)) as c:
+            r = c.post("/v1/predict?top_k=10", files=files(digits[4][0]))
+            assert r.status_code == 200, r.text
+            answers.append(r.json()["predictions"][0]["top"])
+            assert c.post("/v1/explain/gradcam", files=files(digits[4][0])).status_code == 200
+    assert [t["index"] for t in answers[0]] == [t["index"] for t in answers[1]]
+    np.testing.assert_allclose(
+        [t["probability"] for t in answers[0]], [t["probability"] for t in answers[1]], atol=1e-5
+    )

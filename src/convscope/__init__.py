@@ -88,7 +88,8 @@ def __getattr__(name):
     # subpackages load on first use so `import convscope` stays light
     import importlib
 
-    if name in ("nn", "optim", "data", "models", "train", "analysis", "explain", "kernels", "backends"):
+    names = ("nn", "optim", "data", "models", "train", "analysis", "explain", "kernels", "backends", "onnx")
+    if name in names:
         return importlib.import_module(f".{name}", __name__)
     if name == "summary":
         from .analysis import summary

@@ -13,12 +13,16 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .formats.errors import CheckpointError
 from .formats.npz_format import read_arrays, write_arrays
+
+if TYPE_CHECKING:
+    from .formats.atomic import StrPath
+    from .nn import Module
 
 FORMAT = "convscope-checkpoint"
 VERSION = 1
@@ -60,13 +64,13 @@ class Checkpoint:
     def history(self) -> list:
         return list(self.meta.get("history") or [])
 
-    def build_model(self):
+    def build_model(self) -> Module:
         """Rebuild the registered model and load the weights (raises CheckpointError on mismatch)."""
-        from . import models
+        from .models.loading import create_model
         from .nn.modules.module import StateDictError
 
         try:
-            model = models.create(self.model_name, **self.model_config)
+            model = create_model(self.model_name, **self.model_config)
         except (TypeError, ValueError) as err:
             raise CheckpointError(f"{self.path}: cannot rebuild model {self.model_name!r}: {err}") from None
         try:
@@ -79,7 +83,9 @@ class Checkpoint:
         return model
 
 
-def save_checkpoint(path, model, *, meta: dict | None = None, optim_arrays: dict | None = None) -> None:
+def save_checkpoint(
+    path: StrPath, model: Module, *, meta: dict | None = None, optim_arrays: dict | None = None
+) -> None:
     """Write a checkpoint of ``model`` atomically.
 
     Args:
@@ -104,7 +110,7 @@ def save_checkpoint(path, model, *, meta: dict | None = None, optim_arrays: dict
     write_arrays(path, arrays)
 
 
-def load_checkpoint(path) -> Checkpoint:
+def load_checkpoint(path: StrPath) -> Checkpoint:
     """Read a checkpoint written by :func:`save_checkpoint`.
 
     Raises:

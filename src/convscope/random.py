@@ -6,6 +6,8 @@ draw from the same distributions as PyTorch's, not the same numbers.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 _generator = np.random.default_rng()
@@ -25,9 +27,9 @@ def default_generator() -> np.random.Generator:
     return _generator
 
 
-def get_rng_state() -> dict:
+def get_rng_state() -> dict[str, Any]:
     """The generator's state (a JSON-friendly dict), for exact resume."""
-    return _generator.bit_generator.state
+    return dict(_generator.bit_generator.state)  # a fresh dict each call, as before
 
 
 def set_rng_state(state: dict) -> None:

@@ -393,7 +393,9 @@ def pool_calc(
 
 def _stack(specs, C: int, who: str) -> dict:
     """Receptive field after each layer (geometry's step); parameters and MACs as multiples of C^2."""
-    rf, rows, lines = (G.ReceptiveField(), G.ReceptiveField()), [], []
+    rf: tuple[G.ReceptiveField, ...] = (G.ReceptiveField(), G.ReceptiveField())  # along H, W
+    rows: list[dict] = []
+    lines: list[str] = []
     for i, L in enumerate(specs, 1):
         new = tuple(G.receptive_field_step(rf[a], L["kernel"][a], L["stride"][a]) for a in range(2))
         steps = [

@@ -42,6 +42,7 @@ class NodeInfo:
     macs: int = 0
     depth: int = 0  # most conv/linear layers on any path from the input
     ends_spatial: bool = False  # flattens or globally pools a spatial map
+    input_rf: tuple | None = None  # set where ends_spatial: the receptive field reaching this op
 
 
 @dataclass
@@ -57,8 +58,10 @@ class ModuleRecord:
     nodes: list = field(default_factory=list)
 
 
-def _spatial(shape) -> bool:
-    return len(shape) == 4
+def _spatial(shape, ranks=(4,)) -> bool:
+    """Whether a tensor is a feature map: (N, C, H, W), or (N, C, L) when ``ranks`` has 3
+    (the analysed input is a series, which 1-D layers treat as a height-1 image)."""
+    return len(shape) in ranks
 
 
 def _node_macs(node, batch: int) -> int:
@@ -91,7 +94,7 @@ def _index_rf(key, rf, in_shape):
     return tuple(out)
 
 
-def _step(node, rfs, in_shapes):
+def _step(node, rfs, in_shapes, ranks=(4,)):
     """The receptive field of ``node``'s output, or None; and whether it ends the spatial map."""
     op = node.fn
     first = rfs[0] if rfs else None
@@ -122,7 +125,7 @@ def _step(node, rfs, in_shapes):
         ), False
     if op is _shape.IndexOp and first is not None:
         return _index_rf(node.key, first, in_shapes[0]), False
-    if not _spatial(node.out_shape):
+    if not _spatial(node.out_shape, ranks):
         # flatten, linear layer, spatial mean...: the map ends here if the input was spatial
         return None, first is not None
     if op in (_math.MeanOp, _math.SumOp, _math.MaxReduceOp, _math.VarOp) and first is not None:
@@ -146,9 +149,14 @@ def analyse_tape(output, inputs, batch: int = 1):
     if root is None:
         raise ValueError("the model's output is not connected to its input (no operations recorded)")
     order = list(reversed(topological_order(root)))
-    start = {id(t): (ReceptiveField(), ReceptiveField()) if _spatial(t.shape) else None for t in inputs}
+    ranks = (3, 4) if any(len(t.shape) == 3 for t in inputs) else (4,)
+    start = {
+        id(t): (ReceptiveField(), ReceptiveField()) if _spatial(t.shape, ranks) else None for t in inputs
+    }
     depth0 = {id(t): 0 for t in inputs}
-    rf_of, depth_of, infos = {}, {}, []
+    rf_of: dict[int, tuple | None] = {}
+    depth_of: dict[int, int] = {}
+    infos: list[NodeInfo] = []
     for node in order:
         rfs, shapes, depths = [], [], []
         for t in node.inputs:
@@ -163,8 +171,8 @@ def analyse_tape(output, inputs, batch: int = 1):
                 rfs.append(start[key])
                 depths.append(depth0[key])
                 shapes.append(t.shape)
-        rf, ends = _step(node, rfs, shapes) if rfs else (None, False)
-        if not _spatial(node.out_shape):
+        rf, ends = _step(node, rfs, shapes, ranks) if rfs else (None, False)
+        if not _spatial(node.out_shape, ranks):
             rf = None
         depth = max(depths, default=0) + (1 if node.fn in WEIGHTED else 0)
         rf_of[id(node)], depth_of[id(node)] = rf, depth

@@ -18,8 +18,11 @@ from .graph import analyse_tape, record_modules
 
 
 def parse_input_size(value) -> tuple:
-    """'3x224x224' or (3, 224, 224) -> (C, H, W); anything else is a ValueError naming CxHxW."""
-    return parse_ints(value, "input size", "CxHxW, e.g. 3x224x224", (3,))
+    """'3x224x224' -> (C, H, W) for images, '1x150' -> (C, L) for 1-D series; anything else is a
+    ValueError naming the expected forms."""
+    return parse_ints(
+        value, "input size", "CxHxW, e.g. 3x224x224 (or CxL for 1-D models, e.g. 1x150)", (2, 3)
+    )
 
 
 def _fmt_rf(rfs, attr):
@@ -121,12 +124,11 @@ class Summary:
                     "" if d["padding"] is None else str(d["padding"]),
                 )
             )
-        c, h, w = self.input_size
         table = format_table(
             ["layer", "type", "output", "params", "MACs", "RF", "jump", "RF pad"],
             rows,
             align="llrrrrrr",
-            title=f"{self.model_name} on a {c}x{h}x{w} input",
+            title=f"{self.model_name} on a {'x'.join(map(str, self.input_size))} input",
         )
         rf = _fmt_rf(self.receptive_field, "size")
         lines = [
@@ -135,7 +137,8 @@ class Summary:
             f"total parameters:      {self.total_params:,} ({self.trainable_params:,} trainable)",
             f"multiply-accumulates:  {self.total_macs:,} ({self.total_macs / 1e9:.2f} G) per image",
             f"layers (conv + FC on the deepest path): {self.layers_counted}",
-            f"receptive field of the last feature map: {rf if rf is not None else 'n/a'} pixels",
+            f"receptive field of the last feature map: {rf if rf is not None else 'n/a'} "
+            + ("pixels" if len(self.input_size) == 3 else "time steps"),
         ]
         return "\n".join(lines)
 
@@ -145,7 +148,8 @@ def summary(model, input_size, model_name: str | None = None) -> Summary:
 
     Args:
         model (Module): any convscope.nn model.
-        input_size (str or tuple): (C, H, W) or 'CxHxW' of one input image.
+        input_size (str or tuple): (C, H, W) or 'CxHxW' of one input image; (C, L) or 'CxL' of
+            one series for 1-D models (receptive fields are then along L).
         model_name (str, optional): label for the table (default: the model's registry name).
 
     Returns:
@@ -161,11 +165,12 @@ def summary(model, input_size, model_name: str | None = None) -> Summary:
     Example:
         >>> print(convscope.summary(convscope.models.create('lenet5', in_channels=1), '1x28x28'))
     """
-    c, h, w = parse_input_size(input_size)
+    size = parse_input_size(input_size)
+    shown = "x".join(map(str, size))
     name = model_name or getattr(model, "model_name", type(model).__name__)
     params = list(model.parameters())
     dtype = params[0].dtype if params else np.float32
-    x = Tensor(np.zeros((1, c, h, w), dtype=dtype), requires_grad=True)
+    x = Tensor(np.zeros((1,) + size, dtype=dtype), requires_grad=True)
     records, stack, remove = record_modules(model)
     try:
         with enable_grad(), model.evaluating():
@@ -177,11 +182,11 @@ def summary(model, input_size, model_name: str | None = None) -> Summary:
         text = str(err)
         if isinstance(err, InputTooSmallError):
             raise ValueError(
-                f"input {c}x{h}x{w} is too small for {name}: the feature map vanishes at layer "
+                f"input {shown} is too small for {name}: the feature map vanishes at layer "
                 f"{where.name} ({where.module._layer_name()}): {text}"
             ) from None
         raise ValueError(
-            f"{name} cannot run on a {c}x{h}x{w} input: layer {where.name} "
+            f"{name} cannot run on a {shown} input: layer {where.name} "
             f"({where.module._layer_name()}) failed: {text}"
         ) from None
     finally:
@@ -198,9 +203,15 @@ def summary(model, input_size, model_name: str | None = None) -> Summary:
     for rec in records:
         info = _output_info(rec, by_node)[1]
         fields[rec.name] = info.rf if info is not None else None
+    if len(size) == 2:  # 1-D: a series is analysed as a height-1 image; report the field along L
+        along_l = lambda rf: None if rf is None else (rf[1], rf[1])  # noqa: E731
+        for row in rows:
+            row.rf = along_l(row.rf)
+        fields = {k: along_l(v) for k, v in fields.items()}
+        network_rf = along_l(network_rf)
     return Summary(
         name,
-        (c, h, w),
+        size,
         rows,
         total,
         trainable,

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+from typing import Any
+
 import numpy as np
+import numpy.typing as npt
 
 from .. import random as _random
 from ..ops import shape as S
-from .tensor import Tensor, float32
+from .tensor import DTypeLike, Tensor, float32
 
 
-def _shape(shape):
+def _shape(shape: tuple[Any, ...]) -> tuple[int, ...]:  # (ints...) or (a sequence of ints,)
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         return tuple(shape[0])
     return tuple(shape)
@@ -21,27 +25,34 @@ def _make(array, dtype, requires_grad):
     return Tensor(array, requires_grad=requires_grad)
 
 
-def zeros(*shape, dtype=float32, requires_grad=False) -> Tensor:
+def zeros(*shape: int | Sequence[int], dtype: DTypeLike = float32, requires_grad: bool = False) -> Tensor:
     return Tensor(np.zeros(_shape(shape), dtype=dtype), requires_grad)
 
 
-def ones(*shape, dtype=float32, requires_grad=False) -> Tensor:
+def ones(*shape: int | Sequence[int], dtype: DTypeLike = float32, requires_grad: bool = False) -> Tensor:
     return Tensor(np.ones(_shape(shape), dtype=dtype), requires_grad)
 
 
-def full(shape, fill_value, dtype=float32, requires_grad=False) -> Tensor:
+def full(
+    shape: Sequence[int], fill_value: float, dtype: DTypeLike = float32, requires_grad: bool = False
+) -> Tensor:
     return Tensor(np.full(tuple(shape), fill_value, dtype=dtype), requires_grad)
 
 
-def zeros_like(t: Tensor, requires_grad=False) -> Tensor:
+def zeros_like(t: Tensor, requires_grad: bool = False) -> Tensor:
     return Tensor(np.zeros_like(t.data), requires_grad)
 
 
-def ones_like(t: Tensor, requires_grad=False) -> Tensor:
+def ones_like(t: Tensor, requires_grad: bool = False) -> Tensor:
     return Tensor(np.ones_like(t.data), requires_grad)
 
 
-def randn(*shape, dtype=float32, requires_grad=False, generator=None) -> Tensor:
+def randn(
+    *shape: int | Sequence[int],
+    dtype: DTypeLike = float32,
+    requires_grad: bool = False,
+    generator: np.random.Generator | None = None,
+) -> Tensor:
     """Standard normal samples from the global (or given) generator."""
     rng = generator or _random.default_generator()
     return _make(
@@ -51,7 +62,12 @@ def randn(*shape, dtype=float32, requires_grad=False, generator=None) -> Tensor:
     )
 
 
-def rand(*shape, dtype=float32, requires_grad=False, generator=None) -> Tensor:
+def rand(
+    *shape: int | Sequence[int],
+    dtype: DTypeLike = float32,
+    requires_grad: bool = False,
+    generator: np.random.Generator | None = None,
+) -> Tensor:
     """Uniform [0, 1) samples."""
     rng = generator or _random.default_generator()
     return _make(
@@ -59,12 +75,12 @@ def rand(*shape, dtype=float32, requires_grad=False, generator=None) -> Tensor:
     )
 
 
-def randint(low, high, size, generator=None) -> Tensor:
+def randint(low: int, high: int, size: Sequence[int], generator: np.random.Generator | None = None) -> Tensor:
     rng = generator or _random.default_generator()
     return Tensor(rng.integers(low, high, size=tuple(size), dtype=np.int64))
 
 
-def arange(*args, dtype=None) -> Tensor:
+def arange(*args: float, dtype: DTypeLike | None = None) -> Tensor:
     array = np.arange(*args)
     if dtype is None:
         dtype = np.int64 if array.dtype.kind in "iu" else float32
@@ -78,7 +94,7 @@ def from_numpy(array: np.ndarray) -> Tensor:
     return Tensor._wrap(array, False)
 
 
-def cat(tensors, dim: int = 0) -> Tensor:
+def cat(tensors: Iterable[Tensor], dim: int = 0) -> Tensor:
     """Concatenate along an existing dim."""
     tensors = list(tensors)
     if not tensors:
@@ -86,7 +102,7 @@ def cat(tensors, dim: int = 0) -> Tensor:
     return S.CatOp.apply(*tensors, dim=dim)
 
 
-def stack(tensors, dim: int = 0) -> Tensor:
+def stack(tensors: Iterable[Tensor], dim: int = 0) -> Tensor:
     """Join along a new dim."""
     tensors = list(tensors)
     if not tensors:
@@ -94,7 +110,7 @@ def stack(tensors, dim: int = 0) -> Tensor:
     return S.StackOp.apply(*tensors, dim=dim)
 
 
-def where(condition, a, b) -> Tensor:
+def where(condition: Tensor | npt.ArrayLike, a: Tensor | float, b: Tensor | float) -> Tensor:
     """Elementwise ``a`` where ``condition`` else ``b``."""
     cond = condition.data if isinstance(condition, Tensor) else np.asarray(condition)
     if not isinstance(a, Tensor):

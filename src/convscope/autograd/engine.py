@@ -9,13 +9,18 @@ tensors accumulate into ``.grad`` with ``+=``, as PyTorch does.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from ..kernels.elementwise import add as _add
 from .grad_mode import no_grad
 
+if TYPE_CHECKING:
+    from .function import Context
 
-def topological_order(root_node) -> list:
+
+def topological_order(root_node: Context) -> list[Context]:
     """Nodes reachable from ``root_node``, every node after all nodes that consume it.
 
     Returns:
@@ -41,7 +46,7 @@ def topological_order(root_node) -> list:
     return post
 
 
-def run_backward(root, grad: np.ndarray, retain_graph: bool = False) -> None:
+def run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool = False) -> None:
     """Propagate ``grad`` (d loss / d root) back to every leaf that requires grad.
 
     Args:
@@ -53,6 +58,8 @@ def run_backward(root, grad: np.ndarray, retain_graph: bool = False) -> None:
     Raises:
         RuntimeError: when the graph was already freed by an earlier backward.
     """
+    if root.grad_fn is None:  # Tensor.backward accumulates a leaf itself, without the engine
+        raise RuntimeError("run_backward needs a tensor produced by a recorded op (grad_fn is None)")
     order = topological_order(root.grad_fn)
     grads = {id(root.grad_fn): grad}
     with no_grad():
@@ -69,7 +76,7 @@ def run_backward(root, grad: np.ndarray, retain_graph: bool = False) -> None:
                 for hook in node.hooks:
                     new = hook(_as_tensor(g))
                     if new is not None:
-                        g = new.data if hasattr(new, "data") else np.asarray(new)
+                        g = new.data if isinstance(new, Tensor) else np.asarray(new)
             if node.retained is not None:
                 out = node.retained()
                 if out is not None:

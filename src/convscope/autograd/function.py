@@ -19,8 +19,15 @@ backward, the model summary and explanations (via ``ctx.inputs``).
 from __future__ import annotations
 
 import itertools
+import weakref
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from .grad_mode import is_grad_enabled
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 _sequence = itertools.count()
 
@@ -46,7 +53,18 @@ class Context:
         out_shape: shape of the op's output.
     """
 
-    def __init__(self, fn, inputs, needs_input_grad):
+    fn: type[Function]
+    inputs: tuple[Any, ...]
+    needs_input_grad: tuple[bool, ...]
+    hooks: list[Callable[[Tensor], Tensor | npt.NDArray[Any] | None]] | None
+    retained: weakref.ref[Tensor] | None
+    seq: int
+    out_shape: tuple[int, ...]
+    released: bool
+
+    def __init__(
+        self, fn: type[Function], inputs: tuple[Any, ...], needs_input_grad: tuple[bool, ...]
+    ) -> None:
         self.fn = fn
         self.inputs = inputs
         self.needs_input_grad = needs_input_grad
@@ -58,7 +76,7 @@ class Context:
         """The op's class name, e.g. ``'Conv2dOp'``."""
         return self.fn.__name__
 
-    def release(self):
+    def release(self) -> None:
         """Forget everything after backward: saved arrays and the inputs (the previous step's
         activations) are freed; only the op's name stays, for the error of a second backward."""
         fn = self.fn
@@ -73,20 +91,21 @@ class Function:
     """Base class of differentiable ops; see the module docstring."""
 
     @staticmethod
-    def forward(ctx, *args, **kwargs):  # pragma: no cover - interface
+    def forward(ctx: Any, *args: Any, **kwargs: Any) -> Any:  # pragma: no cover - interface
         raise NotImplementedError
 
     @staticmethod
-    def backward(ctx, grad_out):  # pragma: no cover - interface
+    def backward(ctx: Any, grad_out: np.ndarray) -> tuple[Any, ...]:  # pragma: no cover - interface
         raise NotImplementedError
 
     @classmethod
-    def apply(cls, *inputs, **options):
+    def apply(cls, *inputs: Any, **options: Any) -> Any:
         """Run the op on Tensors (or plain values) and record it on the tape.
 
         Returns:
             Tensor: the output; ``requires_grad`` when recording is on and any
-            Tensor input requires grad.
+            Tensor input requires grad. A tuple ``(output, extra, ...)`` when forward
+            returns extras (hence ``Any``: the op decides which).
         """
         arrays = []
         needs = []

@@ -9,10 +9,23 @@ becomes float64 (NumPy 2 would upcast ``float32_array * np.float64``).
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Union, overload
 
 import numpy as np
+import numpy.typing as npt
 
 from .grad_mode import is_grad_enabled
+
+if TYPE_CHECKING:
+    from .function import Context
+
+#: A Python number (named here because ``Tensor.float`` shadows ``float`` inside the class).
+Scalar = float
+#: What arithmetic accepts beside a Tensor (Python scalars take the tensor's dtype).
+TensorOperand = Union["Tensor", float, npt.NDArray[Any], np.generic]
+#: A dtype argument: a NumPy dtype, a scalar type such as ``np.float32``, or a name.
+DTypeLike = npt.DTypeLike
 
 float32 = np.dtype(np.float32)
 float64 = np.dtype(np.float64)
@@ -31,7 +44,7 @@ def _default_dtype(array: np.ndarray) -> np.dtype:
     raise TypeError(f"tensor data must be numeric or bool, got array of dtype {array.dtype}")
 
 
-def tensor(data, dtype=None, requires_grad: bool = False) -> Tensor:
+def tensor(data: Any, dtype: DTypeLike | None = None, requires_grad: bool = False) -> Tensor:
     """Make a new Tensor from data (copied).
 
     Args:
@@ -67,7 +80,12 @@ class Tensor:
     __slots__ = ("data", "grad", "requires_grad", "grad_fn", "__weakref__")
     __array_priority__ = 1000  # ndarray <op> Tensor defers to Tensor
 
-    def __init__(self, data, requires_grad: bool = False):
+    data: npt.NDArray[Any]
+    grad: Tensor | None
+    requires_grad: bool
+    grad_fn: Context | None
+
+    def __init__(self, data: Any, requires_grad: bool = False) -> None:
         if not isinstance(data, np.ndarray):
             data = np.asarray(data)
             if data.dtype == np.float64:
@@ -78,7 +96,7 @@ class Tensor:
         self.grad_fn = None
 
     @classmethod
-    def _wrap(cls, array, requires_grad: bool) -> Tensor:
+    def _wrap(cls, array: Any, requires_grad: bool) -> Tensor:
         t = Tensor.__new__(Tensor)
         t.data = array if isinstance(array, np.ndarray) else np.asarray(array)
         t.grad = None
@@ -88,7 +106,7 @@ class Tensor:
 
     # ------------------------------------------------------------------ info
     @property
-    def shape(self) -> tuple:
+    def shape(self) -> tuple[int, ...]:
         return self.data.shape
 
     @property
@@ -96,7 +114,7 @@ class Tensor:
         return self.data.ndim
 
     @property
-    def dtype(self) -> np.dtype:
+    def dtype(self) -> np.dtype[Any]:
         return self.data.dtype
 
     @property
@@ -107,7 +125,11 @@ class Tensor:
     def T(self) -> Tensor:
         return self.permute(*reversed(range(self.ndim)))
 
-    def size(self, dim: int | None = None):
+    @overload
+    def size(self, dim: None = None) -> tuple[int, ...]: ...
+    @overload
+    def size(self, dim: int) -> int: ...
+    def size(self, dim: int | None = None) -> tuple[int, ...] | int:
         return self.data.shape if dim is None else self.data.shape[dim]
 
     def dim(self) -> int:
@@ -131,17 +153,17 @@ class Tensor:
         return f"tensor({body}{extra})"
 
     # ------------------------------------------------------------ conversion
-    def numpy(self) -> np.ndarray:
+    def numpy(self) -> npt.NDArray[Any]:
         """The values as a NumPy array (shares memory; no gradient tracking)."""
         return self.data
 
-    def item(self):
+    def item(self) -> int | float | bool:
         """The single value of a one-element tensor as a Python number."""
         if self.data.size != 1:
             raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
         return self.data.reshape(-1)[0].item()
 
-    def tolist(self):
+    def tolist(self) -> Any:  # nested lists of Python numbers (a number for 0-d)
         return self.data.tolist()
 
     def detach(self) -> Tensor:
@@ -153,7 +175,7 @@ class Tensor:
 
         return MulOp.apply(self, np.ones((), dtype=self.dtype))
 
-    def to(self, dtype) -> Tensor:
+    def to(self, dtype: DTypeLike) -> Tensor:
         dtype = np.dtype(dtype)
         if dtype == self.dtype:
             return self
@@ -177,7 +199,7 @@ class Tensor:
         return self
 
     # --------------------------------------------------------------- autograd
-    def backward(self, gradient=None, retain_graph: bool = False) -> None:
+    def backward(self, gradient: Tensor | npt.ArrayLike | None = None, retain_graph: bool = False) -> None:
         """Accumulate d(self)/d(leaf) into the ``.grad`` of every leaf that requires grad.
 
         Args:
@@ -212,7 +234,7 @@ class Tensor:
 
         run_backward(self, gradient, retain_graph=retain_graph)
 
-    def _accumulate_leaf(self, g: np.ndarray) -> None:
+    def _accumulate_leaf(self, g: npt.NDArray[Any]) -> None:
         if g.dtype != self.data.dtype:
             g = g.astype(self.data.dtype)
         if self.grad is None:
@@ -227,7 +249,7 @@ class Tensor:
         if self.grad_fn is not None:
             self.grad_fn.retained = weakref.ref(self)
 
-    def register_hook(self, hook) -> None:
+    def register_hook(self, hook: Callable[[Tensor], Tensor | npt.NDArray[Any] | None]) -> None:
         """Call ``hook(grad)`` when this tensor's gradient is computed; it may return a replacement."""
         if not self.requires_grad:
             raise RuntimeError("register_hook on a tensor that does not require grad")
@@ -242,20 +264,92 @@ class Tensor:
         self.data[...] = 0
         return self
 
-    def _check_inplace(self):
+    def _check_inplace(self) -> None:
         if self.requires_grad and is_grad_enabled() and self.grad_fn is None:
             raise RuntimeError(
                 "in-place change of a leaf tensor that requires grad; wrap it in convscope.no_grad()"
             )
 
-    def __setitem__(self, key, value):
+    def __setitem__(self, key: Any, value: Any) -> None:
         self._check_inplace()
         self.data[_key(key)] = value.data if isinstance(value, Tensor) else value
 
     __hash__ = object.__hash__
 
+    if TYPE_CHECKING:  # attached at import by tensor_methods.py; declared here for type checkers
 
-def _key(key):
+        def __add__(self, other: TensorOperand) -> Tensor: ...
+        def __radd__(self, other: TensorOperand) -> Tensor: ...
+        def __sub__(self, other: TensorOperand) -> Tensor: ...
+        def __rsub__(self, other: TensorOperand) -> Tensor: ...
+        def __mul__(self, other: TensorOperand) -> Tensor: ...
+        def __rmul__(self, other: TensorOperand) -> Tensor: ...
+        def __matmul__(self, other: TensorOperand) -> Tensor: ...
+        def __rmatmul__(self, other: TensorOperand) -> Tensor: ...
+        def __truediv__(self, other: TensorOperand) -> Tensor: ...
+        def __rtruediv__(self, other: TensorOperand) -> Tensor: ...
+        def __neg__(self) -> Tensor: ...
+        def __pos__(self) -> Tensor: ...
+        def __pow__(self, exponent: Scalar) -> Tensor: ...
+        def __lt__(self, other: TensorOperand) -> Tensor: ...
+        def __le__(self, other: TensorOperand) -> Tensor: ...
+        def __gt__(self, other: TensorOperand) -> Tensor: ...
+        def __ge__(self, other: TensorOperand) -> Tensor: ...
+        # elementwise, as in NumPy and PyTorch: object's bool-returning signature does not apply
+        def __eq__(self, other: object) -> Tensor: ...  # type: ignore[override]
+        def __ne__(self, other: object) -> Tensor: ...  # type: ignore[override]
+        def __getitem__(self, key: Any) -> Tensor: ...
+        def add(self, other: TensorOperand) -> Tensor: ...
+        def sub(self, other: TensorOperand) -> Tensor: ...
+        def mul(self, other: TensorOperand) -> Tensor: ...
+        def div(self, other: TensorOperand) -> Tensor: ...
+        def matmul(self, other: TensorOperand) -> Tensor: ...
+        def pow(self, exponent: Scalar) -> Tensor: ...
+        def exp(self) -> Tensor: ...
+        def log(self) -> Tensor: ...
+        def sqrt(self) -> Tensor: ...
+        def abs(self) -> Tensor: ...
+        def clamp(self, min: Scalar | None = None, max: Scalar | None = None) -> Tensor: ...
+        def sum(self, dim: int | tuple[int, ...] | None = None, keepdim: bool = False) -> Tensor: ...
+        def mean(self, dim: int | tuple[int, ...] | None = None, keepdim: bool = False) -> Tensor: ...
+        def var(
+            self,
+            dim: int | tuple[int, ...] | None = None,
+            unbiased: bool = True,
+            keepdim: bool = False,
+            correction: int | None = None,
+        ) -> Tensor: ...
+        def std(
+            self, dim: int | tuple[int, ...] | None = None, unbiased: bool = True, keepdim: bool = False
+        ) -> Tensor: ...
+        @overload
+        def max(self, dim: None = None, keepdim: bool = False) -> Tensor: ...
+        @overload
+        def max(self, dim: int, keepdim: bool = False) -> tuple[Tensor, Tensor]: ...
+        def max(self, dim: int | None = None, keepdim: bool = False) -> Tensor | tuple[Tensor, Tensor]: ...
+        @overload
+        def min(self, dim: None = None, keepdim: bool = False) -> Tensor: ...
+        @overload
+        def min(self, dim: int, keepdim: bool = False) -> tuple[Tensor, Tensor]: ...
+        def min(self, dim: int | None = None, keepdim: bool = False) -> Tensor | tuple[Tensor, Tensor]: ...
+        def argmax(self, dim: int | None = None, keepdim: bool = False) -> Tensor: ...
+        def argmin(self, dim: int | None = None, keepdim: bool = False) -> Tensor: ...
+        def reshape(self, *shape: int | Sequence[int]) -> Tensor: ...
+        def view(self, *shape: int | Sequence[int]) -> Tensor: ...
+        def permute(self, *dims: int | Sequence[int]) -> Tensor: ...
+        def transpose(self, dim0: int, dim1: int) -> Tensor: ...
+        def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor: ...
+        def unsqueeze(self, dim: int) -> Tensor: ...
+        def squeeze(self, dim: int | None = None) -> Tensor: ...
+        def expand(self, *shape: int | Sequence[int]) -> Tensor: ...
+        def relu(self) -> Tensor: ...
+        def sigmoid(self) -> Tensor: ...
+        def tanh(self) -> Tensor: ...
+        def softmax(self, dim: int | None = None) -> Tensor: ...
+        def log_softmax(self, dim: int | None = None) -> Tensor: ...
+
+
+def _key(key: Any) -> Any:
     """Index keys may contain Tensors (e.g. label tensors); use their arrays."""
     if isinstance(key, Tensor):
         return key.data

@@ -59,6 +59,34 @@ def add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
 
 
+def add_preprocessing_flags(parser: argparse.ArgumentParser) -> None:
+    """--mean, --std and --image-size: the preprocessing of an ONNX file that does not carry it."""
+    parser.add_argument(
+        "--mean", help="per-channel mean for an ONNX file without preprocessing metadata (e.g. 0.5,0.5,0.5)"
+    )
+    parser.add_argument("--std", help="per-channel std for an ONNX file without preprocessing metadata")
+    parser.add_argument(
+        "--image-size",
+        dest="image_size",
+        help="HxW input size for an ONNX file whose input size is dynamic (e.g. 224 or 224x224)",
+    )
+
+
+def preprocessing_flags(args) -> dict:
+    """mean, std, image_size keyword arguments from :func:`add_preprocessing_flags`' flags."""
+
+    def floats(text, name):
+        if text is None:
+            return None
+        try:
+            return [float(v) for v in text.split(",")]
+        except ValueError:
+            raise UsageError(f"--{name}: expected comma-separated numbers, got {text!r}") from None
+
+    size = parse_hw(args.image_size, "--image-size") if getattr(args, "image_size", None) else None
+    return {"mean": floats(args.mean, "mean"), "std": floats(args.std, "std"), "image_size": size}
+
+
 def emit_json(obj) -> None:
     """Print one JSON object (a convscope.schemas shape) on the command's JSON stream."""
     print(json.dumps(obj, default=_default), file=_JsonSink.stream or sys.stdout, flush=True)

@@ -45,12 +45,16 @@ def run(args) -> int:
     if args.out is not None:
         check_out_dir(args.out)
     predictor = Predictor(args.checkpoint)
+    if predictor.checkpoint is None:
+        raise ValueError(f"evaluate needs a training checkpoint (.npz), got {args.checkpoint}")
     report = predictor.evaluate(args.data, args.split)
     if args.data is None:
         print(f"data: {report['data']} (the data set the model was trained on)", file=sys.stderr)
-    out = args.out or os.path.dirname(os.path.abspath(predictor.checkpoint.path))
+    out = args.out or os.path.dirname(os.path.abspath(predictor.path))
     check_out_dir(out)
     stem = f"{spec_slug(report['data'])}_{args.split}"  # one file per data set and split
+    if predictor.task == "segment":
+        return _segmentation(args, report, out, stem)
     png = os.path.join(out, f"confusion_{stem}.png")
     plot_confusion(
         report["confusion_matrix"],
@@ -85,4 +89,31 @@ def run(args) -> int:
     print(f"confusion matrix: {png}")
     if args.json:
         emit_json(schemas.evaluation(report, files))
+    return 0
+
+
+def _segmentation(args, report, out, stem) -> int:
+    """Print and save the per-class IoU, pixel accuracy and mean IoU of a segmentation model."""
+    import json
+
+    from .. import schemas
+    from ..serialization import atomic_write
+
+    report_path = os.path.join(out, f"evaluation_{stem}.json")
+    atomic_write(report_path, lambda f: f.write(json.dumps(report, indent=1).encode()))
+    report["report_json"] = report_path
+    if report["note"]:
+        print(report["note"])
+    rows = [
+        (name, "absent" if iou is None else f"{iou:.4f}")
+        for name, iou in zip(report["classes"], report["iou"], strict=True)
+    ]
+    print(format_table(["class", "IoU"], rows))
+    print()
+    print(
+        f"mean IoU: {report['miou']:.4f}, pixel accuracy: {100 * report['pixel_accuracy']:.2f}% "
+        f"({report['pixels']} labelled pixels of {report['count']} images) on the {args.split} split"
+    )
+    if args.json:
+        emit_json(schemas.evaluation(report, {"report_json": report_path}))
     return 0

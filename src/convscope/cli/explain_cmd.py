@@ -175,7 +175,7 @@ def _run_model_conv(args, at) -> int:
     find_conv_layer(predictor.model, args.layer)  # a wrong name fails before any image work
     image, x, _ = load_image(predictor, args.image)
     result = trace_model_value(predictor.model, x, args.layer, at)
-    result.update(checkpoint=predictor.checkpoint.path, image=args.image)
+    result.update(checkpoint=predictor.path, image=args.image)
     print(format_model_trace(result), end="")
     if args.out and result["receptive_field"] is not None:
         from ..explain.figures import receptive_field_figure, save_figure
@@ -230,5 +230,5 @@ def run_features(args) -> int:
         )
         print(files[f"filters:{first}"])
     if args.json:
-        emit_json(schemas.features(predictor.checkpoint.path, args.image, files))
+        emit_json(schemas.features(predictor.path, args.image, files))
     return 0

@@ -5,7 +5,15 @@ from __future__ import annotations
 import os
 import sys
 
-from .common import UsageError, add_common, check_out_dir, emit_json, load_image
+from .common import (
+    UsageError,
+    add_common,
+    add_preprocessing_flags,
+    check_out_dir,
+    emit_json,
+    load_image,
+    preprocessing_flags,
+)
 
 HELP = "draw a Grad-CAM, Grad-CAM++ or saliency heatmap of one image for a trained checkpoint"
 DESCRIPTION = (
@@ -16,7 +24,9 @@ The image is preprocessed as in training (channels, size, normalisation). Grad-C
 (Selvaraju et al. 2017) weights the target layer's feature maps by the mean gradient of the
 class score; Grad-CAM++ (Chattopadhay et al. 2018) uses higher-order weights; saliency
 (Simonyan et al. 2014) is max over channels of |d score / d pixel|. The PNG shows the input,
-the heatmap and their overlay; --box outlines the receptive field of the strongest cell."""
+the heatmap and their overlay; --box outlines the receptive field of the strongest cell.
+For 1-D models (fcn1d, resnet1d) give --data ucr:NAME --index I instead of --image: the test
+series I is drawn coloured by its class activation map (Grad-CAM over (N, C, L) maps)."""
 )
 
 
@@ -27,8 +37,11 @@ def add_parser(sub):
     p = sub.add_parser(
         "heatmap", help=HELP, description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("checkpoint", help="a .npz checkpoint (or a run folder holding best.npz)")
-    p.add_argument("--image", required=True, help="the image file to explain (PNG, JPEG, ...)")
+    p.add_argument("checkpoint", help="a .npz checkpoint (or a run folder holding best.npz) or a .onnx file")
+    add_preprocessing_flags(p)
+    p.add_argument("--image", help="the image file to explain (PNG, JPEG, ...)")
+    p.add_argument("--data", help="a series data set (ucr:NAME or ucr:PATH) for 1-D models, with --index")
+    p.add_argument("--index", type=int, default=0, help="which test series of --data (default: 0)")
     p.add_argument(
         "--class",
         dest="class_",
@@ -81,9 +94,13 @@ def run(args) -> int:
     from ..explain.overlay import save_heatmap_overlay
     from ..train.inference import Predictor
 
+    if (args.image is None) == (args.data is None):
+        raise UsageError("give either --image (an image model) or --data with --index (a 1-D model)")
     check_out_dir(args.out)
-    predictor = Predictor(args.checkpoint)
+    predictor = Predictor(args.checkpoint, **preprocessing_flags(args))
     class_idx = _class_index(args.class_, predictor.classes)
+    if args.data is not None:
+        return run_series(args, predictor, class_idx)
     if args.box and args.method == "saliency":
         raise UsageError("--box needs a target layer; it is not available with --method saliency")
     if args.layer is not None and args.method == "saliency":
@@ -137,7 +154,7 @@ def run(args) -> int:
         emit_json(
             schemas.heatmap(
                 {
-                    "checkpoint": predictor.checkpoint.path,
+                    "checkpoint": predictor.path,
                     "image": str(args.image),
                     "png": path,
                     "method": args.method,
@@ -152,6 +169,59 @@ def run(args) -> int:
                     "resized_from": None if original == (h, w) else list(original),
                     "input_size": [c, h, w],
                     "strongest_cell": box,
+                }
+            )
+        )
+    return 0
+
+
+def run_series(args, predictor, class_idx) -> int:
+    """The 1-D class activation map of test series ``--index`` of ``--data``."""
+    from .. import schemas
+    from ..data import load_dataset
+    from ..explain.cam1d import cam_1d, save_cam_1d
+
+    if len(predictor.input_shape) != 2:
+        raise UsageError(f"--data explains 1-D models; this checkpoint takes {predictor.input_shape} images")
+    if args.method != "gradcam" or args.box:
+        raise UsageError("1-D series support --method gradcam (the class activation map) only, without --box")
+    test = load_dataset(args.data).test
+    if test.x.ndim != 3 or test.x.shape[1] != predictor.input_shape[0]:
+        raise UsageError(
+            f"--data {args.data} has inputs of shape {test.x.shape[1:]}; the model takes "
+            f"{predictor.input_shape[0]} channel(s) of series"
+        )
+    if not 0 <= args.index < len(test):
+        raise UsageError(f"--index {args.index} is out of range: the test split has {len(test)} series")
+    series = test.x[args.index : args.index + 1]
+    result = cam_1d(predictor.model, series, args.layer, class_idx)
+    classes = [str(k) for k in predictor.classes]
+    k, pred, probs = result["class_idx"], result["predicted"], result["probabilities"]
+    truth = classes[int(test.y[args.index])]
+    title = (
+        f"CAM | layer {result['layer']} | series {args.index} (label {truth}) | predicted {classes[pred]} "
+        f"({100 * probs[pred]:.1f}%)" + (f" | explaining {classes[k]}" if k != pred else "")
+    )
+    os.makedirs(args.out, exist_ok=True)
+    path = os.path.join(args.out, f"cam1d_{test.name}_{args.index}.png")
+    save_cam_1d(series[0], result["cam"], path, title)
+    print(path)
+    print(f"predicted: {classes[pred]} ({100 * probs[pred]:.1f}%), label {truth}")
+    if args.json:
+        emit_json(
+            schemas.heatmap(
+                {
+                    "checkpoint": predictor.checkpoint.path,
+                    "data": args.data,
+                    "index": args.index,
+                    "png": path,
+                    "layer": result["layer"],
+                    "class_index": k,
+                    "class": classes[k],
+                    "label": truth,
+                    "predicted": classes[pred],
+                    "predicted_probability": float(probs[pred]),
+                    "cam": result["cam"],
                 }
             )
         )

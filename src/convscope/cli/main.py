@@ -18,7 +18,9 @@ def build_parser() -> Parser:
         calc_cmd,
         convert_cmd,
         evaluate_cmd,
+        experiment_cmd,
         explain_cmd,
+        export_cmd,
         info_cmd,
         predict_cmd,
         serve_cmd,
@@ -43,6 +45,8 @@ def build_parser() -> Parser:
         explain_cmd,
         info_cmd,
         convert_cmd,
+        export_cmd,
+        experiment_cmd,
         serve_cmd,
     )
     for module in commands:

@@ -15,12 +15,15 @@ def add_parser(sub):
         "summary",
         help=HELP,
         description=HELP + ". MODEL is a registry name "
-        "(see --list) or a checkpoint file. Receptive fields are exact on branching "
+        "(see --list), a checkpoint file or an .onnx file. Receptive fields are exact on branching "
         "networks (the maximum over all paths, e.g. through ResNet's shortcuts); "
         "'layers' counts conv + FC layers on the deepest path, as the lecture does.",
     )
-    p.add_argument("model", nargs="?", help="registry name (e.g. vgg16) or checkpoint path")
-    p.add_argument("--input", help="input size CxHxW, e.g. 3x224x224 (default: the model's own)")
+    p.add_argument("model", nargs="?", help="registry name (e.g. vgg16), checkpoint path or .onnx file")
+    p.add_argument(
+        "--input",
+        help="input size CxHxW, e.g. 3x224x224, or CxL for 1-D models, e.g. 1x150 (default: the model's own)",
+    )
     p.add_argument(
         "--num-classes",
         type=int,
@@ -37,7 +40,11 @@ def add_parser(sub):
 def load_model(spec, num_classes=None):
     """A registry name or a checkpoint path -> (model, default input size (C, H, W), label)."""
     from .. import models
+    from ..models.loading import is_onnx_path, load_model_file
 
+    if is_onnx_path(spec):
+        loaded = load_model_file(spec)
+        return loaded.model, loaded.input_shape, loaded.label
     if os.path.exists(spec) or spec.endswith(".npz"):
         from ..checkpoint import load_checkpoint
 
@@ -77,6 +84,15 @@ def run(args) -> int:
         if warning:
             print(warning, file=sys.stderr)
     model, default, label = load_model(args.model, args.num_classes)
+    if args.input is None and default is None:
+        raise UsageError(f"{args.model} does not fix its input size (dynamic dimensions): give --input CxHxW")
+    if args.input is not None and default is not None and len(size) != len(default):
+        want = (
+            "CxL (channels x length) for this 1-D model"
+            if len(default) == 2
+            else "CxHxW for this image model"
+        )
+        raise UsageError(f"--input: expected {want}, e.g. {'x'.join(map(str, default))}; got {args.input!r}")
     result = summary(model, args.input and size or default, model_name=label)
     print(result)
     if args.json:

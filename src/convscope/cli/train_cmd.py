@@ -15,6 +15,10 @@ DESCRIPTION = """Train a CNN from the model registry on a data set and save chec
 Data specs: digits (embedded, the default), mnist:PATH (IDX files), cifar10:PATH / cifar100:PATH
 (python batches), folder:PATH (one sub-folder per class), npz:PATH (x/y arrays). When a source has
 one split, a stratified --test-split fraction is held out as the test set.
+Segmentation (--task segment, e.g. --model unet): mnist-seg:PATH (canvases of MNIST digits from the
+IDX files in PATH; mnist-seg:PATH?train=400&test=100 sets the counts), segfolder:PATH (images/ and
+masks/ with matching names). Time series (--model fcn1d or resnet1d): ucr:NAME (a set aeon ships)
+or ucr:PATH (NAME_TRAIN.ts / NAME_TEST.ts), z-normalised per series.
 
 The run folder (--out, default runs/MODEL-DATA-TIME) gets last.npz (every epoch), best.npz,
 history.csv/json and curve.png. Ctrl-C saves and exits. Settings can come from a TOML file
@@ -35,7 +39,9 @@ def add_parser(sub):
     )
     p.add_argument("--data", help="data set spec (default: digits)")
     p.add_argument(
-        "--model", help="model name from the registry (default: simple); see `convscope summary --list`"
+        "--model",
+        help="model name from the registry (default: simple; see `convscope summary --list`) or an "
+        ".onnx file to fine-tune (its classifier must fit the data's classes)",
     )
     p.add_argument("--epochs", type=int, help="number of epochs (default: 15)")
     p.add_argument("--batch-size", type=int, dest="batch_size", help="images per batch (default: 32)")
@@ -79,6 +85,17 @@ def add_parser(sub):
         dest="label_smoothing",
         help="default: the model's for this input, else 0",
     )
+    p.add_argument(
+        "--task",
+        choices=["auto", "classify", "segment"],
+        help="classify (one label per input) or segment (one per pixel); default: follow the data",
+    )
+    p.add_argument(
+        "--upsample", choices=["transposed", "bilinear"], help="U-Net upsampling (default: transposed)"
+    )
+    p.add_argument(
+        "--ignore-index", type=int, dest="ignore_index", help="mask value of unlabeled pixels (default: 255)"
+    )
     p.add_argument("--out", help="run folder (default: a new folder under ./runs/)")
     p.add_argument("--config", help="TOML file with settings (flags override it)")
     p.add_argument(
@@ -94,6 +111,20 @@ def add_parser(sub):
     p.add_argument("--init-std", type=float, dest="init_std", help="--init gaussian: the std (default 0.01)")
     p.add_argument(
         "--no-progress", action="store_true", default=False, dest="no_progress", help="no progress bars"
+    )
+    p.add_argument(
+        "--distributed",
+        action="store_true",
+        default=False,
+        help="data-parallel over MPI: run as `mpiexec -n N convscope train --distributed ...`; "
+        "--batch-size is per process",
+    )
+    p.add_argument(
+        "--sync-bn",
+        action="store_true",
+        default=False,
+        dest="sync_bn",
+        help="with --distributed: batch-norm statistics over all processes' shards",
     )
     add_common(p)
     p.set_defaults(handler=run, json=False, debug=False)
@@ -154,6 +185,16 @@ def config_from_args(args):
 
 
 def run(args) -> int:
+    if args.distributed:
+        from ..distributed.launch import run_distributed
+
+        return run_distributed(args, _run)
+    if args.sync_bn:
+        raise ValueError("--sync-bn needs --distributed (one process already sees the whole batch)")
+    return _run(args, None)
+
+
+def _run(args, distributed) -> int:
     import sys
 
     from .. import schemas
@@ -162,6 +203,7 @@ def run(args) -> int:
     out = getattr(args, "out", None)
     if out is not None:
         check_out_dir(out)
+    progress = not args.no_progress
     if args.resume:
         if not out:
             raise UsageError("--resume needs --out DIR: the run folder to continue")
@@ -169,23 +211,32 @@ def run(args) -> int:
         epochs = getattr(args, "epochs", None)
         if epochs is not None and epochs < 1:
             raise UsageError(f"--epochs must be a positive integer, got {epochs}")
-        trainer = Trainer(TrainConfig(out=out), progress=not args.no_progress)
+        trainer = Trainer(TrainConfig(out=out), progress=progress, distributed=distributed)
     else:
         epochs = None
-        trainer = Trainer(config_from_args(args), progress=not args.no_progress)
+        trainer = Trainer(config_from_args(args), progress=progress, distributed=distributed)
     try:
         result = trainer.fit(resume=args.resume, epochs=epochs)
     except TrainingInterrupted as stop:
-        print(f"convscope train: {stop}", file=sys.stderr)
-        if args.json:
-            emit_json(schemas.training(stop.result))
+        if trainer.is_writer:
+            print(f"convscope train: {stop}", file=sys.stderr)
+            if args.json:
+                emit_json(schemas.training(stop.result))
         return 130
+    if not trainer.is_writer:
+        return 0
     acc = result["test_accuracy"]
     best = result["best_accuracy"]
-    print(
-        f"final test accuracy: {100 * acc:.2f}% (best {100 * best:.2f}%) after "
-        f"{plural(result['epochs'], 'epoch')} in {result['seconds']:.1f} s"
-    )
+    if result.get("task") == "segment":
+        print(
+            f"final test mean IoU: {result['test_miou']:.4f} (best {best:.4f}), pixel accuracy "
+            f"{100 * acc:.2f}% after {plural(result['epochs'], 'epoch')} in {result['seconds']:.1f} s"
+        )
+    else:
+        print(
+            f"final test accuracy: {100 * acc:.2f}% (best {100 * best:.2f}%) after "
+            f"{plural(result['epochs'], 'epoch')} in {result['seconds']:.1f} s"
+        )
     print(f"checkpoint: {result['checkpoint']} (last epoch: {result['last']})")
     if args.json:
         emit_json(schemas.training(result))

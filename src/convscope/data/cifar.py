@@ -21,7 +21,7 @@ CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog
 try:  # NumPy >= 2 keeps the implementation in numpy._core; numpy.core is a deprecated alias
     from numpy._core.multiarray import _reconstruct
 except ImportError:  # pragma: no cover - NumPy 1.x
-    from numpy.core.multiarray import _reconstruct
+    from numpy.core.multiarray import _reconstruct  # type: ignore[no-redef]  # same function, older home
 
 
 def _latin1_encode(text, encoding="latin1", *rest):

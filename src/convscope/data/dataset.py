@@ -22,7 +22,7 @@ class ArrayDataset:
         source (str, optional): where the data came from (a path or a spec).
 
     Shape:
-        x: (N, C, H, W); y: (N,).
+        x: (N, C, H, W) (or (N, C, L) series); y: (N,).
 
     Raises:
         DataError: wrong rank, dtype, length mismatch or a label outside the classes.
@@ -37,8 +37,8 @@ class ArrayDataset:
         x = np.asarray(x)
         y = np.asarray(y)
         where = f"{name}" + (f" ({source})" if source else "")
-        if x.ndim != 4:
-            raise DataError(f"{where}: images must be (N, C, H, W), got shape {x.shape}")
+        if x.ndim not in (3, 4):
+            raise DataError(f"{where}: inputs must be images (N, C, H, W) or series (N, C, L), got {x.shape}")
         if x.dtype.kind not in "biuf":
             raise DataError(f"{where}: images must be numeric, got dtype {x.dtype}")
         if y.ndim != 1 or y.dtype.kind not in "iu":
@@ -74,7 +74,7 @@ class ArrayDataset:
 
     @property
     def input_shape(self) -> tuple:
-        """(C, H, W) of one image."""
+        """(C, H, W) of one image ((C, L) of one series)."""
         return tuple(int(d) for d in self.x.shape[1:])
 
     def subset(self, indices, name: str | None = None) -> ArrayDataset:
@@ -102,11 +102,19 @@ class DataSplits:
         test (ArrayDataset): held-out data for evaluation.
         note (str): e.g. ``"digits has one split: held out a stratified 20% (360 images)
             as the test set (seed 0)"``; empty when the source had its own splits.
+        normalize (bool): whether training should fit and apply the per-channel image
+            normaliser (False for series already z-normalised per series).
     """
 
     train: ArrayDataset
     test: ArrayDataset
     note: str = ""
+    normalize: bool = True
+
+    @property
+    def task(self) -> str:
+        """'segment' when the labels are per-pixel masks, else 'classify'."""
+        return "segment" if self.train.y.ndim > 1 else "classify"
 
     @property
     def classes(self) -> list:

@@ -7,19 +7,25 @@ import math
 import numpy as np
 
 from .. import random as cs_random
+from .sample_random import SampleRandom
 
 # Fixed-length keys with a distinct tag per stream: SeedSequence pads short keys with
 # zeros, so keys of different lengths could collide.
 _SHUFFLE_TAG = 0x5348
-_AUGMENT_TAG = 0x4147
+
+
+def epoch_permutation(seed: int, epoch: int, n: int) -> np.ndarray:
+    """The shuffled sample order of ``epoch`` for a loader (or sampler) seeded with ``seed``."""
+    return np.random.default_rng([int(seed), int(epoch), 0, _SHUFFLE_TAG]).permutation(n)
 
 
 class DataLoader:
     """Iterate over a data set in batches, optionally shuffled, augmented and normalised.
 
-    The order of epoch ``e`` is a pure function of ``(seed, e)`` and the augmentation
-    of batch ``b`` in it of ``(seed, e, b)``, so a run resumed at epoch ``e`` (call
-    :meth:`set_epoch`, or :meth:`iter_epoch` with ``start_batch``) sees the same batches.
+    The order of epoch ``e`` is a pure function of ``(seed, e)`` and the augmentation of
+    each sample of ``(seed, e, its index)`` (see :class:`SampleRandom`), so a run resumed at
+    epoch ``e`` (call :meth:`set_epoch`, or :meth:`iter_epoch` with ``start_batch``) sees the
+    same batches, and a sample is augmented alike whatever batch or process it lands in.
 
     Args:
         dataset: an :class:`ArrayDataset` (anything with ``x`` and ``y`` arrays).
@@ -29,8 +35,12 @@ class DataLoader:
         seed (int, optional): base seed; default one drawn from convscope's global
             generator (so ``convscope.manual_seed`` fixes it).
         transform (callable, optional): ``transform(batch, rng) -> batch`` on [0, 1] images,
-            e.g. ``Compose([RandomCrop(32, 4), RandomHorizontalFlip()])``.
+            e.g. ``Compose([RandomCrop(32, 4), RandomHorizontalFlip()])``; ``rng`` draws one
+            value per sample per call.
         normalizer (callable, optional): applied after ``transform``, e.g. a ``Normalizer``.
+        sampler (optional): chooses each batch's samples instead of ``shuffle``, e.g. a
+            ``convscope.distributed.DistributedSampler`` (anything with ``num_batches(batch_size)``
+            and ``batch_indices(epoch, batch_size)``); its batches may be empty.
 
     Shape:
         yields x (B, C, H, W) float32 and y (B,) int64, B <= batch_size.
@@ -53,6 +63,7 @@ class DataLoader:
         seed: int | None = None,
         transform=None,
         normalizer=None,
+        sampler=None,
     ):
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"DataLoader: batch_size must be a positive int, got {batch_size!r}")
@@ -71,9 +82,14 @@ class DataLoader:
         self.seed = int(seed)
         self.transform = transform
         self.normalizer = normalizer
+        self.sampler = sampler
+        if sampler is not None and drop_last:
+            raise ValueError("DataLoader: drop_last cannot be combined with a sampler (it sets the batches)")
         self.epoch = 0
 
     def __len__(self) -> int:
+        if self.sampler is not None:
+            return self.sampler.num_batches(self.batch_size)
         n = len(self.y)
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
@@ -88,25 +104,25 @@ class DataLoader:
         n = len(self.y)
         if not self.shuffle:
             return np.arange(n)
-        return np.random.default_rng([self.seed, int(epoch), 0, _SHUFFLE_TAG]).permutation(n)
+        return epoch_permutation(self.seed, epoch, n)
 
-    def batch_rng(self, epoch: int, batch_index: int) -> np.random.Generator:
-        """The generator handed to ``transform`` for one batch."""
-        return np.random.default_rng([self.seed, int(epoch), int(batch_index), _AUGMENT_TAG])
+    def batch_indices(self, epoch: int) -> list:
+        """The data-set indices of each batch of ``epoch`` (from the sampler when there is one)."""
+        if self.sampler is not None:
+            return self.sampler.batch_indices(epoch, self.batch_size)
+        order = self.permutation(epoch)
+        return [order[b * self.batch_size : (b + 1) * self.batch_size] for b in range(len(self))]
+
+    def sample_rng(self, epoch: int, indices: np.ndarray) -> SampleRandom:
+        """The generator handed to ``transform``: one draw per sample, keyed by its index."""
+        return SampleRandom(self.seed, epoch, indices)
 
     def iter_epoch(self, epoch: int, start_batch: int = 0):
         """Yield the batches of ``epoch`` from batch ``start_batch`` on (for mid-epoch resume)."""
-        order = self.permutation(epoch)
-        for b in range(int(start_batch), len(self)):
-            lo = b * self.batch_size
-            if self.shuffle:
-                idx = order[lo : lo + self.batch_size]
-                x, y = self.x[idx], self.y[idx]  # fancy indexing copies
-            else:
-                x = self.x[lo : lo + self.batch_size].copy()
-                y = self.y[lo : lo + self.batch_size].copy()
-            if self.transform is not None:
-                x = self.transform(x, self.batch_rng(epoch, b))
+        for idx in self.batch_indices(epoch)[int(start_batch) :]:
+            x, y = self.x[idx], self.y[idx]  # fancy indexing copies
+            if self.transform is not None and len(idx):
+                x = self.transform(x, self.sample_rng(epoch, idx))
             if self.normalizer is not None:
                 x = self.normalizer(x)
             yield np.asarray(x, dtype=np.float32), np.asarray(y, dtype=np.int64)

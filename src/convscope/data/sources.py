@@ -18,7 +18,9 @@ from .folder import MODES, load_image_folder
 from .idx import find_idx_files, load_idx_folder
 from .preprocess import resize_array
 
-KINDS = ("digits", "mnist", "cifar10", "cifar100", "folder", "npz")
+KINDS = ("digits", "mnist", "cifar10", "cifar100", "folder", "npz", "mnist-seg", "segfolder", "ucr")
+# kinds whose text after the colon is not (only) a path: options after '?', or a data-set name
+_OPTION_KINDS = ("mnist-seg", "segfolder", "ucr")
 _ALIASES = {
     "idx": "mnist",
     "cifar-10": "cifar10",
@@ -26,7 +28,10 @@ _ALIASES = {
     "images": "folder",
     "imagefolder": "folder",
 }
-VALID_SPECS = "digits, mnist:PATH, cifar10:PATH, cifar100:PATH, folder:PATH, npz:PATH or a path"
+VALID_SPECS = (
+    "digits, mnist:PATH, cifar10:PATH, cifar100:PATH, folder:PATH, npz:PATH, mnist-seg:PATH, "
+    "segfolder:PATH, ucr:NAME, ucr:PATH or a path"
+)
 
 
 def load_digits() -> ArrayDataset:
@@ -181,6 +186,10 @@ def parse_spec(spec) -> tuple:
         return "digits", None
     kind, sep, rest = spec.partition(":")
     key = _ALIASES.get(kind.lower(), kind.lower())
+    if sep and key in _OPTION_KINDS:
+        if not rest:
+            raise DataError(f"data spec {spec!r} has no {'name or path' if key == 'ucr' else 'path'}")
+        return key, os.path.expanduser(rest)
     if sep and key in KINDS:
         if key == "digits":
             raise DataError(f"data spec {spec!r}: digits takes no path; expected just 'digits'")
@@ -218,7 +227,7 @@ def _convert(ds: ArrayDataset, channels, size) -> ArrayDataset:
 
 
 def load_dataset(
-    spec, test_split: float = 0.2, seed: int = 0, image_size=None, mode: str = "auto"
+    spec, test_split: float = 0.2, seed: int = 0, image_size=None, mode: str = "auto", ignore_index: int = 255
 ) -> DataSplits:
     """Load a data set by spec as train and test splits, images in [0, 1].
 
@@ -230,6 +239,7 @@ def load_dataset(
         image_size (int or (H, W), optional): resize every image (bilinear).
         mode (str, default 'auto'): 'gray', 'rgb' or 'auto' (keep the source's channels;
             for image folders RGB if any image is colour).
+        ignore_index (int, default 255): mask value of unlabeled pixels (segfolder).
 
     Shape:
         splits.train.x: (N_train, C, H, W) float32; splits.test.x: (N_test, C, H, W).
@@ -248,6 +258,18 @@ def load_dataset(
     kind, path = parse_spec(spec)
     if str(mode).lower() not in MODES:
         raise DataError(f"image mode must be one of auto, gray, rgb; got {mode!r}")
+    if kind == "mnist-seg":
+        from .segmentation import load_mnist_seg
+
+        return load_mnist_seg(path, test_split, seed)
+    if kind == "segfolder":
+        from .segmentation import load_segfolder
+
+        return load_segfolder(path, test_split, seed, ignore_index, None if mode == "auto" else mode)
+    if kind == "ucr":
+        from .ucr import load_ucr
+
+        return load_ucr(path)
     notes = []
     if kind == "folder":
         splits, note = load_image_folder(path, image_size, mode)

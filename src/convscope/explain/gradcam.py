@@ -146,6 +146,8 @@ def _backward_pass(model, x, module=None, class_idx=None, name=None) -> dict:
     finally:
         if handle is not None:
             handle.remove()
+    if x_t.grad is None:
+        raise ValueError("explain needs a model whose output depends on its input; no gradient reached it")
     result = {"logits": logits.data[0].copy(), "class_idx": int(class_idx), "input_grad": x_t.grad.data[0]}
     if module is not None:
         act = captured[-1]

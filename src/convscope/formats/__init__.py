@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import os
 import zipfile
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import npz_format, safetensors_format, torch_read, torch_write
-from .atomic import atomic_write
+from .atomic import StrPath, atomic_write
 from .errors import CheckpointError, UnsafeCheckpointError
 from .tree import is_flat_arrays, plain, wrap_arrays
+
+if TYPE_CHECKING:
+    from ..nn import Module
 
 SUFFIXES = {".npz": "npz", ".pth": "torch", ".pt": "torch", ".safetensors": "safetensors"}
 
@@ -40,7 +43,7 @@ __all__ = [
 NESTED_KEYS = ("state_dict", "model_state_dict", "model")
 
 
-def detect_format(path) -> str:
+def detect_format(path: StrPath) -> str:
     """Which format ``path`` holds, from its first bytes: 'npz', 'torch', 'torch-legacy' or 'safetensors'.
 
     Raises:
@@ -80,7 +83,7 @@ def detect_format(path) -> str:
     )
 
 
-def load_arrays(path) -> Any:
+def load_arrays(path: StrPath) -> Any:
     """Like :func:`load` but with NumPy arrays at the leaves instead of Tensors."""
     path = os.fspath(path)
     kind = detect_format(path)
@@ -98,7 +101,7 @@ def load_arrays(path) -> Any:
         raise CheckpointError(f"{path} is a damaged or truncated zip archive ({err})") from None
 
 
-def load(path) -> Any:
+def load(path: StrPath) -> Any:
     """Read a weights file of any supported format, recognised by its content.
 
     Args:
@@ -122,7 +125,7 @@ def load(path) -> Any:
     return wrap_arrays(load_arrays(path))
 
 
-def save(obj: Any, path, *, metadata: dict | None = None) -> None:
+def save(obj: Any, path: StrPath, *, metadata: dict | None = None) -> None:
     """Save a state dict, a Module, an optimizer, or a nested object, in the format the suffix names.
 
     Args:
@@ -155,11 +158,14 @@ def save(obj: Any, path, *, metadata: dict | None = None) -> None:
         safetensors_format.save(obj, path, metadata)
 
 
-def load_model(path):
-    """Rebuild the model of a training run's checkpoint (``best.npz``/``last.npz`` or the run folder).
+def load_model(path: StrPath) -> Module:
+    """Rebuild the model of a training run's checkpoint (``best.npz``/``last.npz`` or the run folder),
+    or import an ``.onnx`` file (through :func:`convscope.models.loading.load_model_file`, the one
+    loader of the command-line tools).
 
     Returns:
-        Module: the registered model with the checkpoint's weights, in eval mode.
+        Module: the registered model with the checkpoint's weights (or the imported graph), in
+        eval mode.
 
     Raises:
         CheckpointError: the file is not a convscope training checkpoint (a plain weights file
@@ -169,12 +175,12 @@ def load_model(path):
     Example:
         >>> model = convscope.load_model("runs/simple-digits/best.npz")
     """
-    from ..checkpoint import load_checkpoint
+    from ..models.loading import load_model_file
 
-    return load_checkpoint(path).build_model()
+    return load_model_file(path).model
 
 
-def load_state_dict_file(path) -> dict:
+def load_state_dict_file(path: StrPath) -> dict:
     """A flat state dict (name -> ndarray) from any weights file, for initialising a model.
 
     Accepts a plain state dict file of any format, a training run's checkpoint (its model

@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Callable
-from typing import IO
+from typing import IO, Union
+
+#: A file path: a string or an ``os.PathLike`` (``pathlib.Path``).
+StrPath = Union[str, "os.PathLike[str]"]
 
 
 def _read_umask() -> int:
@@ -19,7 +22,7 @@ def _read_umask() -> int:
 _FILE_MODE = 0o666 & ~_read_umask()
 
 
-def atomic_write(path, write: Callable[[IO[bytes]], object]) -> None:
+def atomic_write(path: StrPath, write: Callable[[IO[bytes]], object]) -> None:
     """Call ``write(fileobj)`` on a temp file next to ``path``, then rename it into place.
 
     A failure (or Ctrl-C) leaves any existing file at ``path`` untouched. The new file takes

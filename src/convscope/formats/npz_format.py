@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .atomic import atomic_write
+from .atomic import StrPath, atomic_write
 from .errors import CheckpointError
 from .tree import SCALARS, as_array, is_flat_arrays, scalar
 
@@ -24,7 +24,7 @@ MANIFEST = "__manifest__"
 MANIFEST_FORMAT = "convscope-tree"
 
 
-def write_arrays(path, arrays: dict[str, np.ndarray]) -> None:
+def write_arrays(path: StrPath, arrays: dict[str, np.ndarray]) -> None:
     """Write name -> ndarray to ``path`` as an uncompressed .npz, atomically.
 
     Raises:
@@ -39,7 +39,7 @@ def write_arrays(path, arrays: dict[str, np.ndarray]) -> None:
     atomic_write(path, lambda f: np.savez(f, **arrays))  # type: ignore[arg-type]
 
 
-def save(obj: Any, path) -> None:
+def save(obj: Any, path: StrPath) -> None:
     """Save a state dict or a nested structure of arrays, numbers and strings as .npz.
 
     Raises:
@@ -99,7 +99,7 @@ def _decode(node: dict, arrays: dict) -> Any:
     raise KeyError(kind)
 
 
-def open_npz(path: str, what: str):
+def open_npz(path: str, what: str) -> np.lib.npyio.NpzFile:
     """Open ``path`` as an .npz archive without pickle, or raise CheckpointError saying it is not ``what``."""
     try:
         archive = np.load(path, allow_pickle=False)
@@ -113,7 +113,9 @@ def open_npz(path: str, what: str):
     return archive
 
 
-def read_arrays(path, what: str = "a readable convscope weights file") -> OrderedDict[str, np.ndarray]:
+def read_arrays(
+    path: StrPath, what: str = "a readable convscope weights file"
+) -> OrderedDict[str, np.ndarray]:
     """Every array of an .npz file by name (fresh arrays, no pickle); ``what`` names it in errors.
 
     Raises:
@@ -131,7 +133,7 @@ def read_arrays(path, what: str = "a readable convscope weights file") -> Ordere
         ) from None
 
 
-def load(path) -> Any:
+def load(path: StrPath) -> Any:
     """Read an .npz written by :func:`save` (or any .npz of numeric arrays) with ndarray leaves."""
     arrays = read_arrays(path)
     if MANIFEST not in arrays:

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .atomic import atomic_write
+from .atomic import StrPath, atomic_write
 from .errors import CheckpointError
 from .torch_read import bfloat16_to_float32
 from .tree import as_array
@@ -97,7 +97,7 @@ def read_header(path: str) -> tuple[dict, dict, int]:
     return header, dict(metadata), 8 + n
 
 
-def load(path) -> OrderedDict[str, np.ndarray]:
+def load(path: StrPath) -> OrderedDict[str, np.ndarray]:
     """Read a .safetensors file as name -> ndarray (file order)."""
     path = os.fspath(path)
     header, _metadata, start = read_header(path)
@@ -121,12 +121,12 @@ def load(path) -> OrderedDict[str, np.ndarray]:
     return out
 
 
-def metadata(path) -> dict:
+def metadata(path: StrPath) -> dict:
     """The ``__metadata__`` strings of a .safetensors file."""
     return read_header(os.fspath(path))[1]
 
 
-def save(obj: Any, path, metadata: dict | None = None) -> None:
+def save(obj: Any, path: StrPath, metadata: dict | None = None) -> None:
     """Write a flat mapping name -> array/Tensor as .safetensors, atomically.
 
     Args:

@@ -15,9 +15,9 @@ import io
 import pickle
 import pickletools
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -89,7 +89,9 @@ class Storage:
         self.key = key
 
 
-def rebuild_tensor(storage: Storage, offset: int, size, stride, *_rest) -> np.ndarray:
+def rebuild_tensor(
+    storage: Storage, offset: int, size: Sequence[int], stride: Sequence[int], *_rest: object
+) -> np.ndarray:
     """``torch._utils._rebuild_tensor(_v2)``: a strided view into ``storage`` (memory shared).
 
     Raises:
@@ -196,7 +198,7 @@ class RestrictedUnpickler(pickle.Unpickler):
         what (str): the file, for messages.
     """
 
-    def __init__(self, file, load_storage: Callable[..., Storage], what: str):
+    def __init__(self, file: IO[bytes], load_storage: Callable[..., Storage], what: str):
         super().__init__(file, encoding="latin1")
         self._load_storage = load_storage
         self._what = what

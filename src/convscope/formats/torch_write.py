@@ -15,7 +15,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from .atomic import atomic_write
+from .atomic import StrPath, atomic_write
 from .tree import as_array, scalar
 
 STORAGE_NAMES = {
@@ -138,7 +138,7 @@ class _Emitter:
         self.out += b"tR"  # TUPLE, REDUCE
 
 
-def save(obj: Any, path) -> None:
+def save(obj: Any, path: StrPath) -> None:
     """Write ``obj`` (a state dict or a nested structure) as a PyTorch zip checkpoint, atomically.
 
     Raises:

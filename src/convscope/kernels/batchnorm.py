@@ -162,20 +162,21 @@ def batch_norm_train_backward(
     inv = invstd.astype(np.float64)
     gxhat_mean = (gd_mean - e * g_mean) * inv  # mean(g * xhat), float64
     dtype = g.dtype
-    if need_input:
+    if gx is not None:  # need_input
         scale = inv if weight is None else inv * weight
         k = scale * inv * gxhat_mean
         neg_k_b = _col((-k).astype(dtype))
         c_b = _col((scale * g_mean - e * k).astype(dtype))
         s_b = _col(scale.astype(dtype))
+        d_ncl = gx  # holds d; becomes dx
 
-        def grad(a, b):
-            o = np.multiply(gx[a:b], neg_k_b, out=gx[a:b])  # -d * k
+        def grad(a: int, b: int) -> None:
+            o = np.multiply(d_ncl[a:b], neg_k_b, out=d_ncl[a:b])  # -d * k
             o -= c_b
             o += np.multiply(g_ncl[a:b], s_b)
 
         run_chunks(n, step, parallel, grad)
-        gx = gx.reshape(g.shape)
+        gx = d_ncl.reshape(g.shape)
     return gx, (gxhat_mean * count).astype(dtype), (g_mean * count).astype(dtype)
 
 

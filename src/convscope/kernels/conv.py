@@ -342,6 +342,8 @@ def _grad_input(g, weight, x_shape, geom: ConvGeometry, bias=None) -> np.ndarray
             )
             if dx is None:
                 return part
+    if dx is None:  # unreachable: at stride 1 the single phase returned above (empty inputs never get here)
+        raise RuntimeError("conv2d input gradient: no stride phase was computed")
     return dx
 
 

@@ -153,7 +153,7 @@ def receptive_field_step(
     )
 
 
-def normalize_tuple(value, n: int, name: str, layer: str = "") -> tuple[int, ...]:
+def normalize_tuple(value: int | Sequence[int], n: int, name: str, layer: object = "") -> tuple[int, ...]:
     """Turn an int, a 1-sequence or a length-``n`` sequence of ints into an n-tuple.
 
     A 1-sequence means the same value on every axis, as PyTorch's conv and pooling arguments
@@ -358,7 +358,7 @@ class InputTooSmallError(ValueError):
 
 
 def window_too_large(
-    layer: str, geometry: ConvGeometry, input_shape: Sequence[int], spatial_dims: int = 2
+    layer: object, geometry: ConvGeometry, input_shape: Sequence[int], spatial_dims: int = 2
 ) -> InputTooSmallError:
     """The one error for "window larger than the padded input" (convolutions and pooling).
 

@@ -14,6 +14,8 @@ import itertools
 import os
 import queue
 import threading
+from collections.abc import Callable
+from typing import Any, TypedDict, TypeVar
 
 import numpy as np
 
@@ -33,7 +35,18 @@ PARALLEL_MIN_FLOPS = 25e6
 PASS_PARALLEL_MIN_BYTES = 2**20
 PASS_CHUNK_BYTES = 512 * 1024
 
-_RUN = {
+
+class _RunState(TypedDict):
+    threads: int | None  # chunk threads (None: not decided yet)
+    pool: _Workers | None
+    blas: Any  # threadpoolctl.ThreadpoolController (untyped package)
+    limit: list[int] | None  # BLAS counts to restore when the outermost kernel ends
+    depth: int  # nesting of _blas_single(True)
+    user_blas: list[int] | None  # BLAS's own counts, before set_num_threads
+    blas_libs: list[Any] | None  # threadpoolctl library controllers
+
+
+_RUN: _RunState = {
     "threads": None,
     "pool": None,
     "blas": None,
@@ -51,7 +64,7 @@ def _reset_after_fork() -> None:  # a forked child has no worker threads: start 
     if _RUN["depth"] and _RUN["limit"] is not None and _RUN["blas_libs"]:
         for lib, count in zip(_RUN["blas_libs"], _RUN["limit"], strict=True):  # undo the parent's hold
             lib.set_num_threads(count)
-    _RUN.update(pool=None, limit=None, depth=0)
+    _RUN.update({"pool": None, "limit": None, "depth": 0})
 
 
 if hasattr(os, "register_at_fork"):
@@ -79,10 +92,12 @@ def set_num_threads(n: int | None) -> None:
         if ThreadpoolController is None:
             return
         libs = _blas_libs()
-        if _RUN["user_blas"] is None:  # BLAS's own counts, restored by set_num_threads(None)
-            held = _RUN["limit"] if _RUN["depth"] else [lib.get_num_threads() for lib in libs]
-            _RUN["user_blas"] = list(held)
-        wanted = [default if n is None else int(n) for default in _RUN["user_blas"]]
+        user_blas = _RUN["user_blas"]
+        if user_blas is None:  # BLAS's own counts, restored by set_num_threads(None)
+            limit = _RUN["limit"]
+            held = limit if _RUN["depth"] and limit is not None else [lib.get_num_threads() for lib in libs]
+            user_blas = _RUN["user_blas"] = list(held)
+        wanted = [default if n is None else int(n) for default in user_blas]
         if _RUN["depth"]:  # a kernel holds BLAS at one thread: it restores these counts
             _RUN["limit"] = wanted
         else:
@@ -100,13 +115,14 @@ def get_num_threads() -> int:
 def _threads() -> int:
     if ThreadpoolController is None:
         return 1  # BLAS cannot be held to one thread: chunks run in the caller's thread
-    if _RUN["threads"] is None:
+    threads = _RUN["threads"]
+    if threads is None:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        _RUN["threads"] = max(1, min(cores or 1, 8))
-    return _RUN["threads"]
+        threads = _RUN["threads"] = max(1, min(cores or 1, 8))
+    return threads
 
 
-def _blas_libs() -> list:
+def _blas_libs() -> list[Any]:
     """threadpoolctl's controllers of NumPy's BLAS (looked up once).
 
     Other BLAS libraries in the process (e.g. PyTorch's) are left alone when NumPy's
@@ -114,20 +130,21 @@ def _blas_libs() -> list:
     """
     if _RUN["blas"] is None:
         _RUN["blas"] = ThreadpoolController()
-    if _RUN["blas_libs"] is None:
+    blas_libs = _RUN["blas_libs"]
+    if blas_libs is None:
         libs = _RUN["blas"].select(user_api="blas").lib_controllers
         home = os.path.dirname(os.path.dirname(os.path.realpath(np.__file__)))
         dirs = [os.path.join(home, "numpy"), os.path.join(home, "numpy.libs")]
 
-        def inside(path, folder):
+        def inside(path: str, folder: str) -> bool:
             try:
                 return os.path.commonpath([os.path.realpath(path), folder]) == folder
             except ValueError:  # different drives
                 return False
 
         own = [lib for lib in libs if any(inside(lib.filepath, d) for d in dirs)]
-        _RUN["blas_libs"] = own or libs
-    return _RUN["blas_libs"]
+        blas_libs = _RUN["blas_libs"] = own or libs
+    return blas_libs
 
 
 def _blas_single(enter: bool) -> None:
@@ -151,8 +168,9 @@ def _blas_single(enter: bool) -> None:
             _RUN["depth"] += 1
         else:
             _RUN["depth"] -= 1
-            if _RUN["depth"] == 0:
-                for lib, n in zip(_blas_libs(), _RUN["limit"], strict=True):
+            limit = _RUN["limit"]
+            if _RUN["depth"] == 0 and limit is not None:  # limit is set whenever depth > 0
+                for lib, n in zip(_blas_libs(), limit, strict=True):
                     lib.set_num_threads(n)
 
 
@@ -160,8 +178,10 @@ class _Workers:
     """Persistent worker threads fed through one queue: a hand-off costs ~45 us here,
     against ~100 us for ``concurrent.futures`` (futures, waiters and a lock per task)."""
 
-    def __init__(self):
-        self.tasks = queue.SimpleQueue()
+    def __init__(self) -> None:
+        self.tasks: queue.SimpleQueue[tuple[Callable[[], None], queue.SimpleQueue[BaseException | None]]] = (
+            queue.SimpleQueue()
+        )
         self.count = 0
 
     def grow(self, count: int) -> None:
@@ -182,14 +202,15 @@ class _Workers:
 
 
 _IN_WORKER = threading.local()
+_R = TypeVar("_R")
 
 
-def images_per_chunk(a, chunk_bytes: int) -> int:
+def images_per_chunk(a: np.ndarray, chunk_bytes: int) -> int:
     """How many leading-axis slices (images) of ``a`` fit in ``chunk_bytes`` (at least one)."""
     return max(1, chunk_bytes // max(a[0].nbytes, 1))
 
 
-def run_chunks(n: int, step: int, parallel: bool, body) -> list:
+def run_chunks(n: int, step: int, parallel: bool, body: Callable[[int, int], _R]) -> list[_R]:
     """Call ``body(n0, n1)`` over ``range(0, n, step)`` chunks, in threads if ``parallel``.
 
     Threads take the next chunk as they finish one (with several chunks per thread, a
@@ -217,22 +238,24 @@ def run_chunks(n: int, step: int, parallel: bool, body) -> list:
             if held:
                 _blas_single(False)
     with _RUN_LOCK:
-        if _RUN["pool"] is None:
-            _RUN["pool"] = _Workers()
         pool = _RUN["pool"]
+        if pool is None:
+            pool = _RUN["pool"] = _Workers()
         pool.grow(threads - 1)
-    results = [None] * len(chunks)
+    results: dict[int, _R] = {}  # chunk index -> body's value (each written by one thread)
     counter = itertools.count()  # next() is atomic under the GIL: dynamic load balance
-    stop = []  # set on an error or Ctrl-C: chunks not yet started are skipped
+    stop: list[bool] = []  # set on an error or Ctrl-C: chunks not yet started are skipped
 
-    def share():
+    def share() -> None:
         for i in iter(counter.__next__, len(chunks)):
             if i >= len(chunks) or stop:
                 return
             results[i] = body(*chunks[i])
 
-    done = queue.SimpleQueue()
-    errors, submitted, failure = [], 0, None
+    done: queue.SimpleQueue[BaseException | None] = queue.SimpleQueue()
+    errors: list[BaseException] = []
+    submitted = 0
+    failure: BaseException | None = None
     try:
         _blas_single(True)
         held = True
@@ -262,4 +285,4 @@ def run_chunks(n: int, step: int, parallel: bool, body) -> list:
         raise failure
     if errors:
         raise errors[0]  # a worker's exception
-    return results
+    return [results[i] for i in range(len(chunks))]

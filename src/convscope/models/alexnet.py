@@ -10,6 +10,7 @@ pool to 6x6 so any input of at least 63x63 pixels works. State-dict keys match t
 from __future__ import annotations
 
 from .. import nn
+from ..autograd.tensor import Tensor
 from .registry import register
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -45,7 +46,7 @@ class AlexNet(nn.Module):
         (1, 10)
     """
 
-    def __init__(self, num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5):
+    def __init__(self, num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5) -> None:
         super().__init__()
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, 64, 11, stride=4, padding=2),
@@ -75,7 +76,7 @@ class AlexNet(nn.Module):
         )
         # torchvision keeps PyTorch's default layer initialisation for AlexNet
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         x = self.avgpool(self.features(x))
         return self.classifier(self.flatten(x))
 
@@ -92,6 +93,6 @@ class AlexNet(nn.Module):
     "Neural Networks. NeurIPS 2012; single-tower variant from Krizhevsky. One weird "
     "trick for parallelizing convolutional neural networks. arXiv:1404.5997, 2014.",
 )
-def alexnet(num_classes=10, in_channels=3, dropout=0.5):
+def alexnet(num_classes: int = 10, in_channels: int = 3, dropout: float = 0.5) -> AlexNet:
     """AlexNet (torchvision's layout); see :class:`AlexNet`."""
     return AlexNet(num_classes, in_channels, dropout)

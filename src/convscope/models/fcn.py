@@ -13,6 +13,7 @@ own zero padding is not where the whole image has pixels).
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -59,7 +60,7 @@ def _set_module(root: Module, name: str, new: Module) -> None:
     parent._modules[last] = new
 
 
-def to_fully_convolutional(model: Module, input_size) -> Module:
+def to_fully_convolutional(model: Module, input_size: Sequence[int]) -> Module:
     """A copy of ``model`` whose classifier Linears are convolutions (FC -> conv).
 
     Args:

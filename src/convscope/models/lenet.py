@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import OrderedDict
 
 from .. import nn
+from ..autograd.tensor import Tensor
 from .registry import register
 
 
@@ -16,7 +17,7 @@ class LeNet5(nn.Module):
         has 61,706 parameters.
     """
 
-    def __init__(self, num_classes: int = 10, in_channels: int = 1):
+    def __init__(self, num_classes: int = 10, in_channels: int = 1) -> None:
         super().__init__()
         self.features = nn.Sequential(
             OrderedDict(
@@ -43,7 +44,7 @@ class LeNet5(nn.Module):
             )
         )
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return self.classifier(self.flatten(self.features(x)))
 
 
@@ -61,5 +62,5 @@ class LeNet5(nn.Module):
     citation="LeCun, Bottou, Bengio, Haffner. Gradient-based learning applied to document "
     "recognition. Proc. IEEE 1998.",
 )
-def lenet5(num_classes=10, in_channels=1):
+def lenet5(num_classes: int = 10, in_channels: int = 1) -> LeNet5:
     return LeNet5(num_classes, in_channels)

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from ..nn import Module
+
+_B = TypeVar("_B", bound=Callable[..., "Module"])  # a model builder
 
 _REGISTRY: dict[str, ModelInfo] = {}
 
@@ -30,7 +36,7 @@ class ModelInfo:
     """
 
     name: str
-    builder: Callable
+    builder: Callable[..., Module]
     input_size: tuple
     mean: tuple = ()
     std: tuple = ()
@@ -45,19 +51,19 @@ class ModelInfo:
 def register(
     name: str,
     *,
-    input_size,
-    mean=(),
-    std=(),
-    gradcam_layer=None,
-    citation="",
-    family="",
-    train_defaults=(),
-    task="classify",
+    input_size: Sequence[int],
+    mean: Sequence[float] = (),
+    std: Sequence[float] = (),
+    gradcam_layer: str | None = None,
+    citation: str = "",
+    family: str = "",
+    train_defaults: Sequence[tuple[Sequence[int | None], dict[str, Any]]] = (),
+    task: str = "classify",
     classifier: str | None = None,
-):
+) -> Callable[[_B], _B]:
     """Decorator that adds a builder function to the registry under ``name``."""
 
-    def wrap(builder):
+    def wrap(builder: _B) -> _B:
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is registered twice")
         _REGISTRY[name] = ModelInfo(
@@ -117,7 +123,7 @@ def accepts(name: str, option: str) -> bool:
     return option in inspect.signature(model_info(name).builder).parameters
 
 
-def create(name: str, num_classes: int = 10, in_channels: int | None = None, **kwargs):
+def create(name: str, num_classes: int = 10, in_channels: int | None = None, **kwargs: Any) -> Module:
     """Build a registered model.
 
     Args:

@@ -12,7 +12,10 @@ The CIFAR ResNets (resnet20 ... resnet110) live in :mod:`convscope.models.resnet
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 from .. import nn
+from ..autograd.tensor import Tensor
 from .alexnet import IMAGENET_MEAN, IMAGENET_STD
 from .registry import register
 
@@ -36,7 +39,9 @@ class BasicBlock(nn.Module):
 
     expansion = 1
 
-    def __init__(self, in_channels: int, planes: int, stride: int = 1, downsample=None):
+    def __init__(
+        self, in_channels: int, planes: int, stride: int = 1, downsample: nn.Module | None = None
+    ) -> None:
         super().__init__()
         self.conv1 = conv3x3(in_channels, planes, stride)
         self.bn1 = nn.BatchNorm2d(planes)
@@ -46,7 +51,7 @@ class BasicBlock(nn.Module):
         self.downsample = downsample
         self.stride = stride
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
@@ -64,7 +69,9 @@ class Bottleneck(nn.Module):
 
     expansion = 4
 
-    def __init__(self, in_channels: int, planes: int, stride: int = 1, downsample=None):
+    def __init__(
+        self, in_channels: int, planes: int, stride: int = 1, downsample: nn.Module | None = None
+    ) -> None:
         super().__init__()
         self.conv1 = conv1x1(in_channels, planes)
         self.bn1 = nn.BatchNorm2d(planes)
@@ -76,7 +83,7 @@ class Bottleneck(nn.Module):
         self.downsample = downsample
         self.stride = stride
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
@@ -105,8 +112,13 @@ class ResNet(nn.Module):
     """
 
     def __init__(
-        self, block, layers, num_classes: int = 1000, in_channels: int = 3, zero_init_residual: bool = False
-    ):
+        self,
+        block: type[BasicBlock | Bottleneck],
+        layers: Sequence[int],
+        num_classes: int = 1000,
+        in_channels: int = 3,
+        zero_init_residual: bool = False,
+    ) -> None:
         super().__init__()
         if len(layers) != 4:
             raise ValueError(f"ResNet: layers must list 4 block counts, got {layers!r}")
@@ -149,7 +161,7 @@ class ResNet(nn.Module):
         layers += [block(out_channels, planes) for _ in range(1, blocks)]
         return nn.Sequential(*layers)
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return self.fc(self.flatten(self.avgpool(x)))
@@ -160,7 +172,7 @@ _CITATION = (
     "(arXiv:1512.03385); torchvision's V1.5 (stride on the bottleneck's 3x3 conv)."
 )
 
-SPECS = {
+SPECS: dict[int, tuple[type[BasicBlock | Bottleneck], list[int]]] = {
     18: (BasicBlock, [2, 2, 2, 2]),
     34: (BasicBlock, [3, 4, 6, 3]),
     50: (Bottleneck, [3, 4, 6, 3]),
@@ -169,7 +181,7 @@ SPECS = {
 }
 
 
-def _register(depth: int):
+def _register(depth: int) -> Callable[..., ResNet]:
     name = f"resnet{depth}"
 
     @register(
@@ -182,7 +194,7 @@ def _register(depth: int):
         classifier="fc",
         citation=_CITATION,
     )
-    def build(num_classes=10, in_channels=3, zero_init_residual=False):
+    def build(num_classes: int = 10, in_channels: int = 3, zero_init_residual: bool = False) -> ResNet:
         block, layers = SPECS[depth]
         return ResNet(block, layers, num_classes, in_channels, zero_init_residual)
 

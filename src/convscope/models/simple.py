@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 
 from .. import nn
+from ..autograd.tensor import Tensor
 from ..kernels.geometry import conv_output_size
 from .registry import register
 
@@ -22,8 +24,14 @@ class SimpleCNN(nn.Module):
     """
 
     def __init__(
-        self, num_classes=10, in_channels=1, input_size=(28, 28), width=32, hidden=128, dropout=0.25
-    ):
+        self,
+        num_classes: int = 10,
+        in_channels: int = 1,
+        input_size: int | Sequence[int] = (28, 28),
+        width: int = 32,
+        hidden: int = 128,
+        dropout: float = 0.25,
+    ) -> None:
         super().__init__()
         h, w = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
         self.features = nn.Sequential(
@@ -56,7 +64,7 @@ class SimpleCNN(nn.Module):
             )
         )
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return self.classifier(self.flatten(self.features(x)))
 
 
@@ -68,7 +76,14 @@ class SimpleCNN(nn.Module):
     classifier="classifier.fc2",
     citation="convscope's teaching CNN (conv-ReLU-pool x2 + FC), after CS231n's examples.",
 )
-def simple(num_classes=10, in_channels=1, input_size=(28, 28), width=32, hidden=128, dropout=0.25):
+def simple(
+    num_classes: int = 10,
+    in_channels: int = 1,
+    input_size: int | Sequence[int] = (28, 28),
+    width: int = 32,
+    hidden: int = 128,
+    dropout: float = 0.25,
+) -> SimpleCNN:
     return SimpleCNN(
         num_classes,
         in_channels,

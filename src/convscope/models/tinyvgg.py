@@ -10,8 +10,10 @@ interface: conv_1_1, relu_1_1, ..., max_pool_2.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 
 from .. import nn
+from ..autograd.tensor import Tensor
 from ..kernels.geometry import conv_output_size
 from .registry import register
 
@@ -38,10 +40,16 @@ class TinyVGG(nn.Module):
         (1, 10)
     """
 
-    def __init__(self, num_classes: int = 10, in_channels: int = 3, input_size=64, width: int = 10):
+    def __init__(
+        self,
+        num_classes: int = 10,
+        in_channels: int = 3,
+        input_size: int | Sequence[int] = 64,
+        width: int = 10,
+    ) -> None:
         super().__init__()
         h, w = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
-        layers = OrderedDict()
+        layers: OrderedDict[str, nn.Module] = OrderedDict()
         channels = in_channels
         for b in (1, 2):
             for c in (1, 2):
@@ -60,7 +68,7 @@ class TinyVGG(nn.Module):
         self.flatten = nn.Flatten()
         self.classifier = nn.Linear(width * h * w, num_classes)
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return self.classifier(self.flatten(self.features(x)))
 
 
@@ -76,7 +84,9 @@ class TinyVGG(nn.Module):
     "Convolutional Neural Networks with Interactive Visualization. IEEE VIS 2020 "
     "(IEEE TVCG 27(2), 2021).",
 )
-def tinyvgg(num_classes=10, in_channels=3, input_size=64, width=10):
+def tinyvgg(
+    num_classes: int = 10, in_channels: int = 3, input_size: int | Sequence[int] = 64, width: int = 10
+) -> TinyVGG:
     """TinyVGG; see :class:`TinyVGG`."""
     if not isinstance(input_size, int):
         input_size = tuple(input_size)

@@ -1,7 +1,8 @@
 """A small U-Net for semantic segmentation (Ronneberger, Fischer, Brox, MICCAI 2015).
 
 Fully convolutional encoder-decoder: the encoder halves the map ``depth`` times with 2x2
-max-pools, the decoder doubles it back with 2x2/2 transposed convolutions and concatenates
+max-pools, the decoder doubles it back (2x2/2 transposed convolutions, or bilinear upsampling followed by
+a 3x3 convolution: ``upsample='bilinear'``) and concatenates
 the encoder's map of the same size (the skip connection) before each double convolution.
 Unlike the paper's unpadded 3x3 convolutions (which shrink the output and need cropped
 skips), this version pads them by 1 and adds batch norm, so the output has the input's
@@ -13,6 +14,7 @@ from __future__ import annotations
 from collections import OrderedDict
 
 from .. import cat, nn
+from ..autograd.tensor import Tensor
 from .registry import register
 
 
@@ -38,38 +40,73 @@ class DoubleConv(nn.Sequential):
         )
 
 
+UPSAMPLING = ("transposed", "bilinear")
+
+
+def up_block(in_channels: int, out_channels: int, mode: str) -> nn.Module:
+    """2x upsampling from ``in_channels`` to ``out_channels``.
+
+    'transposed': ConvTranspose2d(k=2, s=2) (learned, each input pixel paints a 2x2 patch);
+    'bilinear': Upsample(scale_factor=2, bilinear) then Conv2d 3x3 (padding 1).
+
+    Shape:
+        (N, in_channels, H, W) -> (N, out_channels, 2H, 2W).
+    """
+    if mode == "transposed":
+        return nn.ConvTranspose2d(in_channels, out_channels, 2, stride=2)
+    return nn.Sequential(
+        OrderedDict(
+            [
+                ("resize", nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)),
+                ("conv", nn.Conv2d(in_channels, out_channels, 3, padding=1)),
+            ]
+        )
+    )
+
+
 class UNet(nn.Module):
     """U-Net with ``depth`` down/up steps and ``base * 2**i`` channels at level ``i``.
 
     Modules: ``encoder[i]`` (DoubleConv at level i, i < depth), ``pool`` (2x2 max-pool),
-    ``bottleneck`` (DoubleConv at level depth), ``upsample[j]`` (ConvTranspose2d k=2 s=2 from
-    level depth-j to depth-j-1), ``decoder[j]`` (DoubleConv over the concatenation of the
-    upsampled map and the skip), ``head`` (1x1 conv to num_classes logits per pixel).
+    ``bottleneck`` (DoubleConv at level depth), ``upsample[j]`` (ConvTranspose2d k=2 s=2, or
+    bilinear Upsample + Conv2d 3x3, from level depth-j to depth-j-1), ``decoder[j]``
+    (DoubleConv over the concatenation of the upsampled map and the skip), ``head`` (1x1 conv
+    to num_classes logits per pixel).
 
     Args:
         num_classes (int, default 2): output channels (classes per pixel).
         in_channels (int, default 1): input channels.
         base (int, default 16): channels at the first level.
         depth (int, default 3): number of 2x downsamplings.
+        upsample (str, default 'transposed'): 'transposed' or 'bilinear' (see :func:`up_block`).
 
     Shape:
         (N, in_channels, H, W) -> (N, num_classes, H, W), with H and W divisible by 2**depth.
 
     Raises:
-        ValueError: in ``__init__`` for a non-positive base or depth; in ``forward`` when the
-            input is not 4-D or H or W is not divisible by 2**depth.
+        ValueError: in ``__init__`` for a non-positive base or depth or an unknown upsample;
+            in ``forward`` when the input is not 4-D or H or W is not divisible by 2**depth.
 
     Example:
         >>> UNet(2, 1)(convscope.randn(1, 1, 64, 64)).shape
         (1, 2, 64, 64)
     """
 
-    def __init__(self, num_classes: int = 2, in_channels: int = 1, base: int = 16, depth: int = 3):
+    def __init__(
+        self,
+        num_classes: int = 2,
+        in_channels: int = 1,
+        base: int = 16,
+        depth: int = 3,
+        upsample: str = "transposed",
+    ) -> None:
         super().__init__()
         for arg, value in (("base", base), ("depth", depth)):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"UNet: {arg} must be a positive int, got {value!r}")
-        self.depth = depth
+        if upsample not in UPSAMPLING:
+            raise ValueError(f"UNet: upsample must be 'transposed' or 'bilinear', got {upsample!r}")
+        self.depth, self.upsample_mode = depth, upsample
         widths = [base * 2**i for i in range(depth + 1)]
         self.encoder = nn.ModuleList()
         channels = in_channels
@@ -81,11 +118,11 @@ class UNet(nn.Module):
         self.upsample = nn.ModuleList()
         self.decoder = nn.ModuleList()
         for level in range(depth - 1, -1, -1):
-            self.upsample.append(nn.ConvTranspose2d(widths[level + 1], widths[level], 2, stride=2))
+            self.upsample.append(up_block(widths[level + 1], widths[level], upsample))
             self.decoder.append(DoubleConv(2 * widths[level], widths[level]))
         self.head = nn.Conv2d(widths[0], num_classes, 1)
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         if x.ndim != 4:
             raise ValueError(f"UNet: expected a 4-D input (N, C_in, H, W), got shape {tuple(x.shape)}")
         h, w = x.shape[-2:]
@@ -106,8 +143,8 @@ class UNet(nn.Module):
             x = block(cat([skip, up(x)], dim=1))  # (N, 2 * C_level, H_level, W_level)
         return self.head(x)
 
-    def extra_repr(self):
-        return f"depth={self.depth}"
+    def extra_repr(self) -> str:
+        return f"depth={self.depth}, upsample={self.upsample_mode!r}"
 
 
 @register(
@@ -120,6 +157,8 @@ class UNet(nn.Module):
     citation="Ronneberger, Fischer, Brox. U-Net: Convolutional Networks for Biomedical "
     "Image Segmentation. MICCAI 2015 (arXiv:1505.04597).",
 )
-def unet(num_classes=2, in_channels=1, base=16, depth=3):
+def unet(
+    num_classes: int = 2, in_channels: int = 1, base: int = 16, depth: int = 3, upsample: str = "transposed"
+) -> UNet:
     """A small U-Net; see :class:`UNet`. Output: (N, num_classes, H, W)."""
-    return UNet(num_classes, in_channels, base, depth)
+    return UNet(num_classes, in_channels, base, depth, upsample)

@@ -10,12 +10,15 @@ after every convolution (Ioffe & Szegedy 2015), as torchvision does. Module indi
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 from .. import nn
+from ..autograd.tensor import Tensor
 from .alexnet import IMAGENET_MEAN, IMAGENET_STD
 from .registry import register
 
 # "M" is a 2x2/2 max-pool; numbers are the output channels of a 3x3 convolution
-CONFIGS = {
+CONFIGS: dict[int, list[int | str]] = {
     11: [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
     13: [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
     16: [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
@@ -45,16 +48,18 @@ CONFIGS = {
 }
 
 
-def make_features(config, in_channels: int = 3, batch_norm: bool = False) -> nn.Sequential:
+def make_features(
+    config: Sequence[int | str], in_channels: int = 3, batch_norm: bool = False
+) -> nn.Sequential:
     """The convolutional trunk: conv [BN] ReLU per number in ``config``, a max-pool per "M".
 
     Shape:
         (N, in_channels, H, W) -> (N, 512, H // 32, W // 32) for the standard configs.
     """
-    layers = []
+    layers: list[nn.Module] = []
     channels = in_channels
     for v in config:
-        if v == "M":
+        if isinstance(v, str):  # "M"
             layers.append(nn.MaxPool2d(2, stride=2))
             continue
         layers.append(nn.Conv2d(channels, v, 3, padding=1))
@@ -94,7 +99,7 @@ class VGG(nn.Module):
         num_classes: int = 1000,
         dropout: float = 0.5,
         init_weights: bool = True,
-    ):
+    ) -> None:
         super().__init__()
         self.features = features
         self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
@@ -124,7 +129,7 @@ class VGG(nn.Module):
                 nn.init.normal_(m.weight, 0.0, 0.01)
                 nn.init.zeros_(m.bias)
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         x = self.avgpool(self.features(x))
         return self.classifier(self.flatten(x))
 
@@ -145,7 +150,7 @@ def last_relu_index(depth: int, batch_norm: bool) -> int:
     return n_conv * per_conv + n_pool - 2  # the final pool is the last module
 
 
-def _register(depth: int, batch_norm: bool):
+def _register(depth: int, batch_norm: bool) -> Callable[..., VGG]:
     name = f"vgg{depth}{'_bn' if batch_norm else ''}"
 
     @register(
@@ -158,7 +163,7 @@ def _register(depth: int, batch_norm: bool):
         classifier="classifier.6",
         citation=_CITATION + (_BN_CITATION if batch_norm else "") + ".",
     )
-    def build(num_classes=10, in_channels=3, dropout=0.5):
+    def build(num_classes: int = 10, in_channels: int = 3, dropout: float = 0.5) -> VGG:
         return VGG(make_features(CONFIGS[depth], in_channels, batch_norm), num_classes, dropout)
 
     build.__name__ = build.__qualname__ = name

@@ -274,9 +274,9 @@ class MaxReduceOp(Function):
         pick = np.argmin if use_min else np.argmax
         if dim is None:
             flat = a.reshape(-1)
-            idx = pick(flat)
-            ctx.shape, ctx.dim, ctx.idx = a.shape, None, idx
-            return np.asarray(flat[idx])
+            flat_idx = pick(flat)
+            ctx.shape, ctx.dim, ctx.idx = a.shape, None, flat_idx
+            return np.asarray(flat[flat_idx])
         dim = dim % a.ndim
         idx = np.expand_dims(pick(a, axis=dim), dim)
         out = np.take_along_axis(a, idx, axis=dim)

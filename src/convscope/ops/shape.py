@@ -78,7 +78,7 @@ class CatOp(Function):
 
     @staticmethod
     def backward(ctx, g):
-        out = []
+        out: list[np.ndarray | None] = []
         for i, need in enumerate(ctx.needs_input_grad):
             if not need:
                 out.append(None)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from .optimizer import Optimizer, check_number
+from .optimizer import Optimizer, ParamsT, check_number
 
 __all__ = ["Adam", "AdamW"]
 
@@ -48,20 +50,20 @@ class Adam(Optimizer):
 
     def __init__(
         self,
-        params,
+        params: ParamsT,
         lr: float = 1e-3,
-        betas=(0.9, 0.999),
+        betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
         weight_decay: float = 0.0,
         amsgrad: bool = False,
         maximize: bool = False,
-    ):
+    ) -> None:
         defaults = dict(
             lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize
         )
         super().__init__(params, defaults)
 
-    def _check_options(self, options: dict) -> None:
+    def _check_options(self, options: dict[str, Any]) -> None:
         super()._check_options(options)
         check_number(self._name, "eps", options["eps"], 0.0)
         check_number(self._name, "weight_decay", options["weight_decay"], 0.0)
@@ -71,7 +73,9 @@ class Adam(Optimizer):
         for i, beta in enumerate(betas):
             check_number(self._name, f"betas[{i}]", beta, 0.0, 1.0)
 
-    def _update(self, param: np.ndarray, grad: np.ndarray, state: dict, group: dict) -> None:
+    def _update(
+        self, param: np.ndarray, grad: np.ndarray, state: dict[str, Any], group: dict[str, Any]
+    ) -> None:
         cast = param.dtype.type  # Python/NumPy-float64 constants would upcast float32 arrays
         lr, (beta1, beta2), wd = group["lr"], group["betas"], group["weight_decay"]
         if not state:
@@ -137,14 +141,14 @@ class AdamW(Adam):
 
     def __init__(
         self,
-        params,
+        params: ParamsT,
         lr: float = 1e-3,
-        betas=(0.9, 0.999),
+        betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
         weight_decay: float = 1e-2,
         amsgrad: bool = False,
         maximize: bool = False,
-    ):
+    ) -> None:
         super().__init__(
             params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize
         )

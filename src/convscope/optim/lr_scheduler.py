@@ -12,6 +12,8 @@ import math
 import numbers
 from bisect import bisect_right
 from collections import Counter
+from collections.abc import Iterable
+from typing import Any
 
 from .optimizer import Optimizer
 
@@ -40,7 +42,14 @@ class LRScheduler:
         ...     train_one_epoch(); sched.step()
     """
 
-    def __init__(self, optimizer: Optimizer, last_epoch: int = -1):
+    optimizer: Optimizer
+    base_lrs: list[float]
+    last_epoch: int
+    _step_count: int
+    _is_initial: bool
+    _last_lr: list[float]
+
+    def __init__(self, optimizer: Optimizer, last_epoch: int = -1) -> None:
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"{type(self).__name__}: expected an Optimizer, got {type(optimizer).__name__}")
         if not isinstance(last_epoch, numbers.Integral) or last_epoch < -1:
@@ -68,11 +77,11 @@ class LRScheduler:
         finally:
             self._is_initial = False
 
-    def get_lr(self) -> list:
+    def get_lr(self) -> list[float]:
         """The lrs for epoch ``last_epoch``, from the groups' current lrs (subclasses)."""
         raise NotImplementedError(f"{type(self).__name__} does not define get_lr()")
 
-    def get_last_lr(self) -> list:
+    def get_last_lr(self) -> list[float]:
         """The lrs set by the most recent :meth:`step` (one float per param group)."""
         return list(self._last_lr)
 
@@ -95,10 +104,10 @@ class LRScheduler:
             group["lr"] = lr
         self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
 
-    def _current_lrs(self) -> list:
+    def _current_lrs(self) -> list[float]:
         return [group["lr"] for group in self.optimizer.param_groups]
 
-    def state_dict(self) -> dict:
+    def state_dict(self) -> dict[str, Any]:
         """Everything but the optimizer, as JSON-able Python values (lists, numbers)."""
         return {
             k: (list(v) if isinstance(v, (list, tuple)) else v)
@@ -106,17 +115,17 @@ class LRScheduler:
             if k != "optimizer"
         }
 
-    def load_state_dict(self, state_dict: dict) -> None:
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned (does not touch the optimizer's lrs)."""
         self.__dict__.update(state_dict)
 
 
-def _check_int(owner, name, value, low):
+def _check_int(owner: str, name: str, value: object, low: int) -> None:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
         raise ValueError(f"{owner}: invalid {name}: expected an integer >= {low}, got {value!r}")
 
 
-def _check_real(owner, name, value):
+def _check_real(owner: str, name: str, value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"{owner}: invalid {name}: expected a number, got {value!r}")
 
@@ -140,19 +149,21 @@ class StepLR(LRScheduler):
         [1.0, 0.5, 0.5, 0.25, 0.25]
     """
 
-    def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1, last_epoch: int = -1):
+    def __init__(
+        self, optimizer: Optimizer, step_size: int, gamma: float = 0.1, last_epoch: int = -1
+    ) -> None:
         _check_int("StepLR", "step_size", step_size, 1)
         _check_real("StepLR", "gamma", gamma)
         self.step_size = int(step_size)
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self) -> list:
+    def get_lr(self) -> list[float]:
         if self.last_epoch == 0 or self.last_epoch % self.step_size != 0:
             return self._current_lrs()
         return [lr * self.gamma for lr in self._current_lrs()]
 
-    def _get_closed_form_lr(self) -> list:
+    def _get_closed_form_lr(self) -> list[float]:
         return [base * self.gamma ** (self.last_epoch // self.step_size) for base in self.base_lrs]
 
 
@@ -174,7 +185,9 @@ class MultiStepLR(LRScheduler):
         >>> # lr = 0.05 for epochs 0-29, 0.005 for 30-79, 0.0005 from 80
     """
 
-    def __init__(self, optimizer: Optimizer, milestones, gamma: float = 0.1, last_epoch: int = -1):
+    def __init__(
+        self, optimizer: Optimizer, milestones: Iterable[int], gamma: float = 0.1, last_epoch: int = -1
+    ) -> None:
         milestones = list(milestones)
         for m in milestones:
             _check_int("MultiStepLR", "milestones", m, 0)
@@ -183,22 +196,22 @@ class MultiStepLR(LRScheduler):
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self) -> list:
+    def get_lr(self) -> list[float]:
         if self.last_epoch not in self.milestones:
             return self._current_lrs()
         factor = self.gamma ** self.milestones[self.last_epoch]
         return [lr * factor for lr in self._current_lrs()]
 
-    def _get_closed_form_lr(self) -> list:
+    def _get_closed_form_lr(self) -> list[float]:
         milestones = sorted(self.milestones.elements())
         return [base * self.gamma ** bisect_right(milestones, self.last_epoch) for base in self.base_lrs]
 
-    def state_dict(self) -> dict:
+    def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()
         state["milestones"] = sorted(self.milestones.elements())  # JSON-able (repeats kept)
         return state
 
-    def load_state_dict(self, state_dict: dict) -> None:
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         state = dict(state_dict)
         milestones = state.get("milestones", self.milestones)
         state["milestones"] = (
@@ -234,14 +247,14 @@ class CosineAnnealingLR(LRScheduler):
         ...     train_one_epoch(); sched.step()
     """
 
-    def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0, last_epoch: int = -1):
+    def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0, last_epoch: int = -1) -> None:
         _check_int("CosineAnnealingLR", "T_max", T_max, 1)
         _check_real("CosineAnnealingLR", "eta_min", eta_min)
         self.T_max = int(T_max)
         self.eta_min = eta_min
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self) -> list:
+    def get_lr(self) -> list[float]:
         e, t_max, eta_min = self.last_epoch, self.T_max, self.eta_min
         if self._is_initial:
             return self._current_lrs()
@@ -257,7 +270,7 @@ class CosineAnnealingLR(LRScheduler):
         ratio = (1 + math.cos(math.pi * e / t_max)) / (1 + math.cos(math.pi * (e - 1) / t_max))
         return [ratio * (lr - eta_min) + eta_min for lr in self._current_lrs()]
 
-    def _get_closed_form_lr(self) -> list:
+    def _get_closed_form_lr(self) -> list[float]:
         return [
             self.eta_min + (base - self.eta_min) * (1 + math.cos(math.pi * self.last_epoch / self.T_max)) / 2
             for base in self.base_lrs

@@ -10,21 +10,29 @@ from __future__ import annotations
 
 import json
 import numbers
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
 
 import numpy as np
+import numpy.typing as npt
 
 from ..autograd.grad_mode import enable_grad
 from ..autograd.tensor import Tensor
 
-__all__ = ["Optimizer", "state_dict_to_arrays", "state_dict_from_arrays"]
+__all__ = ["Optimizer", "ParamsT", "state_dict_to_arrays", "state_dict_from_arrays"]
+
+#: What an optimizer takes: parameters, or dicts with ``'params'`` and per-group options.
+ParamsT = Iterable[Tensor] | Iterable[dict[str, Any]]
+_L = TypeVar("_L")  # what step's closure returns (the loss)
 
 
 def check_number(
-    owner: str, name: str, value, low: float, high: float | None = None, high_open: bool = True
+    owner: str, name: str, value: Any, low: float, high: float | None = None, high_open: bool = True
 ) -> None:
     """Raise ValueError unless ``low <= value`` (and ``value < high`` or ``<= high``)."""
     rng = f">= {low}" if high is None else f"in [{low}, {high}{')' if high_open else ']'}"
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and value >= low
+    # typeshed's numbers.Real declares no __ge__ (only __lt__/__le__), though every Real has one
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and value >= low  # type: ignore[operator]
     if ok and high is not None:
         ok = value < high if high_open else value <= high
     if not ok:
@@ -54,7 +62,7 @@ class Optimizer:
         [0.1, 0.01]
     """
 
-    def __init__(self, params, defaults: dict):
+    def __init__(self, params: ParamsT, defaults: dict) -> None:
         if isinstance(params, Tensor):
             raise TypeError(
                 f"{self._name}: params should be an iterable of Parameters or dicts, "
@@ -68,8 +76,8 @@ class Optimizer:
         self.defaults = dict(defaults)
         self._check_options(self.defaults)
         self.state: dict = {}
-        self.param_groups: list[dict] = []
-        groups = list(params)
+        self.param_groups: list[dict[str, Any]] = []
+        groups: list[Any] = list(params)  # Parameters, or group dicts
         if len(groups) == 0:
             raise ValueError(
                 f"{self._name}: got an empty parameter list; expected at least "
@@ -84,11 +92,11 @@ class Optimizer:
     def _name(self) -> str:
         return type(self).__name__
 
-    def _check_options(self, options: dict) -> None:
+    def _check_options(self, options: dict[str, Any]) -> None:
         if "lr" in options:
             check_number(self._name, "lr", options["lr"], 0.0)
 
-    def add_param_group(self, param_group: dict) -> None:
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Add a group of parameters (e.g. newly unfrozen layers) with its own options.
 
         Args:
@@ -158,7 +166,7 @@ class Optimizer:
                 else:
                     p.grad.data[...] = 0
 
-    def step(self, closure=None):
+    def step(self, closure: Callable[[], _L] | None = None) -> _L | None:
         """Update every parameter that has a gradient; parameters with ``grad is None`` are skipped.
 
         Args:
@@ -194,7 +202,7 @@ class Optimizer:
     def _update(self, param: np.ndarray, grad: np.ndarray, state: dict, group: dict) -> None:
         raise NotImplementedError(f"{self._name} does not define its update rule (_update)")
 
-    def state_dict(self) -> dict:
+    def state_dict(self) -> dict[str, Any]:
         """The optimizer's state in PyTorch's layout (arrays copied).
 
         Returns:
@@ -213,7 +221,7 @@ class Optimizer:
             state[index[id(p)]] = {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in s.items()}
         return {"state": dict(sorted(state.items())), "param_groups": groups}
 
-    def load_state_dict(self, state_dict: dict) -> None:
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore state and options saved by :meth:`state_dict` (for the same parameters, in order).
 
         Floating-point state arrays are copied and cast to their parameter's dtype, as PyTorch
@@ -229,7 +237,7 @@ class Optimizer:
                 f"{self._name}.load_state_dict: the state dict has {len(saved_groups)} "
                 f"parameter groups; expected {len(self.param_groups)}"
             )
-        id_map = {}
+        id_map: dict[int, Tensor] = {}
         for gi, (group, saved) in enumerate(zip(self.param_groups, saved_groups, strict=True)):
             if len(saved["params"]) != len(group["params"]):
                 raise ValueError(
@@ -290,7 +298,9 @@ def _to_json_value(value, where: str):
     )
 
 
-def state_dict_to_arrays(state_dict: dict, prefix: str = "") -> tuple[dict, dict]:
+def state_dict_to_arrays(
+    state_dict: dict[str, Any], prefix: str = ""
+) -> tuple[dict[str, npt.NDArray[Any]], dict[str, Any]]:
     """Split an optimizer state dict into named arrays (for ``np.savez``) and a JSON-able dict.
 
     Args:
@@ -325,7 +335,7 @@ def state_dict_to_arrays(state_dict: dict, prefix: str = "") -> tuple[dict, dict
     return arrays, meta
 
 
-def state_dict_from_arrays(arrays, meta: dict) -> dict:
+def state_dict_from_arrays(arrays: Mapping[str, npt.NDArray[Any]], meta: dict[str, Any]) -> dict[str, Any]:
     """Inverse of :func:`state_dict_to_arrays`: rebuild a state dict for :meth:`Optimizer.load_state_dict`.
 
     Args:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from .optimizer import Optimizer, check_number
+from .optimizer import Optimizer, ParamsT, check_number
 
 __all__ = ["SGD"]
 
@@ -44,14 +46,14 @@ class SGD(Optimizer):
 
     def __init__(
         self,
-        params,
+        params: ParamsT,
         lr: float = 1e-3,
         momentum: float = 0.0,
         dampening: float = 0.0,
         weight_decay: float = 0.0,
         nesterov: bool = False,
         maximize: bool = False,
-    ):
+    ) -> None:
         defaults = dict(
             lr=lr,
             momentum=momentum,
@@ -62,7 +64,7 @@ class SGD(Optimizer):
         )
         super().__init__(params, defaults)
 
-    def _check_options(self, options: dict) -> None:
+    def _check_options(self, options: dict[str, Any]) -> None:
         super()._check_options(options)
         check_number(self._name, "momentum", options["momentum"], 0.0)
         check_number(self._name, "weight_decay", options["weight_decay"], 0.0)
@@ -74,7 +76,9 @@ class SGD(Optimizer):
                 f"dampening={options['dampening']!r}"
             )
 
-    def _update(self, param: np.ndarray, grad: np.ndarray, state: dict, group: dict) -> None:
+    def _update(
+        self, param: np.ndarray, grad: np.ndarray, state: dict[str, Any], group: dict[str, Any]
+    ) -> None:
         cast = param.dtype.type  # Python/NumPy-float64 constants would upcast float32 arrays
         momentum, weight_decay = group["momentum"], group["weight_decay"]
         g = -grad if group["maximize"] else grad

@@ -61,7 +61,8 @@ class ModelService:
             ckpt.preprocessing if ckpt is not None else (getattr(loaded, "preprocessing", None) or {})
         )
         self.model_name = ckpt.model_name if ckpt is not None else "onnx"
-        self.task = str(ckpt.meta.get("task", "classification")) if ckpt is not None else "classification"
+        task = getattr(self.predictor, "task", None)  # 'classify' or 'segment' (the Predictor's word)
+        self.task = str(task() if callable(task) else task or "classify")
         self.summary = summary(self.model, self.input_shape, model_name=self.model_name)
         self.layer_names = [n for n, _ in self.model.named_modules() if n]
         self.output_shape = tuple(self.summary.output_shape)

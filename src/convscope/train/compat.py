@@ -16,7 +16,8 @@ from ..autograd.tensor import Tensor
 
 def check_model_fits(model, name: str, input_shape, num_classes: int, task: str = "classify") -> None:
     """Raise ValueError when ``model`` (registry name ``name``) cannot train on inputs
-    (C, H, W) with ``num_classes`` classes for ``task`` ('classify' or 'segment').
+    (C, H, W), or series (C, L), with ``num_classes`` classes for ``task`` ('classify' or
+    'segment').
 
     Raises:
         ValueError: the model's task differs from the data's, its windows do not fit the image
@@ -27,7 +28,7 @@ def check_model_fits(model, name: str, input_shape, num_classes: int, task: str 
     from ..nn.functional._checks import InputTooSmallError
 
     info = model_info(name)
-    c, h, w = input_shape
+    c, *size = input_shape
     if info.task != task:
         raise ValueError(
             f"{name} is a {_task_words(info.task)} model, but the data is for {_task_words(task)}; "
@@ -37,20 +38,26 @@ def check_model_fits(model, name: str, input_shape, num_classes: int, task: str 
     model.eval()
     try:
         with no_grad():
-            out = model(Tensor._wrap(np.zeros((1, c, h, w), np.float32), False)).data
+            out = model(Tensor._wrap(np.zeros((1, c, *size), np.float32), False)).data
     except InputTooSmallError:
-        size = info.input_size[1:]
+        seen, designed = "x".join(map(str, size)), "x".join(map(str, info.input_size[1:]))
+        what = "images" if len(size) == 2 else "series"
+        hint = (
+            f"--image-size {info.input_size[1]} or a model for small images such as simple or lenet5"
+            if len(size) == 2
+            else "longer series"
+        )
         raise ValueError(
-            f"{name} cannot run on {h}x{w} images: its windows and pooling need larger inputs "
-            f"(it was designed for {size[0]}x{size[1]}); expected --image-size {size[0]} or a "
-            f"model for small images such as simple or lenet5"
+            f"{name} cannot run on {seen} {what}: its windows and pooling need larger inputs "
+            f"(it was designed for {designed}); expected {hint}"
         ) from None
     finally:
         model.train(was_training)
-    want = (1, num_classes) if task == "classify" else (1, num_classes, h, w)
+    want = (1, num_classes) if task == "classify" else (1, num_classes, *size)
     if tuple(out.shape) != want:
         raise ValueError(
-            f"{name} on {c}x{h}x{w} inputs gives outputs of shape {tuple(out.shape)}; expected "
+            f"{name} on {'x'.join(map(str, input_shape))} inputs gives outputs of shape "
+            f"{tuple(out.shape)}; expected "
             f"{want} for {num_classes} classes"
         )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 from dataclasses import dataclass, field
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -51,6 +52,9 @@ class TrainConfig:
         freeze: glob over parameter names whose gradients are turned off (e.g. 'features.*').
         init: 'default' (each layer's reset_parameters) or 'gaussian' (weights N(0, init_std²),
             biases zero).
+        task: 'auto' (follow the data), 'classify' or 'segment' (per-pixel masks).
+        upsample: U-Net decoder upsampling, 'transposed' or 'bilinear' (None: the model's default).
+        ignore_index: mask value of unlabeled pixels (segmentation; default 255).
     """
 
     data: str = "digits"
@@ -77,6 +81,9 @@ class TrainConfig:
     freeze: str | None = None
     init: str = "default"
     init_std: float = 0.01
+    task: str = "auto"
+    upsample: str | None = None
+    ignore_index: int = 255
 
     def validate(self) -> TrainConfig:
         """Raise ValueError naming the first bad setting; fill lr's default."""
@@ -122,6 +129,10 @@ class TrainConfig:
             bad("init_std", "a positive number")
         if self.weights is not None and self.init != "default":
             raise ValueError(f"weights and init={self.init!r} both set the initial weights; choose one")
+        if self.task not in ("auto", "classify", "segment"):
+            bad("task", "'auto', 'classify' or 'segment'")
+        if self.upsample not in (None, "transposed", "bilinear"):
+            bad("upsample", "'transposed' or 'bilinear'")
         return self
 
     def apply_model_defaults(self, input_shape) -> dict:
@@ -129,7 +140,10 @@ class TrainConfig:
         from MODEL_DEFAULTABLE; returns what came from the model (empty when nothing did)."""
         from ..models import train_defaults
 
-        chosen = train_defaults(self.model, input_shape)
+        try:
+            chosen = train_defaults(self.model, input_shape)
+        except ValueError:  # not a zoo name (e.g. an .onnx file): nothing recorded
+            chosen = {}
         applied = {}
         for name, fallback in MODEL_DEFAULTABLE.items():
             if getattr(self, name) is None:
@@ -158,9 +172,9 @@ class TrainConfig:
 
 def read_toml(path) -> dict:
     """Read a TOML config; settings may sit at the top level or in a [train] table."""
-    try:
+    if sys.version_info >= (3, 11):
         import tomllib
-    except ModuleNotFoundError:  # Python 3.10
+    else:  # Python 3.10
         import tomli as tomllib
     try:
         with open(path, "rb") as f:

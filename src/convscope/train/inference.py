@@ -10,33 +10,59 @@ import numpy as np
 
 from ..autograd.grad_mode import no_grad
 from ..autograd.tensor import Tensor
-from ..checkpoint import load_checkpoint
-from .metrics import classification_report
+from ..models.loading import load_model_file
+from .metrics import classification_report, pixel_confusion, segmentation_report
 
 
 class Predictor:
-    """A model rebuilt from a checkpoint together with its preprocessing.
+    """A model loaded from a checkpoint or an ONNX file, together with its preprocessing.
+
+    Args:
+        path (str): a .npz checkpoint (or run folder) or a .onnx file.
+        mean, std, image_size: preprocessing for an ONNX file without it in its metadata
+            (see :func:`convscope.models.loading.load_model_file`).
 
     Attributes:
         model (Module): in eval mode.
-        checkpoint (Checkpoint): the loaded file.
-        normalizer (Normalizer): the training split's statistics.
+        path (str): the file read.
+        checkpoint (Checkpoint or None): the loaded checkpoint (None for ONNX files).
+        normalizer (Normalizer or None): the training split's statistics.
         input_shape (tuple): (C, H, W) the model was trained on.
         classes (list): class names.
     """
 
-    def __init__(self, path):
-        from ..data import Normalizer
+    def __init__(self, path, mean=None, std=None, image_size=None, runtime: str = "convscope"):
+        if runtime not in ("convscope", "onnxruntime"):
+            raise ValueError(f"runtime must be 'convscope' or 'onnxruntime', got {runtime!r}")
+        loaded = load_model_file(path, mean=mean, std=std, image_size=image_size)
+        if runtime == "onnxruntime" and loaded.kind != "onnx":
+            raise ValueError(
+                f"--runtime onnxruntime runs .onnx files; {path} is a checkpoint (export it first)"
+            )
+        self.session = _ort_session(loaded.path) if runtime == "onnxruntime" else None
+        if loaded.input_shape is None:
+            raise ValueError(
+                f"{path}: the model's input size is not fixed in the file; give --image-size HxW"
+            )
+        self.loaded = loaded
+        self.path = loaded.path
+        self.checkpoint = loaded.checkpoint
+        self.model = loaded.model
+        self.normalizer = loaded.normalizer
+        self.input_shape = tuple(loaded.input_shape)
+        self.classes = list(loaded.classes or []) or [str(i) for i in range(self._num_classes())]
 
-        self.checkpoint = load_checkpoint(path)
-        self.model = self.checkpoint.build_model()
-        pre = self.checkpoint.preprocessing
-        self.normalizer = Normalizer.from_dict(pre["normalizer"]) if "normalizer" in pre else None
-        self.input_shape = tuple(pre.get("input_shape") or ())
-        self.classes = self.checkpoint.classes or [str(i) for i in range(self._num_classes())]
+    @property
+    def task(self) -> str:
+        """'segment' for models trained on per-pixel masks, else 'classify'."""
+        return (self.checkpoint.meta.get("task") if self.checkpoint is not None else None) or "classify"
 
     def _num_classes(self):
-        return int(self.checkpoint.model_config.get("num_classes", 0))
+        if self.checkpoint is not None:
+            return int(self.checkpoint.model_config.get("num_classes", 0))
+        with no_grad():
+            out = self.model(Tensor._wrap(np.zeros((1, *self.input_shape), dtype=np.float32), False))
+        return int(out.shape[1])
 
     def logits(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Raw scores (N, num_classes) for images (N, C, H, W) in [0, 1] (normalised here)."""
@@ -46,7 +72,11 @@ class Predictor:
                 xb = x[i : i + batch_size]
                 if self.normalizer is not None:
                     xb = self.normalizer(xb)
-                outs.append(self.model(Tensor._wrap(np.ascontiguousarray(xb, dtype=np.float32), False)).data)
+                xb = np.ascontiguousarray(xb, dtype=np.float32)
+                if self.session is not None:  # the same file run by onnxruntime instead
+                    outs.append(self.session.run(None, {self.session.get_inputs()[0].name: xb})[0])
+                else:
+                    outs.append(self.model(Tensor._wrap(xb, False)).data)
         return np.concatenate(outs) if outs else np.zeros((0, len(self.classes)), np.float32)
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
@@ -73,6 +103,33 @@ class Predictor:
             image = (np.float32(1.0) - image).astype(np.float32)
         x = self.normalizer(image) if self.normalizer is not None else image
         return image, x, img.size
+
+    def segment_files(self, paths, out: str) -> list:
+        """Per-pixel classes of image files: writes NAME_mask.png (coloured classes) and
+        NAME_overlay.png (the mask over the image) into ``out``; returns one dict per file with
+        the PNG paths and the pixel share of each predicted class."""
+        import os
+
+        from .segment_output import colour_mask, overlay, save_png
+
+        results = []
+        k = len(self.classes)
+        for path in paths:
+            image, x, _ = self.prepare(path)
+            mask = self.logits(image)[0].argmax(axis=0)  # (K, H, W) -> (H, W)
+            stem = os.path.splitext(os.path.basename(str(path)))[0]
+            mask_png = save_png(colour_mask(mask, k), os.path.join(out, f"{stem}_mask.png"), scale=4)
+            over_png = save_png(overlay(image[0], mask, k), os.path.join(out, f"{stem}_overlay.png"), scale=4)
+            counts = np.bincount(mask.reshape(-1), minlength=k)
+            results.append(
+                {
+                    "image": str(path),
+                    "mask_png": mask_png,
+                    "overlay_png": over_png,
+                    "pixels": {self.classes[i]: int(counts[i]) for i in range(k) if counts[i]},
+                }
+            )
+        return results
 
     def polarity_warning(self, image: np.ndarray, path) -> str | None:
         """A warning when an image (1, C, H, W) in [0, 1] looks inverted against the training
@@ -108,18 +165,20 @@ class Predictor:
         """
         from ..data import DataError, load_dataset
 
-        info = self.checkpoint.meta.get("data", {})
+        info = self.checkpoint.meta.get("data", {}) if self.checkpoint is not None else {}
         # a run stores its data path as given and made absolute: the absolute one works anywhere
         spec = data_spec or info.get("spec_absolute") or info.get("spec")
         if not spec:
             raise ValueError("evaluate needs --data: the checkpoint does not name its data set")
-        c, h, w = self.input_shape
+        c, *size = self.input_shape
         splits = load_dataset(
             spec,
             test_split=info.get("test_split", 0.2),
             seed=info.get("seed", 0),
-            image_size=(h, w),
+            image_size=tuple(size) if len(size) == 2 else None,
             mode="gray" if c == 1 else "rgb",
+            ignore_index=(self.checkpoint.meta.get("ignore_index") if self.checkpoint is not None else None)
+            or 255,
         )
         if splits.num_classes != len(self.classes):
             raise DataError(
@@ -136,7 +195,26 @@ class Predictor:
             raise ValueError(f"split must be 'test', 'train' or 'all', got {split!r}")
         x = np.concatenate([p.x for p in parts])
         y = np.concatenate([p.y for p in parts])
+        if self.task == "segment":
+            ignore = getattr(parts[0], "ignore_index", 255)
+            k = len(self.classes)
+            cm = np.zeros((k, k), dtype=np.int64)
+            for i in range(0, len(x), 64):  # logits of every pixel: bounded memory
+                cm += pixel_confusion(y[i : i + 64], self.logits(x[i : i + 64]).argmax(axis=1), k, ignore)
+            report = segmentation_report(cm, self.classes)
+            report.update(
+                confusion_matrix=cm.tolist(), count=len(x), data=spec, split=split, note=splits.note
+            )
+            return report
         pred = self.logits(x).argmax(axis=1)
         report = classification_report(y, pred, len(self.classes), self.classes)
         report.update(data=spec, split=split, note=splits.note)
         return report
+
+
+def _ort_session(path):
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise ImportError("--runtime onnxruntime needs onnxruntime: pip install onnxruntime") from None
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])

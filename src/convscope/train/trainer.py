@@ -1,7 +1,8 @@
 """The training loop: data -> model -> loss -> backward -> optimizer -> checkpoints and metrics.
 
 A run lives in one folder (``--out``): ``last.npz`` (saved atomically after every epoch
-and on Ctrl-C, enough to resume exactly), ``best.npz`` (the best test accuracy so far),
+and on Ctrl-C, enough to resume exactly), ``best.npz`` (the best test accuracy so far; the best
+mean IoU for segmentation),
 ``history.csv`` / ``history.json`` and ``curve.png``.
 
 Exact resume: the data order of epoch e is a function of (seed, e), augmentation of
@@ -18,7 +19,7 @@ import os
 import sys
 import time
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -32,6 +33,10 @@ from .config import TrainConfig
 from .interrupts import deferred_interrupt
 from .optim_factory import make_optimizer, make_scheduler
 from .pretrained import freeze, gaussian_init, init_from_weights
+from .tasks import make_task
+
+if TYPE_CHECKING:
+    from ..nn import Module
 
 
 class TrainingDiverged(RuntimeError):
@@ -46,10 +51,24 @@ class TrainingInterrupted(KeyboardInterrupt):
         self.result = result
 
 
+def _file_normalizer(model, channels: int):
+    """The preprocessing an imported ONNX model was trained with (from its metadata): identity
+    when the graph normalises itself, None when the file does not say (then it is fitted)."""
+    from ..data import Normalizer
+
+    pre = model.preprocessing()
+    if pre.get("normalization_in_graph"):
+        return Normalizer([0.0] * channels, [1.0] * channels)
+    if "mean" in pre and "std" in pre:
+        return Normalizer(pre["mean"], pre["std"])
+    return None
+
+
 def default_out_dir(config: TrainConfig) -> str:
     data = config.data.split(":")[0]
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = os.path.join("runs", f"{config.model}-{data}-{stamp}")
+    model = os.path.splitext(os.path.basename(config.model))[0]  # a registry name or an .onnx file
+    base = os.path.join("runs", f"{model}-{data}-{stamp}")
     out, i = base, 1
     while os.path.exists(out):
         out, i = f"{base}-{i}", i + 1
@@ -63,32 +82,50 @@ class Trainer:
         config (TrainConfig): the run's settings.
         progress (bool, default True): show a tqdm bar per epoch (on stderr).
         log (callable, default print to stderr): receives one-line status messages.
+        distributed (convscope.distributed.DistributedRun, optional): train data-parallel over
+            MPI; only rank 0 writes files, prints and shows progress.
 
     Example:
         >>> result = Trainer(TrainConfig(data='digits', model='simple', epochs=3)).fit()
         >>> result['test_accuracy']
     """
 
-    def __init__(self, config: TrainConfig, progress: bool = True, log=None):
+    state: dict[str, Any]  # epoch, batch, best_accuracy, seconds, running, rng (JSON-able)
+    history: list[dict[str, Any]]  # one row per finished epoch
+    frozen_bn: list[Module]  # batch norms kept in eval mode (--freeze)
+
+    def __init__(self, config: TrainConfig, progress: bool = True, log=None, distributed=None):
         self.config = config.validate()
-        self.progress = progress
+        self.dist = distributed
+        self.is_writer = distributed is None or distributed.is_writer
+        self.progress = progress and self.is_writer
         self.log = log or (lambda msg: print(msg, file=sys.stderr))
+        if not self.is_writer:
+            self.log = lambda msg: None
 
     # ------------------------------------------------------------------ setup
     def _setup(self, resume: bool):
         from .. import models
         from ..data import DataLoader, Normalizer, absolute_spec, few_images_warning, load_dataset
+        from ..models.loading import create_model, is_onnx_path
 
         cfg = self.config
         self.out = cfg.out or default_out_dir(cfg)
+        dist = self.dist
+        if dist is not None:  # rank 0's folder and view of it
+            self.log(dist.describe())
+            dist.check_settings(cfg.to_dict())
+            self.out = dist.shared(self.out)
         last = os.path.join(self.out, "last.npz")
+        last_exists = os.path.exists(last) if dist is None else dist.shared(os.path.exists(last))
         ckpt, planned, epochs = None, cfg.epochs, self._extend_to
         data_spec = cfg.data
         if resume:
-            if not os.path.exists(last):
+            if not last_exists:
                 raise ValueError(f"--resume: no checkpoint to resume in {self.out} (expected {last})")
-            ckpt = load_checkpoint(last)
+            ckpt = load_checkpoint(last) if dist is None else dist.load_checkpoint(last)
             saved, done = ckpt.meta.get("train_config", {}), ckpt.meta["train_state"]["epoch"]
+            saved = self._same_global_batch(saved, ckpt.meta.get("processes", 1))
             planned = saved.get("epochs", cfg.epochs)
             target = planned if epochs is None else epochs
             if epochs is None and done >= planned:
@@ -106,18 +143,28 @@ class Trainer:
             self.config = cfg = TrainConfig.from_dict(dict(saved, out=self.out, epochs=target)).validate()
             # the path as given may be relative to another directory: use the absolute one
             data_spec = ckpt.meta.get("data", {}).get("spec_absolute") or cfg.data
-        elif os.path.exists(last):
+        elif last_exists:
             raise ValueError(
                 f"{self.out} already holds a run (last.npz); pass --resume to continue it "
                 f"or choose another --out"
             )
         cs_random.manual_seed(cfg.seed)
-        self.splits = load_dataset(
-            data_spec, test_split=cfg.test_split, seed=cfg.seed, image_size=cfg.image_size, mode=cfg.mode
-        )
+
+        def load():
+            return load_dataset(
+                data_spec,
+                test_split=cfg.test_split,
+                seed=cfg.seed,
+                image_size=cfg.image_size,
+                mode=cfg.mode,
+                ignore_index=cfg.ignore_index,
+            )
+
+        self.splits = load() if dist is None else dist.collective("loading the data", load)
         self.data_spec_absolute = absolute_spec(data_spec)
         if self.splits.note:
             self.log(self.splits.note)
+        self.task = make_task(cfg.task, self.splits, cfg.ignore_index)
         if few_images_warning(self.splits):
             self.log(few_images_warning(self.splits))
         train, test = self.splits.train, self.splits.test
@@ -130,18 +177,36 @@ class Trainer:
             )
         if ckpt is not None:
             self.model = ckpt.build_model()
-            self.normalizer = Normalizer.from_dict(ckpt.preprocessing["normalizer"])
+            saved_norm = ckpt.preprocessing.get("normalizer")
+            self.normalizer = Normalizer.from_dict(saved_norm) if saved_norm else None
         else:
             from .compat import check_model_fits
 
-            c, h, w = train.input_shape
+            c, *size = train.input_shape
             # models whose classifier is sized from the input (simple, tinyvgg) get its size
-            kwargs = {"input_size": [h, w]} if models.accepts(cfg.model, "input_size") else {}
-            self.model = models.create(cfg.model, num_classes=train.num_classes, in_channels=c, **kwargs)
-            check_model_fits(
-                self.model, cfg.model, train.input_shape, train.num_classes, getattr(cfg, "task", "classify")
+            onnx_file = is_onnx_path(cfg.model)
+            kwargs: dict[str, Any] = (
+                {"input_size": list(size)} if onnx_file or models.accepts(cfg.model, "input_size") else {}
             )
-            self.normalizer = Normalizer.fit(train.x)
+            if cfg.upsample is not None:
+                if not models.accepts(cfg.model, "upsample"):
+                    raise ValueError(
+                        f"--upsample applies to models with an upsampling path (unet), not {cfg.model}"
+                    )
+                kwargs["upsample"] = cfg.upsample
+            self.model = create_model(cfg.model, num_classes=train.num_classes, in_channels=c, **kwargs)
+            if not onnx_file:
+                check_model_fits(
+                    self.model,
+                    cfg.model,
+                    train.input_shape,
+                    train.num_classes,
+                    self.task.name,
+                )
+            stored = _file_normalizer(self.model, c) if onnx_file else None
+            # series come z-normalised per series; images get the training split's channel statistics
+            fitted = Normalizer.fit(train.x) if self.splits.normalize else None
+            self.normalizer = stored if stored is not None else fitted
         self.init_record = ckpt.meta.get("init") if ckpt is not None else self._initialise()
         self.frozen_bn = []
         if cfg.freeze:
@@ -150,6 +215,11 @@ class Trainer:
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = make_optimizer(cfg, params)
         self.scheduler = make_scheduler(cfg, self.optimizer)
+        samplers = (None, None)
+        if dist is not None:  # rank 0's weights (and, on resume, the checkpoint's) everywhere
+            self.model, *samplers = dist.prepare(
+                self.model, self.optimizer, train, test, cfg.seed, frozen_bn=self.frozen_bn
+            )
         self.train_loader = DataLoader(
             train,
             cfg.batch_size,
@@ -157,8 +227,11 @@ class Trainer:
             seed=cfg.seed,
             transform=self._augmentation(train.input_shape),
             normalizer=self.normalizer,
+            sampler=samplers[0],
         )
-        self.test_loader = DataLoader(test, 256, shuffle=False, seed=cfg.seed, normalizer=self.normalizer)
+        self.test_loader = DataLoader(
+            test, 256, shuffle=False, seed=cfg.seed, normalizer=self.normalizer, sampler=samplers[1]
+        )
         self.history: list[dict] = []
         self.state: dict[str, Any]
         self.history, self.state = (
@@ -203,6 +276,15 @@ class Trainer:
             where += f", after batch {self.state['batch']} of {len(self.train_loader)}"
         self.log(f"resuming {self.out} at {where}")
 
+    def _same_global_batch(self, saved: dict, saved_processes: int) -> dict:
+        """A run resumed on another number of processes keeps its global batch (exact resume)."""
+        processes = 1 if self.dist is None else self.dist.size
+        if "batch_size" not in saved or saved_processes == processes:
+            return saved
+        from ..distributed.sampler import resume_batch_size
+
+        return dict(saved, batch_size=resume_batch_size(saved["batch_size"], saved_processes, processes))
+
     def _initialise(self) -> dict:
         """Apply --weights or --init to the new model; the record of where its weights came from."""
         from ..models import model_info
@@ -221,7 +303,10 @@ class Trainer:
         from ..data import Compose, RandomCrop, RandomHorizontalFlip
 
         aug = self.config.augment or "none"
-        steps = []
+        if aug != "none" and (self.task.name == "segment" or len(shape) != 3):
+            what = "segmentation (masks would not move with the image)" if len(shape) == 3 else "1-D series"
+            raise ValueError(f"--augment {aug} is for image classification; expected none for {what}")
+        steps: list[RandomCrop | RandomHorizontalFlip] = []
         if "crop" in aug:
             steps.append(RandomCrop(tuple(shape[1:]), self.config.crop_padding))
         if "flip" in aug:
@@ -261,7 +346,7 @@ class Trainer:
                 except KeyboardInterrupt:
                     # state holds the last finished batch: resuming replays exactly from there
                     self.state["seconds"] = time.perf_counter() - start
-                    self._save(os.path.join(self.out, "last.npz"))
+                    self._save(os.path.join(self.out, "last.npz"))  # (rank 0 only)
                     msg = (
                         f"interrupted in epoch {self.state['epoch'] + 1} after batch "
                         f"{self.state['batch']}: saved {os.path.join(self.out, 'last.npz')}; "
@@ -275,7 +360,12 @@ class Trainer:
     def _run_epoch(self, epoch: int, start: float) -> None:
         cfg = self.config
         train_loss, train_acc = self._train_epoch(epoch, start)
-        test_loss, test_acc = self.evaluate_loader(self.test_loader)
+        if self.task.name == "classify":  # distributed-aware; segmentation metrics come from the task
+            test_loss, test_acc = self.evaluate_loader(self.test_loader)
+            metrics = {"test_loss": test_loss, "test_accuracy": test_acc}
+        else:
+            metrics = self.task.evaluate(self.model, self.test_loader)
+        score = metrics[self.task.primary]
         self._check_weights(epoch)
         with deferred_interrupt():  # schedule step, history, state and files move together
             lr = self.optimizer.param_groups[0]["lr"]
@@ -286,19 +376,19 @@ class Trainer:
                     "epoch": epoch + 1,
                     "train_loss": train_loss,
                     "train_accuracy": train_acc,
-                    "test_loss": test_loss,
-                    "test_accuracy": test_acc,
+                    **metrics,
                     "lr": lr,
                     "seconds": round(time.perf_counter() - start, 3),
                 }
             )
-            improved = test_acc > self.state["best_accuracy"]
+            # best_accuracy holds the task's primary score (test accuracy, or mean IoU)
+            improved = score > self.state["best_accuracy"]
             self.state.update(
                 epoch=epoch + 1,
                 batch=0,
                 running=[0.0, 0, 0],
                 seconds=time.perf_counter() - start,
-                best_accuracy=max(test_acc, self.state["best_accuracy"]),
+                best_accuracy=max(score, self.state["best_accuracy"]),
             )
             if improved:  # before last.npz: a resumed run no longer sees this epoch as new best
                 self._save(os.path.join(self.out, "best.npz"))
@@ -306,7 +396,7 @@ class Trainer:
             self._write_history()
         self.log(
             f"epoch {epoch + 1}/{cfg.epochs}: train loss {train_loss:.4f} acc {100 * train_acc:.2f}% | "
-            f"test loss {test_loss:.4f} acc {100 * test_acc:.2f}%" + (" (best)" if improved else "")
+            f"{self.task.describe(metrics)}" + (" (best)" if improved else "")
         )
 
     def _train_epoch(self, epoch: int, start: float):
@@ -318,27 +408,46 @@ class Trainer:
         loss_sum, correct, seen = self.state["running"] if first else (0.0, 0, 0)
         bar = self._bar(epoch, first)
         t0, images = time.perf_counter(), 0
+        if self.dist is not None:
+            self.dist.start_epoch()
         for b, (x, y) in enumerate(self.train_loader.iter_epoch(epoch, first), start=first):
+            step = self._distributed_step(b, x, y) if self.dist is not None else None
+            if step is not None:
+                x, y, weight, context = step
             with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported below
-                logits = self.model(Tensor._wrap(x, False))
+                logits = self.model(Tensor._wrap(x, False)) if step is None else self._forward(x, context)
             if not np.isfinite(logits.data).all():
                 self._diverged(epoch, b, "the model's outputs contain NaN/inf")
-            loss = F.cross_entropy(logits, Tensor._wrap(y, False), label_smoothing=cfg.label_smoothing or 0.0)
+            loss = self.task.loss(logits, y, cfg.label_smoothing or 0.0)
             value = loss.item()
             if not np.isfinite(value):
                 self._diverged(epoch, b, f"the loss is {value}")
             self.optimizer.zero_grad()
-            loss.backward()
+            if step is None:
+                loss.backward()
+            else:  # this rank's share of the global batch's mean loss; gradients summed over ranks
+                with context:
+                    (loss * np.float32(weight)).backward()
+                self.dist.after_backward()
             with deferred_interrupt():  # the update and its record: both or neither
                 self.optimizer.step()
-                n = len(y)
-                loss_sum += value * n
-                correct += int((logits.data.argmax(axis=1) == y).sum())
+                n = len(y) if step is None or weight else 0  # a stand-in batch counts nothing
+                # images (classify) or labelled pixels (segment) counted, and how many were right
+                batch_correct, counted = self.task.count_correct(logits.data, y) if n else (0, 0)
+                n = counted
+                batch_loss = value * n
+                stop = False
+                if step is not None:  # the global batch's numbers, and whether any rank got Ctrl-C
+                    batch_loss, batch_correct, n, stop = self.dist.reduce_step(batch_loss, batch_correct, n)
+                loss_sum += batch_loss
+                correct += batch_correct
                 seen += n
                 images += n
                 self.state.update(
                     epoch=epoch, batch=b + 1, running=[loss_sum, correct, seen], rng=cs_random.get_rng_state()
                 )
+            if stop:  # some rank got Ctrl-C: every rank stops after this same batch
+                raise KeyboardInterrupt
             if bar is not None:
                 rate = images / max(time.perf_counter() - t0, 1e-9)
                 bar.set_postfix(
@@ -351,6 +460,20 @@ class Trainer:
         if bar is not None:
             bar.close()
         return loss_sum / max(seen, 1), correct / max(seen, 1)
+
+    def _distributed_step(self, b, x, y):
+        """(x, y, loss weight, context) of this rank's shard of global batch b; an empty shard runs
+        a stand-in batch weighted by zero, so the rank still joins every collective."""
+        from contextlib import nullcontext
+
+        if len(y):
+            return x, y, self.dist.loss_weight(b, self.config.batch_size, len(y)), nullcontext()
+        x, y, context = self.dist.phantom(self.train_loader)
+        return x, y, 0.0, context
+
+    def _forward(self, x, context):
+        with context:
+            return self.model(Tensor._wrap(x, False))
 
     def _bar(self, epoch, first):
         if not self.progress:
@@ -368,17 +491,31 @@ class Trainer:
         )
 
     def evaluate_loader(self, loader):
-        """Mean cross-entropy and accuracy of the model over a loader (eval mode, no tape)."""
+        """Mean cross-entropy and accuracy of the model over a loader (eval mode, no tape).
+
+        Distributed: each rank evaluates its shard with rank 0's BatchNorm statistics and the
+        counts are summed (a Ctrl-C seen by any rank stops all of them here)."""
         self.model.eval()
+        if self.dist is not None:
+            self.dist.before_evaluation(self.model)
         loss_sum, correct, seen = 0.0, 0, 0
         with no_grad():
             for x, y in loader:
+                if not len(y):
+                    continue
                 logits = self.model(Tensor._wrap(x, False))
                 if not np.isfinite(logits.data).all():
-                    return float("nan"), 0.0
+                    loss_sum = float("nan")
+                    break
                 loss_sum += F.cross_entropy(logits, Tensor._wrap(y, False), reduction="sum").item()
                 correct += int((logits.data.argmax(axis=1) == y).sum())
                 seen += len(y)
+        if self.dist is not None:
+            loss_sum, correct, seen, stop = self.dist.reduce_evaluation(loss_sum, correct, seen)
+            if stop:
+                raise KeyboardInterrupt
+        if not np.isfinite(loss_sum):
+            return float("nan"), 0.0
         return loss_sum / max(seen, 1), correct / max(seen, 1)
 
     # ------------------------------------------------------------ bookkeeping
@@ -400,6 +537,8 @@ class Trainer:
                 self._diverged(epoch, len(self.train_loader) - 1, f"parameter {name} became NaN/inf")
 
     def _save(self, path):
+        if not self.is_writer:
+            return
         from ..optim import state_dict_to_arrays
 
         arrays, optim_meta = state_dict_to_arrays(self.optimizer.state_dict())
@@ -408,8 +547,10 @@ class Trainer:
         self.state.setdefault("rng", cs_random.get_rng_state())
         meta = {
             "classes": self.splits.classes,
+            "task": self.task.name,
+            "ignore_index": getattr(self.task, "ignore_index", None),
             "preprocessing": {
-                "normalizer": self.normalizer.to_dict(),
+                "normalizer": self.normalizer.to_dict() if self.normalizer is not None else None,
                 "input_shape": list(self.splits.input_shape),
                 "mode": self.config.mode,
                 "image_size": self.config.image_size,
@@ -426,12 +567,13 @@ class Trainer:
             "train_state": self.state,
             "optimizer": optim_meta,
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "processes": 1 if self.dist is None else self.dist.size,  # batch_size is per process
             "init": self.init_record,
         }
         save_checkpoint(path, self.model, meta=meta, optim_arrays=arrays)
 
     def _write_history(self):
-        if not self.history:
+        if not self.history or not self.is_writer:
             return
         text = io.StringIO()
         writer = csv.DictWriter(text, fieldnames=list(self.history[0]))
@@ -445,7 +587,7 @@ class Trainer:
 
     def _plot_history(self):
         """curve.png, drawn when the run stops (drawing it every epoch cost ~40% of a digits run)."""
-        if self.history:
+        if self.history and self.is_writer:
             from .plots import plot_history
 
             plot_history(
@@ -457,9 +599,18 @@ class Trainer:
 
     def _result(self, status, start):
         last = self.history[-1] if self.history else {}
+        extra = {}
+        if self.task.name == "segment":
+            extra = {
+                "test_miou": last.get("test_miou"),
+                "test_pixel_accuracy": last.get("test_pixel_accuracy"),
+                "test_iou": {k[len("test_iou_") :]: v for k, v in last.items() if k.startswith("test_iou_")},
+            }
         return {
             "status": status,
+            "task": self.task.name,
             "test_accuracy": last.get("test_accuracy"),
+            **extra,
             "best_accuracy": self.state["best_accuracy"] if self.state["best_accuracy"] >= 0 else None,
             "checkpoint": os.path.join(self.out, "best.npz"),
             "last": os.path.join(self.out, "last.npz"),

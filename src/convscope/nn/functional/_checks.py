@@ -6,17 +6,23 @@ expected and what was received.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 
 from ...autograd.tensor import Tensor
 from ...kernels.geometry import InputTooSmallError, normalize_tuple
 
+if TYPE_CHECKING:
+    from ..modules.module import LayerName
+
 __all__ = ["InputTooSmallError"]
 
+#: The layer named in a message: a function's name, or a module's lazily built label.
+Layer = Union[str, "LayerName"]
 
-def check_tensor(x, layer: str, name: str = "input") -> Tensor:
+
+def check_tensor(x, layer: Layer, name: str = "input") -> Tensor:
     """Raise TypeError unless ``x`` is a Tensor."""
     if not isinstance(x, Tensor):
         hint = " (wrap arrays with convscope.tensor(...))" if isinstance(x, np.ndarray) else ""
@@ -24,7 +30,7 @@ def check_tensor(x, layer: str, name: str = "input") -> Tensor:
     return x
 
 
-def check_ndim(x: Tensor, allowed: tuple, layer: str, layout: str) -> None:
+def check_ndim(x: Tensor, allowed: tuple, layer: Layer, layout: str) -> None:
     """Raise ValueError unless ``x.ndim`` is one of ``allowed``; ``layout`` names the axes."""
     if x.ndim not in allowed:
         want = " or ".join(f"{n}-D" for n in allowed)
@@ -33,14 +39,14 @@ def check_ndim(x: Tensor, allowed: tuple, layer: str, layout: str) -> None:
         )
 
 
-def check_float(x: Tensor, layer: str, name: str = "input") -> None:
+def check_float(x: Tensor, layer: Layer, name: str = "input") -> None:
     if x.dtype.kind != "f":
         raise TypeError(
             f"{layer} expects a floating-point {name}, got dtype {x.dtype} (convert with .float())"
         )
 
 
-def check_same_dtype(x: Tensor, w: Tensor, layer: str) -> None:
+def check_same_dtype(x: Tensor, w: Tensor, layer: Layer) -> None:
     if x.dtype != w.dtype:
         raise TypeError(
             f"{layer}: input dtype {x.dtype} does not match weight dtype {w.dtype}; "
@@ -48,7 +54,7 @@ def check_same_dtype(x: Tensor, w: Tensor, layer: str) -> None:
         )
 
 
-def positive_tuple(value, n: int, name: str, layer: str) -> tuple:
+def positive_tuple(value, n: int, name: str, layer: Layer) -> tuple:
     """An n-tuple of ints >= 1, or a ValueError naming the layer."""
     out = normalize_tuple(value, n, name, layer)
     if any(v < 1 for v in out):
@@ -56,7 +62,7 @@ def positive_tuple(value, n: int, name: str, layer: str) -> tuple:
     return out
 
 
-def nonnegative_tuple(value, n: int, name: str, layer: str) -> tuple:
+def nonnegative_tuple(value, n: int, name: str, layer: Layer) -> tuple:
     """An n-tuple of ints >= 0, or a ValueError naming the layer."""
     out = normalize_tuple(value, n, name, layer)
     if any(v < 0 for v in out):
@@ -64,7 +70,7 @@ def nonnegative_tuple(value, n: int, name: str, layer: str) -> tuple:
     return out
 
 
-def check_finite(x: Tensor, layer: str, name: str = "input") -> None:
+def check_finite(x: Tensor, layer: Layer, name: str = "input") -> None:
     """Raise ValueError when NaN or inf reaches ``layer`` (a loss), saying how many."""
     data = x.data
     if data.dtype.kind == "f" and not np.isfinite(data).all():

@@ -4,41 +4,42 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...autograd.tensor import DTypeLike, Tensor
 from ...ops import activation as A
 from ._checks import check_float, check_tensor
 from ._empty import empty_result, is_empty
 
 
-def relu(input, inplace: bool = False):
+def relu(input: Tensor, inplace: bool = False) -> Tensor:
     """max(x, 0) elementwise. ``inplace`` is accepted for PyTorch compatibility and ignored."""
     check_tensor(input, "relu")
     return A.ReLUOp.apply(input)
 
 
-def leaky_relu(input, negative_slope: float = 0.01, inplace: bool = False):
+def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
     """x where x > 0, else negative_slope * x (floating-point input, as in PyTorch)."""
     check_tensor(input, "leaky_relu")
     check_float(input, "leaky_relu")
     return A.LeakyReLUOp.apply(input, float(negative_slope))
 
 
-def _float_input(input, name):
+def _float_input(input: Tensor, name: str) -> Tensor:
     """Integer or bool input becomes float32, PyTorch's default dtype (sigmoid, tanh)."""
     check_tensor(input, name)
     return input.to(np.float32) if input.dtype.kind in "biu" else input
 
 
-def sigmoid(input):
+def sigmoid(input: Tensor) -> Tensor:
     """1 / (1 + exp(-x)), computed without overflow; integer input gives float32."""
     return A.SigmoidOp.apply(_float_input(input, "sigmoid"))
 
 
-def tanh(input):
+def tanh(input: Tensor) -> Tensor:
     """tanh(x); integer input gives float32."""
     return A.TanhOp.apply(_float_input(input, "tanh"))
 
 
-def _dim(input, dim, name):
+def _dim(input: Tensor, dim: int | None, name: str) -> int:
     if dim is None:  # PyTorch's legacy implicit choice
         dim = 0 if input.ndim in (0, 1, 3) else 1
     if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
@@ -51,7 +52,7 @@ def _dim(input, dim, name):
     return dim % n
 
 
-def _softmax_input(input, dim, dtype, name):
+def _softmax_input(input: Tensor, dim: int | None, dtype: DTypeLike | None, name: str) -> tuple[Tensor, int]:
     check_tensor(input, name)
     if dtype is not None:  # PyTorch casts before the op (e.g. to float64 for accuracy)
         try:
@@ -65,7 +66,9 @@ def _softmax_input(input, dim, dtype, name):
     return input, _dim(input, dim, name)
 
 
-def softmax(input, dim: int | None = None, _stacklevel: int = 3, dtype=None):
+def softmax(
+    input: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype: DTypeLike | None = None
+) -> Tensor:
     """exp(x) / sum(exp(x)) along ``dim`` (stable: the max is subtracted first).
 
     Args:
@@ -84,7 +87,9 @@ def softmax(input, dim: int | None = None, _stacklevel: int = 3, dtype=None):
     return A.SoftmaxOp.apply(input, dim)
 
 
-def log_softmax(input, dim: int | None = None, _stacklevel: int = 3, dtype=None):
+def log_softmax(
+    input: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype: DTypeLike | None = None
+) -> Tensor:
     """log(softmax(x)) along ``dim``, computed stably; arguments as :func:`softmax`."""
     input, dim = _softmax_input(input, dim, dtype, "log_softmax")
     if is_empty(input):

@@ -9,12 +9,16 @@ layers).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ...autograd.tensor import Tensor
 from ...kernels.geometry import ConvGeometry, same_padding, window_too_large
 from ...ops import conv as C
+from ..common_types import PaddingArg, SizeArg
 from ._checks import (
+    Layer,
     as_batched,
     check_ndim,
     check_same_dtype,
@@ -30,7 +34,9 @@ from .resample import _pad_impl
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
 
-def resolve_padding(padding, size: tuple, kernel: tuple, stride: tuple, dilation: tuple, layer: str) -> tuple:
+def resolve_padding(
+    padding: PaddingArg, size: tuple, kernel: tuple, stride: tuple, dilation: tuple, layer: Layer
+) -> tuple:
     """Turn an int, a tuple, 'valid' or 'same' into ((before, after), ...) per spatial axis."""
     n = len(kernel)
     if isinstance(padding, str):
@@ -69,13 +75,13 @@ class ConvArgs:
 
 def check_conv_args(
     nd: int,
-    layer: str,
-    stride,
-    padding,
-    dilation,
-    groups,
+    layer: Layer,
+    stride: SizeArg,
+    padding: PaddingArg,
+    dilation: SizeArg,
+    groups: int,
     padding_mode: str = "zeros",
-    output_padding=None,
+    output_padding: SizeArg | None = None,
     transposed: bool = False,
 ) -> ConvArgs:
     """The one argument check of the convolutions, shared by the layers' constructors
@@ -109,7 +115,18 @@ def check_conv_args(
     return ConvArgs(stride, padding, dilation, groups, padding_mode, output_padding)
 
 
-def conv_nd(input, weight, bias, stride, padding, dilation, groups, padding_mode, layer, nd):
+def conv_nd(
+    input: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    stride: SizeArg,
+    padding: PaddingArg,
+    dilation: SizeArg,
+    groups: int,
+    padding_mode: str,
+    layer: Layer,
+    nd: int,
+) -> Tensor:
     """Shared body of conv1d/conv2d and the Conv layers (nd = 1 or 2 spatial axes)."""
     check_tensor(input, layer)
     check_tensor(weight, layer, "weight")
@@ -158,7 +175,16 @@ def conv_nd(input, weight, bias, stride, padding, dilation, groups, padding_mode
     return unbatch(out, added)
 
 
-def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode: str = "zeros"):
+def conv2d(
+    input: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: SizeArg = 1,
+    padding: PaddingArg = 0,
+    dilation: SizeArg = 1,
+    groups: int = 1,
+    padding_mode: str = "zeros",
+) -> Tensor:
     """2-D cross-correlation, as torch.nn.functional.conv2d.
 
     Args:
@@ -185,7 +211,16 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     return conv_nd(input, weight, bias, stride, padding, dilation, groups, padding_mode, "conv2d", 2)
 
 
-def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode: str = "zeros"):
+def conv1d(
+    input: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: SizeArg = 1,
+    padding: PaddingArg = 0,
+    dilation: SizeArg = 1,
+    groups: int = 1,
+    padding_mode: str = "zeros",
+) -> Tensor:
     """1-D cross-correlation over (N, C_in, L) input with a (C_out, C_in/groups, K) weight.
 
     Shape:
@@ -194,7 +229,7 @@ def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     return conv_nd(input, weight, bias, stride, padding, dilation, groups, padding_mode, "conv1d", 1)
 
 
-def _check_nonempty(x, weight, channel_axis: int, role: str, layer: str) -> None:
+def _check_nonempty(x: Tensor, weight: Tensor, channel_axis: int, role: str, layer: Layer) -> None:
     """PyTorch's rule: a conv takes an empty batch or zero channels, but no zero-size spatial
     dim, and its weight needs at least one {role} channel (axis ``channel_axis``)."""
     if weight.shape[channel_axis] == 0:
@@ -209,7 +244,9 @@ def _check_nonempty(x, weight, channel_axis: int, role: str, layer: str) -> None
         )
 
 
-def check_output_padding(output_padding, stride, dilation, layer) -> None:
+def check_output_padding(
+    output_padding: Sequence[int], stride: Sequence[int], dilation: Sequence[int], layer: Layer
+) -> None:
     """output_padding only picks among the sizes one stride (or dilation) step apart: it must be smaller."""
     for i in range(len(output_padding)):
         if output_padding[i] >= max(stride[i], dilation[i]):
@@ -219,7 +256,17 @@ def check_output_padding(output_padding, stride, dilation, layer) -> None:
             )
 
 
-def conv_transpose_nd(input, weight, bias, stride, padding, output_padding, groups, dilation, layer):
+def conv_transpose_nd(
+    input: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    stride: SizeArg,
+    padding: SizeArg,
+    output_padding: SizeArg,
+    groups: int,
+    dilation: SizeArg,
+    layer: Layer,
+) -> Tensor:
     """Shared body of conv_transpose2d and ConvTranspose2d."""
     check_tensor(input, layer)
     check_tensor(weight, layer, "weight")
@@ -263,7 +310,16 @@ def conv_transpose_nd(input, weight, bias, stride, padding, output_padding, grou
     return unbatch(out, added)
 
 
-def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+def conv_transpose2d(
+    input: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: SizeArg = 1,
+    padding: SizeArg = 0,
+    output_padding: SizeArg = 0,
+    groups: int = 1,
+    dilation: SizeArg = 1,
+) -> Tensor:
     """2-D transposed convolution (the gradient of conv2d with respect to its input).
 
     Args:

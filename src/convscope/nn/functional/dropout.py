@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from ... import random as _random
+from ...autograd.tensor import Tensor
 from ...ops import dropout as D
 from ._checks import check_tensor
 
 
-def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False):
+def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
     """Zero each element with probability ``p`` and scale the rest by 1/(1-p) while training.
 
     Identity when ``training`` is False or p == 0; all zeros when p == 1.

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from ...autograd.tensor import Tensor
 from ...ops import linear as L
-from ._checks import check_same_dtype, check_tensor
+from ._checks import Layer, check_same_dtype, check_tensor
 from ._empty import empty_result, is_empty
 
 
-def linear_impl(input, weight, bias, layer):
+def linear_impl(input: Tensor, weight: Tensor, bias: Tensor | None, layer: Layer) -> Tensor:
     check_tensor(input, layer)
     check_tensor(weight, layer, "weight")
     check_same_dtype(input, weight, layer)
@@ -38,7 +39,7 @@ def linear_impl(input, weight, bias, layer):
     return L.LinearOp.apply(input, weight, bias)
 
 
-def linear(input, weight, bias=None):
+def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """Fully connected map ``y = x W^T + b``.
 
     Shape:
@@ -52,7 +53,7 @@ def linear(input, weight, bias=None):
     return linear_impl(input, weight, bias, "linear")
 
 
-def flatten(input, start_dim: int = 0, end_dim: int = -1):
+def flatten(input: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     """Merge dims start_dim..end_dim into one, as torch.flatten."""
     check_tensor(input, "flatten")
     n = max(input.ndim, 1)  # a 0-d input counts as 1-D, as in PyTorch

@@ -98,7 +98,7 @@ def _check_common(input, target, reduction, layer):
     check_finite(input, layer)
 
 
-def legacy_reduction(size_average, reduce, reduction: str) -> str:
+def legacy_reduction(size_average: bool | None, reduce: bool | None, reduction: str) -> str:
     """PyTorch's deprecated ``size_average``/``reduce`` pair, when given, overrides ``reduction``."""
     if size_average is None and reduce is None:
         return reduction
@@ -139,15 +139,15 @@ def _class_loss(input, target, weight, ignore_index, reduction, label_smoothing,
 
 
 def cross_entropy(
-    input,
-    target,
-    weight=None,
-    size_average=None,
+    input: Tensor,
+    target: Tensor,
+    weight: Tensor | None = None,
+    size_average: bool | None = None,
     ignore_index: int = -100,
-    reduce=None,
+    reduce: bool | None = None,
     reduction: str = "mean",
     label_smoothing: float = 0.0,
-):
+) -> Tensor:
     """Cross-entropy between logits and class indices (or class probabilities).
 
     Args:
@@ -172,14 +172,14 @@ def cross_entropy(
 
 
 def nll_loss(
-    input,
-    target,
-    weight=None,
-    size_average=None,
+    input: Tensor,
+    target: Tensor,
+    weight: Tensor | None = None,
+    size_average: bool | None = None,
     ignore_index: int = -100,
-    reduce=None,
+    reduce: bool | None = None,
     reduction: str = "mean",
-):
+) -> Tensor:
     """Negative log-likelihood of log-probabilities (e.g. log_softmax output) at the target classes.
 
     Shape:
@@ -192,7 +192,14 @@ def nll_loss(
     return _class_loss(input, target, weight, ignore_index, reduction, 0.0, False, "nll_loss")
 
 
-def mse_loss(input, target, size_average=None, reduce=None, reduction: str = "mean", weight=None):
+def mse_loss(
+    input: Tensor,
+    target: Tensor,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+    weight: Tensor | None = None,
+) -> Tensor:
     """Mean squared error ``(input - target)**2`` reduced by 'mean', 'sum' or 'none'.
 
     Args:

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+from ...autograd.tensor import Tensor
 from ...ops import norm as B
-from ._checks import check_tensor
+from ._checks import Layer, check_tensor
 from ._empty import empty_result, is_empty
 
 
-def batch_norm_impl(input, running_mean, running_var, weight, bias, training, momentum, eps, layer):
+def batch_norm_impl(
+    input: Tensor,
+    running_mean: Tensor | None,
+    running_var: Tensor | None,
+    weight: Tensor | None,
+    bias: Tensor | None,
+    training: bool,
+    momentum: float | None,
+    eps: float,
+    layer: Layer,
+) -> Tensor:
     check_tensor(input, layer)
     if tuple(input.shape) == (0,):  # PyTorch returns an empty 1-D input as it is
         return empty_result((0,), [input])
@@ -39,7 +50,7 @@ def batch_norm_impl(input, running_mean, running_var, weight, bias, training, mo
         )
     if is_empty(input):  # N = 0, C = 0 or an empty spatial dim: the statistics stay as they are
         return empty_result(input.shape, [input] + ([] if weight is None else [weight]), bias)
-    if not training:
+    if not training and running_mean is not None and running_var is not None:  # both checked above
         return B.BatchNormEvalOp.apply(input, running_mean.data, running_var.data, weight, bias, float(eps))
     out, mean, var = B.BatchNormTrainOp.apply(input, weight, bias, float(eps))
     if running_mean is not None:
@@ -55,8 +66,15 @@ def batch_norm_impl(input, running_mean, running_var, weight, bias, training, mo
 
 
 def batch_norm(
-    input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5
-):
+    input: Tensor,
+    running_mean: Tensor | None,
+    running_var: Tensor | None,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    training: bool = False,
+    momentum: float | None = 0.1,
+    eps: float = 1e-5,
+) -> Tensor:
     """Normalise each channel, as torch.nn.functional.batch_norm.
 
     Training: use the batch's mean and biased variance over (N, H, W), and

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Literal, overload
+
+from ...autograd.tensor import Tensor
 from ...kernels.geometry import ConvGeometry, as_pads, window_too_large
 from ...ops import pool as P
+from ..common_types import OptSizeArg, SizeArg
 from ._checks import (
+    Layer,
     as_batched,
     check_float,
     check_ndim,
@@ -17,7 +22,9 @@ from ._checks import (
 from ._empty import empty_result, is_empty
 
 
-def pool_geometry(kernel_size, stride, padding, dilation, layer):
+def pool_geometry(
+    kernel_size: SizeArg, stride: SizeArg | None, padding: SizeArg, dilation: SizeArg, layer: Layer
+) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
     """Normalised (kernel, stride, padding, dilation) of a pooling window; stride None = kernel.
 
     Shared by the pooling layers' constructors and the functional ops.
@@ -68,7 +75,16 @@ def _out_size(x, kernel, stride, padding, dilation, ceil_mode, layer):
     return geom.out_size
 
 
-def max_pool2d_impl(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, layer):
+def max_pool2d_impl(
+    input: Tensor,
+    kernel_size: SizeArg,
+    stride: SizeArg | None,
+    padding: SizeArg,
+    dilation: SizeArg,
+    ceil_mode: bool,
+    return_indices: bool,
+    layer: Layer,
+) -> Tensor | tuple[Tensor, Tensor]:
     kernel, stride, padding, dilation = _pool_args(input, kernel_size, stride, padding, dilation, layer)
     out_hw = _out_size(input, kernel, stride, padding, dilation, ceil_mode, layer)
     if is_empty(input):  # N = 0: no kernel runs (see ops/empty.py)
@@ -81,7 +97,46 @@ def max_pool2d_impl(input, kernel_size, stride, padding, dilation, ceil_mode, re
     return (out, idx) if return_indices else out
 
 
-def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+@overload
+def max_pool2d(
+    input: Tensor,
+    kernel_size: SizeArg,
+    stride: SizeArg | None = None,
+    padding: SizeArg = 0,
+    dilation: SizeArg = 1,
+    ceil_mode: bool = False,
+    return_indices: Literal[False] = False,
+) -> Tensor: ...
+@overload
+def max_pool2d(
+    input: Tensor,
+    kernel_size: SizeArg,
+    stride: SizeArg | None = None,
+    padding: SizeArg = 0,
+    dilation: SizeArg = 1,
+    ceil_mode: bool = False,
+    *,
+    return_indices: Literal[True],
+) -> tuple[Tensor, Tensor]: ...
+@overload
+def max_pool2d(
+    input: Tensor,
+    kernel_size: SizeArg,
+    stride: SizeArg | None = None,
+    padding: SizeArg = 0,
+    dilation: SizeArg = 1,
+    ceil_mode: bool = False,
+    return_indices: bool = False,
+) -> Tensor | tuple[Tensor, Tensor]: ...
+def max_pool2d(
+    input: Tensor,
+    kernel_size: SizeArg,
+    stride: SizeArg | None = None,
+    padding: SizeArg = 0,
+    dilation: SizeArg = 1,
+    ceil_mode: bool = False,
+    return_indices: bool = False,
+) -> Tensor | tuple[Tensor, Tensor]:
     """2-D max pooling; padding counts as -inf, tied maxima send the gradient to the first one.
 
     Args:
@@ -103,8 +158,15 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
 
 
 def avg_pool2d_impl(
-    input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, layer
-):
+    input: Tensor,
+    kernel_size: SizeArg,
+    stride: SizeArg | None,
+    padding: SizeArg,
+    ceil_mode: bool,
+    count_include_pad: bool,
+    divisor_override: int | None,
+    layer: Layer,
+) -> Tensor:
     kernel, stride, padding, _ = _pool_args(input, kernel_size, stride, padding, 1, layer)
     out_hw = _out_size(input, kernel, stride, padding, (1, 1), ceil_mode, layer)
     if divisor_override is not None and (not isinstance(divisor_override, int) or divisor_override == 0):
@@ -119,8 +181,14 @@ def avg_pool2d_impl(
 
 
 def avg_pool2d(
-    input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, divisor_override=None
-):
+    input: Tensor,
+    kernel_size: SizeArg,
+    stride: SizeArg | None = None,
+    padding: SizeArg = 0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+    divisor_override: int | None = None,
+) -> Tensor:
     """2-D average pooling, as torch.nn.functional.avg_pool2d.
 
     ``count_include_pad`` decides whether zero padding counts in the divisor.
@@ -150,7 +218,7 @@ def _adaptive_size(input, output_size, layer, empty_channels: bool):
     return nonnegative_tuple(output_size, 2, "output_size", layer)
 
 
-def adaptive_avg_pool2d_impl(input, output_size, layer):
+def adaptive_avg_pool2d_impl(input: Tensor, output_size: OptSizeArg, layer: Layer) -> Tensor:
     size = _adaptive_size(input, output_size, layer, empty_channels=True)
     if is_empty(input) or 0 in size:
         return empty_result(tuple(input.shape[:-2]) + tuple(size), [input])
@@ -158,7 +226,7 @@ def adaptive_avg_pool2d_impl(input, output_size, layer):
     return unbatch(P.AdaptiveAvgPool2dOp.apply(x, size), added)
 
 
-def adaptive_avg_pool2d(input, output_size):
+def adaptive_avg_pool2d(input: Tensor, output_size: OptSizeArg) -> Tensor:
     """Average pooling to a fixed (H_out, W_out); cell i covers [floor(i*H/H_out), ceil((i+1)*H/H_out)).
 
     Example:
@@ -168,7 +236,9 @@ def adaptive_avg_pool2d(input, output_size):
     return adaptive_avg_pool2d_impl(input, output_size, "adaptive_avg_pool2d")
 
 
-def adaptive_max_pool2d_impl(input, output_size, return_indices, layer):
+def adaptive_max_pool2d_impl(
+    input: Tensor, output_size: OptSizeArg, return_indices: bool, layer: Layer
+) -> Tensor | tuple[Tensor, Tensor]:
     size = _adaptive_size(input, output_size, layer, empty_channels=False)
     if is_empty(input) or 0 in size:
         out, idx = empty_result(tuple(input.shape[:-2]) + tuple(size), [input], extra_int_output=True)
@@ -178,6 +248,20 @@ def adaptive_max_pool2d_impl(input, output_size, return_indices, layer):
     return (out, idx) if return_indices else out
 
 
-def adaptive_max_pool2d(input, output_size, return_indices=False):
+@overload
+def adaptive_max_pool2d(
+    input: Tensor, output_size: OptSizeArg, return_indices: Literal[False] = False
+) -> Tensor: ...
+@overload
+def adaptive_max_pool2d(
+    input: Tensor, output_size: OptSizeArg, return_indices: Literal[True]
+) -> tuple[Tensor, Tensor]: ...
+@overload
+def adaptive_max_pool2d(
+    input: Tensor, output_size: OptSizeArg, return_indices: bool = False
+) -> Tensor | tuple[Tensor, Tensor]: ...
+def adaptive_max_pool2d(
+    input: Tensor, output_size: OptSizeArg, return_indices: bool = False
+) -> Tensor | tuple[Tensor, Tensor]:
     """Max pooling to a fixed (H_out, W_out), cells as in adaptive_avg_pool2d."""
     return adaptive_max_pool2d_impl(input, output_size, return_indices, "adaptive_max_pool2d")

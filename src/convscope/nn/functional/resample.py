@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
+from ...autograd.tensor import Tensor
 from ...ops import pool as P
-from ._checks import check_float, check_tensor
+from ..common_types import SizeArg
+from ._checks import Layer, check_float, check_tensor
 from ._empty import empty_result, is_empty
 
 PAD_MODES = ("constant", "reflect", "replicate", "circular")
@@ -85,7 +88,7 @@ def _pad_border_mode(input, pad: tuple, mode: str, layer: str):
     return P.PadOp.apply(grown, tuple(min(p, 0) for p in pad), "constant", 0.0)
 
 
-def pad(input, pad, mode: str = "constant", value: float = 0.0):
+def pad(input: Tensor, pad: Sequence[int], mode: str = "constant", value: float | None = 0.0) -> Tensor:
     """Pad the last dims: ``pad = (left, right, top, bottom, ...)`` from the last dim backwards.
 
     Modes: 'constant' (negative amounts crop), 'reflect', 'replicate', 'circular'.
@@ -100,7 +103,7 @@ def pad(input, pad, mode: str = "constant", value: float = 0.0):
 MODES_BY_NDIM = {3: ("nearest", "linear"), 4: ("nearest", "bilinear")}
 
 
-def _spatial_tuple(value, nd: int, name: str, layer: str, kind) -> tuple:
+def _spatial_tuple(value, nd: int, name: str, layer: Layer, kind) -> tuple:
     """An int/float, or a sequence of ``nd`` of them, as an nd-tuple (PyTorch: no 1-tuple for 2-D)."""
     if isinstance(value, (tuple, list)):
         out = tuple(value)
@@ -118,8 +121,15 @@ def _spatial_tuple(value, nd: int, name: str, layer: str, kind) -> tuple:
 
 
 def interpolate_impl(
-    input, size, scale_factor, mode, align_corners, layer, recompute_scale_factor=None, antialias=False
-):
+    input: Tensor,
+    size: SizeArg | None,
+    scale_factor: float | Sequence[float] | None,
+    mode: str,
+    align_corners: bool | None,
+    layer: Layer,
+    recompute_scale_factor: bool | None = None,
+    antialias: bool = False,
+) -> Tensor:
     check_tensor(input, layer)
     check_float(input, layer)
     if input.ndim not in MODES_BY_NDIM:
@@ -182,14 +192,14 @@ def interpolate_impl(
 
 
 def interpolate(
-    input,
-    size=None,
-    scale_factor=None,
+    input: Tensor,
+    size: SizeArg | None = None,
+    scale_factor: float | Sequence[float] | None = None,
     mode: str = "nearest",
-    align_corners=None,
-    recompute_scale_factor=None,
+    align_corners: bool | None = None,
+    recompute_scale_factor: bool | None = None,
     antialias: bool = False,
-):
+) -> Tensor:
     """Resize (N, C, W) or (N, C, H, W) maps, as torch.nn.functional.interpolate.
 
     Args:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
+from ...autograd.tensor import DTypeLike, Tensor
 from .. import init
+from ..common_types import PaddingArg, SizeArg
 from ..functional._checks import positive_tuple
 from ..functional.conv import check_conv_args, conv_nd, conv_transpose_nd
 from ..parameter import Parameter
@@ -18,18 +22,18 @@ class _ConvNd(Module):
 
     def __init__(
         self,
-        in_channels,
-        out_channels,
-        kernel_size,
-        stride,
-        padding,
-        dilation,
-        groups,
-        bias,
-        padding_mode,
-        output_padding=0,
-        dtype=None,
-    ):
+        in_channels: int,
+        out_channels: int,
+        kernel_size: SizeArg,
+        stride: SizeArg,
+        padding: PaddingArg,
+        dilation: SizeArg,
+        groups: int,
+        bias: bool,
+        padding_mode: str,
+        output_padding: SizeArg = 0,
+        dtype: DTypeLike | None = None,
+    ) -> None:
         super().__init__()
         name = type(self).__name__
         for arg, value in (("in_channels", in_channels), ("out_channels", out_channels)):
@@ -64,7 +68,7 @@ class _ConvNd(Module):
         """PyTorch's default: U(+-1/sqrt(fan_in)) for weight and bias."""
         init.default_layer_init_(self.weight, self.bias)
 
-    def forward(self, input):
+    def forward(self, input: Tensor) -> Tensor:
         return conv_nd(
             input,
             self.weight,
@@ -118,18 +122,18 @@ class Conv2d(_ConvNd):
 
     def __init__(
         self,
-        in_channels,
-        out_channels,
-        kernel_size,
-        stride=1,
-        padding=0,
-        dilation=1,
-        groups=1,
-        bias=True,
-        padding_mode="zeros",
-        device=None,
-        dtype=None,
-    ):
+        in_channels: int,
+        out_channels: int,
+        kernel_size: SizeArg,
+        stride: SizeArg = 1,
+        padding: PaddingArg = 0,
+        dilation: SizeArg = 1,
+        groups: int = 1,
+        bias: bool = True,
+        padding_mode: str = "zeros",
+        device: str | None = None,
+        dtype: DTypeLike | None = None,
+    ) -> None:
         super().__init__(
             in_channels,
             out_channels,
@@ -155,18 +159,18 @@ class Conv1d(_ConvNd):
 
     def __init__(
         self,
-        in_channels,
-        out_channels,
-        kernel_size,
-        stride=1,
-        padding=0,
-        dilation=1,
-        groups=1,
-        bias=True,
-        padding_mode="zeros",
-        device=None,
-        dtype=None,
-    ):
+        in_channels: int,
+        out_channels: int,
+        kernel_size: SizeArg,
+        stride: SizeArg = 1,
+        padding: PaddingArg = 0,
+        dilation: SizeArg = 1,
+        groups: int = 1,
+        bias: bool = True,
+        padding_mode: str = "zeros",
+        device: str | None = None,
+        dtype: DTypeLike | None = None,
+    ) -> None:
         super().__init__(
             in_channels,
             out_channels,
@@ -198,19 +202,19 @@ class ConvTranspose2d(_ConvNd):
 
     def __init__(
         self,
-        in_channels,
-        out_channels,
-        kernel_size,
-        stride=1,
-        padding=0,
-        output_padding=0,
-        groups=1,
-        bias=True,
-        dilation=1,
-        padding_mode="zeros",
-        device=None,
-        dtype=None,
-    ):
+        in_channels: int,
+        out_channels: int,
+        kernel_size: SizeArg,
+        stride: SizeArg = 1,
+        padding: SizeArg = 0,
+        output_padding: SizeArg = 0,
+        groups: int = 1,
+        bias: bool = True,
+        dilation: SizeArg = 1,
+        padding_mode: str = "zeros",
+        device: str | None = None,
+        dtype: DTypeLike | None = None,
+    ) -> None:
         super().__init__(
             in_channels,
             out_channels,
@@ -225,7 +229,7 @@ class ConvTranspose2d(_ConvNd):
             dtype=dtype,
         )
 
-    def forward(self, input, output_size=None):
+    def forward(self, input: Tensor, output_size: Sequence[int] | None = None) -> Tensor:
         output_padding = self.output_padding
         if output_size is not None:
             output_padding = self._output_padding_for(input, output_size)
@@ -241,7 +245,7 @@ class ConvTranspose2d(_ConvNd):
             self._layer_name(),
         )
 
-    def _output_padding_for(self, input, output_size):
+    def _output_padding_for(self, input: Tensor, output_size: Sequence[int]) -> tuple[int, ...]:
         """The output_padding that produces ``output_size`` (H_out, W_out), as PyTorch does."""
         from ...kernels.geometry import conv_transpose_output_size
 

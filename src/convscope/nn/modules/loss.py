@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ...autograd.tensor import Tensor
 from .. import functional as F
 from .module import Module
 
@@ -11,18 +12,18 @@ class CrossEntropyLoss(Module):
 
     def __init__(
         self,
-        weight=None,
-        size_average=None,
+        weight: Tensor | None = None,
+        size_average: bool | None = None,
         ignore_index: int = -100,
-        reduce=None,
+        reduce: bool | None = None,
         reduction: str = "mean",
         label_smoothing: float = 0.0,
-    ):
+    ) -> None:
         super().__init__()
         self.weight, self.ignore_index = weight, ignore_index
         self.reduction, self.label_smoothing = reduction, label_smoothing
 
-    def forward(self, input, target):
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return F.cross_entropy(
             input,
             target,
@@ -37,12 +38,17 @@ class NLLLoss(Module):
     """Negative log-likelihood of log-probabilities; see functional.nll_loss."""
 
     def __init__(
-        self, weight=None, size_average=None, ignore_index: int = -100, reduce=None, reduction: str = "mean"
-    ):
+        self,
+        weight: Tensor | None = None,
+        size_average: bool | None = None,
+        ignore_index: int = -100,
+        reduce: bool | None = None,
+        reduction: str = "mean",
+    ) -> None:
         super().__init__()
         self.weight, self.ignore_index, self.reduction = weight, ignore_index, reduction
 
-    def forward(self, input, target):
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return F.nll_loss(
             input, target, self.weight, ignore_index=self.ignore_index, reduction=self.reduction
         )
@@ -51,9 +57,11 @@ class NLLLoss(Module):
 class MSELoss(Module):
     """Mean squared error; see functional.mse_loss."""
 
-    def __init__(self, size_average=None, reduce=None, reduction: str = "mean"):
+    def __init__(
+        self, size_average: bool | None = None, reduce: bool | None = None, reduction: str = "mean"
+    ) -> None:
         super().__init__()
         self.reduction = reduction
 
-    def forward(self, input, target):
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return F.mse_loss(input, target, reduction=self.reduction)

@@ -8,14 +8,23 @@ find it with PyTorch-identical dotted names.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from ...autograd.tensor import Tensor
+from ...autograd.tensor import DTypeLike, Tensor
 from ..parameter import Parameter
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+#: ``hook(module, inputs)`` before forward; may return new inputs (a tuple, or one value).
+#: (``...``: hooks often bind loop values as extra defaulted parameters.)
+ForwardPreHook = Callable[..., Any]
+#: ``hook(module, inputs, output)`` after forward; may return a new output.
+ForwardHook = Callable[..., Any]
 
 
 class StateDictError(ValueError, RuntimeError):
@@ -26,8 +35,8 @@ class StateDictError(ValueError, RuntimeError):
 
 
 class IncompatibleKeys(NamedTuple):
-    missing_keys: list
-    unexpected_keys: list
+    missing_keys: list[str]
+    unexpected_keys: list[str]
 
 
 class RemovableHandle:
@@ -35,7 +44,7 @@ class RemovableHandle:
 
     _next_id = 0
 
-    def __init__(self, hooks: dict):
+    def __init__(self, hooks: dict[int, Any]) -> None:
         self._hooks = hooks
         self.id = RemovableHandle._next_id
         RemovableHandle._next_id += 1
@@ -55,7 +64,7 @@ class LayerName:
 
     __slots__ = ("module",)
 
-    def __init__(self, module):
+    def __init__(self, module: Module) -> None:
         self.module = module
 
     def __str__(self) -> str:
@@ -72,7 +81,15 @@ class Module:
     submodules as attributes, and implement ``forward``.
     """
 
-    def __init__(self):
+    training: bool
+    _parameters: OrderedDict[str, Parameter | None]
+    _buffers: OrderedDict[str, Tensor | None]
+    _non_persistent: set[str]
+    _modules: OrderedDict[str, Any]  # Module, or None for an emptied slot (as in PyTorch)
+    _forward_hooks: OrderedDict[int, ForwardHook]
+    _forward_pre_hooks: OrderedDict[int, ForwardPreHook]
+
+    def __init__(self) -> None:
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_buffers", OrderedDict())
         object.__setattr__(self, "_non_persistent", set())
@@ -82,7 +99,7 @@ class Module:
         object.__setattr__(self, "training", True)
 
     # ----------------------------------------------------------- registration
-    def __setattr__(self, name, value):
+    def __setattr__(self, name: str, value: Any) -> None:
         if "_parameters" not in self.__dict__:
             raise AttributeError(
                 f"{type(self).__name__}: call super().__init__() before assigning attribute {name!r}"
@@ -120,14 +137,14 @@ class Module:
         else:
             object.__setattr__(self, name, value)
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Any:  # parameters, buffers and submodules
         d = self.__dict__
         for store in ("_parameters", "_buffers", "_modules"):
             if store in d and name in d[store]:
                 return d[store][name]
         raise AttributeError(f"'{type(self).__name__}' object has no attribute {name!r}")
 
-    def __delattr__(self, name):
+    def __delattr__(self, name: str) -> None:
         for store in ("_parameters", "_buffers", "_modules"):
             if name in self.__dict__[store]:
                 del self.__dict__[store][name]
@@ -159,10 +176,10 @@ class Module:
     register_module = add_module
 
     # ---------------------------------------------------------------- calling
-    def forward(self, *args, **kwargs):
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must implement forward()")
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
         for hook in list(self._forward_pre_hooks.values()):
             new = hook(self, args)
             if new is not None:
@@ -174,20 +191,20 @@ class Module:
                 out = new
         return out
 
-    def register_forward_hook(self, hook) -> RemovableHandle:
+    def register_forward_hook(self, hook: ForwardHook) -> RemovableHandle:
         """Call ``hook(module, inputs, output)`` after every forward; it may return a new output."""
         handle = RemovableHandle(self._forward_hooks)
         self._forward_hooks[handle.id] = hook
         return handle
 
-    def register_forward_pre_hook(self, hook) -> RemovableHandle:
+    def register_forward_pre_hook(self, hook: ForwardPreHook) -> RemovableHandle:
         """Call ``hook(module, inputs)`` before every forward; it may return new inputs."""
         handle = RemovableHandle(self._forward_pre_hooks)
         self._forward_pre_hooks[handle.id] = hook
         return handle
 
     # -------------------------------------------------------------- traversal
-    def named_modules(self, memo=None, prefix: str = "") -> Iterator[tuple]:
+    def named_modules(self, memo: set[int] | None = None, prefix: str = "") -> Iterator[tuple[str, Module]]:
         """(dotted name, module) for this module and every descendant, depth first."""
         memo = set() if memo is None else memo
         if id(self) in memo:
@@ -198,22 +215,24 @@ class Module:
             if child is not None:
                 yield from child.named_modules(memo, f"{prefix}.{name}" if prefix else name)
 
-    def modules(self):
+    def modules(self) -> Iterator[Module]:
         for _, m in self.named_modules():
             yield m
 
-    def named_children(self):
+    def named_children(self) -> Iterator[tuple[str, Module]]:
         for name, child in self._modules.items():
             if child is not None:
                 yield name, child
 
-    def children(self):
+    def children(self) -> Iterator[Module]:
         for _, child in self.named_children():
             yield child
 
-    def _named_members(self, store: str, prefix: str, recurse: bool):
+    def _named_members(self, store: str, prefix: str, recurse: bool) -> Iterator[tuple[str, Any]]:
         seen = set()
-        modules = self.named_modules(prefix=prefix) if recurse else [(prefix, self)]
+        modules: Iterator[tuple[str, Module]] | list[tuple[str, Module]] = (
+            self.named_modules(prefix=prefix) if recurse else [(prefix, self)]
+        )
         for mod_prefix, module in modules:
             for name, value in getattr(module, store).items():
                 if value is None or id(value) in seen:
@@ -221,18 +240,18 @@ class Module:
                 seen.add(id(value))
                 yield (f"{mod_prefix}.{name}" if mod_prefix else name), value
 
-    def named_parameters(self, prefix: str = "", recurse: bool = True):
+    def named_parameters(self, prefix: str = "", recurse: bool = True) -> Iterator[tuple[str, Parameter]]:
         """(dotted name, Parameter) pairs; a shared parameter is listed once."""
         return self._named_members("_parameters", prefix, recurse)
 
-    def parameters(self, recurse: bool = True):
+    def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
         for _, p in self.named_parameters(recurse=recurse):
             yield p
 
-    def named_buffers(self, prefix: str = "", recurse: bool = True):
+    def named_buffers(self, prefix: str = "", recurse: bool = True) -> Iterator[tuple[str, Tensor]]:
         return self._named_members("_buffers", prefix, recurse)
 
-    def buffers(self, recurse: bool = True):
+    def buffers(self, recurse: bool = True) -> Iterator[Tensor]:
         for _, b in self.named_buffers(recurse=recurse):
             yield b
 
@@ -252,16 +271,16 @@ class Module:
         return module
 
     # ------------------------------------------------------------------ modes
-    def train(self, mode: bool = True) -> Module:
+    def train(self, mode: bool = True) -> Self:
         for m in self.modules():
             object.__setattr__(m, "training", bool(mode))
         return self
 
-    def eval(self) -> Module:
+    def eval(self) -> Self:
         return self.train(False)
 
     @contextmanager
-    def evaluating(self):
+    def evaluating(self) -> Iterator[Self]:
         """Context manager: eval mode inside, then every submodule's own mode restored.
 
         (``train(was_training)`` afterwards would reset a layer the user had put in eval mode
@@ -276,7 +295,7 @@ class Module:
             for m, mode in modes:
                 object.__setattr__(m, "training", mode)
 
-    def requires_grad_(self, requires_grad: bool = True) -> Module:
+    def requires_grad_(self, requires_grad: bool = True) -> Self:
         for p in self.parameters():
             p.requires_grad = requires_grad
         return self
@@ -288,13 +307,13 @@ class Module:
             elif p.grad is not None:
                 p.grad.data[...] = 0
 
-    def apply(self, fn) -> Module:
+    def apply(self, fn: Callable[[Module], object]) -> Self:
         for child in self.children():
             child.apply(fn)
         fn(self)
         return self
 
-    def to(self, dtype) -> Module:
+    def to(self, dtype: DTypeLike) -> Self:
         """Convert floating-point parameters and buffers to ``dtype`` (in place)."""
         dtype = np.dtype(dtype)
         for m in self.modules():
@@ -306,14 +325,16 @@ class Module:
                             t.grad.data = t.grad.data.astype(dtype)
         return self
 
-    def float(self) -> Module:
+    def float(self) -> Self:
         return self.to(np.float32)
 
-    def double(self) -> Module:
+    def double(self) -> Self:
         return self.to(np.float64)
 
     # -------------------------------------------------------------- state dict
-    def state_dict(self, destination=None, prefix: str = "", keep_vars: bool = False) -> OrderedDict:
+    def state_dict(
+        self, destination: OrderedDict[str, Any] | None = None, prefix: str = "", keep_vars: bool = False
+    ) -> OrderedDict[str, Any]:
         """Parameters and persistent buffers by dotted name (detached Tensors sharing memory)."""
         out = OrderedDict() if destination is None else destination
         for name, p in self._parameters.items():
@@ -327,7 +348,7 @@ class Module:
                 child.state_dict(out, prefix + name + ".", keep_vars)
         return out
 
-    def load_state_dict(self, state_dict, strict: bool = True) -> IncompatibleKeys:
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> IncompatibleKeys:
         """Copy values into this module's parameters and buffers, checking keys and shapes.
 
         Args:
@@ -390,7 +411,7 @@ class Module:
         """
         return LayerName(self)
 
-    def __dir__(self):
+    def __dir__(self) -> list[str]:
         return sorted(
             set(super().__dir__()) | set(self._parameters) | set(self._buffers) | set(self._modules)
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...autograd.tensor import Tensor
+from ...autograd.tensor import DTypeLike, Tensor
 from .. import init
 from ..functional._checks import check_ndim, check_tensor
 from ..functional.normalization import batch_norm_impl
@@ -13,7 +13,7 @@ from .module import Module
 
 
 class _BatchNorm(Module):
-    _ndims = (2,)
+    _ndims: tuple[int, ...] = (2,)
     _layout = ""
 
     def __init__(
@@ -23,9 +23,9 @@ class _BatchNorm(Module):
         momentum: float | None = 0.1,
         affine: bool = True,
         track_running_stats: bool = True,
-        device=None,
-        dtype=None,
-    ):
+        device: str | None = None,
+        dtype: DTypeLike | None = None,
+    ) -> None:
         super().__init__()
         if not isinstance(num_features, int) or num_features < 1:
             raise ValueError(
@@ -61,7 +61,7 @@ class _BatchNorm(Module):
             init.ones_(self.weight)
             init.zeros_(self.bias)
 
-    def forward(self, input):
+    def forward(self, input: Tensor) -> Tensor:
         name = self._layer_name()
         check_tensor(input, name)
         check_ndim(input, self._ndims, name, self._layout)
@@ -84,7 +84,7 @@ class _BatchNorm(Module):
             name,
         )
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         text = f"{self.num_features}"
         if self.eps != 1e-5:
             text += f", eps={self.eps}"

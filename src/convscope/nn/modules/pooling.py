@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from ...autograd.tensor import Tensor
+from ..common_types import OptSizeArg, SizeArg
 from ..functional import pooling as P
 from ._util import compact, kwargs_repr
 from .module import Module
 
 
 class _Pool2d(Module):
-    def __init__(self, kernel_size, stride, padding, dilation=1):
+    def __init__(
+        self, kernel_size: SizeArg, stride: SizeArg | None, padding: SizeArg, dilation: SizeArg = 1
+    ) -> None:
         super().__init__()
         self.kernel_size, self.stride, self.padding, self.dilation = P.pool_geometry(
             kernel_size, stride, padding, dilation, type(self).__name__
@@ -31,12 +35,18 @@ class MaxPool2d(_Pool2d):
     """
 
     def __init__(
-        self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False, ceil_mode=False
-    ):
+        self,
+        kernel_size: SizeArg,
+        stride: SizeArg | None = None,
+        padding: SizeArg = 0,
+        dilation: SizeArg = 1,
+        return_indices: bool = False,
+        ceil_mode: bool = False,
+    ) -> None:
         super().__init__(kernel_size, stride, padding, dilation)
         self.return_indices, self.ceil_mode = return_indices, ceil_mode
 
-    def forward(self, input):
+    def forward(self, input: Tensor) -> Tensor | tuple[Tensor, Tensor]:
         return P.max_pool2d_impl(
             input,
             self.kernel_size,
@@ -48,7 +58,7 @@ class MaxPool2d(_Pool2d):
             self._layer_name(),
         )
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         text = f"kernel_size={compact(self.kernel_size)}"
         rest = kwargs_repr(
             [
@@ -71,18 +81,18 @@ class AvgPool2d(_Pool2d):
 
     def __init__(
         self,
-        kernel_size,
-        stride=None,
-        padding=0,
-        ceil_mode=False,
-        count_include_pad=True,
-        divisor_override=None,
-    ):
+        kernel_size: SizeArg,
+        stride: SizeArg | None = None,
+        padding: SizeArg = 0,
+        ceil_mode: bool = False,
+        count_include_pad: bool = True,
+        divisor_override: int | None = None,
+    ) -> None:
         super().__init__(kernel_size, stride, padding)
         self.ceil_mode, self.count_include_pad = ceil_mode, count_include_pad
         self.divisor_override = divisor_override
 
-    def forward(self, input):
+    def forward(self, input: Tensor) -> Tensor:
         return P.avg_pool2d_impl(
             input,
             self.kernel_size,
@@ -94,7 +104,7 @@ class AvgPool2d(_Pool2d):
             self._layer_name(),
         )
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         text = f"kernel_size={compact(self.kernel_size)}"
         rest = kwargs_repr(
             [
@@ -115,12 +125,44 @@ class AdaptiveAvgPool2d(Module):
         (2, 64, 1, 1)
     """
 
-    def __init__(self, output_size):
+    def __init__(self, output_size: OptSizeArg) -> None:
+        super().__init__()
+        self.output_size = output_size
+
+    def forward(self, input: Tensor) -> Tensor:
+        return P.adaptive_avg_pool2d_impl(input, self.output_size, self._layer_name())
+
+    def extra_repr(self) -> str:
+        return f"output_size={compact(self.output_size)}"
+
+
+class AdaptiveAvgPool1d(Module):
+    """Average-pool (N, C, L) sequences to a fixed length (1 gives global average pooling).
+
+    Computed as the 2-D adaptive pool of the (N, C, 1, L) view, so its backward is that op's.
+
+    Shape:
+        (N, C, L) -> (N, C, output_size).
+
+    Raises:
+        ValueError: input that is not 3-D.
+
+    Example:
+        >>> nn.AdaptiveAvgPool1d(1)(convscope.randn(2, 64, 150)).shape
+        (2, 64, 1)
+    """
+
+    def __init__(self, output_size: int):
         super().__init__()
         self.output_size = output_size
 
     def forward(self, input):
-        return P.adaptive_avg_pool2d_impl(input, self.output_size, self._layer_name())
+        if input.ndim != 3:
+            raise ValueError(
+                f"{self._layer_name()}: expected a 3-D input (N, C, L), got shape {tuple(input.shape)}"
+            )
+        out = P.adaptive_avg_pool2d_impl(input.unsqueeze(2), (1, self.output_size), self._layer_name())
+        return out.squeeze(2)  # (N, C, 1, L_out) -> (N, C, L_out)
 
     def extra_repr(self):
         return f"output_size={compact(self.output_size)}"
@@ -129,12 +171,12 @@ class AdaptiveAvgPool2d(Module):
 class AdaptiveMaxPool2d(Module):
     """Max-pool to a fixed output size."""
 
-    def __init__(self, output_size, return_indices=False):
+    def __init__(self, output_size: OptSizeArg, return_indices: bool = False) -> None:
         super().__init__()
         self.output_size, self.return_indices = output_size, return_indices
 
-    def forward(self, input):
+    def forward(self, input: Tensor) -> Tensor | tuple[Tensor, Tensor]:
         return P.adaptive_max_pool2d_impl(input, self.output_size, self.return_indices, self._layer_name())
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"output_size={compact(self.output_size)}"
