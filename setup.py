@@ -23,7 +23,15 @@ from setuptools.command.build_ext import build_ext
 
 NATIVE_DIR = os.path.join("src", "convscope", "kernels", "native")
 FAILURE_FILE = "_build_failure.txt"
-SOURCES = ["conv.c", "batchnorm.c", "info.c"]
+SOURCES = [
+    "conv_tiles.c",
+    "conv_forward.c",
+    "conv_input_grad.c",
+    "conv_weight_grad.c",
+    "batchnorm.c",
+    "pool.c",
+    "info.c",
+]
 WARNINGS = ["-Wall", "-Wextra"]
 OPTIMIZE = ["-O3", "-funroll-loops", "-std=gnu11", "-fPIC"]
 
@@ -96,7 +104,7 @@ setup(
         Extension(
             "convscope.kernels.native._convscope_native",
             sources=[os.path.join(NATIVE_DIR, name) for name in SOURCES],
-            depends=[os.path.join(NATIVE_DIR, "common.h")],
+            depends=[os.path.join(NATIVE_DIR, name) for name in ("common.h", "conv_tiles.h")],
         )
     ],
     cmdclass={"build_ext": OptionalNativeBuild},

@@ -72,8 +72,11 @@ def chw_order_warning(chw, given: str, name: str = "--input") -> str | None:
     """A 'did you mean' line when a C x H x W volume looks written in H x W x C order.
 
     That is when the channel count is at least both spatial sizes and the width is the smallest
-    number (32x32x3, 224x224x64); 64x56x56 or 3x224x224 pass silently.
+    number (32x32x3, 224x224x64); 64x56x56 or 3x224x224 pass silently. A 1-D size (C, L) has
+    no such ambiguity and never warns.
     """
+    if len(chw) != 3:
+        return None
     c, h, w = chw
     if c >= h and c > w and h > w:
         return (

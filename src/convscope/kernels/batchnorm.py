@@ -198,6 +198,19 @@ def channel_affine(x: np.ndarray, scale: np.ndarray, shift: np.ndarray) -> np.nd
     return out.reshape(x.shape)
 
 
+def channel_affine_relu(x: np.ndarray, scale: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """``max(x * scale + shift, 0)`` per channel: BatchNorm in eval mode followed by ReLU.
+
+    The native backend does it in one pass; here it is :func:`channel_affine` then the ReLU
+    pass (the same values).
+
+    Shape:
+        x (N, C, *); scale, shift (C,) -> like x.
+    """
+    out = channel_affine(x, scale, shift)
+    return np.maximum(out, 0, out=out)
+
+
 def channel_sums(a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
     """Per-channel sum of ``a`` (or of ``a * b``) over every axis but 1 -> (C,) in a's dtype."""
     a_ncl, step, parallel = _plan(a)

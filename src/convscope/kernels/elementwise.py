@@ -53,3 +53,8 @@ def add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     out = np.empty_like(a)
     run_chunks(a.shape[0], step, True, lambda s, e: np.add(a[s:e], b[s:e], out=out[s:e]))
     return out
+
+
+def add_relu(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``max(a + b, 0)``: a residual connection followed by ReLU (see :func:`add`)."""
+    return relu_forward(add(a, b))

@@ -43,14 +43,20 @@ class BatchNormTrainOp(Function):
         return (gx, gw if ctx.needs_input_grad[1] else None, gb if ctx.needs_input_grad[2] else None, None)
 
 
+def eval_affine(dtype, mean, var, weight, bias, eps):
+    """(scale, shift, invstd) of eval-mode batch norm: ``out = x * scale + shift`` per channel."""
+    invstd = 1 / np.sqrt(var + dtype.type(eps))
+    scale = invstd if weight is None else invstd * weight
+    shift = -mean * scale if bias is None else bias - mean * scale
+    return scale, shift, invstd
+
+
 class BatchNormEvalOp(Function):
     """Normalise with given (running) statistics: an affine map per channel."""
 
     @staticmethod
     def forward(ctx, x, mean, var, weight, bias, eps):
-        invstd = 1 / np.sqrt(var + x.dtype.type(eps))
-        scale = invstd if weight is None else invstd * weight
-        shift = -mean * scale if bias is None else bias - mean * scale
+        scale, shift, invstd = eval_affine(x.dtype, mean, var, weight, bias, eps)
         ctx.x, ctx.scale, ctx.invstd, ctx.mean = x, scale, invstd, mean
         return call("batchnorm", "channel_affine", x, scale, shift)[0]
 

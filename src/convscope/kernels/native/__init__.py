@@ -7,7 +7,7 @@ the contract is in :mod:`convscope.kernels.dispatch`. A function raises
 dispatcher then runs the NumPy kernel. :func:`load_error` says why the compiled library is
 unavailable, if it is; :func:`build_info` what it was compiled for.
 
-The C sources (``conv.c``, ``batchnorm.c``) are compiled by ``setup.py`` into one shared
+The C sources (``conv_*.c``, ``batchnorm.c``) are compiled by ``setup.py`` into one shared
 library loaded with ctypes; calls release the GIL and run on convscope's worker threads
 (:func:`convscope.kernels.parallel.run_chunks`), one pool for everything.
 """

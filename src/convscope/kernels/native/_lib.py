@@ -21,7 +21,7 @@ _STATE: dict = {"lib": None, "error": None, "loaded": False}
 
 # arrays are passed as plain addresses (``a.ctypes.data``): several times cheaper per call
 # than typed pointers from ``a.ctypes.data_as``
-_F32 = _I32 = _F64 = ctypes.c_void_p
+_F32 = _I32 = _I64 = _F64 = ctypes.c_void_p
 _INT, _LONG = ctypes.c_int, ctypes.c_long
 
 # name -> (restype, argtypes)
@@ -37,6 +37,12 @@ _SIGNATURES = {
     "cs_bn_backward_sums": (None, [_F32, _F32, _INT, _INT, _LONG, _F32, _F64, _F64, _F64]),
     "cs_bn_backward_input": (None, [_F32, _F32, _F32, _INT, _INT, _LONG, _F32, _F32, _F32, _F32]),
     "cs_channel_sums": (None, [_F32, _INT, _INT, _LONG, _F64]),
+    "cs_bn_apply_relu": (None, [_F32, _F32, _INT, _INT, _LONG, _F32, _F32, _F32]),
+    "cs_add_relu": (None, [_F32, _F32, _F32, _LONG]),
+    "cs_max_pool2d_forward": (None, [_F32, _F32, _I64, _LONG, _I32, _INT, _INT]),
+    "cs_max_pool2d_backward": (None, [_F32, _I64, _F32, _LONG, _LONG, _LONG]),
+    "cs_avg_pool2d_forward": (None, [_F32, _F32, _F32, _LONG, _I32, _INT, _INT]),
+    "cs_avg_pool2d_backward": (None, [_F32, _F32, _F32, _F32, _LONG, _I32, _INT, _INT]),
 }
 
 

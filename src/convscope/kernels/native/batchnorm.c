@@ -120,3 +120,40 @@ void cs_channel_sums(const float *a, int n, int c, long l, double *s)
         for (int ch = 0; ch < c; ch++)
             s[ch] += row_sum(a + ((long)i * c + ch) * l, l, 0.0f);
 }
+
+/* max(v, 0) as np.maximum(v, 0) computes it (its vector path): NaN passes through, -0.0
+ * becomes +0.0 */
+static inline float relu1(float v) { return v > 0.0f || v != v ? v : 0.0f; }
+static inline vf relu_v(vf v)
+{
+    typedef int vi __attribute__((vector_size(VL * sizeof(int))));
+    return (vf)((vi)v & ((vi)(v > vzero()) | (vi)(v != v)));
+}
+
+/* out = relu((x - m) * a + b): cs_bn_apply's expression, then ReLU, in one pass */
+void cs_bn_apply_relu(const float *x, float *out, int n, int c, long l, const float *m,
+                      const float *a, const float *b)
+{
+    for (int i = 0; i < n; i++)
+        for (int ch = 0; ch < c; ch++) {
+            const long off = ((long)i * c + ch) * l;
+            const float *row = x + off;
+            float *o = out + off;
+            const vf mv = vsplat(m[ch]), av = vsplat(a[ch]), bv = vsplat(b[ch]);
+            long j = 0;
+            for (; j + VL <= l; j += VL)
+                vstore(o + j, relu_v((vload(row + j) - mv) * av + bv));
+            for (; j < l; j++)
+                o[j] = relu1((row[j] - m[ch]) * a[ch] + b[ch]);
+        }
+}
+
+/* out = relu(p + q) over len floats: the residual add and its ReLU in one pass */
+void cs_add_relu(const float *p, const float *q, float *out, long len)
+{
+    long j = 0;
+    for (; j + VL <= len; j += VL)
+        vstore(out + j, relu_v(vload(p + j) + vload(q + j)));
+    for (; j < len; j++)
+        out[j] = relu1(p[j] + q[j]);
+}

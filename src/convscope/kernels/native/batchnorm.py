@@ -15,7 +15,13 @@ from ._lib import f32ptr, library, run
 from ._lib import f64ptr as _f64ptr
 from ._unsupported import Unsupported
 
-__all__ = ["batch_norm_train_forward", "batch_norm_train_backward", "channel_affine", "channel_sums"]
+__all__ = [
+    "batch_norm_train_forward",
+    "batch_norm_train_backward",
+    "channel_affine",
+    "channel_affine_relu",
+    "channel_sums",
+]
 
 #: Arrays smaller than this run in the calling thread (a hand-off costs more than it saves).
 PARALLEL_MIN_BYTES = 512 * 1024
@@ -142,24 +148,39 @@ def batch_norm_train_backward(
     return gx, (gxhat_mean * count).astype(f32), (g_mean * count).astype(f32)
 
 
+def _affine(x: np.ndarray, scale: np.ndarray, shift: np.ndarray, relu: bool) -> np.ndarray:
+    lib = _lib()
+    x3 = _rows(x)
+    n, c, length = x3.shape
+    zero, s32, t32 = np.zeros(c, dtype=np.float32), _vec(scale, c), _vec(shift, c)
+    out = np.empty_like(x3)
+    fn = lib.cs_bn_apply_relu if relu else lib.cs_bn_apply
+
+    def body(a: int, b: int) -> None:
+        xs, os_ = x3[a:b], out[a:b]
+        fn(f32ptr(xs), f32ptr(os_), b - a, c, length, f32ptr(zero), f32ptr(s32), f32ptr(t32))
+
+    run(n, *_chunks(x3), body)
+    return out.reshape(x.shape)
+
+
 def channel_affine(x: np.ndarray, scale: np.ndarray, shift: np.ndarray) -> np.ndarray:
     """See :func:`convscope.kernels.batchnorm.channel_affine` (same contract).
 
     Raises:
         Unsupported: not float32, or the library is not loaded.
     """
-    lib = _lib()
-    x3 = _rows(x)
-    n, c, length = x3.shape
-    zero, s32, t32 = np.zeros(c, dtype=np.float32), _vec(scale, c), _vec(shift, c)
-    out = np.empty_like(x3)
+    return _affine(x, scale, shift, False)
 
-    def body(a: int, b: int) -> None:
-        xs, os_ = x3[a:b], out[a:b]
-        lib.cs_bn_apply(f32ptr(xs), f32ptr(os_), b - a, c, length, f32ptr(zero), f32ptr(s32), f32ptr(t32))
 
-    run(n, *_chunks(x3), body)
-    return out.reshape(x.shape)
+def channel_affine_relu(x: np.ndarray, scale: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """See :func:`convscope.kernels.batchnorm.channel_affine_relu`: equal to ``max(channel_affine(x,
+    scale, shift), 0)`` of this backend, bit for bit, in one pass.
+
+    Raises:
+        Unsupported: not float32, or the library is not loaded.
+    """
+    return _affine(x, scale, shift, True)
 
 
 def channel_sums(a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:

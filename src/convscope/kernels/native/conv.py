@@ -2,7 +2,8 @@
 :mod:`convscope.kernels.conv`, which computes exactly the same; read that (and the
 reference backend) first.
 
-The C code (``conv.c``) runs direct convolutions with register blocking over zero-padded
+The C code (``conv_tiles.c`` and one file per pass) runs direct convolutions with
+register blocking over zero-padded
 "flat planes" of each image (no im2col matrix). Here the batch is split into chunks of
 images that run on convscope's worker threads (:func:`convscope.kernels.parallel.run_chunks`),
 each calling into C with the GIL released.
@@ -50,7 +51,7 @@ def _check(x: np.ndarray, weight: np.ndarray, groups: int) -> None:
 
 
 def _geometry(x_shape, w_shape, out_hw, geom: ConvGeometry) -> np.ndarray:
-    """The 16 ints the C functions read (see geom_t in conv.c)."""
+    """The 16 ints the C functions read (see geom_t in conv_tiles.h)."""
     _, c_in, h, w = x_shape
     c_out, _, kh, kw = w_shape
     (pt, pb), (pl, pr) = geom.padding
