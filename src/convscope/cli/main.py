@@ -23,6 +23,7 @@ def build_parser() -> Parser:
         export_cmd,
         info_cmd,
         predict_cmd,
+        serve_cmd,
         summary_cmd,
         train_cmd,
     )
@@ -46,6 +47,7 @@ def build_parser() -> Parser:
         convert_cmd,
         export_cmd,
         experiment_cmd,
+        serve_cmd,
     )
     for module in commands:
         module.add_parser(sub)

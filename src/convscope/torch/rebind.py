@@ -21,6 +21,7 @@ from ..autograd import creation as C
 from ..autograd import grad_mode
 from ..autograd.tensor import Tensor
 from ..nn import functional as CF
+from ..nn.functional import _fused as fused_passes
 from ..nn.parameter import Parameter
 from .graph import _no_inplace
 
@@ -106,6 +107,14 @@ class Rebinder:
                 nn_members[name] = obj  # resolved to twins lazily below
         self.nn_ns = Namespace("convscope.nn", nn_members, self._twin_if_module)
         self.top_ns = Namespace("convscope", {**TOP_MAP, "nn": self.nn_ns})
+        # the zoo's fused inference passes are plain module calls in torch (torch fuses its own)
+        self.fused_ns = Namespace(
+            "convscope.nn.functional._fused",
+            {
+                "batch_norm_relu": lambda bn, relu, x: relu(bn(x)),
+                "add_relu": lambda relu, a, b: relu(a + b),
+            },
+        )
 
     def _twin_if_module(self, obj):
         """convscope.nn's classes become their twins when translated code reads them."""
@@ -120,6 +129,8 @@ class Rebinder:
         if isinstance(value, types.ModuleType):
             if value is CF:
                 return self.f_ns
+            if value is fused_passes:
+                return self.fused_ns
             if value is cnn:
                 return self.nn_ns
             if value is convscope:
