@@ -12,9 +12,11 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Awaitable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from fastapi import FastAPI, Query, Request
@@ -64,6 +66,9 @@ def error_response(status: int, message: str, type_: str, headers: dict | None =
     return JSONResponse(schemas.error(message, type_), status_code=status, headers=headers)
 
 
+_T = TypeVar("_T")
+
+
 class Server:
     """What the routes share: the model service, the batcher, metrics, limits and a temp folder."""
 
@@ -86,7 +91,7 @@ class Server:
     def max_upload_bytes(self) -> int:
         return int(self.settings.max_upload_mb * 1024 * 1024)
 
-    async def within_timeout(self, awaitable):
+    async def within_timeout(self, awaitable: Awaitable[_T]) -> _T:
         """Await ``awaitable``; 504 past the timeout."""
         try:
             return await asyncio.wait_for(awaitable, self.settings.timeout)
@@ -126,7 +131,7 @@ class Server:
         return name, image, x, size
 
 
-def create_app(model, settings: Settings | None = None) -> FastAPI:
+def create_app(model: str | ModelService, settings: Settings | None = None) -> FastAPI:
     """The app serving ``model`` (a run folder, ``.npz`` or ``.onnx`` path, or a :class:`ModelService`).
 
     Raises:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import os
 import threading
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import FastAPI, File, Form, Query, UploadFile
 from fastapi.responses import Response
@@ -18,6 +18,9 @@ from fastapi.responses import Response
 from .. import schemas
 from .errors import invalid
 from .service import check_json_size, parse_at
+
+if TYPE_CHECKING:
+    from .app import Server
 
 _PLOT_LOCK = threading.Lock()  # pyplot keeps global state
 
@@ -40,7 +43,7 @@ def _format(value: str) -> str:
     return value
 
 
-def install_explain_routes(app: FastAPI, server) -> None:
+def install_explain_routes(app: FastAPI, server: Server) -> None:
     service = server.service
 
     @app.post("/v1/explain/gradcam", summary="Grad-CAM, Grad-CAM++ or saliency heatmap of one image")
