@@ -85,7 +85,7 @@ class Server:
             inline=os.environ.get("CONVSCOPE_SERVE_THREADED_BATCHES") != "1",
         )
         self.explain_waiting = 0
-        self.tmp = tempfile.mkdtemp(prefix="convscope-serve-")
+        self.tmp = _own_temp_dir("convscope-serve-")
 
     @property
     def max_upload_bytes(self) -> int:
@@ -131,6 +131,16 @@ class Server:
         return name, image, x, size
 
 
+def _own_temp_dir(prefix: str) -> str:
+    """A fresh temporary folder that is removed when the process exits."""
+    import atexit
+    import shutil
+
+    path = tempfile.mkdtemp(prefix=prefix)
+    atexit.register(shutil.rmtree, path, True)
+    return path
+
+
 def create_app(model: str | ModelService, settings: Settings | None = None) -> FastAPI:
     """The app serving ``model`` (a run folder, ``.npz`` or ``.onnx`` path, or a :class:`ModelService`).
 
@@ -140,7 +150,8 @@ def create_app(model: str | ModelService, settings: Settings | None = None) -> F
     settings = settings or Settings()
     if settings.api_key is None:
         settings.api_key = os.environ.get("CONVSCOPE_API_KEY") or None
-    os.environ.setdefault("MPLCONFIGDIR", tempfile.mkdtemp(prefix="convscope-serve-mpl-"))
+    if "MPLCONFIGDIR" not in os.environ:  # matplotlib's cache: a folder of the server's own
+        os.environ["MPLCONFIGDIR"] = _own_temp_dir("convscope-serve-mpl-")
     service = model if isinstance(model, ModelService) else ModelService(model)
     server = Server(service, settings)
 
