@@ -51,6 +51,11 @@ class Batcher:
         self.queue: asyncio.Queue | None = None
         self.task: asyncio.Task | None = None
 
+    def _started_queue(self) -> asyncio.Queue:
+        if self.queue is None:
+            raise RuntimeError("the batcher is not started: call start() inside the running event loop")
+        return self.queue
+
     def start(self) -> None:
         self.queue = asyncio.Queue(self.max_queue)
         self.task = asyncio.get_running_loop().create_task(self._loop())
@@ -68,10 +73,10 @@ class Batcher:
         """Queue ``x`` (N, C, H, W) and wait for its (N, K) result; 503 when the queue is full."""
         if self.queue is None:
             self.start()
-        assert self.queue is not None
+        queue = self._started_queue()
         future = asyncio.get_running_loop().create_future()
         try:
-            self.queue.put_nowait((x, future))
+            queue.put_nowait((x, future))
         except asyncio.QueueFull:
             raise busy(
                 f"the prediction queue is full ({self.max_queue} requests waiting); retry shortly"
@@ -79,23 +84,21 @@ class Batcher:
         return await future
 
     async def _loop(self) -> None:
-        assert self.queue is not None
+        queue = self._started_queue()
         loop = asyncio.get_running_loop()
         pending: tuple | None = None
         while True:
-            first = pending if pending is not None else await self.queue.get()
+            first = pending if pending is not None else await queue.get()
             pending = None
             items, count = [first], len(first[0])
             deadline = loop.time() + self.max_wait
             while count < self.max_batch:
                 timeout = deadline - loop.time()
-                if timeout <= 0 and self.queue.empty():
+                if timeout <= 0 and queue.empty():
                     break
                 try:
                     item = (
-                        self.queue.get_nowait()
-                        if timeout <= 0
-                        else await asyncio.wait_for(self.queue.get(), timeout)
+                        queue.get_nowait() if timeout <= 0 else await asyncio.wait_for(queue.get(), timeout)
                     )
                 except (asyncio.TimeoutError, asyncio.QueueEmpty):
                     break
