@@ -39,6 +39,8 @@ _SIGNATURES = {
     "cs_channel_sums": (None, [_F32, _INT, _INT, _LONG, _F64]),
     "cs_bn_apply_relu": (None, [_F32, _F32, _INT, _INT, _LONG, _F32, _F32, _F32]),
     "cs_add_relu": (None, [_F32, _F32, _F32, _LONG]),
+    "cs_relu_forward": (None, [_F32, _F32, _LONG]),
+    "cs_relu_backward": (None, [_F32, _F32, _F32, _LONG]),
     "cs_max_pool2d_forward": (None, [_F32, _F32, _I64, _LONG, _I32, _INT, _INT]),
     "cs_max_pool2d_backward": (None, [_F32, _I64, _F32, _LONG, _LONG, _LONG]),
     "cs_avg_pool2d_forward": (None, [_F32, _F32, _F32, _LONG, _I32, _INT, _INT]),
