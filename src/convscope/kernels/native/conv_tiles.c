@@ -160,39 +160,116 @@ CS_HIDDEN void forward_offsets(const geom_t *s, const planes_t *p, long *toff)
         }
 }
 
-/* one image's channels (cin x h x w) -> zero-padded phase planes */
-CS_HIDDEN void fill_planes(const float *x, const geom_t *s, const planes_t *p, float *buf)
+#if defined(__GNUC__) && !defined(__clang__)
+/* the short zero runs and copies below stay loops: as memset/memcpy calls (GCC's default at
+ * -O3) each padded row cost three library calls for a few floats */
+#define NO_LIBCALLS __attribute__((optimize("no-tree-loop-distribute-patterns")))
+#else
+#define NO_LIBCALLS
+#endif
+
+#if defined(__GNUC__) && !defined(__clang__) && (VL == 16 || VL == 8 || VL == 4)
+typedef int tvi __attribute__((vector_size(VL * sizeof(int))));
+#if VL == 16
+static const tvi EVEN_LANES = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
+#elif VL == 8
+static const tvi EVEN_LANES = {0, 2, 4, 6, 8, 10, 12, 14};
+#else
+static const tvi EVEN_LANES = {0, 2, 4, 6};
+#endif
+#define HAVE_EVEN_LANES 1
+#endif
+
+/* dst[j] = src[j*sw] for j < count; src_end bounds the reads (the vector path reads whole
+ * pairs of vectors) */
+static inline void NO_LIBCALLS copy_strided(float *dst, const float *src, long count, int sw,
+                                            const float *src_end)
 {
+    long j = 0;
+    if (sw == 1) {
+        for (; j + VL <= count; j += VL)
+            vstore(dst + j, vload(src + j));
+    }
+#ifdef HAVE_EVEN_LANES
+    else if (sw == 2) {
+        for (; j + VL <= count && src + 2 * (j + VL) <= src_end; j += VL)
+            vstore(dst + j, __builtin_shuffle(vload(src + 2 * j), vload(src + 2 * j + VL), EVEN_LANES));
+    }
+#else
+    (void)src_end;
+#endif
+    for (; j < count; j++)
+        dst[j] = src[j * sw];
+}
+
+/* half a vector: the copy of rows shorter than VL (8 floats of an 8x8 map) */
+typedef float vh __attribute__((vector_size(VL / 2 * sizeof(float)), aligned(4), may_alias));
+
+/* dst[j] = src[j] for j < count, in whole vectors where they fit (no write past dst + count) */
+static inline void NO_LIBCALLS copy_row(float *dst, const float *src, long count)
+{
+    long j = 0;
+    for (; j + VL <= count; j += VL)
+        vstore(dst + j, vload(src + j));
+    if (VL >= 8 && j + VL / 2 <= count) {
+        *(vh *)(dst + j) = *(const vh *)(src + j);
+        j += VL / 2;
+    }
+    for (; j < count; j++)
+        dst[j] = src[j];
+}
+
+/* stride 1: each channel's plane is zeroed in whole vectors, then its rows are copied in */
+static void NO_LIBCALLS fill_planes_s1(const float *x, const geom_t *s, const planes_t *p, float *buf)
+{
+    /* image rows r0 <= r < r1 land in the plane; columns c0 <= c < c1 of each */
+    const long r0 = s->pt < 0 ? -s->pt : 0, r1 = s->h < p->hq - s->pt ? s->h : p->hq - s->pt;
+    const long c0 = s->pl < 0 ? -s->pl : 0, c1 = s->w < p->wq - s->pl ? s->w : p->wq - s->pl;
+    for (int c = 0; c < s->cin; c++) {
+        const float *xc = x + (long)c * s->h * s->w;
+        float *pl = buf + (long)c * p->cs;
+        long j = 0;
+        for (; j + VL <= p->plane; j += VL)
+            vstore(pl + j, vzero());
+        for (; j < p->plane; j++)
+            pl[j] = 0.0f;
+        for (long r = r0; r < r1; r++)
+            if (c1 > c0)
+                copy_row(pl + (r + s->pt) * p->wq + s->pl + c0, xc + r * s->w + c0, c1 - c0);
+    }
+}
+
+/* one image's channels (cin x h x w) -> zero-padded phase planes */
+CS_HIDDEN void NO_LIBCALLS fill_planes(const float *x, const geom_t *s, const planes_t *p, float *buf)
+{
+    if (s->sh == 1 && s->sw == 1) {
+        fill_planes_s1(x, s, p, buf);
+        return;
+    }
+    const float *x_end = x + (long)s->cin * s->h * s->w;
     for (int c = 0; c < s->cin; c++) {
         const float *xc = x + (long)c * s->h * s->w;
         float *bc = buf + (long)c * p->cs;
         for (int a = 0; a < s->sh; a++)
             for (int b = 0; b < s->sw; b++) {
                 float *pl = bc + (long)(a * s->sw + b) * p->plane;
+                /* columns j0 <= j < j1 read the image: b + j*sw - pl in [0, w) */
+                long j0 = (s->pl - b + s->sw - 1) / s->sw, j1 = (s->pl + s->w - b + s->sw - 1) / s->sw;
+                j0 = j0 < 0 ? 0 : (j0 > p->wq ? p->wq : j0);
+                j1 = j1 < j0 ? j0 : (j1 > p->wq ? p->wq : j1);
                 for (long i = 0; i < p->hq; i++) {
                     float *row = pl + i * p->wq;
                     const long r = a + i * s->sh - s->pt;
                     if (r < 0 || r >= s->h) {
-                        memset(row, 0, sizeof(float) * p->wq);
+                        for (long j = 0; j < p->wq; j++)
+                            row[j] = 0.0f;
                         continue;
                     }
-                    const float *xr = xc + r * s->w;
-                    if (s->sw == 1) {
-                        const long lo = s->pl, hi = s->pl + s->w;
-                        memset(row, 0, sizeof(float) * lo);
-                        memcpy(row + lo, xr, sizeof(float) * s->w);
-                        memset(row + hi, 0, sizeof(float) * (p->wq - hi));
-                        continue;
-                    }
-                    /* columns j0 <= j < j1 read the image: b + j*sw - pl in [0, w) */
-                    long j0 = (s->pl - b + s->sw - 1) / s->sw, j1 = (s->pl + s->w - b + s->sw - 1) / s->sw;
-                    j0 = j0 < 0 ? 0 : (j0 > p->wq ? p->wq : j0);
-                    j1 = j1 < j0 ? j0 : (j1 > p->wq ? p->wq : j1);
-                    memset(row, 0, sizeof(float) * j0);
-                    const float *src = xr + b + j0 * s->sw - s->pl;
-                    for (long j = 0; j < j1 - j0; j++)
-                        row[j0 + j] = src[j * s->sw];
-                    memset(row + j1, 0, sizeof(float) * (p->wq - j1));
+                    for (long j = 0; j < j0; j++)
+                        row[j] = 0.0f;
+                    copy_strided(row + j0, xc + r * s->w + b + j0 * s->sw - s->pl, j1 - j0, s->sw, x_end);
+                    for (long j = j1; j < p->wq; j++)
+                        row[j] = 0.0f;
                 }
             }
     }

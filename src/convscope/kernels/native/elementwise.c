@@ -9,19 +9,16 @@
  */
 #include "common.h"
 
-typedef int vi __attribute__((vector_size(VL * sizeof(int))));
-
-static inline float relu_one(float v) { return v > 0.0f || v != v ? v : 0.0f; }
-static inline vf relu_vec(vf v) { return (vf)((vi)v & ((vi)(v > vzero()) | (vi)(v != v))); }
+typedef cs_vi vi;
 
 /* out = max(x, 0) over len floats */
 void cs_relu_forward(const float *x, float *out, long len)
 {
     long j = 0;
     for (; j + VL <= len; j += VL)
-        vstore(out + j, relu_vec(vload(x + j)));
+        vstore(out + j, cs_relu_v(vload(x + j)));
     for (; j < len; j++)
-        out[j] = relu_one(x[j]);
+        out[j] = cs_relu1(x[j]);
 }
 
 /* gx = g * (out > 0) over len floats */
