@@ -131,6 +131,7 @@ def test_random_conv2d_matches_torch_and_numpy(seed):
         ((2, 5, 13, 11), (128, 5, 3, 2), 2, 1),  # 128 outputs at stride 2, odd sizes
         ((2, 64, 9, 7), (3, 64, 5, 5), 1, 2),  # 64 inputs: the input gradient's vector tiles
         ((3, 7, 10, 9), (32, 7, 3, 3), 1, 1),  # 32 outputs: weight gradient, 2 channel vectors
+        ((2, 4, 12, 40), (32, 4, 9, 9), 1, 0),  # wide wrap: one-vector forward tiles, 2 per row
     ],
 )
 def test_layer_shapes(x_shape, w_shape, stride, pad):

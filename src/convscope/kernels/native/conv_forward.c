@@ -9,37 +9,47 @@ int cs_conv2d_forward_fused(const float *x, const float *w, const float *bias, f
 
 /* ---- forward ------------------------------------------------------------------------------ */
 
-/* One output row: v = sum + b; then, when scale is given, v = (v - 0) * scale + shift (eval
- * batch norm, the expression of batchnorm.c's cs_bn_apply with a zero mean); then, with relu,
- * max(v, 0). Each step rounds as the separate passes do, so the result equals conv, then
- * batch norm, then ReLU, bit for bit. */
-static void epilogue_row(const float *src, float *dst, long len, float b, const float *scale,
-                         const float *shift, int relu)
+/* One channel's output rows from its tile: v = sum + b; then, with aff, v = (v - 0) * a + t
+ * (eval batch norm: the expression of batchnorm.c's cs_bn_apply with a zero mean); then, with
+ * relu, max(v, 0). Each step rounds as the separate passes do, so the result equals conv, then
+ * batch norm, then ReLU, bit for bit. Whole vectors are stored while they end within `room`
+ * floats of dst: a row's last vector may spill into the next rows (or channels, or images) of
+ * this call's output, which are written after it; the tile has VL floats of slack to read. */
+static inline __attribute__((always_inline)) void epilogue_channel(
+    const float *src, float *dst, long rows, long wq, long wout, long room, float b, float a, float t,
+    const int aff, const int relu)
 {
     const float zero = 0.0f;
-    long c = 0;
-    if (scale) {
-        const float a = *scale, t = *shift;
-        const vf bv = vsplat(b), av = vsplat(a), tv = vsplat(t), zv = vzero();
-        for (; c + VL <= len; c += VL) {
+    const vf bv = vsplat(b), av = vsplat(a), tv = vsplat(t), zv = vzero();
+    for (long r = 0; r < rows; r++, src += wq, dst += wout, room -= wout) {
+        long c = 0;
+        for (; c < wout && c + VL <= room; c += VL) {
             vf v = vload(src + c) + bv;
-            v = (v - zv) * av + tv;
+            if (aff)
+                v = (v - zv) * av + tv;
             vstore(dst + c, relu ? cs_relu_v(v) : v);
         }
-        for (; c < len; c++) {
+        for (; c < wout; c++) {
             float v = src[c] + b;
-            v = (v - zero) * a + t;
+            if (aff)
+                v = (v - zero) * a + t;
             dst[c] = relu ? cs_relu1(v) : v;
         }
-        return;
     }
-    const vf bv = vsplat(b);
-    for (; c + VL <= len; c += VL) {
-        const vf v = vload(src + c) + bv;
-        vstore(dst + c, relu ? cs_relu_v(v) : v);
-    }
-    for (; c < len; c++)
-        dst[c] = relu ? cs_relu1(src[c] + b) : src[c] + b;
+}
+
+static void epilogue(const float *src, float *dst, long rows, long wq, long wout, long room, float b,
+                     const float *scale, const float *shift, int relu)
+{
+    const float a = scale ? *scale : 1.0f, t = shift ? *shift : 0.0f;
+    if (scale && relu)
+        epilogue_channel(src, dst, rows, wq, wout, room, b, a, t, 1, 1);
+    else if (scale)
+        epilogue_channel(src, dst, rows, wq, wout, room, b, a, t, 1, 0);
+    else if (relu)
+        epilogue_channel(src, dst, rows, wq, wout, room, b, a, t, 0, 1);
+    else
+        epilogue_channel(src, dst, rows, wq, wout, room, b, a, t, 0, 0);
 }
 
 /* y[n] = conv(x[n]) + bias for the n images given; geometry g[16] (see geom_t) */
@@ -56,12 +66,12 @@ int cs_conv2d_forward_fused(const float *x, const float *w, const float *bias, f
 {
     const geom_t s = make_geom(g);
     const planes_t p = forward_planes(&s);
-    const int cov = cvec_width(s.cout), cob = cov ? cov * VL : COB;
+    const int cov = cvec_width_forward(s.cout, s.wout, p.wq), cob = cov ? cov * VL : COB;
     const int nt = s.kh * s.kw, nb = (s.cout + cob - 1) / cob;
     const long slack = (long)MB_MAX * VL + p.mv * VL;
     float *buf = cs_alloc(sizeof(float) * (s.cin * p.cs + slack));
     float *wp = cs_alloc(sizeof(float) * (long)nb * cob * s.cin * nt);
-    float *tile = cs_alloc(sizeof(float) * cob * p.mv * VL);
+    float *tile = cs_alloc(sizeof(float) * (cob * p.mv * VL + VL)); /* + VL: see epilogue_channel */
     float *b0 = cs_alloc(sizeof(float) * nb * cob); /* the bias, zeros without one */
     long *toff = cs_alloc(sizeof(long) * nt);
     if (!buf || !wp || !tile || !b0 || !toff) {
@@ -74,6 +84,7 @@ int cs_conv2d_forward_fused(const float *x, const float *w, const float *bias, f
     forward_offsets(&s, &p, toff);
     pack_weight(w, s.cout, s.cin, nt, wp, cob);
     const long hw_out = (long)s.hout * s.wout;
+    const float *y_end = y + (long)n * s.cout * hw_out;
     for (int i = 0; i < n; i++) {
         fill_planes(x + (long)i * s.cin * s.h * s.w, &s, &p, buf);
         float *yi = y + (long)i * s.cout * hw_out;
@@ -88,9 +99,9 @@ int cs_conv2d_forward_fused(const float *x, const float *w, const float *bias, f
                 corr_block(buf, p.cs, s.cin, toff, nt, wb, tile, p.mv * VL, p.mv);
             for (int o = 0; o < cob && cb * cob + o < s.cout; o++) {
                 const int co = cb * cob + o;
-                for (int r = 0; r < s.hout; r++)
-                    epilogue_row(tile + (long)o * p.mv * VL + (long)r * p.wq, yi + co * hw_out + (long)r * s.wout,
-                                 s.wout, b0[co], scale ? scale + co : NULL, shift ? shift + co : NULL, relu);
+                float *dst = yi + co * hw_out;
+                epilogue(tile + (long)o * p.mv * VL, dst, s.hout, p.wq, s.wout, y_end - dst, b0[co],
+                         scale ? scale + co : NULL, shift ? shift + co : NULL, relu);
             }
         }
     }
