@@ -14,6 +14,8 @@ else raises :class:`Unsupported`, and the dispatcher runs the NumPy kernel inste
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ..conv import ConvSaved
@@ -76,12 +78,23 @@ def _plan(n: int, flops: float, per_image_bytes: int = 0, budget: int = 0) -> tu
 
 
 def _forward(
-    x, weight, bias, geom: ConvGeometry, out_hw: Pair, out: np.ndarray, scale=None, shift=None, relu=False
+    x,
+    weight,
+    bias,
+    geom: ConvGeometry,
+    out_hw: Pair,
+    out: np.ndarray,
+    scale=None,
+    shift=None,
+    relu=False,
+    g=None,
 ) -> None:
-    """out[:] = conv(x) + bias (then ``* scale + shift`` per channel, then ReLU), chunked over images."""
+    """out[:] = conv(x) + bias (then ``* scale + shift`` per channel, then ReLU), chunked over images;
+    ``g``: the 16 geometry ints when the caller has them."""
     lib = _lib()
     n = x.shape[0]
-    g = _geometry(x.shape, weight.shape, out_hw, geom)
+    if g is None:
+        g = _geometry(x.shape, weight.shape, out_hw, geom)
     flops = 2.0 * weight.size * out_hw[0] * out_hw[1] * n
     sp, tp = f32ptr(scale), f32ptr(shift)
 
@@ -180,14 +193,29 @@ def conv2d_forward_fused(
             if not isinstance(a, np.ndarray) or a.dtype != np.float32 or a.shape != (weight.shape[0],):
                 raise Unsupported("the epilogue's scale and shift must be float32 (C_out,) arrays")
         scale, shift = np.ascontiguousarray(scale), np.ascontiguousarray(shift)
-    geom = ConvGeometry.conv(x.shape[2:], weight.shape[2:], stride, padding, dilation, groups)
+    try:  # the same layer on the same shapes again: its geometry is known
+        geom, g = _inference_geometry(x.shape, weight.shape, stride, padding, dilation, groups)
+    except TypeError:  # an unhashable argument (a list): compute it
+        geom = ConvGeometry.conv(x.shape[2:], weight.shape[2:], stride, padding, dilation, groups)
+        g = _geometry(x.shape, weight.shape, geom.out_size, geom)
     h_out, w_out = geom.out_size
     bc = None if bias is None else np.ascontiguousarray(bias, dtype=np.float32)
     out = np.empty((x.shape[0], weight.shape[0], h_out, w_out), dtype=np.float32)
     if out.size:
         xc, wc = np.ascontiguousarray(x), np.ascontiguousarray(weight)
-        _forward(xc, wc, bc, geom, (h_out, w_out), out, scale, shift, relu)
+        _forward(xc, wc, bc, geom, (h_out, w_out), out, scale, shift, relu, g)
     return out
+
+
+@functools.lru_cache(maxsize=512)
+def _inference_geometry(
+    x_shape, w_shape, stride, padding, dilation, groups
+) -> tuple[ConvGeometry, np.ndarray]:
+    """(geometry, the C functions' 16 ints) of a forward; cached, the ints read-only."""
+    geom = ConvGeometry.conv(x_shape[2:], w_shape[2:], stride, padding, dilation, groups)
+    g = _geometry(x_shape, w_shape, geom.out_size, geom)
+    g.flags.writeable = False
+    return geom, g
 
 
 def conv2d_backward(

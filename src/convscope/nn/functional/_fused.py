@@ -16,6 +16,7 @@ as written. The fused results equal the unfused ones bit for bit on each backend
 
 from __future__ import annotations
 
+import weakref
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -23,6 +24,7 @@ import numpy as np
 from ...autograd.grad_mode import is_grad_enabled
 from ...autograd.tensor import Tensor
 from ...kernels.dispatch import call
+from ...ops import conv as conv_ops
 from ...ops.norm import eval_affine
 
 if TYPE_CHECKING:
@@ -41,30 +43,32 @@ def _plain_relu(relu: Module) -> bool:
     return type(relu) is ReLU
 
 
-def _eval_bn(bn: Module, channels: int) -> bool:
-    """bn is an unhooked BatchNorm2d in eval mode with float32 running statistics for ``channels``."""
+def _eval_bn(bn: Module, channels: int) -> tuple | None:
+    """(running_mean, running_var, weight, bias) of an unhooked BatchNorm2d in eval mode with
+    float32 running statistics for ``channels``; None for anything else."""
     from ..modules.normalization import BatchNorm2d
 
-    return (
-        type(bn) is BatchNorm2d
-        and not bn.training
-        and bn.running_mean is not None
-        and bn.running_var is not None
-        and bn.num_features == channels
-        and _unhooked(bn)
-        and all(
-            t is None or (t.data.dtype == np.float32 and t.data.shape == (bn.num_features,))
-            for t in (bn.running_mean, bn.running_var, bn.weight, bn.bias)
-        )
-    )
+    if type(bn) is not BatchNorm2d or bn.training or bn.num_features != channels or not _unhooked(bn):
+        return None
+    stats = (bn.running_mean, bn.running_var, bn.weight, bn.bias)
+    if stats[0] is None or stats[1] is None:
+        return None
+    shape = (channels,)
+    if all(t is None or (t.data.dtype == np.float32 and t.data.shape == shape) for t in stats):
+        return stats
+    return None
 
 
-def _bn_affine(bn: Module) -> tuple[np.ndarray, np.ndarray]:
+def _bn_affine(bn: Module, stats: tuple) -> tuple[np.ndarray, np.ndarray]:
     """(scale, shift) of an eval batch norm, as its own forward computes them."""
-    weight = None if bn.weight is None else bn.weight.data
-    bias = None if bn.bias is None else bn.bias.data
+    mean, var, weight, bias = stats
     scale, shift, _ = eval_affine(
-        np.dtype(np.float32), bn.running_mean.data, bn.running_var.data, weight, bias, float(bn.eps)
+        np.dtype(np.float32),
+        mean.data,
+        var.data,
+        None if weight is None else weight.data,
+        None if bias is None else bias.data,
+        float(bn.eps),
     )
     return scale, shift
 
@@ -82,16 +86,10 @@ def batch_norm_relu(bn: Module, relu: Module, x: Tensor) -> Tensor:
     Shape:
         x (N, C, H, W) -> (N, C, H, W).
     """
-    fusable = (
-        not is_grad_enabled()
-        and _float32_maps(x)
-        and _eval_bn(bn, x.data.shape[1])
-        and _plain_relu(relu)
-        and _unhooked(relu)
-    )
-    if not fusable:
+    stats = _eval_bn(bn, x.data.shape[1]) if not is_grad_enabled() and _float32_maps(x) else None
+    if stats is None or not (_plain_relu(relu) and _unhooked(relu)):
         return relu(bn(x))
-    scale, shift = _bn_affine(bn)
+    scale, shift = _bn_affine(bn, stats)
     return Tensor._wrap(call("batchnorm", "channel_affine_relu", x.data, scale, shift)[0], False)
 
 
@@ -107,13 +105,14 @@ def conv_bn_relu(conv: Module, bn: Module | None, relu: Module | None, x: Tensor
     """
     from ..modules.conv import Conv2d
 
+    stats = None
     fusable = (
         not is_grad_enabled()
         and type(conv) is Conv2d
         and _unhooked(conv)
         and _float32_maps(x)
         and conv.weight.data.dtype == np.float32
-        and (bn is None or _eval_bn(bn, conv.out_channels))
+        and (bn is None or (stats := _eval_bn(bn, conv.out_channels)) is not None)
         and (relu is None or (_plain_relu(relu) and _unhooked(relu)))
     )
     if not fusable:
@@ -122,21 +121,47 @@ def conv_bn_relu(conv: Module, bn: Module | None, relu: Module | None, x: Tensor
             return batch_norm_relu(bn, relu, y)
         y = y if bn is None else bn(y)
         return y if relu is None else relu(y)
-    from .conv import conv_nd
+    scale, shift = (None, None) if bn is None or stats is None else _bn_affine(bn, stats)
+    bias = None if conv.bias is None else conv.bias.data
+    key = _plan_key(conv, x)
+    entry = _PLANS.get(conv)
+    if entry is not None and entry[0] == key:  # checked before for these settings and shapes
+        stride, pads, dilation, groups = entry[1]
+        y = conv_ops.conv2d_inference(
+            x.data, conv.weight.data, bias, stride, pads, dilation, groups, scale, shift, relu is not None
+        )
+        return Tensor._wrap(y, False)
+    from .conv import check_conv_args, conv_nd, resolve_padding
 
-    scale, shift = (None, None) if bn is None else _bn_affine(bn)
-    return conv_nd(
-        x,
-        conv.weight,
-        conv.bias,
+    layer = conv._layer_name()
+    out = conv_nd(
+        x, conv.weight, conv.bias, conv.stride, conv.padding, conv.dilation, conv.groups, conv.padding_mode,
+        layer, 2, epilogue=(scale, shift, relu is not None),
+    )  # fmt: skip
+    if conv.padding_mode == "zeros":  # the checks passed: remember the kernel's arguments
+        args = check_conv_args(2, layer, conv.stride, conv.padding, conv.dilation, conv.groups)
+        kernel = tuple(conv.weight.shape[2:])
+        pads = resolve_padding(args.padding, tuple(x.shape[2:]), kernel, args.stride, args.dilation, layer)
+        _PLANS[conv] = (key, (args.stride, pads, args.dilation, args.groups))
+    return out
+
+
+#: conv module -> (key, (stride, pads, dilation, groups)): conv_nd's checks and padding, done
+#: once per module settings and shapes (they cost more than a small layer's kernel).
+_PLANS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _plan_key(conv: Module, x: Tensor) -> tuple:
+    bias = conv.bias
+    return (
+        x.data.shape,
+        conv.weight.data.shape,
+        None if bias is None else (bias.data.shape, bias.data.dtype),
         conv.stride,
         conv.padding,
         conv.dilation,
         conv.groups,
         conv.padding_mode,
-        conv._layer_name(),
-        2,
-        epilogue=(scale, shift, relu is not None),
     )
 
 
