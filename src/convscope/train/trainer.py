@@ -29,7 +29,7 @@ from ..autograd.tensor import Tensor
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..nn import functional as F
 from ..serialization import atomic_write
-from .config import TrainConfig
+from .config import TrainConfig, resolved
 from .interrupts import deferred_interrupt
 from .optim_factory import make_optimizer, make_scheduler
 from .pretrained import freeze, gaussian_init, init_from_weights
@@ -222,7 +222,7 @@ class Trainer:
             )
         self.train_loader = DataLoader(
             train,
-            cfg.batch_size,
+            resolved(cfg.batch_size, "batch_size"),
             shuffle=True,
             seed=cfg.seed,
             transform=self._augmentation(train.input_shape),
@@ -239,7 +239,7 @@ class Trainer:
             {"epoch": 0, "batch": 0, "best_accuracy": -1.0, "seconds": 0.0, "running": [0.0, 0, 0]},
         )
         if ckpt is not None:
-            self._restore(ckpt, planned)
+            self._restore(ckpt, resolved(planned, "epochs"))
 
     def _restore(self, ckpt, planned: int) -> None:
         """Load the saved state; a plan extended to more epochs gets its lr schedule recomputed."""
