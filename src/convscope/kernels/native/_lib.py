@@ -30,7 +30,12 @@ _SIGNATURES = {
     "cs_vector_floats": (ctypes.c_int, []),
     "cs_compiler": (ctypes.c_char_p, []),
     "cs_conv2d_forward": (ctypes.c_int, [_F32, _F32, _F32, _F32, ctypes.c_int, _I32]),
-    "cs_conv2d_forward_fused": (ctypes.c_int, [_F32, _F32, _F32, _F32, ctypes.c_int, _I32, _F32, _F32, _INT]),
+    "cs_conv2d_forward_fused": (
+        ctypes.c_int,
+        [_F32, _F32, _F32, _F32, ctypes.c_int, _I32, _F32, _F32, _INT, _F32],
+    ),
+    "cs_conv2d_forward_packed_size": (_LONG, [_I32]),
+    "cs_conv2d_forward_pack": (None, [_F32, _I32, _F32]),
     "cs_conv2d_backward_input": (ctypes.c_int, [_F32, _F32, _F32, ctypes.c_int, _I32]),
     "cs_conv2d_backward_weight": (ctypes.c_int, [_F32, _F32, _F32, ctypes.c_int, _I32]),
     "cs_bn_stats": (None, [_F32, _INT, _INT, _LONG, _F32, _F64, _F64]),

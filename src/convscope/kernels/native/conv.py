@@ -97,15 +97,29 @@ def _forward(
         g = _geometry(x.shape, weight.shape, out_hw, geom)
     flops = 2.0 * weight.size * out_hw[0] * out_hw[1] * n
     sp, tp = f32ptr(scale), f32ptr(shift)
+    step, parallel = _plan(n, flops)
+    packed = None
+    if step < n:  # several chunks: pack the weights once for all of them
+        packed = _aligned_empty(lib.cs_conv2d_forward_packed_size(i32ptr(g)))
+        lib.cs_conv2d_forward_pack(f32ptr(weight), i32ptr(g), f32ptr(packed))
+    pp = f32ptr(packed)
 
     def body(n0: int, n1: int) -> None:
         xs, ys = x[n0:n1], out[n0:n1]
         if lib.cs_conv2d_forward_fused(
-            f32ptr(xs), f32ptr(weight), f32ptr(bias), f32ptr(ys), n1 - n0, i32ptr(g), sp, tp, int(relu)
+            f32ptr(xs), f32ptr(weight), f32ptr(bias), f32ptr(ys), n1 - n0, i32ptr(g), sp, tp, int(relu), pp
         ):
             raise MemoryError("native conv2d forward: out of memory")
 
-    run(n, *_plan(n, flops), body)
+    run(n, step, parallel, body)
+
+
+def _aligned_empty(size: int) -> np.ndarray:
+    """An uninitialised float32 array of ``size`` starting on a 64-byte boundary (a cache line:
+    the tiles' weight-vector loads then never split one)."""
+    raw = np.empty(size + 16, dtype=np.float32)
+    start = (-raw.ctypes.data % 64) // 4
+    return raw[start : start + size]
 
 
 def _grad_input(g, weight, x_shape, geom: ConvGeometry) -> np.ndarray:

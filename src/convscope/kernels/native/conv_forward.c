@@ -5,7 +5,10 @@
 #include "conv_tiles.h"
 
 int cs_conv2d_forward_fused(const float *x, const float *w, const float *bias, float *y, int n,
-                            const int *g, const float *scale, const float *shift, int relu);
+                            const int *g, const float *scale, const float *shift, int relu,
+                            const float *packed);
+long cs_conv2d_forward_packed_size(const int *g);
+void cs_conv2d_forward_pack(const float *w, const int *g, float *wp);
 
 /* ---- forward ------------------------------------------------------------------------------ */
 
@@ -56,13 +59,33 @@ static void epilogue(const float *src, float *dst, long rows, long wq, long wout
 int cs_conv2d_forward(const float *x, const float *w, const float *bias, float *y, int n,
                       const int *g)
 {
-    return cs_conv2d_forward_fused(x, w, bias, y, n, g, NULL, NULL, 0);
+    return cs_conv2d_forward_fused(x, w, bias, y, n, g, NULL, NULL, 0, NULL);
+}
+
+/* the forward's packed weights: their size in floats, and the packing (so that the chunks of
+ * one call, on several threads, share one packed copy instead of each packing its own) */
+long cs_conv2d_forward_packed_size(const int *g)
+{
+    const geom_t s = make_geom(g);
+    const planes_t p = forward_planes(&s);
+    const int cov = cvec_width_forward(s.cout, s.wout, p.wq), cob = cov ? cov * VL : COB;
+    return (long)((s.cout + cob - 1) / cob) * cob * s.cin * s.kh * s.kw;
+}
+
+void cs_conv2d_forward_pack(const float *w, const int *g, float *wp)
+{
+    const geom_t s = make_geom(g);
+    const planes_t p = forward_planes(&s);
+    const int cov = cvec_width_forward(s.cout, s.wout, p.wq), cob = cov ? cov * VL : COB;
+    pack_weight(w, s.cout, s.cin, s.kh * s.kw, wp, cob);
 }
 
 /* y[n] = conv(x[n]) + bias, then per output channel co the eval batch-norm affine
- * (scale[co], shift[co]; NULL: none), then ReLU when relu != 0: see epilogue_row */
+ * (scale[co], shift[co]; NULL: none), then ReLU when relu != 0: see epilogue_channel.
+ * packed: the weights from cs_conv2d_forward_pack, or NULL to pack w here. */
 int cs_conv2d_forward_fused(const float *x, const float *w, const float *bias, float *y, int n,
-                            const int *g, const float *scale, const float *shift, int relu)
+                            const int *g, const float *scale, const float *shift, int relu,
+                            const float *packed)
 {
     const geom_t s = make_geom(g);
     const planes_t p = forward_planes(&s);
@@ -70,19 +93,21 @@ int cs_conv2d_forward_fused(const float *x, const float *w, const float *bias, f
     const int nt = s.kh * s.kw, nb = (s.cout + cob - 1) / cob;
     const long slack = (long)MB_MAX * VL + p.mv * VL;
     float *buf = cs_alloc(sizeof(float) * (s.cin * p.cs + slack));
-    float *wp = cs_alloc(sizeof(float) * (long)nb * cob * s.cin * nt);
+    float *own = packed ? NULL : cs_alloc(sizeof(float) * (long)nb * cob * s.cin * nt);
+    const float *wp = packed ? packed : own;
     float *tile = cs_alloc(sizeof(float) * (cob * p.mv * VL + VL)); /* + VL: see epilogue_channel */
     float *b0 = cs_alloc(sizeof(float) * nb * cob); /* the bias, zeros without one */
     long *toff = cs_alloc(sizeof(long) * nt);
     if (!buf || !wp || !tile || !b0 || !toff) {
-        free(buf), free(wp), free(tile), free(b0), free(toff);
+        free(buf), free(own), free(tile), free(b0), free(toff);
         return -1;
     }
     memset(buf + s.cin * p.cs, 0, sizeof(float) * slack);
     for (int co = 0; co < nb * cob; co++)
         b0[co] = bias && co < s.cout ? bias[co] : 0.0f;
     forward_offsets(&s, &p, toff);
-    pack_weight(w, s.cout, s.cin, nt, wp, cob);
+    if (own)
+        pack_weight(w, s.cout, s.cin, nt, own, cob);
     const long hw_out = (long)s.hout * s.wout;
     const float *y_end = y + (long)n * s.cout * hw_out;
     for (int i = 0; i < n; i++) {
@@ -105,6 +130,6 @@ int cs_conv2d_forward_fused(const float *x, const float *w, const float *bias, f
             }
         }
     }
-    free(buf), free(wp), free(tile), free(b0), free(toff);
+    free(buf), free(own), free(tile), free(b0), free(toff);
     return 0;
 }
