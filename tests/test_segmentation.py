@@ -167,12 +167,12 @@ def test_unet_gets_the_segmentation_defaults_that_flags_leave_unset():
     from convscope.train import TrainConfig
 
     recorded = train_defaults("unet", (1, 64, 64))
-    assert recorded == {"optimizer": "adam", "lr": 2e-3, "epochs": 8}
+    assert recorded == {"optimizer": "adam", "lr": 2e-3, "epochs": 10}
     assert train_defaults("unet", (3, 128, 96)) == recorded  # any image size
 
     cfg = TrainConfig(model="unet").validate()
     assert cfg.apply_model_defaults((1, 64, 64)) == recorded
-    assert (cfg.optimizer, cfg.lr, cfg.epochs, cfg.batch_size) == ("adam", 2e-3, 8, 32)
+    assert (cfg.optimizer, cfg.lr, cfg.epochs, cfg.batch_size) == ("adam", 2e-3, 10, 32)
 
     cfg = TrainConfig(model="unet", epochs=2, lr=0.01).validate()
     assert cfg.apply_model_defaults((1, 64, 64)) == {"optimizer": "adam"}
@@ -180,7 +180,7 @@ def test_unet_gets_the_segmentation_defaults_that_flags_leave_unset():
 
     # an explicit optimizer keeps its own default lr instead of the model's Adam one
     cfg = TrainConfig(model="unet", optimizer="sgd").validate()
-    assert cfg.apply_model_defaults((1, 64, 64)) == {"epochs": 8}
+    assert cfg.apply_model_defaults((1, 64, 64)) == {"epochs": 10}
     assert (cfg.optimizer, cfg.lr) == ("sgd", 0.05)
 
     cfg = TrainConfig(model="resnet20").validate()
