@@ -30,6 +30,7 @@ SOURCES = [
     "conv_weight_grad.c",
     "batchnorm.c",
     "pool.c",
+    "elementwise.c",
     "info.c",
 ]
 WARNINGS = ["-Wall", "-Wextra"]

@@ -1,5 +1,8 @@
 """Train fcn1d (or resnet1d) on UCR/UEA sets and print accuracy and time beside published figures.
 
+The model's training defaults apply (Adam, lr 1e-3, batch 16, 150 epochs; zoo metadata), as
+for `convscope train --model fcn1d --data ucr:NAME`.
+
 Usage:
     python benchmarks/bench_ucr.py [--root FOLDER] [--sets GunPoint,ItalyPowerDemand] [--epochs 150]
         [--pad edge]
@@ -30,9 +33,7 @@ def main(argv=None) -> int:
     p.add_argument("--root", default=None)
     p.add_argument("--sets", default=",".join(AEON_CLASSIFICATION_SETS))
     p.add_argument("--model", default="fcn1d")
-    p.add_argument("--epochs", type=int, default=150)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--epochs", type=int, default=None, help="default: the model's (150)")
     p.add_argument("--pad", choices=["edge", "zero"], default="zero", help="padding of shorter series")
     args = p.parse_args(argv)
     root = args.root or aeon_data_folder()
@@ -46,9 +47,6 @@ def main(argv=None) -> int:
                 data=f"ucr:{os.path.join(root, name)}?pad={args.pad}",
                 model=args.model,
                 epochs=args.epochs,
-                batch_size=args.batch_size,
-                optimizer="adam",
-                lr=args.lr,
                 out=os.path.join(out, "run"),
             )
             wall, cpu = time.perf_counter(), time.process_time()
@@ -57,7 +55,7 @@ def main(argv=None) -> int:
         row = {
             "set": name,
             "model": args.model,
-            "epochs": args.epochs,
+            "epochs": result.get("epochs", args.epochs),
             "pad": args.pad,
             "test_accuracy": round(result["test_accuracy"], 4),
             "best_accuracy": round(result["best_accuracy"], 4),

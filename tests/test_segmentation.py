@@ -163,13 +163,26 @@ def test_segment_task_refuses_classification_data(capsys):
 
 
 def test_unet_gets_the_segmentation_defaults_that_flags_leave_unset():
-    from convscope.train.tasks import SEGMENT_UNET_DEFAULTS, segment_defaults
+    from convscope.models import train_defaults
+    from convscope.train import TrainConfig
 
-    assert segment_defaults({"model": "unet"}) == SEGMENT_UNET_DEFAULTS
-    assert segment_defaults({"model": "resnet20"}) == {}
-    chosen = segment_defaults({"model": "unet", "epochs": 2, "lr": 0.01})
-    assert "epochs" not in chosen and "lr" not in chosen and chosen["optimizer"] == "adam"
-    # an explicit optimizer keeps its own default lr instead of the Adam one
-    assert segment_defaults({"model": "unet", "optimizer": "sgd"}) == {
-        "epochs": SEGMENT_UNET_DEFAULTS["epochs"]
-    }
+    recorded = train_defaults("unet", (1, 64, 64))
+    assert recorded == {"optimizer": "adam", "lr": 2e-3, "epochs": 10}
+    assert train_defaults("unet", (3, 128, 96)) == recorded  # any image size
+
+    cfg = TrainConfig(model="unet").validate()
+    assert cfg.apply_model_defaults((1, 64, 64)) == recorded
+    assert (cfg.optimizer, cfg.lr, cfg.epochs, cfg.batch_size) == ("adam", 2e-3, 10, 32)
+
+    cfg = TrainConfig(model="unet", epochs=2, lr=0.01).validate()
+    assert cfg.apply_model_defaults((1, 64, 64)) == {"optimizer": "adam"}
+    assert (cfg.optimizer, cfg.lr, cfg.epochs) == ("adam", 0.01, 2)
+
+    # an explicit optimizer keeps its own default lr instead of the model's Adam one
+    cfg = TrainConfig(model="unet", optimizer="sgd").validate()
+    assert cfg.apply_model_defaults((1, 64, 64)) == {"epochs": 10}
+    assert (cfg.optimizer, cfg.lr) == ("sgd", 0.05)
+
+    cfg = TrainConfig(model="resnet20").validate()
+    assert cfg.apply_model_defaults((3, 32, 32)) == {}
+    assert (cfg.optimizer, cfg.lr, cfg.epochs, cfg.batch_size) == ("sgd", 0.05, 15, 32)

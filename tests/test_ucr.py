@@ -153,3 +153,29 @@ def test_fcn1d_reaches_the_issue_targets_on_shipped_sets(name, epochs, target, t
     )
     result = Trainer(config, progress=False, log=lambda m: None).fit()
     assert result["test_accuracy"] >= target
+
+
+def test_series_models_record_the_papers_training_settings_for_any_series_shape():
+    from convscope.models import train_defaults
+    from convscope.train import TrainConfig
+
+    for name in ("fcn1d", "resnet1d"):
+        for shape in ((1, 150), (12, 29)):  # univariate and multivariate, any length
+            assert train_defaults(name, shape) == {
+                "optimizer": "adam",
+                "lr": 1e-3,
+                "batch_size": 16,
+                "epochs": 150,
+            }
+    assert train_defaults("fcn1d", (1, 28, 28)) == {}  # keyed to (C, L) inputs only
+    cfg = TrainConfig(model="fcn1d", epochs=3).validate()
+    assert cfg.apply_model_defaults((1, 150)) == {"optimizer": "adam", "lr": 1e-3, "batch_size": 16}
+    assert (cfg.epochs, cfg.weight_decay) == (3, 5e-4)
+
+
+def test_a_config_used_before_its_model_defaults_are_filled_says_so():
+    from convscope.train import TrainConfig
+    from convscope.train.optim_factory import make_optimizer
+
+    with pytest.raises(ValueError, match="TrainConfig.lr is unset; call apply_model_defaults"):
+        make_optimizer(TrainConfig().validate(), [])

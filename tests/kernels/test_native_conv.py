@@ -131,6 +131,7 @@ def test_random_conv2d_matches_torch_and_numpy(seed):
         ((2, 5, 13, 11), (128, 5, 3, 2), 2, 1),  # 128 outputs at stride 2, odd sizes
         ((2, 64, 9, 7), (3, 64, 5, 5), 1, 2),  # 64 inputs: the input gradient's vector tiles
         ((3, 7, 10, 9), (32, 7, 3, 3), 1, 1),  # 32 outputs: weight gradient, 2 channel vectors
+        ((2, 4, 12, 40), (32, 4, 9, 9), 1, 0),  # wide wrap: one-vector forward tiles, 2 per row
     ],
 )
 def test_layer_shapes(x_shape, w_shape, stride, pad):
@@ -195,3 +196,26 @@ def test_uncovered_configurations_raise_unsupported():
         native_conv.conv2d_forward(
             x.astype(np.float64), np.zeros((4, 4, 3, 3)), None, (1, 1), ((0, 0), (0, 0)), (1, 1), 1
         )
+
+
+@pytest.mark.parametrize("w_shape, stride", [((64, 32, 3, 3), 1), ((32, 16, 3, 3), 2), ((16, 6, 5, 5), 1)])
+def test_forward_in_thread_chunks_equals_one_call(w_shape, stride):
+    """Chunks on two threads share one packed copy of the weights: the same output, bit for bit."""
+    from convscope.kernels.native import conv as K
+    from convscope.kernels.parallel import get_num_threads, set_num_threads
+
+    rng = np.random.default_rng(w_shape[0])
+    x = rng.standard_normal((64, w_shape[1], 16, 16)).astype(np.float32)
+    weight = rng.standard_normal(w_shape).astype(np.float32)
+    bias = rng.standard_normal(w_shape[0]).astype(np.float32)
+    args = ((stride, stride), ((1, 1), (1, 1)), (1, 1), 1)
+    previous = get_num_threads()
+    try:
+        set_num_threads(1)
+        one = K.conv2d_forward(x, weight, bias, *args)[0]
+        set_num_threads(2)
+        chunked = K.conv2d_forward(x, weight, bias, *args)[0]
+        assert K._plan(64, 2.0 * weight.size * one.shape[2] * one.shape[3] * 64)[0] < 64  # really chunked
+    finally:
+        set_num_threads(previous)
+    np.testing.assert_array_equal(chunked, one)

@@ -97,6 +97,31 @@ def test_2x2_fast_path_and_threads_match_numpy(size, ceil_mode):
     )
 
 
+@pytest.mark.parametrize("size", [(3, 2, 6, 66), (2, 3, 9, 35), (5, 4, 4, 32), (1, 1, 2, 2), (7, 3, 5, 10)])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_2x2_vector_rows_match_numpy(size, threads):
+    """Rows shorter and longer than a vector, odd sizes, the last rows of each thread's chunk:
+    values and indices equal NumPy's (a tie of -0.0 and +0.0 routes to the first, as NumPy's
+    indices do)."""
+    from convscope.kernels.parallel import get_num_threads, set_num_threads
+
+    rng = np.random.default_rng(size[3])
+    x = _input(rng, size)
+    x[rng.random(size) < 0.2] = -0.0  # ties between -0.0 and +0.0
+    args = ((2, 2), (2, 2), ((0, 0), (0, 0)), (1, 1), False)
+    previous = get_num_threads()
+    set_num_threads(threads)
+    try:
+        out, idx = K.max_pool2d_forward(x, *args)
+        no_idx, _ = K.max_pool2d_forward(x, *args, False)
+    finally:
+        set_num_threads(previous)
+    ref, ref_idx = numpy_pool.max_pool2d_forward(x, *args)
+    for got in (out, no_idx):
+        np.testing.assert_array_equal(got, ref)
+    np.testing.assert_array_equal(idx, ref_idx)
+
+
 def test_uncovered_configurations_are_unsupported():
     x64 = np.zeros((1, 1, 4, 4))
     with pytest.raises(Unsupported):

@@ -43,12 +43,20 @@ def add_parser(sub):
         help="model name from the registry (default: simple; see `convscope summary --list`) or an "
         ".onnx file to fine-tune (its classifier must fit the data's classes)",
     )
-    p.add_argument("--epochs", type=int, help="number of epochs (default: 15)")
-    p.add_argument("--batch-size", type=int, dest="batch_size", help="images per batch (default: 32)")
-    p.add_argument("--optimizer", choices=["sgd", "adam", "adamw"], help="default: sgd with momentum")
-    p.add_argument("--lr", type=float, help="learning rate (default: 0.05 for sgd, 0.001 for adam/adamw)")
+    p.add_argument("--epochs", type=int, help="number of epochs (default: the model's, else 15)")
+    p.add_argument(
+        "--batch-size", type=int, dest="batch_size", help="images per batch (default: the model's, else 32)"
+    )
+    p.add_argument(
+        "--optimizer", choices=["sgd", "adam", "adamw"], help="default: the model's, else sgd with momentum"
+    )
+    p.add_argument(
+        "--lr",
+        type=float,
+        help="learning rate (default: the model's for its optimizer, else 0.05 for sgd, 1e-3 for adam/adamw)",
+    )
     p.add_argument("--momentum", type=float, help="SGD momentum (default: 0.9)")
-    p.add_argument("--weight-decay", type=float, dest="weight_decay", help="default: 5e-4")
+    p.add_argument("--weight-decay", type=float, dest="weight_decay", help="default: the model's, else 5e-4")
     p.add_argument("--scheduler", choices=["none", "step", "multistep", "cosine"], help="default: cosine")
     p.add_argument("--step-size", type=int, dest="step_size", help="StepLR period in epochs (default: 10)")
     p.add_argument("--gamma", type=float, help="StepLR/MultiStepLR decay factor (default: 0.1)")
@@ -167,10 +175,7 @@ def check_resume_flags(args, flags: dict) -> None:
 
 
 def config_from_args(args):
-    import sys
-
     from ..train import ConfigError, TrainConfig, read_toml
-    from ..train.tasks import segment_defaults
 
     values = read_toml(args.config) if getattr(args, "config", None) else {}
     flags = given_settings(args)
@@ -179,15 +184,6 @@ def config_from_args(args):
     if isinstance(values.get("image_size"), (int, str)):
         values["image_size"] = list(parse_hw(str(values["image_size"]), "image_size"))
     values.update(flags)
-    chosen = segment_defaults(values)
-    if chosen:
-        values.update(chosen)
-        print(
-            "segmentation defaults for unet: "
-            + ", ".join(f"{k.replace('_', '-')} {v}" for k, v in chosen.items())
-            + "; a flag overrides each",
-            file=sys.stderr,
-        )
     try:
         return TrainConfig.from_dict(values, "settings").validate()
     except ConfigError as e:

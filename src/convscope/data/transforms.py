@@ -84,7 +84,7 @@ class RandomCrop:
         top = rng.integers(0, padded.shape[2] - th + 1, size=n)
         left = rng.integers(0, padded.shape[3] - tw + 1, size=n)
         # (N, C, H_pad, W_pad) -> view (N, C, H_pad-th+1, W_pad-tw+1, th, tw), no copy
-        windows = sliding_window_view(padded, (th, tw), axis=(2, 3))
+        windows = sliding_window_view(padded, (th, tw), axis=(2, 3))  # type: ignore[call-overload,unused-ignore]
         # advanced indices on axes 0, 2, 3 split by a slice: broadcast axis N goes first
         return np.ascontiguousarray(windows[np.arange(n), :, top, left])  # -> (N, C, th, tw)
 

@@ -56,9 +56,21 @@ class LeNet5(nn.Module):
     gradcam_layer="features.relu2",
     family="lenet",
     classifier="classifier.fc3",
-    # 8,000 MNIST images overfit LeNet-5 within 5 epochs: shifts of up to 2 pixels and label
-    # smoothing lift every seed above 98% (figures in the README, "Training defaults per model")
-    train_defaults=[((1, 28, 28), {"augment": "crop", "crop_padding": 2, "label_smoothing": 0.1})],
+    # 8,000 MNIST images overfit LeNet-5 within 5 epochs: shifts of up to 2 pixels, label
+    # smoothing, a lower lr and more weight decay lift every seed 0-9 above 98% (the sweep is in
+    # the README, "Training defaults per model")
+    train_defaults=[
+        (
+            (1, 28, 28),
+            {
+                "lr": 0.03,
+                "weight_decay": 1e-3,
+                "augment": "crop",
+                "crop_padding": 2,
+                "label_smoothing": 0.05,
+            },
+        )
+    ],
     citation="LeCun, Bottou, Bengio, Haffner. Gradient-based learning applied to document "
     "recognition. Proc. IEEE 1998.",
 )

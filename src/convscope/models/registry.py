@@ -28,8 +28,11 @@ class ModelInfo:
         citation: the paper the architecture comes from.
         family: e.g. 'resnet', 'vgg'.
         train_defaults: training settings that suit the model on a kind of input, as pairs
-            ``((C, H, W), {setting: value})``; None in the shape matches any size. The trainer
-            applies the first pair whose shape matches the data, for settings no flag gave.
+            ``((C, H, W), {setting: value})`` (``(C, L)`` for 1-D models); None in the shape
+            matches any size. The trainer applies the first pair whose shape matches the data,
+            for settings no flag or config file gave; the settings a model may choose are
+            ``convscope.train.config.MODEL_DEFAULTABLE`` (optimizer, lr, epochs, batch_size,
+            weight_decay, augment, crop_padding, label_smoothing).
         task: 'classify' (one score per class) or 'segment' (one score per class and pixel).
         classifier: dotted name of the final layer whose outputs are the classes (replaced
             when fine-tuning on a data set with another class count).

@@ -26,6 +26,13 @@ from ..nn.parameter import Parameter
 from .graph import _no_inplace
 
 
+def _conv_bn_relu(conv, bn, relu, x):
+    """The zoo's fused conv pass as plain module calls (``bn``, ``relu``: None when absent)."""
+    y = conv(x)
+    y = y if bn is None else bn(y)
+    return y if relu is None else relu(y)
+
+
 class TranslationError(ValueError):
     """A convscope module whose forward cannot run on torch tensors."""
 
@@ -113,6 +120,7 @@ class Rebinder:
             {
                 "batch_norm_relu": lambda bn, relu, x: relu(bn(x)),
                 "add_relu": lambda relu, a, b: relu(a + b),
+                "conv_bn_relu": _conv_bn_relu,
             },
         )
 

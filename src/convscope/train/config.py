@@ -5,14 +5,37 @@ from __future__ import annotations
 import dataclasses
 import sys
 from dataclasses import dataclass, field
+from typing import TypeVar
+
+_T = TypeVar("_T")
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULERS = ("none", "step", "multistep", "cosine")
 AUGMENTATIONS = ("none", "flip", "crop", "crop+flip")
 DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3, "adamw": 1e-3}
 # settings a model's zoo metadata may choose per input shape (None in a TrainConfig: not given);
-# these values apply where the model records nothing
-MODEL_DEFAULTABLE = {"augment": "none", "crop_padding": 4, "label_smoothing": 0.0}
+# these values apply where the model records nothing (lr: the optimizer's DEFAULT_LR)
+MODEL_DEFAULTABLE = {
+    "optimizer": "sgd",
+    "lr": None,
+    "epochs": 15,
+    "batch_size": 32,
+    "weight_decay": 5e-4,
+    "augment": "none",
+    "crop_padding": 4,
+    "label_smoothing": 0.0,
+}
+
+
+def resolved(value: _T | None, name: str) -> _T:
+    """``value`` of TrainConfig setting ``name``, which must have been filled (by the user or by
+    :meth:`TrainConfig.apply_model_defaults`) before training uses it."""
+    if value is None:
+        raise ValueError(
+            f"TrainConfig.{name} is unset; call apply_model_defaults(input_shape) first, which fills "
+            f"the model's defaults for the data"
+        )
+    return value
 
 
 class ConfigError(ValueError):
@@ -38,7 +61,10 @@ class TrainConfig:
         data: dataset spec ('digits', 'mnist:PATH', 'cifar10:PATH', 'folder:PATH', 'npz:PATH').
         model: registry name ('simple', 'lenet5', 'resnet20', ...).
         epochs, batch_size, seed: the usual.
-        optimizer: 'sgd' (with momentum), 'adam' or 'adamw'; lr None picks 0.05 / 1e-3.
+        optimizer: 'sgd' (with momentum), 'adam' or 'adamw'.
+        optimizer, lr, epochs, batch_size, weight_decay None: the model's defaults for the
+            data's shape (zoo metadata, see :meth:`apply_model_defaults`), else SGD, 15 epochs,
+            batch 32, weight decay 5e-4 and the optimizer's own lr (SGD 0.05, Adam/AdamW 1e-3).
         scheduler: 'none', 'step' (step_size, gamma), 'multistep' (milestones, gamma) or 'cosine'.
         test_split: fraction held out (stratified, seeded) when the source has one split.
         image_size: (H, W) to resize folder images to; mode: 'auto', 'gray' or 'rgb'.
@@ -59,12 +85,12 @@ class TrainConfig:
 
     data: str = "digits"
     model: str = "simple"
-    epochs: int = 15
-    batch_size: int = 32
-    optimizer: str = "sgd"
+    epochs: int | None = None
+    batch_size: int | None = None
+    optimizer: str | None = None
     lr: float | None = None
     momentum: float = 0.9
-    weight_decay: float = 5e-4
+    weight_decay: float | None = None
     scheduler: str = "cosine"
     step_size: int = 10
     gamma: float = 0.1
@@ -86,13 +112,16 @@ class TrainConfig:
     ignore_index: int = 255
 
     def validate(self) -> TrainConfig:
-        """Raise ValueError naming the first bad setting; fill lr's default."""
+        """Raise ValueError naming the first bad setting. Settings left None (the model's
+        defaults, filled by :meth:`apply_model_defaults` once the data's shape is known) are
+        checked then."""
 
         def bad(name, expected):
             raise ConfigError(name, expected, getattr(self, name))
 
         for name in ("epochs", "batch_size", "step_size"):
-            if not _is_int(getattr(self, name)) or getattr(self, name) < 1:
+            value = getattr(self, name)
+            if value is not None and (not _is_int(value) or value < 1):
                 bad(name, "a positive integer")
         if not _is_int(self.seed) or self.seed < 0:
             bad("seed", "a non-negative integer")
@@ -105,22 +134,24 @@ class TrainConfig:
             bad("milestones", "positive whole epochs, e.g. 5,8")
         if any(b <= a for a, b in zip(ms, ms[1:], strict=False)):
             bad("milestones", "increasing epochs, e.g. 5,8")
-        if self.optimizer not in OPTIMIZERS:
+        if self.optimizer is not None and self.optimizer not in OPTIMIZERS:
             bad("optimizer", f"one of {', '.join(OPTIMIZERS)}")
         if self.scheduler not in SCHEDULERS:
             bad("scheduler", f"one of {', '.join(SCHEDULERS)}")
         if self.augment is not None and self.augment not in AUGMENTATIONS:
             bad("augment", f"one of {', '.join(AUGMENTATIONS)}")
-        if self.lr is None:
-            self.lr = DEFAULT_LR[self.optimizer]
-        if not self.lr > 0:
+        if self.lr is not None and not (isinstance(self.lr, (int, float)) and self.lr > 0):
             bad("lr", "a positive number")
         if not 0.0 < self.test_split < 1.0:
             bad("test_split", "a fraction between 0 and 1")
         if self.label_smoothing is not None and not 0.0 <= self.label_smoothing < 1.0:
             bad("label_smoothing", "in [0, 1)")
-        if self.weight_decay < 0 or self.momentum < 0:
-            bad("weight_decay" if self.weight_decay < 0 else "momentum", "non-negative")
+        if self.weight_decay is not None and not (
+            isinstance(self.weight_decay, (int, float)) and self.weight_decay >= 0
+        ):
+            bad("weight_decay", "non-negative")
+        if self.momentum < 0:
+            bad("momentum", "non-negative")
         if self.mode not in ("auto", "gray", "rgb"):
             bad("mode", "'auto', 'gray' or 'rgb'")
         if self.init not in ("default", "gaussian"):
@@ -136,20 +167,37 @@ class TrainConfig:
         return self
 
     def apply_model_defaults(self, input_shape) -> dict:
-        """Fill the settings left None from the model's zoo metadata for inputs (C, H, W), then
-        from MODEL_DEFAULTABLE; returns what came from the model (empty when nothing did)."""
+        """Fill the settings left None from the model's zoo metadata for inputs of shape
+        (C, H, W) or (C, L), then from MODEL_DEFAULTABLE; returns what came from the model
+        (empty when nothing did).
+
+        A model's lr belongs to its optimizer: it applies only when the run uses that optimizer
+        (``--optimizer adam`` alone on a model recorded with SGD keeps Adam's own lr).
+        """
         from ..models import train_defaults
 
         try:
             chosen = train_defaults(self.model, input_shape)
         except ValueError:  # not a zoo name (e.g. an .onnx file): nothing recorded
             chosen = {}
+        unknown = set(chosen) - set(MODEL_DEFAULTABLE)
+        if unknown:
+            raise ValueError(
+                f"model {self.model}: train_defaults may set {', '.join(MODEL_DEFAULTABLE)}, "
+                f"not {', '.join(sorted(unknown))}"
+            )
+        intended = chosen.get("optimizer", MODEL_DEFAULTABLE["optimizer"])
+        if self.optimizer is not None and self.optimizer != intended:
+            chosen.pop("lr", None)
         applied = {}
         for name, fallback in MODEL_DEFAULTABLE.items():
             if getattr(self, name) is None:
                 if name in chosen:
                     applied[name] = chosen[name]
                 setattr(self, name, chosen.get(name, fallback))
+        if self.lr is None:
+            self.lr = DEFAULT_LR[resolved(self.optimizer, "optimizer")]
+        self.validate()
         return applied
 
     def to_dict(self) -> dict:

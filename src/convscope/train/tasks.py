@@ -23,23 +23,6 @@ if TYPE_CHECKING:
 
 TASKS = ("auto", "classify", "segment")
 
-#: Training settings a U-Net run starts from when neither a flag nor --config gives them (the
-#: segmentation task's defaults, chosen on mnist-seg; the README has the measured run). The
-#: global defaults (SGD lr 0.05, 15 epochs) are the small classifiers'.
-SEGMENT_UNET_DEFAULTS = {"optimizer": "adam", "lr": 2e-3, "epochs": 8}
-
-
-def segment_defaults(values: dict) -> dict:
-    """The :data:`SEGMENT_UNET_DEFAULTS` that ``values`` (settings from flags and --config)
-    leaves unset, when the model is ``unet``; empty otherwise. An explicit optimizer without an
-    lr keeps that optimizer's own default lr."""
-    if values.get("model") != "unet":
-        return {}
-    chosen = {k: v for k, v in SEGMENT_UNET_DEFAULTS.items() if values.get(k) is None}
-    if "optimizer" not in chosen:
-        chosen.pop("lr", None)
-    return chosen
-
 
 class ClassificationTask:
     """One label per input: cross-entropy, accuracy; best.npz by test accuracy."""

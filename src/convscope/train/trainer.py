@@ -12,9 +12,6 @@ saved in the checkpoint, so a resumed run ends with the same weights as an unint
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import os
 import sys
 import time
@@ -26,13 +23,13 @@ import numpy as np
 from .. import random as cs_random
 from ..autograd.grad_mode import no_grad
 from ..autograd.tensor import Tensor
-from ..checkpoint import load_checkpoint, save_checkpoint
 from ..nn import functional as F
-from ..serialization import atomic_write
-from .config import TrainConfig
+from .config import TrainConfig, resolved
 from .interrupts import deferred_interrupt
 from .optim_factory import make_optimizer, make_scheduler
 from .pretrained import freeze, gaussian_init, init_from_weights
+from .resume import plan_resume, restore
+from .run_files import plot_run_history, run_result, save_run, write_history
 from .tasks import make_task
 
 if TYPE_CHECKING:
@@ -121,28 +118,8 @@ class Trainer:
         ckpt, planned, epochs = None, cfg.epochs, self._extend_to
         data_spec = cfg.data
         if resume:
-            if not last_exists:
-                raise ValueError(f"--resume: no checkpoint to resume in {self.out} (expected {last})")
-            ckpt = load_checkpoint(last) if dist is None else dist.load_checkpoint(last)
-            saved, done = ckpt.meta.get("train_config", {}), ckpt.meta["train_state"]["epoch"]
-            saved = self._same_global_batch(saved, ckpt.meta.get("processes", 1))
-            planned = saved.get("epochs", cfg.epochs)
-            target = planned if epochs is None else epochs
-            if epochs is None and done >= planned:
-                best = ckpt.meta["train_state"].get("best_accuracy", -1.0)
-                raise ValueError(
-                    f"{self.out} is finished: it trained all {planned} of its planned epochs"
-                    + (f" (best test accuracy {100 * best:.2f}%)" if best >= 0 else "")
-                    + f"; to train further, give --epochs N with N above {done} together with --resume"
-                )
-            if target <= done:
-                raise ValueError(
-                    f"--epochs {target} with --resume: the run has already trained {done} epochs; "
-                    f"expected more than {done} to extend it"
-                )
-            self.config = cfg = TrainConfig.from_dict(dict(saved, out=self.out, epochs=target)).validate()
-            # the path as given may be relative to another directory: use the absolute one
-            data_spec = ckpt.meta.get("data", {}).get("spec_absolute") or cfg.data
+            ckpt, planned, data_spec = plan_resume(self, last, last_exists, epochs)
+            cfg = self.config
         elif last_exists:
             raise ValueError(
                 f"{self.out} already holds a run (last.npz); pass --resume to continue it "
@@ -222,7 +199,7 @@ class Trainer:
             )
         self.train_loader = DataLoader(
             train,
-            cfg.batch_size,
+            resolved(cfg.batch_size, "batch_size"),
             shuffle=True,
             seed=cfg.seed,
             transform=self._augmentation(train.input_shape),
@@ -239,52 +216,7 @@ class Trainer:
             {"epoch": 0, "batch": 0, "best_accuracy": -1.0, "seconds": 0.0, "running": [0.0, 0, 0]},
         )
         if ckpt is not None:
-            self._restore(ckpt, planned)
-
-    def _restore(self, ckpt, planned: int) -> None:
-        """Load the saved state; a plan extended to more epochs gets its lr schedule recomputed."""
-        from ..optim import state_dict_from_arrays
-
-        cfg = self.config
-        self.history = ckpt.history
-        self.state = dict(ckpt.meta["train_state"])
-        self.optimizer.load_state_dict(state_dict_from_arrays(ckpt.optim_state, ckpt.meta["optimizer"]))
-        done = int(self.state["epoch"])
-        if cfg.epochs != planned:
-            if self.scheduler is not None:
-                # the lr a run planned for cfg.epochs epochs would have after `done` of them
-                for group in self.optimizer.param_groups:
-                    group["lr"] = group.get("initial_lr", cfg.lr)
-                scheduler = self.scheduler = make_scheduler(cfg, self.optimizer)
-                for _ in range(done):
-                    if scheduler is not None:  # the same config: rebuilt as it was before
-                        scheduler.step()
-            lr = self.optimizer.param_groups[0]["lr"]
-            self.log(
-                f"resume: the plan is extended from {planned} to {cfg.epochs} epochs"
-                + (
-                    f"; the {cfg.scheduler} learning-rate schedule is recomputed for {cfg.epochs} "
-                    f"epochs (lr {lr:.4g} for epoch {done + 1})"
-                    if self.scheduler is not None
-                    else ""
-                )
-            )
-        elif self.scheduler is not None:
-            self.scheduler.load_state_dict(ckpt.meta["scheduler"])
-        cs_random.set_rng_state(self.state["rng"])
-        where = f"epoch {done + 1} of {cfg.epochs}"
-        if self.state["batch"]:
-            where += f", after batch {self.state['batch']} of {len(self.train_loader)}"
-        self.log(f"resuming {self.out} at {where}")
-
-    def _same_global_batch(self, saved: dict, saved_processes: int) -> dict:
-        """A run resumed on another number of processes keeps its global batch (exact resume)."""
-        processes = 1 if self.dist is None else self.dist.size
-        if "batch_size" not in saved or saved_processes == processes:
-            return saved
-        from ..distributed.sampler import resume_batch_size
-
-        return dict(saved, batch_size=resume_batch_size(saved["batch_size"], saved_processes, processes))
+            restore(self, ckpt, resolved(planned, "epochs"))
 
     def _initialise(self) -> dict:
         """Apply --weights or --init to the new model; the record of where its weights came from."""
@@ -347,16 +279,16 @@ class Trainer:
                 except KeyboardInterrupt:
                     # state holds the last finished batch: resuming replays exactly from there
                     self.state["seconds"] = time.perf_counter() - start
-                    self._save(os.path.join(self.out, "last.npz"))  # (rank 0 only)
+                    save_run(self, os.path.join(self.out, "last.npz"))  # (rank 0 only)
                     msg = (
                         f"interrupted in epoch {self.state['epoch'] + 1} after batch "
                         f"{self.state['batch']}: saved {os.path.join(self.out, 'last.npz')}; "
                         f"continue with --resume --out {self.out}"
                     )
-                    raise TrainingInterrupted(msg, self._result("interrupted", start)) from None
+                    raise TrainingInterrupted(msg, run_result(self, "interrupted", start)) from None
         finally:  # completed, interrupted or diverged: draw the curve of the epochs done
-            self._plot_history()
-        return self._result("completed", start)
+            plot_run_history(self)
+        return run_result(self, "completed", start)
 
     def _run_epoch(self, epoch: int, start: float) -> None:
         cfg = self.config
@@ -392,9 +324,9 @@ class Trainer:
                 best_accuracy=max(score, self.state["best_accuracy"]),
             )
             if improved:  # before last.npz: a resumed run no longer sees this epoch as new best
-                self._save(os.path.join(self.out, "best.npz"))
-            self._save(os.path.join(self.out, "last.npz"))
-            self._write_history()
+                save_run(self, os.path.join(self.out, "best.npz"))
+            save_run(self, os.path.join(self.out, "last.npz"))
+            write_history(self)
         self.log(
             f"epoch {epoch + 1}/{cfg.epochs}: train loss {train_loss:.4f} acc {100 * train_acc:.2f}% | "
             f"{self.task.describe(metrics)}" + (" (best)" if improved else "")
@@ -536,89 +468,3 @@ class Trainer:
         for name, p in self.model.named_parameters():
             if not np.isfinite(p.data).all():
                 self._diverged(epoch, len(self.train_loader) - 1, f"parameter {name} became NaN/inf")
-
-    def _save(self, path):
-        if not self.is_writer:
-            return
-        from ..optim import state_dict_to_arrays
-
-        arrays, optim_meta = state_dict_to_arrays(self.optimizer.state_dict())
-        # the generator as after the last finished batch (captured per batch): a Ctrl-C inside a
-        # batch, after dropout drew its mask, must not save the later state
-        self.state.setdefault("rng", cs_random.get_rng_state())
-        meta = {
-            "classes": self.splits.classes,
-            "task": self.task.name,
-            "ignore_index": getattr(self.task, "ignore_index", None),
-            "preprocessing": {
-                "normalizer": self.normalizer.to_dict() if self.normalizer is not None else None,
-                "input_shape": list(self.splits.input_shape),
-                "mode": self.config.mode,
-                "image_size": self.config.image_size,
-            },
-            "data": {
-                "spec": self.config.data,
-                "spec_absolute": self.data_spec_absolute,
-                "test_split": self.config.test_split,
-                "seed": self.config.seed,
-                "note": self.splits.note,
-            },
-            "history": self.history,
-            "train_config": self.config.to_dict(),
-            "train_state": self.state,
-            "optimizer": optim_meta,
-            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
-            "processes": 1 if self.dist is None else self.dist.size,  # batch_size is per process
-            "init": self.init_record,
-        }
-        save_checkpoint(path, self.model, meta=meta, optim_arrays=arrays)
-
-    def _write_history(self):
-        if not self.history or not self.is_writer:
-            return
-        text = io.StringIO()
-        writer = csv.DictWriter(text, fieldnames=list(self.history[0]))
-        writer.writeheader()
-        writer.writerows(self.history)
-        atomic_write(os.path.join(self.out, "history.csv"), lambda f: f.write(text.getvalue().encode()))
-        atomic_write(
-            os.path.join(self.out, "history.json"),
-            lambda f: f.write(json.dumps(self.history, indent=1).encode()),
-        )
-
-    def _plot_history(self):
-        """curve.png, drawn when the run stops (drawing it every epoch cost ~40% of a digits run)."""
-        if self.history and self.is_writer:
-            from .plots import plot_history
-
-            plot_history(
-                self.history,
-                os.path.join(self.out, "curve.png"),
-                title=f"{self.config.model} on {self.config.data}",
-                label_smoothing=self.config.label_smoothing or 0.0,
-            )
-
-    def _result(self, status, start):
-        last = self.history[-1] if self.history else {}
-        extra = {}
-        if self.task.name == "segment":
-            extra = {
-                "test_miou": last.get("test_miou"),
-                "test_pixel_accuracy": last.get("test_pixel_accuracy"),
-                "test_iou": {k[len("test_iou_") :]: v for k, v in last.items() if k.startswith("test_iou_")},
-            }
-        return {
-            "status": status,
-            "task": self.task.name,
-            "test_accuracy": last.get("test_accuracy"),
-            **extra,
-            "best_accuracy": self.state["best_accuracy"] if self.state["best_accuracy"] >= 0 else None,
-            "checkpoint": os.path.join(self.out, "best.npz"),
-            "last": os.path.join(self.out, "last.npz"),
-            "out": self.out,
-            "epochs": len(self.history),
-            "seconds": round(time.perf_counter() - start, 3),
-            "defaults_applied": dict(getattr(self, "defaults_applied", {})),
-            "history": self.history,
-            "init": self.init_record,
-        }

@@ -46,6 +46,11 @@ static inline vf vsplat(float s) { return s - vzero(); }
 #else
 #define KEEP_IN_REGISTER(v) (void)(v)
 #endif
+/* max(v, 0) as np.maximum(v, 0) computes it: NaN passes through (sign kept), -0.0 becomes
+ * +0.0 (batchnorm.c keeps its own copy of the same two lines) */
+typedef int cs_vi __attribute__((vector_size(VL * sizeof(int))));
+static inline float cs_relu1(float v) { return v > 0.0f || v != v ? v : 0.0f; }
+static inline vf cs_relu_v(vf v) { return (vf)((cs_vi)v & ((cs_vi)(v > vzero()) | (cs_vi)(v != v))); }
 static inline vf vload(const float *p) { return *(const vf *)p; }
 static inline void vstore(float *p, vf v) { *(vf *)p = v; }
 static inline float vsum(vf v)

@@ -14,6 +14,8 @@ else raises :class:`Unsupported`, and the dispatcher runs the NumPy kernel inste
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ..conv import ConvSaved
@@ -23,7 +25,13 @@ from ._lib import f32ptr, i32ptr, library, run
 from ._unsupported import Unsupported
 from .batchnorm import channel_sums
 
-__all__ = ["conv2d_forward", "conv2d_backward", "conv_transpose2d_forward", "conv_transpose2d_backward"]
+__all__ = [
+    "conv2d_forward",
+    "conv2d_backward",
+    "conv2d_forward_fused",
+    "conv_transpose2d_forward",
+    "conv_transpose2d_backward",
+]
 
 Pair = tuple[int, int]
 Pads = tuple[Pair, Pair]
@@ -69,19 +77,49 @@ def _plan(n: int, flops: float, per_image_bytes: int = 0, budget: int = 0) -> tu
     return max(1, step), parallel
 
 
-def _forward(x, weight, bias, geom: ConvGeometry, out_hw: Pair, out: np.ndarray) -> None:
-    """out[:] = conv(x) + bias, chunked over images."""
+def _forward(
+    x,
+    weight,
+    bias,
+    geom: ConvGeometry,
+    out_hw: Pair,
+    out: np.ndarray,
+    scale=None,
+    shift=None,
+    relu=False,
+    g=None,
+) -> None:
+    """out[:] = conv(x) + bias (then ``* scale + shift`` per channel, then ReLU), chunked over images;
+    ``g``: the 16 geometry ints when the caller has them."""
     lib = _lib()
     n = x.shape[0]
-    g = _geometry(x.shape, weight.shape, out_hw, geom)
+    if g is None:
+        g = _geometry(x.shape, weight.shape, out_hw, geom)
     flops = 2.0 * weight.size * out_hw[0] * out_hw[1] * n
+    sp, tp = f32ptr(scale), f32ptr(shift)
+    step, parallel = _plan(n, flops)
+    packed = None
+    if step < n:  # several chunks: pack the weights once for all of them
+        packed = _aligned_empty(lib.cs_conv2d_forward_packed_size(i32ptr(g)))
+        lib.cs_conv2d_forward_pack(f32ptr(weight), i32ptr(g), f32ptr(packed))
+    pp = f32ptr(packed)
 
     def body(n0: int, n1: int) -> None:
         xs, ys = x[n0:n1], out[n0:n1]
-        if lib.cs_conv2d_forward(f32ptr(xs), f32ptr(weight), f32ptr(bias), f32ptr(ys), n1 - n0, i32ptr(g)):
+        if lib.cs_conv2d_forward_fused(
+            f32ptr(xs), f32ptr(weight), f32ptr(bias), f32ptr(ys), n1 - n0, i32ptr(g), sp, tp, int(relu), pp
+        ):
             raise MemoryError("native conv2d forward: out of memory")
 
-    run(n, *_plan(n, flops), body)
+    run(n, step, parallel, body)
+
+
+def _aligned_empty(size: int) -> np.ndarray:
+    """An uninitialised float32 array of ``size`` starting on a 64-byte boundary (a cache line:
+    the tiles' weight-vector loads then never split one)."""
+    raw = np.empty(size + 16, dtype=np.float32)
+    start = (-raw.ctypes.data % 64) // 4
+    return raw[start : start + size]
 
 
 def _grad_input(g, weight, x_shape, geom: ConvGeometry) -> np.ndarray:
@@ -140,6 +178,58 @@ def conv2d_forward(x, weight, bias, stride: Pair, padding: Pads, dilation: Pair,
     if out.size:
         _forward(xc, wc, bc, geom, (h_out, w_out), out)
     return out, ConvSaved(x, weight, bias is not None, geom)
+
+
+def conv2d_forward_fused(
+    x, weight, bias, stride: Pair, padding: Pads, dilation: Pair, groups: int, scale, shift, relu: bool
+) -> np.ndarray:
+    """``conv2d_forward``'s output with an inference epilogue in the same pass: then ``out * scale +
+    shift`` per output channel (eval batch norm; both None: none), then ``max(out, 0)`` if ``relu``.
+
+    Native only (no NumPy twin): the caller (``nn.functional._fused``) runs the separate passes
+    when this raises. The result equals this backend's conv2d_forward, then
+    ``batchnorm.channel_affine`` (or ``channel_affine_relu``), or ``elementwise.relu_forward``,
+    bit for bit. Nothing is saved for a backward.
+
+    Shape:
+        x (N, C_in, H, W), weight (C_out, C_in, KH, KW), scale and shift (C_out,) float32
+        -> (N, C_out, H_out, W_out).
+
+    Raises:
+        Unsupported: what conv2d_forward does not cover, or scale/shift not float32 (C_out,).
+    """
+    _check(x, weight, groups)
+    _lib()
+    if (scale is None) != (shift is None):
+        raise Unsupported("scale and shift come together")
+    if scale is not None:
+        for a in (scale, shift):
+            if not isinstance(a, np.ndarray) or a.dtype != np.float32 or a.shape != (weight.shape[0],):
+                raise Unsupported("the epilogue's scale and shift must be float32 (C_out,) arrays")
+        scale, shift = np.ascontiguousarray(scale), np.ascontiguousarray(shift)
+    try:  # the same layer on the same shapes again: its geometry is known
+        geom, g = _inference_geometry(x.shape, weight.shape, stride, padding, dilation, groups)
+    except TypeError:  # an unhashable argument (a list): compute it
+        geom = ConvGeometry.conv(x.shape[2:], weight.shape[2:], stride, padding, dilation, groups)
+        g = _geometry(x.shape, weight.shape, geom.out_size, geom)
+    h_out, w_out = geom.out_size
+    bc = None if bias is None else np.ascontiguousarray(bias, dtype=np.float32)
+    out = np.empty((x.shape[0], weight.shape[0], h_out, w_out), dtype=np.float32)
+    if out.size:
+        xc, wc = np.ascontiguousarray(x), np.ascontiguousarray(weight)
+        _forward(xc, wc, bc, geom, (h_out, w_out), out, scale, shift, relu, g)
+    return out
+
+
+@functools.lru_cache(maxsize=512)
+def _inference_geometry(
+    x_shape, w_shape, stride, padding, dilation, groups
+) -> tuple[ConvGeometry, np.ndarray]:
+    """(geometry, the C functions' 16 ints) of a forward; cached, the ints read-only."""
+    geom = ConvGeometry.conv(x_shape[2:], w_shape[2:], stride, padding, dilation, groups)
+    g = _geometry(x_shape, w_shape, geom.out_size, geom)
+    g.flags.writeable = False
+    return geom, g
 
 
 def conv2d_backward(

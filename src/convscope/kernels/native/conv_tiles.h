@@ -77,6 +77,7 @@ static inline planes_t forward_planes(const geom_t *s)
 }
 
 CS_HIDDEN int cvec_width(int cout);
+CS_HIDDEN int cvec_width_forward(int cout, long wout, long wq);
 CS_HIDDEN void corr_block(const float *in, long cs, int cin, const long *toff, int nt,
                           const float *wp, float *tile, long ldo, long mv);
 CS_HIDDEN void cvec_block(const float *in, long cs, int cin, const long *toff, int nt,

@@ -19,6 +19,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "common.h"
+
 typedef struct {
     long h, w, kh, kw, sh, sw, ph, pw, dh, dw, hout, wout;
 } pgeom_t;
@@ -36,26 +38,100 @@ static long first_valid(long start, long dil, long n)
     return first < n - 1 ? first : n - 1;
 }
 
-/* the 2x2 stride-2 window without padding, dilation or ceil-mode overhang: the common case */
-static void max2x2(const float *x, float *y, int64_t *idx, const pgeom_t *s)
+/* v replaces best when larger, or when v is NaN (ties keep the first; a NaN best stays
+ * unless a later NaN comes): the scan rule above, written branch-free so that GCC
+ * vectorizes the loops below (stride-2 loads, selects) */
+static inline float max_pick(float v, float best) { return v > best || v != v ? v : best; }
+
+/* the 2x2 stride-2 window without padding, dilation or ceil-mode overhang: the common case;
+ * one output row, scalar (the rows the vector version below cannot take) */
+static void max2x2_row(const float *r0, const float *r1, float *yr, int64_t *ir, long w, long wout,
+                       int64_t top)
 {
-    for (long oh = 0; oh < s->hout; oh++) {
-        const float *r0 = x + 2 * oh * s->w, *r1 = r0 + s->w;
-        float *yr = y + oh * s->wout;
-        int64_t *ir = idx ? idx + oh * s->wout : NULL;
-        for (long ow = 0; ow < s->wout; ow++) {
-            const long c = 2 * ow;
-            const float v[4] = {r0[c], r0[c + 1], r1[c], r1[c + 1]};
-            float best = -INFINITY;
-            int k = -1;
-            for (int t = 0; t < 4; t++)
-                if (isnan(v[t]) || (!isnan(best) && v[t] > best))
-                    best = v[t], k = t;
-            yr[ow] = best;
-            if (ir)
-                ir[ow] = k < 0 ? 2 * oh * s->w + c : (2 * oh + (k >> 1)) * s->w + c + (k & 1);
-        }
+    for (long ow = 0; ow < wout; ow++) {
+        const float v[4] = {r0[2 * ow], r0[2 * ow + 1], r1[2 * ow], r1[2 * ow + 1]};
+        float best = -INFINITY;
+        int64_t at = 0; /* offset of the winner from the window's top-left tap (also for -inf) */
+        const int64_t off[4] = {0, 1, w, w + 1};
+        for (int t = 0; t < 4; t++)
+            if (v[t] > best || v[t] != v[t])
+                best = v[t], at = off[t];
+        yr[ow] = best;
+        if (ir)
+            ir[ow] = top + 2 * ow + at;
     }
+}
+
+#if defined(__GNUC__) && !defined(__clang__) && (VL == 16 || VL == 8 || VL == 4)
+#define POOL_VECTOR 1
+typedef int pvi __attribute__((vector_size(VL * sizeof(int))));
+typedef long long pvl __attribute__((vector_size(VL * sizeof(long long))));
+/* an unaligned, aliasing-safe store target for pvl */
+typedef long long pvl_u __attribute__((vector_size(VL * sizeof(long long)), aligned(8), may_alias));
+#if VL == 16
+static const pvi EVEN = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
+static const pvi LANE = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+#elif VL == 8
+static const pvi EVEN = {0, 2, 4, 6, 8, 10, 12, 14};
+static const pvi LANE = {0, 1, 2, 3, 4, 5, 6, 7};
+#else
+static const pvi EVEN = {0, 2, 4, 6};
+static const pvi LANE = {0, 1, 2, 3};
+#endif
+
+/* keep best unless v is larger or NaN (the scan rule above), lane by lane */
+static inline pvi pick_mask(vf v, vf best) { return (pvi)(v > best) | (pvi)(v != v); }
+static inline vf blend(pvi m, vf a, vf b) { return (vf)((m & (pvi)a) | (~m & (pvi)b)); }
+
+/* VL outputs of one row from rows r0, r1 (2*VL floats read from each, starting at column 2*ow) */
+static inline void max2x2_vec(const float *r0, const float *r1, float *yo, int64_t *io, long w,
+                              int64_t first)
+{
+    const vf a0 = vload(r0), a1 = vload(r0 + VL), b0 = vload(r1), b1 = vload(r1 + VL);
+    const vf v[4] = {__builtin_shuffle(a0, a1, EVEN), __builtin_shuffle(a0, a1, EVEN + 1),
+                     __builtin_shuffle(b0, b1, EVEN), __builtin_shuffle(b0, b1, EVEN + 1)};
+    vf best = vsplat(-INFINITY);
+    pvi at = (pvi){0};
+    const int off[4] = {0, 1, (int)w, (int)w + 1};
+    for (int t = 0; t < 4; t++) {
+        const pvi m = pick_mask(v[t], best);
+        best = blend(m, v[t], best);
+        at = (m & (off[t] - (pvi){0})) | (~m & at);
+    }
+    vstore(yo, best);
+    if (io) {
+        const pvl idx = __builtin_convertvector(at + 2 * LANE, pvl) + first;
+        *(pvl_u *)io = idx;
+    }
+}
+#endif
+
+/* planes of 2x2 windows. Vector version: VL outputs at a time. A row's last group may write
+ * past the row's end into the following rows' outputs, which those rows then overwrite (rows
+ * run in order), and reads up to 2*VL floats from each input row from the window's start; a
+ * group whose reads or writes would pass the end of the call's arrays (the next thread's chunk
+ * or unowned memory) runs scalar instead. */
+static void max2x2_planes(const float *x, float *y, int64_t *idx, long planes, const pgeom_t *s)
+{
+    const long w = s->w, wout = s->wout, hout = s->hout, in = s->h * w, out = hout * wout;
+    const long x_end = planes * in, y_end = planes * out;
+    const int vector = w <= 2147483647L / 4; /* int offsets in the vector version */
+    for (long p = 0; p < planes; p++)
+        for (long oh = 0; oh < hout; oh++) {
+            const long r0 = p * in + 2 * oh * w, yo = p * out + oh * wout;
+            const int64_t top = 2 * oh * w;
+            long ow = 0;
+#ifdef POOL_VECTOR
+            for (; vector && ow < wout && r0 + w + 2 * (ow + VL) <= x_end && yo + ow + VL <= y_end; ow += VL)
+                max2x2_vec(x + r0 + 2 * ow, x + r0 + w + 2 * ow, y + yo + ow, idx ? idx + yo + ow : NULL, w,
+                           top + 2 * ow);
+#else
+            (void)vector, (void)x_end, (void)y_end;
+#endif
+            if (ow < wout)
+                max2x2_row(x + r0 + 2 * ow, x + r0 + w + 2 * ow, y + yo + ow, idx ? idx + yo + ow : NULL, w,
+                           wout - ow, top + 2 * ow);
+        }
 }
 
 static void max_general(const float *x, float *y, int64_t *idx, const pgeom_t *s)
@@ -95,13 +171,12 @@ void cs_max_pool2d_forward(const float *x, float *y, int64_t *idx, long planes, 
     const int fast = s.kh == 2 && s.kw == 2 && s.sh == 2 && s.sw == 2 && s.ph == 0 && s.pw == 0 &&
                      s.dh == 1 && s.dw == 1 && 2 * s.hout <= s.h && 2 * s.wout <= s.w;
     const long in = s.h * s.w, out = s.hout * s.wout;
-    for (long p = 0; p < planes; p++) {
-        int64_t *ip = idx ? idx + p * out : NULL;
-        if (fast)
-            max2x2(x + p * in, y + p * out, ip, &s);
-        else
-            max_general(x + p * in, y + p * out, ip, &s);
+    if (fast) {
+        max2x2_planes(x, y, idx, planes, &s);
+        return;
     }
+    for (long p = 0; p < planes; p++)
+        max_general(x + p * in, y + p * out, idx ? idx + p * out : NULL, &s);
 }
 
 /* dx (planes, h*w) = scatter-add of gy (planes, out) at idx, in output order */

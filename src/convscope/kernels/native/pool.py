@@ -19,7 +19,7 @@ from ._unsupported import Unsupported
 __all__ = ["max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward"]
 
 #: Arrays smaller than this run in the calling thread (a hand-off costs more than it saves).
-PARALLEL_MIN_BYTES = 256 * 1024
+PARALLEL_MIN_BYTES = 2 * 2**20
 
 
 def _lib():

@@ -126,8 +126,14 @@ def conv_nd(
     padding_mode: str,
     layer: Layer,
     nd: int,
+    epilogue: tuple | None = None,
 ) -> Tensor:
-    """Shared body of conv1d/conv2d and the Conv layers (nd = 1 or 2 spatial axes)."""
+    """Shared body of conv1d/conv2d and the Conv layers (nd = 1 or 2 spatial axes).
+
+    ``epilogue`` = (scale, shift, relu), only from ``nn.functional._fused`` in plain inference:
+    the output then also gets ``* scale + shift`` per channel (eval batch norm, both may be None)
+    and ReLU, in the conv's own pass where the backend can (:func:`convscope.ops.conv.conv2d_inference`).
+    """
     check_tensor(input, layer)
     check_tensor(weight, layer, "weight")
     layout = "(N, C_in, L)" if nd == 1 else "(N, C_in, H, W)"
@@ -169,7 +175,12 @@ def conv_nd(
     if is_empty(x, weight):  # N = 0 or C_in = 0: no kernel runs (see ops/empty.py)
         out = empty_result((x.shape[0], c_out) + tuple(geom.out_size), [x, weight], bias)
         return unbatch(out.squeeze(2) if nd == 1 else out, added)
-    out = C.Conv2dOp.apply(x, weight, bias, stride, geom.padding, dilation, groups)
+    if epilogue is not None:
+        arrays = (x.data, weight.data, None if bias is None else bias.data)
+        y = C.conv2d_inference(*arrays, stride, geom.padding, dilation, groups, *epilogue)
+        out = Tensor._wrap(y, False)
+    else:
+        out = C.Conv2dOp.apply(x, weight, bias, stride, geom.padding, dilation, groups)
     if nd == 1:
         out = out.squeeze(2)
     return unbatch(out, added)

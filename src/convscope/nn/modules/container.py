@@ -6,6 +6,8 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from typing import Any, NoReturn, overload
 
+from ...autograd.grad_mode import is_grad_enabled
+from ..functional import _fused as fused
 from .module import Module
 
 
@@ -64,6 +66,8 @@ class Sequential(Module):
         return self
 
     def forward(self, input: Any) -> Any:
+        if not is_grad_enabled():  # plain inference: conv + batch norm + ReLU runs in one pass
+            return fused.sequential(list(self._modules.values()), input)
         for module in self._modules.values():
             input = module(input)
         return input
