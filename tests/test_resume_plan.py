@@ -116,6 +116,8 @@ def test_a_run_that_diverges_at_once_leaves_no_folder(tmp_path, capsys):
             "alexnet cannot run on 8x8 images: its windows and pooling need larger inputs (it was "
             "designed for 224x224); expected --image-size 224",
         ),
+        # the hint names a model that fits 8x8 images, never the one refused
+        ("lenet5", "expected --image-size 28 or a model for small images such as simple\n"),
     ],
 )
 def test_model_data_mismatch_is_refused_before_anything_is_written(tmp_path, capsys, model, expected):

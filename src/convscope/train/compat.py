@@ -43,7 +43,7 @@ def check_model_fits(model, name: str, input_shape, num_classes: int, task: str 
         seen, designed = "x".join(map(str, size)), "x".join(map(str, info.input_size[1:]))
         what = "images" if len(size) == 2 else "series"
         hint = (
-            f"--image-size {info.input_size[1]} or a model for small images such as simple or lenet5"
+            f"--image-size {info.input_size[1]} or a model for small images such as simple"
             if len(size) == 2
             else "longer series"
         )
