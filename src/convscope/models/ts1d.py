@@ -19,6 +19,15 @@ _CITATION = (
 # Adam as the paper (lr 1e-3), small batches for the archive's small training sets, and a budget
 # that fits GunPoint and ItalyPowerDemand in about a CPU-minute (the README's UCR table)
 _SERIES_DEFAULTS = [((None, None), {"optimizer": "adam", "lr": 1e-3, "batch_size": 16, "epochs": 150})]
+# what the zoo records of both series models (inputs (C, L); CAM on the last block)
+_SERIES_MODEL: dict = dict(
+    input_size=(1, 150),
+    gradcam_layer="features",
+    family="ts1d",
+    citation=_CITATION,
+    classifier="fc",
+    train_defaults=_SERIES_DEFAULTS,
+)
 
 
 def conv_bn_relu(in_channels: int, out_channels: int, kernel_size: int, relu: bool = True) -> nn.Sequential:
@@ -131,29 +140,13 @@ class ResNet1d(nn.Module):
         return self.fc(self.flatten(self.pool(self.features(x))))
 
 
-@register(
-    "fcn1d",
-    input_size=(1, 150),
-    gradcam_layer="features",
-    family="ts1d",
-    citation=_CITATION,
-    classifier="fc",
-    train_defaults=_SERIES_DEFAULTS,
-)
+@register("fcn1d", **_SERIES_MODEL)
 def fcn1d(num_classes=2, in_channels=1):
     """Wang et al.'s FCN for time series; see :class:`FCN1d`."""
     return FCN1d(num_classes, in_channels)
 
 
-@register(
-    "resnet1d",
-    input_size=(1, 150),
-    gradcam_layer="features",
-    family="ts1d",
-    citation=_CITATION,
-    classifier="fc",
-    train_defaults=_SERIES_DEFAULTS,
-)
+@register("resnet1d", **_SERIES_MODEL)
 def resnet1d(num_classes=2, in_channels=1):
     """Wang et al.'s ResNet for time series; see :class:`ResNet1d`."""
     return ResNet1d(num_classes, in_channels)
