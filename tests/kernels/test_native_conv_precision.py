@@ -5,10 +5,8 @@ products. The native tiles once summed all K in one register accumulator, which 
 relative rms error of 5.8e-7 (forward) and 8.1e-7 (input gradient) against the float64
 result where PyTorch's float32 has 1.5e-7 and 1.8e-7 (and, through 30 such layers,
 ReLUs whose float64 input is a few float32 roundings from zero took the other side).
-Summing runs of about 256 products and adding the runs' sums to a running total fixes it
-(branch `precision`, commit b57e24c), but is not applied: with it,
-tests/test_distributed_mpi.py::test_sync_bn_matches_the_doubled_batch_and_plain_bn_does_not fails
-(sync-BN and single-process ResNet-20 training at 8x8 end 0.7 apart) for a reason not yet found.
+They now sum runs of about 256 products and add the runs' sums to a running total, the way
+a GEMM's K-blocking does.
 
 The bound: the rms relative error of native float32 against float64 is at most 1.5x that
 of PyTorch's float32 on the same data (before the fix it was 3-4.5x).
@@ -43,11 +41,6 @@ def _torch(x, w, g, dtype, stride):
     return y.detach().double().numpy(), xt.grad.double().numpy(), wt.grad.double().numpy()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open defect: the native conv tiles sum all C_in*KH*KW products in one accumulator "
-    "(3-4x PyTorch's round-off); the fix (runs of 256) waits on the sync-BN MPI test",
-)
 @pytest.mark.parametrize(
     "c_in, c_out, size, stride",
     [
