@@ -28,13 +28,16 @@ SOURCES = [
     "conv_forward.c",
     "conv_input_grad.c",
     "conv_weight_grad.c",
+    "conv_parallel.c",
+    "passes_parallel.c",
+    "threads.c",
     "batchnorm.c",
     "pool.c",
     "elementwise.c",
     "info.c",
 ]
 WARNINGS = ["-Wall", "-Wextra"]
-OPTIMIZE = ["-O3", "-funroll-loops", "-std=gnu11", "-fPIC"]
+OPTIMIZE = ["-O3", "-funroll-loops", "-std=gnu11", "-fPIC", "-pthread"]
 
 
 class OptionalNativeBuild(build_ext):
@@ -105,7 +108,7 @@ setup(
         Extension(
             "convscope.kernels.native._convscope_native",
             sources=[os.path.join(NATIVE_DIR, name) for name in SOURCES],
-            depends=[os.path.join(NATIVE_DIR, name) for name in ("common.h", "conv_tiles.h")],
+            depends=[os.path.join(NATIVE_DIR, name) for name in ("common.h", "conv_tiles.h", "threads.h")],
         )
     ],
     cmdclass={"build_ext": OptionalNativeBuild},

@@ -1,7 +1,7 @@
 """The fused inference passes (conv + eval batch norm + ReLU, batch norm + ReLU, add + ReLU, in the
 CIFAR ResNet and in nn.Sequential): the same output bit for bit as the unfused modules on every
 backend, and taken only in plain inference (a hook, a recorded tape or training mode runs the
-modules as written)."""
+modules as written; training's own fused tape nodes are tested in test_fused_training.py)."""
 
 from __future__ import annotations
 

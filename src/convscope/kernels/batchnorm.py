@@ -21,6 +21,7 @@ import functools
 
 import numpy as np
 
+from .elementwise import relu_backward
 from .parallel import images_per_chunk, run_chunks
 
 CHUNK_BYTES = 256 * 1024
@@ -82,13 +83,15 @@ def _stats(parts, count):
     return [np.sum([p[i] for p in parts], axis=0) / count for i in range(len(parts[0]))]
 
 
-def batch_norm_train_forward(x: np.ndarray, weight, bias, eps: float):
-    """Normalise with the batch's own statistics.
+def batch_norm_train_forward(x: np.ndarray, weight, bias, eps: float, relu: bool = False):
+    """Normalise with the batch's own statistics (then ReLU, if ``relu``).
 
     Args:
         x (ndarray): (N, C) or (N, C, *spatial).
         weight, bias (ndarray or None): (C,) affine parameters.
         eps (float): added to the variance.
+        relu (bool): ``out = max(normalised, 0)``, as :func:`convscope.kernels.elementwise.relu_forward`
+            gives it bit for bit (in the same chunk pass here).
 
     Shape:
         out like x; mean, var (biased) and invstd (C,).
@@ -125,15 +128,26 @@ def batch_norm_train_forward(x: np.ndarray, weight, bias, eps: float):
     def scale(i, j):
         o = np.multiply(out[i:j], a_b, out=out[i:j])
         np.add(o, shift_b, out=o)
+        if relu:
+            np.maximum(o, 0, out=o)
 
     run_chunks(n, step, parallel, scale)
     return (out.reshape(x.shape), (m + e).astype(x.dtype), var.astype(x.dtype), invstd.astype(x.dtype))
 
 
 def batch_norm_train_backward(
-    g: np.ndarray, x: np.ndarray, mean: np.ndarray, invstd: np.ndarray, weight, need_input: bool = True
+    g: np.ndarray,
+    x: np.ndarray,
+    mean: np.ndarray,
+    invstd: np.ndarray,
+    weight,
+    need_input: bool = True,
+    relu_out: np.ndarray | None = None,
 ):
     """Gradients of :func:`batch_norm_train_forward`.
+
+    With ``relu_out`` (the forward's output when it ran with ``relu``), g is first ReLU's
+    gradient, :func:`convscope.kernels.elementwise.relu_backward` ``(g, relu_out)``.
 
     ``dx = scale * (g - mean(g) - xhat * mean(g * xhat))`` per channel, with
     ``scale = weight * invstd`` and ``xhat = (x - mean) * invstd``;
@@ -146,6 +160,8 @@ def batch_norm_train_backward(
     Returns:
         (grad_input or None, grad_weight (C,), grad_bias (C,)).
     """
+    if relu_out is not None:
+        g = relu_backward(g, relu_out)
     g_ncl, step, parallel = _plan(g)
     x_ncl = x.reshape(g_ncl.shape)
     n, c, length = g_ncl.shape

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd.function import Function
-from ..kernels.dispatch import call
+from ..kernels.dispatch import call, call_on
 
 
 def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
@@ -38,6 +38,23 @@ class AddOp(Function):
             unbroadcast(g, sa) if ctx.needs_input_grad[0] else None,
             unbroadcast(g, sb) if ctx.needs_input_grad[1] else None,
         )
+
+
+class AddReLUOp(Function):
+    """``max(a + b, 0)`` for two same-shape arrays (a residual connection and its ReLU) as one
+    node: one forward pass, and one backward pass whose masked gradient goes to both inputs
+    (the engine sums gradients into new arrays, so sharing one is safe)."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        out, ctx.backend = call("elementwise", "add_relu", a, b)
+        ctx.out = out
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        gx = call_on(ctx.backend, "elementwise", "relu_backward", g, ctx.out)
+        return (gx if ctx.needs_input_grad[0] else None, gx if ctx.needs_input_grad[1] else None)
 
 
 class SubOp(Function):

@@ -13,18 +13,21 @@ from ..kernels.dispatch import call, call_on
 
 
 class BatchNormTrainOp(Function):
-    """Normalise with the batch's own mean and biased variance.
+    """Normalise with the batch's own mean and biased variance; with ``relu`` (a BatchNorm2d
+    followed by a ReLU, see :mod:`convscope.nn.functional._fused`) the ReLU too, in the same
+    passes forward and backward.
 
     Returns the output plus (mean, biased var) as extras so the caller can
     update the running statistics.
     """
 
     @staticmethod
-    def forward(ctx, x, weight, bias, eps):
+    def forward(ctx, x, weight, bias, eps, relu=False):
         (out, mean, var, invstd), ctx.backend = call(
-            "batchnorm", "batch_norm_train_forward", x, weight, bias, eps
+            "batchnorm", "batch_norm_train_forward", x, weight, bias, eps, relu
         )
         ctx.x, ctx.mean, ctx.invstd, ctx.weight = x, mean, invstd, weight
+        ctx.relu_out = out if relu else None
         return out, mean, var
 
     @staticmethod
@@ -39,8 +42,10 @@ class BatchNormTrainOp(Function):
             ctx.invstd,
             ctx.weight,
             ctx.needs_input_grad[0],
+            ctx.relu_out,
         )
-        return (gx, gw if ctx.needs_input_grad[1] else None, gb if ctx.needs_input_grad[2] else None, None)
+        need = ctx.needs_input_grad
+        return (gx, gw if need[1] else None, gb if need[2] else None, None, None)
 
 
 def eval_affine(dtype, mean, var, weight, bias, eps):

@@ -34,14 +34,21 @@ _SIGNATURES = {
         ctypes.c_int,
         [_F32, _F32, _F32, _F32, ctypes.c_int, _I32, _F32, _F32, _INT, _F32],
     ),
+    "cs_conv2d_forward_parallel": (
+        ctypes.c_int,
+        [_F32, _F32, _F32, _F32, ctypes.c_int, _I32, _F32, _F32, _INT, _F32, _INT, _INT],
+    ),
+    "cs_conv2d_backward_input_parallel": (ctypes.c_int, [_F32, _F32, _F32, _INT, _I32, _INT, _INT]),
+    "cs_conv2d_backward_weight_parallel": (ctypes.c_int, [_F32, _F32, _F32, _INT, _I32, _INT, _INT]),
+    "cs_pass_parallel": (ctypes.c_int, [ctypes.c_void_p, _INT]),
     "cs_conv2d_forward_packed_size": (_LONG, [_I32]),
     "cs_conv2d_forward_pack": (None, [_F32, _I32, _F32]),
     "cs_conv2d_backward_input": (ctypes.c_int, [_F32, _F32, _F32, ctypes.c_int, _I32]),
     "cs_conv2d_backward_weight": (ctypes.c_int, [_F32, _F32, _F32, ctypes.c_int, _I32]),
     "cs_bn_stats": (None, [_F32, _INT, _INT, _LONG, _F32, _F64, _F64]),
     "cs_bn_apply": (None, [_F32, _F32, _INT, _INT, _LONG, _F32, _F32, _F32]),
-    "cs_bn_backward_sums": (None, [_F32, _F32, _INT, _INT, _LONG, _F32, _F64, _F64, _F64]),
-    "cs_bn_backward_input": (None, [_F32, _F32, _F32, _INT, _INT, _LONG, _F32, _F32, _F32, _F32]),
+    "cs_bn_backward_sums": (None, [_F32, _F32, _F32, _INT, _INT, _LONG, _F32, _F64, _F64, _F64]),
+    "cs_bn_backward_input": (None, [_F32, _F32, _F32, _F32, _INT, _INT, _LONG, _F32, _F32, _F32, _F32]),
     "cs_channel_sums": (None, [_F32, _INT, _INT, _LONG, _F64]),
     "cs_bn_apply_relu": (None, [_F32, _F32, _INT, _INT, _LONG, _F32, _F32, _F32]),
     "cs_add_relu": (None, [_F32, _F32, _F32, _LONG]),
@@ -103,16 +110,6 @@ def isa() -> str | None:
     """Instruction set the library was compiled for (e.g. 'avx512'), or None when not loaded."""
     lib = library()
     return None if lib is None else lib.cs_isa().decode()
-
-
-def run(n: int, step: int, parallel: bool, body) -> list:
-    """``run_chunks`` for kernels that never call BLAS: serial runs call ``body`` directly
-    (no hold on BLAS threads, no hand-off), parallel ones go to convscope's workers."""
-    if parallel:
-        from ..parallel import run_chunks
-
-        return run_chunks(n, step, parallel, body)
-    return [body(n0, min(n, n0 + step)) for n0 in range(0, n, max(step, 1))]
 
 
 def build_info() -> dict:

@@ -2,17 +2,18 @@
 :mod:`convscope.kernels.batchnorm`, which computes exactly the same; read that first.
 
 Each pass is one C loop over (image, channel) rows (``batchnorm.c``); statistics are taken
-of ``d = x - m`` with ``m`` near the mean and summed in double. Chunks of images run on
-convscope's worker threads. Covered: float32; anything else raises :class:`Unsupported`.
+of ``d = x - m`` with ``m`` near the mean and summed in double. Large arrays run in chunks of
+images on the native thread pool (:mod:`._passes`). Covered: float32; anything else raises
+:class:`Unsupported`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..parallel import get_num_threads
-from ._lib import f32ptr, library, run
+from ._lib import f32ptr, library
 from ._lib import f64ptr as _f64ptr
+from ._passes import partial_sums, plan, run_pass
 from ._unsupported import Unsupported
 
 __all__ = [
@@ -23,8 +24,6 @@ __all__ = [
     "channel_sums",
 ]
 
-#: Arrays smaller than this run in the calling thread (a hand-off costs more than it saves).
-PARALLEL_MIN_BYTES = 512 * 1024
 #: Images whose mean is the shift m of the statistics (near the batch mean; exactness does
 #: not depend on it, only how little cancels).
 SHIFT_IMAGES = 8
@@ -46,13 +45,6 @@ def _rows(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a).reshape(a.shape[0], a.shape[1], -1)
 
 
-def _chunks(a3: np.ndarray) -> tuple[int, bool]:
-    n = a3.shape[0]
-    threads = get_num_threads()
-    parallel = a3.nbytes >= PARALLEL_MIN_BYTES and threads > 1 and n > 1
-    return (max(1, -(-n // (2 * threads))) if parallel else max(n, 1)), parallel
-
-
 def _vec(v, c: int) -> np.ndarray:
     return np.ascontiguousarray(np.broadcast_to(np.asarray(v, dtype=np.float32), (c,)))
 
@@ -65,8 +57,9 @@ def _sums(lib, a3: np.ndarray, count: int) -> np.ndarray:
     return s
 
 
-def batch_norm_train_forward(x: np.ndarray, weight, bias, eps: float):
-    """See :func:`convscope.kernels.batchnorm.batch_norm_train_forward` (same contract).
+def batch_norm_train_forward(x: np.ndarray, weight, bias, eps: float, relu: bool = False):
+    """See :func:`convscope.kernels.batchnorm.batch_norm_train_forward` (same contract; with
+    ``relu`` the ReLU runs in the normalising pass).
 
     Raises:
         Unsupported: not float32, or the library is not loaded.
@@ -77,56 +70,56 @@ def batch_norm_train_forward(x: np.ndarray, weight, bias, eps: float):
     count = n * length
     first = min(n, SHIFT_IMAGES)
     m = (_sums(lib, x3, first) / max(first * length, 1)).astype(np.float32)
-    step, parallel = _chunks(x3)
-
-    def stats(a: int, b: int):
-        s1, s2 = np.zeros(c), np.zeros(c)
-        lib.cs_bn_stats(f32ptr(x3[a:b]), b - a, c, length, f32ptr(m), _f64ptr(s1), _f64ptr(s2))
-        return s1, s2
-
-    parts = run(n, step, parallel, stats)
-    e = np.sum([p[0] for p in parts], axis=0) / count
-    sq = np.sum([p[1] for p in parts], axis=0) / count
+    step, threads = plan(n, x3.nbytes)
+    p1, p2 = partial_sums(n, step, c), partial_sums(n, step, c)
+    rows = {"c": c, "l": length}
+    sums = {"p1": _f64ptr(p1), "p2": _f64ptr(p2)}
+    run_pass(lib, "bn_stats", n, step, threads, a=f32ptr(x3), m=f32ptr(m), **sums, **rows)
+    e = p1.sum(axis=0) / count  # the chunks' sums, added in chunk order
+    sq = p2.sum(axis=0) / count
     var = np.maximum(sq - e * e, 0.0)
     invstd = 1 / np.sqrt(var + eps)
     a_ = invstd if weight is None else invstd * weight
     shift = -e * a_ if bias is None else bias - e * a_
     a32, shift32 = _vec(a_, c), _vec(shift, c)
     out = np.empty_like(x3)
-
-    def apply(a: int, b: int) -> None:
-        xs, os_ = x3[a:b], out[a:b]
-        lib.cs_bn_apply(f32ptr(xs), f32ptr(os_), b - a, c, length, f32ptr(m), f32ptr(a32), f32ptr(shift32))
-
-    run(n, step, parallel, apply)
+    run_pass(
+        lib, "bn_apply_relu" if relu else "bn_apply", n, step, threads,
+        a=f32ptr(x3), out=f32ptr(out), m=f32ptr(m), s=f32ptr(a32), t=f32ptr(shift32), **rows,
+    )  # fmt: skip
     f32 = np.float32
     return out.reshape(x.shape), (m + e).astype(f32), var.astype(f32), invstd.astype(f32)
 
 
 def batch_norm_train_backward(
-    g: np.ndarray, x: np.ndarray, mean: np.ndarray, invstd: np.ndarray, weight, need_input: bool = True
+    g: np.ndarray,
+    x: np.ndarray,
+    mean: np.ndarray,
+    invstd: np.ndarray,
+    weight,
+    need_input: bool = True,
+    relu_out: np.ndarray | None = None,
 ):
-    """See :func:`convscope.kernels.batchnorm.batch_norm_train_backward` (same contract).
+    """See :func:`convscope.kernels.batchnorm.batch_norm_train_backward` (same contract; the
+    ReLU's mask is applied to g inside both passes, with no masked copy of g).
 
     Raises:
         Unsupported: not float32, or the library is not loaded.
     """
     lib = _lib()
     g3, x3 = _rows(g), _rows(x)
+    y3 = None if relu_out is None else _rows(relu_out)
+    if y3 is not None and y3.shape != g3.shape:
+        raise Unsupported("relu_out must have g's shape")
     n, c, length = g3.shape
     count = n * length
     mean32 = _vec(mean, c)
-    step, parallel = _chunks(g3)
-
-    def sums(a: int, b: int):
-        sg, sgd, sd = np.zeros(c), np.zeros(c), np.zeros(c)
-        gs, xs = g3[a:b], x3[a:b]
-        sums_out = _f64ptr(sg), _f64ptr(sgd), _f64ptr(sd)
-        lib.cs_bn_backward_sums(f32ptr(gs), f32ptr(xs), b - a, c, length, f32ptr(mean32), *sums_out)
-        return sg, sgd, sd
-
-    parts = run(n, step, parallel, sums)
-    g_mean, gd_mean, e = (np.sum([p[i] for p in parts], axis=0) / count for i in range(3))
+    step, threads = plan(n, g3.nbytes)
+    parts = [partial_sums(n, step, c) for _ in range(3)]
+    arrays = {"a": f32ptr(g3), "b": f32ptr(x3), "y": f32ptr(y3), "m": f32ptr(mean32), "c": c, "l": length}
+    sums_out = {"p1": _f64ptr(parts[0]), "p2": _f64ptr(parts[1]), "p3": _f64ptr(parts[2])}
+    run_pass(lib, "bn_backward_sums", n, step, threads, **arrays, **sums_out)
+    g_mean, gd_mean, e = (part.sum(axis=0) / count for part in parts)
     inv = np.asarray(invstd, dtype=np.float64)
     gxhat_mean = (gd_mean - e * g_mean) * inv
     gx = None
@@ -135,14 +128,8 @@ def batch_norm_train_backward(
         k = scale * inv * gxhat_mean
         s32, k32, b32 = _vec(scale, c), _vec(k, c), _vec(scale * g_mean - e * k, c)
         dx = np.empty_like(g3)
-
-        def grad(a: int, b: int) -> None:
-            lib.cs_bn_backward_input(
-                f32ptr(g3[a:b]), f32ptr(x3[a:b]), f32ptr(dx[a:b]), b - a, c, length,
-                f32ptr(mean32), f32ptr(s32), f32ptr(k32), f32ptr(b32),
-            )  # fmt: skip
-
-        run(n, step, parallel, grad)
+        vectors = {"s": f32ptr(s32), "k": f32ptr(k32), "t": f32ptr(b32)}
+        run_pass(lib, "bn_backward_input", n, step, threads, out=f32ptr(dx), **arrays, **vectors)
         gx = dx.reshape(g.shape)
     f32 = np.float32
     return gx, (gxhat_mean * count).astype(f32), (g_mean * count).astype(f32)
@@ -154,13 +141,10 @@ def _affine(x: np.ndarray, scale: np.ndarray, shift: np.ndarray, relu: bool) -> 
     n, c, length = x3.shape
     zero, s32, t32 = np.zeros(c, dtype=np.float32), _vec(scale, c), _vec(shift, c)
     out = np.empty_like(x3)
-    fn = lib.cs_bn_apply_relu if relu else lib.cs_bn_apply
-
-    def body(a: int, b: int) -> None:
-        xs, os_ = x3[a:b], out[a:b]
-        fn(f32ptr(xs), f32ptr(os_), b - a, c, length, f32ptr(zero), f32ptr(s32), f32ptr(t32))
-
-    run(n, *_chunks(x3), body)
+    run_pass(
+        lib, "bn_apply_relu" if relu else "bn_apply", n, *plan(n, x3.nbytes),
+        a=f32ptr(x3), out=f32ptr(out), m=f32ptr(zero), s=f32ptr(s32), t=f32ptr(t32), c=c, l=length,
+    )  # fmt: skip
     return out.reshape(x.shape)
 
 
@@ -195,10 +179,7 @@ def channel_sums(a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
     a3 = _rows(a)
     n, c, length = a3.shape
 
-    def body(i: int, j: int) -> np.ndarray:
-        s = np.zeros(c)
-        lib.cs_channel_sums(f32ptr(a3[i:j]), j - i, c, length, _f64ptr(s))
-        return s
-
-    parts = run(n, *_chunks(a3), body)
-    return (np.sum(parts, axis=0) if parts else np.zeros(c)).astype(a.dtype)
+    step, threads = plan(n, a3.nbytes)
+    parts = partial_sums(n, step, c)
+    run_pass(lib, "channel_sums", n, step, threads, a=f32ptr(a3), p1=_f64ptr(parts), c=c, l=length)
+    return parts.sum(axis=0).astype(a.dtype)

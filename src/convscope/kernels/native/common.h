@@ -51,6 +51,14 @@ static inline vf vsplat(float s) { return s - vzero(); }
 typedef int cs_vi __attribute__((vector_size(VL * sizeof(int))));
 static inline float cs_relu1(float v) { return v > 0.0f || v != v ? v : 0.0f; }
 static inline vf cs_relu_v(vf v) { return (vf)((cs_vi)v & ((cs_vi)(v > vzero()) | (cs_vi)(v != v))); }
+/* ReLU's gradient g * (y > 0) as NumPy's multiply by the boolean mask gives it: g where the
+ * ReLU's output y > 0, else g * 0.0f (-0.0 for a negative g, NaN for a NaN or infinite g) */
+static inline float cs_relu_grad1(float g, float y) { return y > 0.0f ? g : g * 0.0f; }
+static inline vf cs_relu_grad_v(vf g, vf y)
+{
+    const cs_vi keep = (cs_vi)(y > vzero());
+    return (vf)(((cs_vi)g & keep) | ((cs_vi)(g * vzero()) & ~keep));
+}
 static inline vf vload(const float *p) { return *(const vf *)p; }
 static inline void vstore(float *p, vf v) { *(vf *)p = v; }
 static inline float vsum(vf v)

@@ -3,10 +3,9 @@
 reference backend) first.
 
 The C code (``conv_tiles.c`` and one file per pass) runs direct convolutions with
-register blocking over zero-padded
-"flat planes" of each image (no im2col matrix). Here the batch is split into chunks of
-images that run on convscope's worker threads (:func:`convscope.kernels.parallel.run_chunks`),
-each calling into C with the GIL released.
+register blocking over zero-padded "flat planes" of each image (no im2col matrix). Here the
+batch is split into chunks of images, which ``conv_parallel.c`` runs on the native thread
+pool (``threads.c``) in one call, with the GIL released.
 
 Covered: float32, groups 1, any stride, padding and dilation, any kernel size. Anything
 else raises :class:`Unsupported`, and the dispatcher runs the NumPy kernel instead.
@@ -21,7 +20,7 @@ import numpy as np
 from ..conv import ConvSaved
 from ..geometry import ConvGeometry
 from ..parallel import PARALLEL_MIN_FLOPS, get_num_threads
-from ._lib import f32ptr, i32ptr, library, run
+from ._lib import f32ptr, i32ptr, library
 from ._unsupported import Unsupported
 from .batchnorm import channel_sums
 
@@ -103,15 +102,17 @@ def _forward(
         packed = _aligned_empty(lib.cs_conv2d_forward_packed_size(i32ptr(g)))
         lib.cs_conv2d_forward_pack(f32ptr(weight), i32ptr(g), f32ptr(packed))
     pp = f32ptr(packed)
-
-    def body(n0: int, n1: int) -> None:
-        xs, ys = x[n0:n1], out[n0:n1]
-        if lib.cs_conv2d_forward_fused(
-            f32ptr(xs), f32ptr(weight), f32ptr(bias), f32ptr(ys), n1 - n0, i32ptr(g), sp, tp, int(relu), pp
-        ):
-            raise MemoryError("native conv2d forward: out of memory")
-
-    run(n, step, parallel, body)
+    if parallel:  # the chunks run on the native pool, in one call
+        err = lib.cs_conv2d_forward_parallel(
+            f32ptr(x), f32ptr(weight), f32ptr(bias), f32ptr(out), n, i32ptr(g), sp, tp, int(relu), pp,
+            step, get_num_threads(),
+        )  # fmt: skip
+    else:
+        err = lib.cs_conv2d_forward_fused(
+            f32ptr(x), f32ptr(weight), f32ptr(bias), f32ptr(out), n, i32ptr(g), sp, tp, int(relu), pp
+        )
+    if err:
+        raise MemoryError("native conv2d forward: out of memory")
 
 
 def _aligned_empty(size: int) -> np.ndarray:
@@ -128,14 +129,15 @@ def _grad_input(g, weight, x_shape, geom: ConvGeometry) -> np.ndarray:
     dx = np.empty(x_shape, dtype=np.float32)
     gg = _geometry(x_shape, weight.shape, g.shape[2:], geom)
     flops = 2.0 * weight.size * g.shape[2] * g.shape[3] * n
-
-    def body(n0: int, n1: int) -> None:
-        if lib.cs_conv2d_backward_input(
-            f32ptr(g[n0:n1]), f32ptr(weight), f32ptr(dx[n0:n1]), n1 - n0, i32ptr(gg)
-        ):
-            raise MemoryError("native conv2d input gradient: out of memory")
-
-    run(n, *_plan(n, flops), body)
+    step, parallel = _plan(n, flops)
+    if parallel:
+        err = lib.cs_conv2d_backward_input_parallel(
+            f32ptr(g), f32ptr(weight), f32ptr(dx), n, i32ptr(gg), step, get_num_threads()
+        )
+    else:
+        err = lib.cs_conv2d_backward_input(f32ptr(g), f32ptr(weight), f32ptr(dx), n, i32ptr(gg))
+    if err:
+        raise MemoryError("native conv2d input gradient: out of memory")
     return dx
 
 
@@ -145,20 +147,16 @@ def _grad_weight(x, g, w_shape, geom: ConvGeometry) -> np.ndarray:
     gg = _geometry(x.shape, w_shape, g.shape[2:], geom)
     flops = 2.0 * np.prod(w_shape) * g.shape[2] * g.shape[3] * n
     per_image = (x[0].size + g[0].size) * 4 * 2  # padded copies, roughly
-
-    def body(n0: int, n1: int) -> np.ndarray:
-        part = np.zeros(w_shape, dtype=np.float32)
-        if lib.cs_conv2d_backward_weight(
-            f32ptr(x[n0:n1]), f32ptr(g[n0:n1]), f32ptr(part), n1 - n0, i32ptr(gg)
-        ):
-            raise MemoryError("native conv2d weight gradient: out of memory")
-        return part
-
-    parts = run(n, *_plan(n, flops, per_image, WGRAD_CHUNK_BYTES), body)
-    acc = parts[0]
-    for part in parts[1:]:
-        acc += part
-    return acc
+    step, parallel = _plan(n, flops, per_image, WGRAD_CHUNK_BYTES)
+    dw = np.empty(w_shape, dtype=np.float32)
+    # the chunks (bounded by WGRAD_CHUNK_BYTES even on one thread) sum into their own parts,
+    # added in chunk order in C: the result does not depend on which thread ran which chunk
+    err = lib.cs_conv2d_backward_weight_parallel(
+        f32ptr(x), f32ptr(g), f32ptr(dw), n, i32ptr(gg), step, get_num_threads() if parallel else 1
+    )
+    if err:
+        raise MemoryError("native conv2d weight gradient: out of memory")
+    return dw
 
 
 def conv2d_forward(x, weight, bias, stride: Pair, padding: Pads, dilation: Pair, groups: int):

@@ -9,8 +9,6 @@
  */
 #include "common.h"
 
-typedef cs_vi vi;
-
 /* out = max(x, 0) over len floats */
 void cs_relu_forward(const float *x, float *out, long len)
 {
@@ -24,14 +22,9 @@ void cs_relu_forward(const float *x, float *out, long len)
 /* gx = g * (out > 0) over len floats */
 void cs_relu_backward(const float *g, const float *out, float *gx, long len)
 {
-    const vf zero = vzero();
     long j = 0;
-    for (; j + VL <= len; j += VL) {
-        const vf gv = vload(g + j);
-        const vi keep = (vi)(vload(out + j) > zero);
-        /* g where kept, else g * 0 (not plain 0: the sign of zero and NaNs follow NumPy) */
-        vstore(gx + j, (vf)(((vi)gv & keep) | ((vi)(gv * zero) & ~keep)));
-    }
+    for (; j + VL <= len; j += VL)
+        vstore(gx + j, cs_relu_grad_v(vload(g + j), vload(out + j)));
     for (; j < len; j++)
-        gx[j] = out[j] > 0.0f ? g[j] : g[j] * 0.0f;
+        gx[j] = cs_relu_grad1(g[j], out[j]);
 }

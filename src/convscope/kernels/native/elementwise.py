@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..parallel import get_num_threads
-from ._lib import f32ptr, library, run
+from ._lib import f32ptr, library
+from ._passes import plan, run_pass
 from ._unsupported import Unsupported
 
 __all__ = ["relu_forward", "relu_backward", "add_relu"]
 
-#: Arrays smaller than this run in the calling thread (a hand-off costs more than it saves).
-PARALLEL_MIN_BYTES = 512 * 1024
-#: ReLU passes smaller than this run in the calling thread (one pass is ~25 GB/s per core).
-RELU_PARALLEL_MIN_BYTES = 2 * 2**20
+#: Flat passes split into chunks of whole cache lines (64 floats), so two threads never share one.
+LINE_FLOATS = 64
 
 
 def _lib():
@@ -29,15 +27,6 @@ def _lib():
     if lib is None:
         raise Unsupported("the native library is not loaded")
     return lib
-
-
-def _flat_run(size: int, body) -> None:
-    """body(start, stop) over the flat range [0, size): in threads from RELU_PARALLEL_MIN_BYTES on,
-    in chunks of whole cache lines (64 floats) so two threads never share one."""
-    threads = get_num_threads()
-    parallel = size * 4 >= RELU_PARALLEL_MIN_BYTES and threads > 1
-    step = -(-size // (2 * threads)) if parallel else max(size, 1)
-    run(size, -(-step // 64) * 64 if parallel else step, parallel, body)
 
 
 def relu_forward(x: np.ndarray) -> np.ndarray:
@@ -50,8 +39,8 @@ def relu_forward(x: np.ndarray) -> np.ndarray:
     if type(x) is not np.ndarray or x.dtype != np.float32 or not x.flags.c_contiguous:
         raise Unsupported("native relu covers C-contiguous float32 arrays")
     out = np.empty(x.shape, np.float32)
-    xf, of = x.reshape(-1), out.reshape(-1)  # (N, *) -> (N*...,) views of the same memory
-    _flat_run(x.size, lambda a, b: lib.cs_relu_forward(f32ptr(xf[a:b]), f32ptr(of[a:b]), b - a))
+    step, threads = plan(x.size, x.nbytes, LINE_FLOATS)
+    run_pass(lib, "relu_forward", x.size, step, threads, a=f32ptr(x), out=f32ptr(out), c=1, l=1)
     return out
 
 
@@ -68,10 +57,9 @@ def relu_backward(g: np.ndarray, out: np.ndarray) -> np.ndarray:
     if not (g.flags.c_contiguous and out.flags.c_contiguous):
         raise Unsupported("native relu backward covers C-contiguous arrays")
     gx = np.empty(g.shape, np.float32)
-    gf, of, xf = g.reshape(-1), out.reshape(-1), gx.reshape(-1)  # flat views, same memory
-    _flat_run(
-        g.size, lambda a, b: lib.cs_relu_backward(f32ptr(gf[a:b]), f32ptr(of[a:b]), f32ptr(xf[a:b]), b - a)
-    )
+    step, threads = plan(g.size, g.nbytes, LINE_FLOATS)
+    arrays = {"a": f32ptr(g), "y": f32ptr(out), "out": f32ptr(gx)}
+    run_pass(lib, "relu_backward", g.size, step, threads, **arrays, c=1, l=1)
     return gx
 
 
@@ -88,13 +76,7 @@ def add_relu(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     p, q = np.ascontiguousarray(a), np.ascontiguousarray(b)
     out = np.empty(a.shape, np.float32)
     n = a.shape[0]
-    per = a.size // max(n, 1)
-    p2, q2, o2 = p.reshape(n, per), q.reshape(n, per), out.reshape(n, per)
-    threads = get_num_threads()
-    parallel = out.nbytes >= PARALLEL_MIN_BYTES and threads > 1 and n > 1
-
-    def body(s: int, e: int) -> None:
-        lib.cs_add_relu(f32ptr(p2[s:e]), f32ptr(q2[s:e]), f32ptr(o2[s:e]), (e - s) * per)
-
-    run(n, max(1, -(-n // (2 * threads))) if parallel else max(n, 1), parallel, body)
+    per = a.size // max(n, 1)  # floats per image
+    step, threads = plan(n, out.nbytes)
+    run_pass(lib, "add_relu", n, step, threads, a=f32ptr(p), b=f32ptr(q), out=f32ptr(out), c=1, l=per)
     return out

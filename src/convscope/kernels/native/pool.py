@@ -1,9 +1,10 @@
 """Max and average pooling on the native backend: same functions and contracts as
 :mod:`convscope.kernels.pool`, which computes exactly the same (bit for bit); read that first.
 
-Each call runs ``pool.c`` over (image, channel) planes; chunks of planes run on convscope's
-worker threads. Covered: float32 (N, C, H, W) inputs with symmetric padding; anything else
-raises :class:`Unsupported` (the NumPy kernel then runs). The adaptive pools stay NumPy.
+Each call runs ``pool.c`` over (image, channel) planes; large arrays run in chunks of planes
+on the native thread pool (:mod:`._passes`). Covered: float32 (N, C, H, W) inputs with
+symmetric padding; anything else raises :class:`Unsupported` (the NumPy kernel then runs).
+The adaptive pools stay NumPy.
 """
 
 from __future__ import annotations
@@ -11,15 +12,12 @@ from __future__ import annotations
 import numpy as np
 
 from ..geometry import ConvGeometry
-from ..parallel import get_num_threads
 from ..pool import _avg_setup
-from ._lib import f32ptr, library, run
+from ._lib import f32ptr, library
+from ._passes import plan, run_pass
 from ._unsupported import Unsupported
 
 __all__ = ["max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward"]
-
-#: Arrays smaller than this run in the calling thread (a hand-off costs more than it saves).
-PARALLEL_MIN_BYTES = 2 * 2**20
 
 
 def _lib():
@@ -49,12 +47,6 @@ def _geometry(shape, kernel, stride, pads: tuple[int, int], dilation) -> np.ndar
     return np.array([h, w, *kernel, *stride, *pads, *dilation], dtype=np.int32)
 
 
-def _chunks(planes: int, nbytes: int) -> tuple[int, bool]:
-    threads = get_num_threads()
-    parallel = nbytes >= PARALLEL_MIN_BYTES and threads > 1 and planes > 1
-    return (max(1, -(-planes // (2 * threads))) if parallel else max(planes, 1)), parallel
-
-
 def max_pool2d_forward(x, kernel, stride, padding, dilation, ceil_mode, need_indices=True):
     """See :func:`convscope.kernels.pool.max_pool2d_forward` (same contract).
 
@@ -75,11 +67,11 @@ def max_pool2d_forward(x, kernel, stride, padding, dilation, ceil_mode, need_ind
     idx = np.empty((n, c, ho, wo), np.int64) if need_indices else None
     i3 = None if idx is None else idx.reshape(planes, ho * wo)
 
-    def body(a: int, b: int) -> None:
-        ip = None if i3 is None else i3[a:b].ctypes.data
-        lib.cs_max_pool2d_forward(f32ptr(x3[a:b]), f32ptr(o3[a:b]), ip, b - a, g.ctypes.data, ho, wo)
-
-    run(planes, *_chunks(planes, x3.nbytes), body)
+    run_pass(
+        lib, "max_pool_forward", planes, *plan(planes, x3.nbytes),
+        a=f32ptr(x3), out=f32ptr(o3), idx=None if i3 is None else i3.ctypes.data,
+        l=h * w, l_out=ho * wo, g=g.ctypes.data, hout=ho, wout=wo,
+    )  # fmt: skip
     return out, idx
 
 
@@ -99,11 +91,10 @@ def max_pool2d_backward(grad_out, indices, input_shape):
     dx = np.empty((n, c, h, w), np.float32)
     d3 = dx.reshape(planes, size_in)
 
-    def body(a: int, b: int) -> None:
-        gs, ds = f32ptr(g3[a:b]), f32ptr(d3[a:b])
-        lib.cs_max_pool2d_backward(gs, i3[a:b].ctypes.data, ds, b - a, size_in, size_out)
-
-    run(planes, *_chunks(planes, d3.nbytes), body)
+    run_pass(
+        lib, "max_pool_backward", planes, *plan(planes, d3.nbytes),
+        a=f32ptr(g3), idx=i3.ctypes.data, out=f32ptr(d3), l=size_in, l_out=size_out,
+    )  # fmt: skip
     return dx
 
 
@@ -127,11 +118,11 @@ def avg_pool2d_forward(x, kernel, stride, padding, ceil_mode, count_include_pad,
     out = np.empty((n, c, ho, wo), np.float32)
     o3 = out.reshape(planes, ho * wo)
 
-    def body(a: int, b: int) -> None:
-        xs, os_ = f32ptr(x3[a:b]), f32ptr(o3[a:b])
-        lib.cs_avg_pool2d_forward(xs, os_, f32ptr(div32), b - a, g.ctypes.data, ho, wo)
-
-    run(planes, *_chunks(planes, x3.nbytes), body)
+    run_pass(
+        lib, "avg_pool_forward", planes, *plan(planes, x3.nbytes),
+        a=f32ptr(x3), out=f32ptr(o3), t=f32ptr(div32),
+        l=h * w, l_out=ho * wo, g=g.ctypes.data, hout=ho, wout=wo,
+    )  # fmt: skip
     return out
 
 
@@ -157,11 +148,9 @@ def avg_pool2d_backward(
     dx = np.empty((n, c, h, w), np.float32)
     d3 = dx.reshape(planes, h * w)
 
-    def body(a: int, b: int) -> None:
-        share = np.empty(ho * wo, np.float32)
-        lib.cs_avg_pool2d_backward(
-            f32ptr(g3[a:b]), f32ptr(div32), f32ptr(d3[a:b]), f32ptr(share), b - a, g.ctypes.data, ho, wo
-        )
-
-    run(planes, *_chunks(planes, d3.nbytes), body)
+    run_pass(
+        lib, "avg_pool_backward", planes, *plan(planes, d3.nbytes),
+        a=f32ptr(g3), t=f32ptr(div32), out=f32ptr(d3),
+        l=h * w, l_out=ho * wo, g=g.ctypes.data, hout=ho, wout=wo,
+    )  # fmt: skip
     return dx

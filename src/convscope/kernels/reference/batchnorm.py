@@ -31,8 +31,9 @@ def _per_channel(v: np.ndarray, ndim: int) -> np.ndarray:
     return v.reshape((1, -1) + (1,) * (ndim - 2))
 
 
-def batch_norm_train_forward(x: np.ndarray, weight, bias, eps: float):
-    """Normalise with the batch's own statistics.
+def batch_norm_train_forward(x: np.ndarray, weight, bias, eps: float, relu: bool = False):
+    """Normalise with the batch's own statistics; then, if ``relu``, ``max(out, 0)`` (the
+    following ReLU, which the fast backends fuse into the same pass).
 
     Shape:
         x: (N, C) or (N, C, H, W); weight, bias: (C,) or None -> out like x; mean, var, invstd (C,).
@@ -51,11 +52,17 @@ def batch_norm_train_forward(x: np.ndarray, weight, bias, eps: float):
     if bias is not None:
         out = out + _per_channel(bias, x.ndim)
     dt = x.dtype
-    return out.astype(dt), mean.astype(dt), var.astype(dt), invstd.astype(dt)
+    out = out.astype(dt)
+    if relu:
+        out = np.maximum(out, 0)
+    return out, mean.astype(dt), var.astype(dt), invstd.astype(dt)
 
 
-def batch_norm_train_backward(g: np.ndarray, x: np.ndarray, mean, invstd, weight, need_input: bool = True):
-    """Gradients of :func:`batch_norm_train_forward`.
+def batch_norm_train_backward(
+    g: np.ndarray, x: np.ndarray, mean, invstd, weight, need_input: bool = True, relu_out=None
+):
+    """Gradients of :func:`batch_norm_train_forward`; with ``relu_out`` (the forward's output
+    when it ran with ``relu``) through the ReLU first: g where ``relu_out > 0``, else 0.
 
     Shape:
         g, x: like the forward input; mean, invstd, weight: (C,) -> dx like x, dweight, dbias (C,).
@@ -63,6 +70,8 @@ def batch_norm_train_backward(g: np.ndarray, x: np.ndarray, mean, invstd, weight
     Returns:
         (grad_input or None, grad_weight, grad_bias) in g's dtype.
     """
+    if relu_out is not None:
+        g = g * (relu_out > 0)
     axes, nd = _axes(x), x.ndim
     g64 = g.astype(np.float64)
     inv = invstd.astype(np.float64)

@@ -1,17 +1,25 @@
-"""Fused inference passes for models: conv + eval batch norm + ReLU, batch norm + ReLU,
-residual add + ReLU.
+"""Fused passes for models: conv + eval batch norm + ReLU, batch norm + ReLU, residual add +
+ReLU.
 
 A model calls ``batch_norm_relu(self.bn, self.relu, x)`` where it would write
 ``self.relu(self.bn(x))`` (``add_relu(self.relu, a, b)`` for ``self.relu(a + b)``,
 ``conv_bn_relu(self.conv, self.bn, self.relu, x)`` for ``self.relu(self.bn(self.conv(x)))``,
 with ``bn`` or ``relu`` None when absent); ``nn.Sequential`` fuses its runs of Conv2d,
-BatchNorm2d and ReLU the same way (:func:`sequential`). The fused kernel (one memory pass
-instead of two or three: :func:`convscope.ops.conv.conv2d_inference`,
-:func:`convscope.kernels.batchnorm.channel_affine_relu`, :func:`convscope.kernels.elementwise.add_relu`)
-runs only in plain inference: no tape being recorded (``no_grad``), batch norm in eval mode with
-running statistics, float32 4-D input matching the layers, and no hooks on the modules (so
-summaries, traces, ONNX export and gradients see the unfused modules). Otherwise the modules run
-as written. The fused results equal the unfused ones bit for bit on each backend.
+BatchNorm2d and ReLU the same way (:func:`sequential`).
+
+- Plain inference (no tape being recorded (``no_grad``), batch norm in eval mode with running
+  statistics, float32 4-D input matching the layers): one memory pass instead of two or three
+  (:func:`convscope.ops.conv.conv2d_inference`, :func:`convscope.kernels.batchnorm.channel_affine_relu`,
+  :func:`convscope.kernels.elementwise.add_relu`), and nothing recorded.
+- Training (the modules in train mode): batch norm + ReLU run as one tape node
+  (:class:`convscope.ops.norm.BatchNormTrainOp` with ``relu``), whose forward applies the ReLU
+  in the normalising pass and whose backward masks the gradient inside batch norm's own two
+  passes; the residual add + ReLU is one node (:class:`convscope.ops.math.AddReLUOp`) whose
+  forward is one pass and whose backward hands the same masked gradient to both inputs.
+
+Nothing fuses when a module has hooks (so summaries and traces see the unfused modules), and
+evaluation with a tape (Grad-CAM, ONNX export) runs the modules as written. The fused results
+and gradients equal the unfused ones bit for bit on each backend.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from ...autograd.grad_mode import is_grad_enabled
 from ...autograd.tensor import Tensor
 from ...kernels.dispatch import call
 from ...ops import conv as conv_ops
+from ...ops.math import AddReLUOp
 from ...ops.norm import eval_affine
 
 if TYPE_CHECKING:
@@ -59,6 +68,13 @@ def _eval_bn(bn: Module, channels: int) -> tuple | None:
     return None
 
 
+def _training_bn(bn: Module) -> bool:
+    """An unhooked BatchNorm2d (not a subclass: SyncBatchNorm has its own op) in train mode."""
+    from ..modules.normalization import BatchNorm2d
+
+    return type(bn) is BatchNorm2d and bn.training and _unhooked(bn)
+
+
 def _bn_affine(bn: Module, stats: tuple) -> tuple[np.ndarray, np.ndarray]:
     """(scale, shift) of an eval batch norm, as its own forward computes them."""
     mean, var, weight, bias = stats
@@ -86,8 +102,11 @@ def batch_norm_relu(bn: Module, relu: Module, x: Tensor) -> Tensor:
     Shape:
         x (N, C, H, W) -> (N, C, H, W).
     """
+    plain_relu = _plain_relu(relu) and _unhooked(relu)
     stats = _eval_bn(bn, x.data.shape[1]) if not is_grad_enabled() and _float32_maps(x) else None
-    if stats is None or not (_plain_relu(relu) and _unhooked(relu)):
+    if stats is None or not plain_relu:
+        if plain_relu and _training_bn(bn) and relu.training:
+            return bn.forward_relu(x)
         return relu(bn(x))
     scale, shift = _bn_affine(bn, stats)
     return Tensor._wrap(call("batchnorm", "channel_affine_relu", x.data, scale, shift)[0], False)
@@ -189,7 +208,8 @@ def sequential(modules: list[Module], x: Any) -> Any:
 
 
 def add_relu(relu: Module, a: Tensor, b: Tensor) -> Tensor:
-    """``relu(a + b)``, in one pass when it is plain inference (see the module docstring).
+    """``relu(a + b)``, in one pass when it is plain inference or training (see the module
+    docstring).
 
     Args:
         relu (nn.ReLU); a, b (Tensor): same shape, float32.
@@ -198,8 +218,7 @@ def add_relu(relu: Module, a: Tensor, b: Tensor) -> Tensor:
         a, b (N, *) -> (N, *).
     """
     fusable = (
-        not is_grad_enabled()
-        and _plain_relu(relu)
+        _plain_relu(relu)
         and _unhooked(relu)
         and isinstance(a, Tensor)
         and isinstance(b, Tensor)
@@ -210,4 +229,8 @@ def add_relu(relu: Module, a: Tensor, b: Tensor) -> Tensor:
     )
     if not fusable:
         return relu(a + b)
-    return Tensor._wrap(call("elementwise", "add_relu", a.data, b.data)[0], False)
+    if not is_grad_enabled():
+        return Tensor._wrap(call("elementwise", "add_relu", a.data, b.data)[0], False)
+    if relu.training:
+        return AddReLUOp.apply(a, b)
+    return relu(a + b)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ...autograd.tensor import Tensor
+from ...ops import activation as A
 from ...ops import norm as B
 from ._checks import Layer, check_tensor
 from ._empty import empty_result, is_empty
@@ -18,7 +19,10 @@ def batch_norm_impl(
     momentum: float | None,
     eps: float,
     layer: Layer,
+    relu: bool = False,
 ) -> Tensor:
+    """Batch norm's checks and dispatch (see :func:`batch_norm`); ``relu``: a ReLU follows, fused
+    into the training-mode op (evaluation applies it separately)."""
     check_tensor(input, layer)
     if tuple(input.shape) == (0,):  # PyTorch returns an empty 1-D input as it is
         return empty_result((0,), [input])
@@ -49,10 +53,12 @@ def batch_norm_impl(
             f"call .eval())"
         )
     if is_empty(input):  # N = 0, C = 0 or an empty spatial dim: the statistics stay as they are
-        return empty_result(input.shape, [input] + ([] if weight is None else [weight]), bias)
+        out = empty_result(input.shape, [input] + ([] if weight is None else [weight]), bias)
+        return A.ReLUOp.apply(out) if relu else out
     if not training and running_mean is not None and running_var is not None:  # both checked above
-        return B.BatchNormEvalOp.apply(input, running_mean.data, running_var.data, weight, bias, float(eps))
-    out, mean, var = B.BatchNormTrainOp.apply(input, weight, bias, float(eps))
+        out = B.BatchNormEvalOp.apply(input, running_mean.data, running_var.data, weight, bias, float(eps))
+        return A.ReLUOp.apply(out) if relu else out
+    out, mean, var = B.BatchNormTrainOp.apply(input, weight, bias, float(eps), relu)
     if running_mean is not None:
         m = running_mean.dtype.type(momentum)
         running_mean.data *= 1 - m

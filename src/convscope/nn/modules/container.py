@@ -66,7 +66,7 @@ class Sequential(Module):
         return self
 
     def forward(self, input: Any) -> Any:
-        if not is_grad_enabled():  # plain inference: conv + batch norm + ReLU runs in one pass
+        if not is_grad_enabled() or self.training:  # runs of conv + batch norm + ReLU: fused passes
             return fused.sequential(list(self._modules.values()), input)
         for module in self._modules.values():
             input = module(input)

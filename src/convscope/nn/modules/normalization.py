@@ -62,6 +62,12 @@ class _BatchNorm(Module):
             init.zeros_(self.bias)
 
     def forward(self, input: Tensor) -> Tensor:
+        return self.forward_relu(input, relu=False)
+
+    def forward_relu(self, input: Tensor, relu: bool = True) -> Tensor:
+        """``relu(self(input))`` with the ReLU fused into training's batch-norm op (one pass less
+        each way); what :mod:`convscope.nn.functional._fused` calls for a BatchNorm2d followed by
+        a plain ReLU. Forward hooks do not run (the caller checks there are none)."""
         name = self._layer_name()
         check_tensor(input, name)
         check_ndim(input, self._ndims, name, self._layout)
@@ -82,6 +88,7 @@ class _BatchNorm(Module):
             factor,
             self.eps,
             name,
+            relu,
         )
 
     def extra_repr(self) -> str:
