@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import gc
 import json
 import os
 import sys
@@ -159,6 +160,10 @@ def main(argv=None) -> int:
         save_outputs(args, net, model, normalizer, classes, splits, device, world, step)
     if world > 1:
         dist.barrier()
+        # release DDP's reducer and buckets before the process group: gloo work objects still
+        # holding tensors at interpreter exit can abort the process ("terminate called ...")
+        del ddp, opt
+        gc.collect()
         dist.destroy_process_group()
     return 0
 
