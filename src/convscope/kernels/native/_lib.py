@@ -12,6 +12,8 @@ import ctypes
 import importlib.machinery
 from pathlib import Path
 
+from ._unsupported import Unsupported
+
 #: File the build writes when the library could not be compiled (its text is the reason).
 BUILD_FAILURE_FILE = "_build_failure.txt"
 LIBRARY_STEM = "_convscope_native"
@@ -98,6 +100,18 @@ def library():
     if not _STATE["loaded"]:
         _load()
     return _STATE["lib"]
+
+
+def required_library():
+    """The loaded ctypes library, for a native kernel about to call it.
+
+    Raises:
+        Unsupported: the library is not loaded (the dispatcher then runs the NumPy kernel).
+    """
+    lib = library()
+    if lib is None:
+        raise Unsupported("the native library is not loaded")
+    return lib
 
 
 def load_error() -> str | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._lib import f32ptr, library
+from ._lib import f32ptr, required_library
 from ._lib import f64ptr as _f64ptr
 from ._passes import partial_sums, plan, run_pass
 from ._unsupported import Unsupported
@@ -27,13 +27,6 @@ __all__ = [
 #: Images whose mean is the shift m of the statistics (near the batch mean; exactness does
 #: not depend on it, only how little cancels).
 SHIFT_IMAGES = 8
-
-
-def _lib():
-    lib = library()
-    if lib is None:
-        raise Unsupported("the native library is not loaded")
-    return lib
 
 
 def _rows(a: np.ndarray) -> np.ndarray:
@@ -64,7 +57,7 @@ def batch_norm_train_forward(x: np.ndarray, weight, bias, eps: float, relu: bool
     Raises:
         Unsupported: not float32, or the library is not loaded.
     """
-    lib = _lib()
+    lib = required_library()
     x3 = _rows(x)
     n, c, length = x3.shape
     count = n * length
@@ -106,7 +99,7 @@ def batch_norm_train_backward(
     Raises:
         Unsupported: not float32, or the library is not loaded.
     """
-    lib = _lib()
+    lib = required_library()
     g3, x3 = _rows(g), _rows(x)
     y3 = None if relu_out is None else _rows(relu_out)
     if y3 is not None and y3.shape != g3.shape:
@@ -136,7 +129,7 @@ def batch_norm_train_backward(
 
 
 def _affine(x: np.ndarray, scale: np.ndarray, shift: np.ndarray, relu: bool) -> np.ndarray:
-    lib = _lib()
+    lib = required_library()
     x3 = _rows(x)
     n, c, length = x3.shape
     zero, s32, t32 = np.zeros(c, dtype=np.float32), _vec(scale, c), _vec(shift, c)
@@ -175,7 +168,7 @@ def channel_sums(a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
     """
     if b is not None:
         raise Unsupported("native channel_sums covers the plain sum only")
-    lib = _lib()
+    lib = required_library()
     a3 = _rows(a)
     n, c, length = a3.shape
 

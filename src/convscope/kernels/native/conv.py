@@ -20,7 +20,7 @@ import numpy as np
 from ..conv import ConvSaved
 from ..geometry import ConvGeometry
 from ..parallel import PARALLEL_MIN_FLOPS, get_num_threads
-from ._lib import f32ptr, i32ptr, library
+from ._lib import f32ptr, i32ptr, required_library
 from ._unsupported import Unsupported
 from .batchnorm import channel_sums
 
@@ -39,13 +39,6 @@ Pads = tuple[Pair, Pair]
 CHUNKS_PER_THREAD = 4
 #: Bound on the padded copies a weight-gradient chunk holds at once (per thread).
 WGRAD_CHUNK_BYTES = 2**20
-
-
-def _lib():
-    lib = library()
-    if lib is None:
-        raise Unsupported("the native library is not loaded")
-    return lib
 
 
 def _check(x: np.ndarray, weight: np.ndarray, groups: int) -> None:
@@ -90,7 +83,7 @@ def _forward(
 ) -> None:
     """out[:] = conv(x) + bias (then ``* scale + shift`` per channel, then ReLU), chunked over images;
     ``g``: the 16 geometry ints when the caller has them."""
-    lib = _lib()
+    lib = required_library()
     n = x.shape[0]
     if g is None:
         g = _geometry(x.shape, weight.shape, out_hw, geom)
@@ -124,7 +117,7 @@ def _aligned_empty(size: int) -> np.ndarray:
 
 
 def _grad_input(g, weight, x_shape, geom: ConvGeometry) -> np.ndarray:
-    lib = _lib()
+    lib = required_library()
     n = x_shape[0]
     dx = np.empty(x_shape, dtype=np.float32)
     gg = _geometry(x_shape, weight.shape, g.shape[2:], geom)
@@ -142,7 +135,7 @@ def _grad_input(g, weight, x_shape, geom: ConvGeometry) -> np.ndarray:
 
 
 def _grad_weight(x, g, w_shape, geom: ConvGeometry) -> np.ndarray:
-    lib = _lib()
+    lib = required_library()
     n = x.shape[0]
     gg = _geometry(x.shape, w_shape, g.shape[2:], geom)
     flops = 2.0 * np.prod(w_shape) * g.shape[2] * g.shape[3] * n
@@ -166,7 +159,7 @@ def conv2d_forward(x, weight, bias, stride: Pair, padding: Pads, dilation: Pair,
         Unsupported: not float32, groups > 1, or the library is not loaded.
     """
     _check(x, weight, groups)
-    _lib()
+    required_library()
     geom = ConvGeometry.conv(x.shape[2:], weight.shape[2:], stride, padding, dilation, groups)
     h_out, w_out = geom.out_size
     xc = np.ascontiguousarray(x)
@@ -197,7 +190,7 @@ def conv2d_forward_fused(
         Unsupported: what conv2d_forward does not cover, or scale/shift not float32 (C_out,).
     """
     _check(x, weight, groups)
-    _lib()
+    required_library()
     if (scale is None) != (shift is None):
         raise Unsupported("scale and shift come together")
     if scale is not None:
@@ -240,7 +233,7 @@ def conv2d_backward(
     """
     x, weight, geom = saved.x, saved.weight, saved.geom
     _check(x, weight, geom.groups)
-    _lib()
+    required_library()
     g = np.ascontiguousarray(grad_out, dtype=np.float32)
     wc = np.ascontiguousarray(weight)
     gx = _grad_input(g, wc, x.shape, geom) if need_input else None
@@ -260,7 +253,7 @@ def conv_transpose2d_forward(
         Unsupported: not float32, groups > 1, or the library is not loaded.
     """
     _check(x, weight, groups)
-    _lib()
+    required_library()
     tgeom = ConvGeometry.transpose(
         x.shape[2:], weight.shape[2:], stride, padding, output_padding, dilation, groups
     )
@@ -282,7 +275,7 @@ def conv_transpose2d_backward(
     """
     x, weight, geom = saved.x, saved.weight, saved.geom
     _check(x, weight, geom.groups)
-    _lib()
+    required_library()
     g = np.ascontiguousarray(grad_out, dtype=np.float32)
     gx = None
     if need_input:

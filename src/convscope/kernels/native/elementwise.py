@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._lib import f32ptr, library
+from ._lib import f32ptr, required_library
 from ._passes import plan, run_pass
 from ._unsupported import Unsupported
 
@@ -22,20 +22,13 @@ __all__ = ["relu_forward", "relu_backward", "add_relu"]
 LINE_FLOATS = 64
 
 
-def _lib():
-    lib = library()
-    if lib is None:
-        raise Unsupported("the native library is not loaded")
-    return lib
-
-
 def relu_forward(x: np.ndarray) -> np.ndarray:
     """See :func:`convscope.kernels.elementwise.relu_forward` (same contract, bit for bit).
 
     Raises:
         Unsupported: not a float32 C-contiguous array, or no library.
     """
-    lib = _lib()
+    lib = required_library()
     if type(x) is not np.ndarray or x.dtype != np.float32 or not x.flags.c_contiguous:
         raise Unsupported("native relu covers C-contiguous float32 arrays")
     out = np.empty(x.shape, np.float32)
@@ -50,7 +43,7 @@ def relu_backward(g: np.ndarray, out: np.ndarray) -> np.ndarray:
     Raises:
         Unsupported: not two float32 C-contiguous arrays of one shape, or no library.
     """
-    lib = _lib()
+    lib = required_library()
     ok = type(g) is np.ndarray and type(out) is np.ndarray and g.shape == out.shape
     if not ok or g.dtype != np.float32 or out.dtype != np.float32:
         raise Unsupported("native relu backward covers two float32 arrays of the same shape")
@@ -69,7 +62,7 @@ def add_relu(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     Raises:
         Unsupported: not two float32 arrays of one shape with a batch axis, or no library.
     """
-    lib = _lib()
+    lib = required_library()
     arrays = type(a) is np.ndarray and type(b) is np.ndarray
     if not arrays or a.dtype != np.float32 or b.dtype != np.float32 or a.shape != b.shape or a.ndim < 1:
         raise Unsupported("native add_relu covers two float32 arrays of the same shape")

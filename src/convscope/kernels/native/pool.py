@@ -13,18 +13,11 @@ import numpy as np
 
 from ..geometry import ConvGeometry
 from ..pool import _avg_setup
-from ._lib import f32ptr, library
+from ._lib import f32ptr, required_library
 from ._passes import plan, run_pass
 from ._unsupported import Unsupported
 
 __all__ = ["max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward"]
-
-
-def _lib():
-    lib = library()
-    if lib is None:
-        raise Unsupported("the native library is not loaded")
-    return lib
 
 
 def _check(a: np.ndarray, what: str) -> None:
@@ -53,7 +46,7 @@ def max_pool2d_forward(x, kernel, stride, padding, dilation, ceil_mode, need_ind
     Raises:
         Unsupported: not a float32 (N, C, H, W) array, asymmetric padding, or no library.
     """
-    lib = _lib()
+    lib = required_library()
     _check(x, "x")
     pads = _pads(padding)
     geom = ConvGeometry.conv(x.shape[2:], kernel, stride, padding, dilation, ceil_mode=ceil_mode)
@@ -81,7 +74,7 @@ def max_pool2d_backward(grad_out, indices, input_shape):
     Raises:
         Unsupported: not float32 (N, C, H_out, W_out) gradients, or no library.
     """
-    lib = _lib()
+    lib = required_library()
     _check(grad_out, "grad_out")
     n, c, h, w = input_shape
     planes, size_in = n * c, h * w
@@ -104,7 +97,7 @@ def avg_pool2d_forward(x, kernel, stride, padding, ceil_mode, count_include_pad,
     Raises:
         Unsupported: not a float32 (N, C, H, W) array, asymmetric padding, or no library.
     """
-    lib = _lib()
+    lib = required_library()
     _check(x, "x")
     pads = _pads(padding)
     (ho, wo), _, div = _avg_setup(
@@ -134,7 +127,7 @@ def avg_pool2d_backward(
     Raises:
         Unsupported: not float32 (N, C, H_out, W_out) gradients, asymmetric padding, or no library.
     """
-    lib = _lib()
+    lib = required_library()
     _check(grad_out, "grad_out")
     pads = _pads(padding)
     (ho, wo), _, div = _avg_setup(
